@@ -1,0 +1,31 @@
+/* cli/cli.h — the subcommands of the folio binary.
+ *
+ * Each cmd_* takes the arguments after the subcommand name (argv[0] is the
+ * subcommand itself, as getopt expects) and returns the process exit status:
+ * 0 success, 1 the job failed or a document ended in error, 2 usage error. */
+#ifndef FOLIO_CLI_H
+#define FOLIO_CLI_H
+
+#include "../common/common.h"
+
+enum { FOLIO_EXIT_OK = 0, FOLIO_EXIT_FAIL = 1, FOLIO_EXIT_USAGE = 2 };
+
+/* --db default: $FOLIO_DB, else ./folio.lmdb */
+const char *cli_default_db(void);
+/* Prints "folio <cmd>: <msg>\nTry 'folio <cmd> --help'." and returns 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a non-negative integer option value; returns false on junk. */
+bool cli_parse_long(const char *s, long min, long max, long *out);
+
+int cmd_ingest(int argc, char **argv);     /* cli/cmd_ingest.c */
+int cmd_stats(int argc, char **argv);      /* cli/cmd_store.c  */
+int cmd_export(int argc, char **argv);     /* cli/cmd_store.c  */
+int cmd_check(int argc, char **argv);      /* cli/cmd_store.c  */
+int cmd_summarize(int argc, char **argv);  /* cli/cmd_jobs.c   */
+int cmd_ask(int argc, char **argv);        /* cli/cmd_jobs.c   */
+int cmd_eval_summarize(int argc, char **argv); /* cli/cmd_jobs.c */
+int cmd_eval_qa(int argc, char **argv);    /* cli/cmd_jobs.c   */
+int cmd_eval_pattern(int argc, char **argv);   /* cli/cmd_attn.c */
+int cmd_bench(int argc, char **argv);      /* cli/cmd_attn.c   */
+
+#endif

@@ -1,0 +1,66 @@
+/* common/util.c — clocks, peak RSS and the growable buffer. */
+#include "common.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+double folio_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+long folio_peak_rss_kb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+    return ru.ru_maxrss; /* Linux reports kilobytes */
+}
+
+folio_status_t folio_buf_reserve(folio_buf_t *b, size_t cap)
+{
+    if (cap + 1 <= b->cap) return FOLIO_OK;
+    size_t nc = b->cap ? b->cap : 64;
+    while (nc < cap + 1) nc *= 2;
+    char *p = realloc(b->data, nc);
+    FOLIO_CHECK_ALLOC(p);
+    b->data = p;
+    b->cap = nc;
+    return FOLIO_OK;
+}
+
+folio_status_t folio_buf_append(folio_buf_t *b, const void *p, size_t n)
+{
+    FOLIO_TRY(folio_buf_reserve(b, b->len + n));
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = 0;
+    return FOLIO_OK;
+}
+
+folio_status_t folio_buf_printf(folio_buf_t *b, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) { va_end(ap2); return FOLIO_ERR_INTERNAL; }
+    folio_status_t st = folio_buf_reserve(b, b->len + (size_t)n);
+    if (st != FOLIO_OK) { va_end(ap2); return st; }
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    b->len += (size_t)n;
+    return FOLIO_OK;
+}
+
+void folio_buf_free(folio_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}

@@ -1,0 +1,37 @@
+/* pipeline/pipeline.h — the ingest job: plan -> work -> commit.
+ *
+ * Rank 0 of cfg->comm reads and plans; every rank works; rank 0 is the single
+ * LMDB writer.  A single process (MPI singleton) runs all three stages. */
+#ifndef FOLIO_PIPELINE_H
+#define FOLIO_PIPELINE_H
+
+#include <mpi.h>
+
+#include "../common/common.h"
+
+typedef enum { FOLIO_BACKEND_AUTO, FOLIO_BACKEND_CPU, FOLIO_BACKEND_CUDA } folio_backend_t;
+
+typedef struct {
+    const char *db;          /* store path                                   */
+    const char *pattern;     /* pattern spec string, NULL = default          */
+    folio_backend_t backend;
+    int threads;             /* CPU worker threads per rank, 0 = all cores   */
+    bool progress;           /* progress line on stderr (rank 0)             */
+    MPI_Comm comm;           /* the job's communicator (never WORLD inside)  */
+} folio_ingest_cfg_t;
+
+typedef struct {
+    uint64_t seen, committed, duplicate, empty, rejected, tokens;
+    uint64_t bytes;
+    double seconds;
+} folio_ingest_counts_t;
+
+/* Runs the whole ingest of inputs (files, directories, .jsonl) into cfg->db.
+ * Every document ends committed, duplicate, empty or rejected (with a message
+ * on stderr naming the input and the reason); counts reconcile.  Returns
+ * FOLIO_OK when the job ran to the end (documents may still have been
+ * rejected: check counts), an error when the job itself failed. */
+folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
+                                int n_inputs, folio_ingest_counts_t *counts);
+
+#endif
