@@ -53,12 +53,25 @@ typedef struct {
  * into reason. */
 folio_status_t folio_utf8_validate(const char *s, size_t len, char *reason, size_t reasonlen);
 
+/* Length of a UTF-8 byte order mark at s (3 or 0).  The reader strips it. */
+size_t folio_utf8_bom_len(const char *s, size_t len);
+
 /* ------------------------------------------------------------- tokens
  * A token is a maximal run of word characters (ASCII letters and digits,
  * and every non-ASCII letter), keeping internal joiners that belong to a
  * word ("don't", "U.S.C", "3.5", "e-mail" rules are documented in
- * tokenize.c).  Tokens never overlap and are in text order. */
+ * tokenize.c).  Tokens never overlap and are in text order.  *toks is
+ * malloc'd (NULL when *n == 0) and owned by the caller, who free()s it. */
 folio_status_t folio_tokenize(const char *text, size_t len, folio_span_t **toks, uint32_t *n);
+
+/* A run of word characters longer than this is cut into tokens of at most
+ * this many bytes (at code point boundaries), so one 100 MB "word" cannot
+ * make a 100 MB term. */
+#define FOLIO_TOKEN_MAX_BYTES 128u
+
+/* A sentence never has more tokens than this: longer runs without sentence
+ * punctuation are cut at the last ',', ';', ':' or line break (else hard). */
+#define FOLIO_SENT_MAX_TOKENS 512u
 
 /* Normalized form of a token (lowercased, ASCII case-folded; non-ASCII kept)
  * written into buf (NUL-terminated, truncated to cap-1). Returns its length. */
