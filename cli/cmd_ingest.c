@@ -1,4 +1,120 @@
-/* cli/cmd_ingest.c — placeholder until its owner lands the real commands. */
+/* cli/cmd_ingest.c — `folio ingest`: parse options, start MPI, run the
+ * pipeline, print the counters as the last stdout line. */
 #include "cli.h"
+
+#include <getopt.h>
 #include <stdio.h>
-int cmd_ingest(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "folio: ingest: not implemented yet\n"); return FOLIO_EXIT_FAIL; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../pipeline/pipeline.h"
+
+static const char *const INGEST_HELP =
+    "usage: folio ingest [--db P] [--backend auto|cpu|cuda] [--pattern SPEC]\n"
+    "                    [--threads N] [--progress|--quiet] INPUT...\n"
+    "\n"
+    "Reads documents into the store: tokenizes them, splits sentences and\n"
+    "sections, computes sparse-attention vectors and salience, and commits each\n"
+    "document atomically with its done-marker.  Re-running the same command\n"
+    "commits nothing new; a killed run resumes where it stopped.\n"
+    "\n"
+    "INPUT: a text file (.txt, .md, ...), a .jsonl file ({\"id\",\"title\",\"text\"}\n"
+    "per line; \"contents\" is accepted for \"text\"), or a directory (recursive,\n"
+    "hidden entries skipped).  Document ids come from JSONL or the relative path.\n"
+    "\n"
+    "options:\n"
+    "  --db P            store directory (default $FOLIO_DB, else ./folio.lmdb)\n"
+    "  --backend B       auto (GPU if present, else CPU), cpu, or cuda (default auto)\n"
+    "  --pattern SPEC    attention pattern, e.g. 'hier+topk' (default) or\n"
+    "                    'window=256,block=64,group=64,topk=8,layers=2' or 'budget=512'\n"
+    "  --threads N       CPU threads per rank (default: all cores)\n"
+    "  --progress        progress line on stderr even when it is not a terminal\n"
+    "  --quiet           no progress line and no per-document notes\n"
+    "  -h, --help        this text\n"
+    "\n"
+    "Under mpirun (mpirun -np N folio ingest ...) rank 0 plans and writes the\n"
+    "store; all ranks compute.  Last stdout line (always):\n"
+    "  {\"seen\":N,\"committed\":N,\"duplicate\":N,\"empty\":N,\"rejected\":N,\"tokens\":N,\"seconds\":S}\n"
+    "Exit status: 0 all documents stored, duplicate or empty; 1 any document\n"
+    "rejected or the job failed; 2 usage error.\n";
+
+static void print_counts(const folio_ingest_counts_t *c)
+{
+    printf("{\"seen\":%llu,\"committed\":%llu,\"duplicate\":%llu,\"empty\":%llu,"
+           "\"rejected\":%llu,\"tokens\":%llu,\"seconds\":%.3f}\n",
+           (unsigned long long)c->seen, (unsigned long long)c->committed,
+           (unsigned long long)c->duplicate, (unsigned long long)c->empty,
+           (unsigned long long)c->rejected, (unsigned long long)c->tokens, c->seconds);
+    fflush(stdout);
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+    folio_ingest_cfg_t cfg = {0};
+    cfg.db = cli_default_db();
+    cfg.backend = FOLIO_BACKEND_AUTO;
+    int progress = -1; /* -1: only on a terminal */
+    bool quiet = false;
+    static const struct option opts[] = {
+        {"db", required_argument, 0, 'd'},      {"backend", required_argument, 0, 'b'},
+        {"pattern", required_argument, 0, 'p'}, {"threads", required_argument, 0, 't'},
+        {"progress", no_argument, 0, 'P'},      {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        long v;
+        switch (c) {
+        case 'd': cfg.db = optarg; break;
+        case 'b':
+            if (!strcmp(optarg, "auto")) cfg.backend = FOLIO_BACKEND_AUTO;
+            else if (!strcmp(optarg, "cpu")) cfg.backend = FOLIO_BACKEND_CPU;
+            else if (!strcmp(optarg, "cuda")) cfg.backend = FOLIO_BACKEND_CUDA;
+            else return cli_usage_error("ingest", "--backend must be auto, cpu or cuda, not '%s'", optarg);
+            break;
+        case 'p': cfg.pattern = optarg; break;
+        case 't':
+            if (!cli_parse_long(optarg, 1, 4096, &v))
+                return cli_usage_error("ingest", "--threads needs a number from 1 to 4096, not '%s'", optarg);
+            cfg.threads = (int)v;
+            break;
+        case 'P': progress = 1; break;
+        case 'q': quiet = true; progress = 0; break;
+        case 'h': fputs(INGEST_HELP, stdout); return FOLIO_EXIT_OK;
+        default: return cli_usage_error("ingest", "unknown option");
+        }
+    }
+    if (optind >= argc) return cli_usage_error("ingest", "no INPUT given");
+
+    int provided;
+    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "folio ingest: MPI_Init failed\n");
+        return FOLIO_EXIT_FAIL;
+    }
+    MPI_Comm comm;
+    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    if (size > 1) folio_log_set_rank(rank);
+    if (quiet) folio_log_set_level(FOLIO_LOG_WARN);
+    cfg.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
+    cfg.comm = comm;
+
+    folio_ingest_counts_t counts = {0};
+    folio_status_t st = folio_ingest_run(&cfg, (const char *const *)argv + optind, argc - optind, &counts);
+    int rc = FOLIO_EXIT_OK;
+    if (st != FOLIO_OK) {
+        if (rank == 0) folio_log(FOLIO_LOG_ERROR, "ingest failed: %s", folio_status_str(st));
+        rc = st == FOLIO_ERR_USAGE ? FOLIO_EXIT_USAGE : FOLIO_EXIT_FAIL;
+    } else if (counts.rejected > 0) {
+        rc = FOLIO_EXIT_FAIL;
+    }
+    if (rank == 0) print_counts(&counts);
+    MPI_Comm_free(&comm);
+    if (st != FOLIO_OK && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+    MPI_Finalize();
+    return rc;
+}

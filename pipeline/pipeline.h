@@ -8,8 +8,7 @@
 #include <mpi.h>
 
 #include "../common/common.h"
-
-typedef enum { FOLIO_BACKEND_AUTO, FOLIO_BACKEND_CPU, FOLIO_BACKEND_CUDA } folio_backend_t;
+#include "../workers/workers.h"
 
 typedef struct {
     const char *db;          /* store path                                   */

@@ -1,0 +1,444 @@
+/* pipeline/ingest.c — the ingest job: plan -> work -> commit.
+ *
+ * Pass 1 (plan, rank 0) streams every input once: validation, analysis,
+ * content hash, classification against the store and against earlier
+ * documents of this job, and the document frequencies of the documents this
+ * job will commit.  The encoder's IDF weights come from
+ *     df = df(store at job start) - df(versions being replaced) + df(new docs)
+ * so they are the same whether the job runs uninterrupted or is killed and
+ * run again (the store's df only ever counts committed documents, and the
+ * planner only counts what is not committed yet).
+ *
+ * Pass 2 (work + commit) streams the inputs again in the same order, encodes
+ * the planned documents and commits each in its own transaction with its
+ * done-marker.  Memory stays bounded by one document plus the plan (a few
+ * bytes per document) and the vocabulary of the new documents.
+ */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../shard/shard.h"
+#include "../store/store.h"
+#include "pipeline_internal.h"
+
+enum { ACT_SKIP = 0, ACT_ENCODE = 1, ACT_DUP = 2 };
+
+typedef struct {
+    uint8_t action;
+    uint8_t hash[16]; /* content hash, to notice inputs changed between passes */
+    char *dup_of;     /* ACT_DUP: id holding this content (owned)            */
+} plan_entry_t;
+
+typedef struct {
+    plan_entry_t *v;
+    size_t n, cap;
+} plan_t;
+
+typedef struct {
+    const folio_ingest_cfg_t *cfg;
+    folio_store_t *store;
+    folio_ingest_counts_t *c;
+    plan_t plan;
+    folio_u64map_t df_delta;    /* stem hash -> change of df by this job     */
+    folio_u64map_t ids;         /* hash of id -> stream index + 1            */
+    folio_u64map_t contents;    /* low 64 bits of content hash -> index + 1  */
+    char **planned_ids;         /* (plan.n) id of ENCODE entries, else NULL  */
+    int64_t n_docs_delta;
+    uint64_t n_docs_store;
+    uint64_t planned_docs, planned_bytes, planned_tokens;
+    folio_u64map_t idf;         /* stem hash -> float bits of the IDF weight  */
+    double t0, last_progress;
+} ingest_t;
+
+/* ------------------------------------------------------------ progress */
+
+static void progress(ingest_t *g, bool final, const char *stage, uint64_t done, uint64_t total,
+                     uint64_t bytes, uint64_t tokens)
+{
+    if (!g->cfg->progress) return;
+    double now = folio_now();
+    if (!final && now - g->last_progress < 0.5) return;
+    g->last_progress = now;
+    double el = now - g->t0;
+    double mb = (double)bytes / 1e6;
+    fprintf(stderr, "\r%s: %llu", stage, (unsigned long long)done);
+    if (total) fprintf(stderr, "/%llu", (unsigned long long)total);
+    fprintf(stderr, " docs, %.1f MB, %.2f Mtok/s", mb, el > 0 ? (double)tokens / el / 1e6 : 0.0);
+    if (total && done && done < total) {
+        double eta = el / (double)done * (double)(total - done);
+        fprintf(stderr, ", ETA %.0fs   ", eta);
+    } else {
+        fputs("            ", stderr);
+    }
+    if (final) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+/* ------------------------------------------------------------ plan */
+
+static folio_status_t plan_push(ingest_t *g, const plan_entry_t *e)
+{
+    if (g->plan.n == g->plan.cap) {
+        size_t nc = g->plan.cap ? g->plan.cap * 2 : 1024;
+        plan_entry_t *v = realloc(g->plan.v, nc * sizeof *v);
+        FOLIO_CHECK_ALLOC(v);
+        char **ids = realloc(g->planned_ids, nc * sizeof *ids);
+        FOLIO_CHECK_ALLOC(ids);
+        g->plan.v = v;
+        g->planned_ids = ids;
+        g->plan.cap = nc;
+    }
+    g->planned_ids[g->plan.n] = NULL;
+    g->plan.v[g->plan.n++] = *e;
+    return FOLIO_OK;
+}
+
+static uint64_t hash_low(const uint8_t h[16])
+{
+    uint64_t v;
+    memcpy(&v, h, 8);
+    return folio_u64map_key(v);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Adds sign * (distinct stem hashes of doc) to the df delta. */
+static folio_status_t df_add_doc(ingest_t *g, const folio_doc_t *doc, int sign)
+{
+    /* Distinct terms: sort a copy of the stem hashes. */
+    uint32_t n = doc->n_tokens;
+    uint64_t *t = malloc((size_t)n * sizeof *t);
+    FOLIO_CHECK_ALLOC(t);
+    memcpy(t, doc->stem_hashes, (size_t)n * sizeof *t);
+    qsort(t, n, sizeof *t, cmp_u64);
+    for (uint32_t i = 0; i < n; i++) {
+        if (i && t[i] == t[i - 1]) continue;
+        int64_t *s = folio_u64map_slot(&g->df_delta, folio_u64map_key(t[i]));
+        if (!s) { free(t); return FOLIO_ERR_NOMEM; }
+        *s += sign;
+    }
+    free(t);
+    return FOLIO_OK;
+}
+
+/* The stored version of id leaves the store: subtract its terms. */
+static folio_status_t df_remove_stored(ingest_t *g, const char *id)
+{
+    uint64_t *terms = NULL;
+    uint32_t *tfs = NULL, n = 0;
+    folio_status_t st = folio_store_doc_terms(g->store, id, &terms, &tfs, &n);
+    if (st == FOLIO_ERR_NOT_FOUND) return FOLIO_OK;
+    if (st != FOLIO_OK) return st;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t *s = folio_u64map_slot(&g->df_delta, folio_u64map_key(terms[i]));
+        if (!s) { st = FOLIO_ERR_NOMEM; break; }
+        *s -= 1;
+    }
+    free(terms);
+    free(tfs);
+    g->n_docs_delta -= 1;
+    return st;
+}
+
+static void reject(ingest_t *g, const folio_doc_t *doc, const char *reason)
+{
+    g->c->rejected++;
+    folio_log(FOLIO_LOG_WARN, "rejected %s%s%s: %s", doc->origin ? doc->origin : "(input)",
+              doc->id && doc->origin && strcmp(doc->id, doc->origin) ? " id " : "",
+              doc->id && doc->origin && strcmp(doc->id, doc->origin) ? doc->id : "", reason);
+}
+
+static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst, const char *reason)
+{
+    plan_entry_t e = {0};
+    g->c->seen++;
+    if (rst != FOLIO_OK) {
+        reject(g, doc, reason[0] ? reason : folio_status_str(rst));
+        return plan_push(g, &e);
+    }
+    g->c->bytes += doc->len;
+    folio_status_t st = folio_doc_analyze(doc);
+    if (st == FOLIO_ERR_EMPTY) {
+        g->c->empty++;
+        folio_log(FOLIO_LOG_INFO, "empty document %s: no words, nothing stored", doc->origin ? doc->origin : doc->id);
+        return plan_push(g, &e);
+    }
+    if (st != FOLIO_OK) {
+        reject(g, doc, folio_status_str(st));
+        return plan_push(g, &e);
+    }
+    memcpy(e.hash, doc->hash, 16);
+
+    /* The same id twice in one job: same content is a duplicate, other
+     * content is rejected (the first occurrence wins, deterministically). */
+    uint64_t idk = folio_u64map_key(folio_hash64(doc->id, strlen(doc->id), 0x1d));
+    int64_t *prev = folio_u64map_find(&g->ids, idk);
+    if (prev && *prev > 0 && g->planned_ids[*prev - 1] && !strcmp(g->planned_ids[*prev - 1], doc->id)) {
+        const plan_entry_t *pe = &g->plan.v[*prev - 1];
+        if (!memcmp(pe->hash, doc->hash, 16)) {
+            g->c->duplicate++;
+        } else {
+            char why[256];
+            snprintf(why, sizeof why, "id '%.100s' appears twice in this job with different content; the first one is kept", doc->id);
+            reject(g, doc, why);
+        }
+        return plan_push(g, &e);
+    }
+
+    folio_doc_state_t state;
+    char other[FOLIO_STORE_MAX_ID + 1] = "";
+    st = folio_store_classify(g->store, doc->id, doc->hash, &state, other, sizeof other);
+    if (st == FOLIO_ERR_ARG) {
+        reject(g, doc, "invalid document id (empty or longer than 500 bytes)");
+        return plan_push(g, &e);
+    }
+    FOLIO_TRY(st);
+
+    int64_t *cprev = folio_u64map_find(&g->contents, hash_low(doc->hash));
+    if (state == FOLIO_DOC_SAME) {
+        g->c->duplicate++;
+        return plan_push(g, &e);
+    }
+    if (state == FOLIO_DOC_DUPLICATE || (cprev && *cprev > 0 && g->planned_ids[*cprev - 1] &&
+                                         !memcmp(g->plan.v[*cprev - 1].hash, doc->hash, 16))) {
+        const char *target = state == FOLIO_DOC_DUPLICATE ? other : g->planned_ids[*cprev - 1];
+        e.action = ACT_DUP;
+        e.dup_of = strdup(target);
+        FOLIO_CHECK_ALLOC(e.dup_of);
+        /* If this id currently holds other content, that version leaves. */
+        FOLIO_TRY(df_remove_stored(g, doc->id));
+        return plan_push(g, &e);
+    }
+    if (state == FOLIO_DOC_REPLACE) FOLIO_TRY(df_remove_stored(g, doc->id));
+    FOLIO_TRY(df_add_doc(g, doc, +1));
+    g->n_docs_delta += 1;
+    e.action = ACT_ENCODE;
+    FOLIO_TRY(plan_push(g, &e));
+    size_t idx = g->plan.n - 1;
+    g->planned_ids[idx] = strdup(doc->id);
+    FOLIO_CHECK_ALLOC(g->planned_ids[idx]);
+    int64_t *s = folio_u64map_slot(&g->ids, idk);
+    FOLIO_CHECK_ALLOC(s);
+    *s = (int64_t)idx + 1;
+    s = folio_u64map_slot(&g->contents, hash_low(doc->hash));
+    FOLIO_CHECK_ALLOC(s);
+    *s = (int64_t)idx + 1;
+    g->planned_docs++;
+    g->planned_bytes += doc->len;
+    g->planned_tokens += doc->n_tokens;
+    return FOLIO_OK;
+}
+
+static folio_status_t plan_pass(ingest_t *g, const char *const *inputs, int n_inputs)
+{
+    folio_reader_t *r = NULL;
+    FOLIO_TRY(folio_reader_create(inputs, n_inputs, &r));
+    folio_status_t st = FOLIO_OK;
+    for (;;) {
+        folio_doc_t doc = {0};
+        char reason[512] = "";
+        folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
+        if (rst == FOLIO_EOF) { folio_doc_clear(&doc); break; }
+        if (rst == FOLIO_ERR_NOMEM) { folio_doc_clear(&doc); st = rst; break; }
+        st = plan_one(g, &doc, rst, reason);
+        folio_doc_clear(&doc);
+        if (st != FOLIO_OK) break;
+        progress(g, false, "planning", g->c->seen, 0, g->c->bytes, 0);
+    }
+    folio_reader_destroy(&r);
+    return st;
+}
+
+/* IDF of every term of the planned documents, from the store's df and the
+ * delta, in batches of one read transaction each. */
+static folio_status_t build_idf(ingest_t *g)
+{
+    folio_store_info_t info;
+    FOLIO_TRY(folio_store_info(g->store, &info));
+    g->n_docs_store = info.n_docs;
+    int64_t n_docs = (int64_t)info.n_docs + g->n_docs_delta;
+    if (n_docs < 1) n_docs = 1;
+    FOLIO_TRY(folio_u64map_init(&g->idf, g->df_delta.n));
+    enum { BATCH = 4096 };
+    uint64_t keys[BATCH];
+    uint32_t df[BATCH];
+    int64_t delta[BATCH];
+    size_t nb = 0;
+    for (size_t i = 0; i <= g->df_delta.cap; i++) {
+        bool flush = i == g->df_delta.cap;
+        if (!flush && g->df_delta.keys[i]) {
+            keys[nb] = g->df_delta.keys[i];
+            delta[nb] = g->df_delta.vals[i];
+            nb++;
+            flush = nb == BATCH;
+        }
+        if (!flush || nb == 0) continue;
+        FOLIO_TRY(folio_store_df_lookup(g->store, keys, (uint32_t)nb, df));
+        for (size_t j = 0; j < nb; j++) {
+            int64_t d = (int64_t)df[j] + delta[j];
+            if (d < 0) d = 0;
+            float w = folio_idf((uint64_t)n_docs, (uint64_t)d);
+            int64_t *s = folio_u64map_slot(&g->idf, keys[j]);
+            FOLIO_CHECK_ALLOC(s);
+            int32_t bits;
+            memcpy(&bits, &w, 4);
+            *s = bits;
+        }
+        nb = 0;
+    }
+    return FOLIO_OK;
+}
+
+/* ------------------------------------------------------------ work + commit */
+
+static folio_status_t work_pass(ingest_t *g, const char *const *inputs, int n_inputs)
+{
+    folio_worker_cfg_t wc = {0};
+    char err[256];
+    if (folio_pattern_parse(g->cfg->pattern, &wc.pattern, err, sizeof err) != FOLIO_OK) {
+        folio_log(FOLIO_LOG_ERROR, "--pattern '%s': %s", g->cfg->pattern, err);
+        return FOLIO_ERR_USAGE;
+    }
+    wc.backend = g->cfg->backend;
+    wc.threads = g->cfg->threads;
+    folio_worker_t *w = NULL;
+    FOLIO_TRY(folio_worker_create(&wc, &w));
+
+    folio_reader_t *r = NULL;
+    folio_status_t st = folio_reader_create(inputs, n_inputs, &r);
+    float *weights = NULL;
+    size_t wcap = 0;
+    uint64_t done = 0, done_bytes = 0, done_tokens = 0;
+    for (size_t idx = 0; st == FOLIO_OK; idx++) {
+        folio_doc_t doc = {0};
+        char reason[512] = "";
+        folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
+        if (rst == FOLIO_EOF) { folio_doc_clear(&doc); break; }
+        if (idx >= g->plan.n) {
+            folio_log(FOLIO_LOG_ERROR, "inputs changed during the job: more documents than planned");
+            folio_doc_clear(&doc);
+            st = FOLIO_ERR_IO;
+            break;
+        }
+        plan_entry_t *e = &g->plan.v[idx];
+        if (e->action == ACT_SKIP || rst != FOLIO_OK) {
+            if (e->action != ACT_SKIP) { /* readable in pass 1, not now */
+                reject(g, &doc, "input changed during the job");
+            }
+            folio_doc_clear(&doc);
+            continue;
+        }
+        folio_status_t ast = folio_doc_analyze(&doc);
+        if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
+            reject(g, &doc, "input changed during the job");
+            folio_doc_clear(&doc);
+            continue;
+        }
+        if (e->action == ACT_DUP) {
+            folio_status_t dst = folio_store_commit_duplicate(g->store, doc.id, doc.hash, e->dup_of, doc.origin);
+            if (dst == FOLIO_OK) g->c->duplicate++;
+            else if (dst == FOLIO_ERR_NOT_FOUND) reject(g, &doc, "duplicate of a document that could not be stored");
+            else st = dst;
+            folio_doc_clear(&doc);
+            continue;
+        }
+        if (doc.n_tokens > wcap) {
+            float *nw = realloc(weights, (size_t)doc.n_tokens * sizeof *nw);
+            if (!nw) { st = FOLIO_ERR_NOMEM; folio_doc_clear(&doc); break; }
+            weights = nw;
+            wcap = doc.n_tokens;
+        }
+        for (uint32_t i = 0; i < doc.n_tokens; i++) {
+            int64_t *s = folio_u64map_find(&g->idf, folio_u64map_key(doc.stem_hashes[i]));
+            int32_t bits = s ? (int32_t)*s : 0;
+            memcpy(&weights[i], &bits, 4);
+            if (!s) weights[i] = 1.0f; /* cannot happen: planned docs' terms are all in the table */
+        }
+        folio_doc_results_t res;
+        folio_status_t est = folio_worker_encode(w, &doc, weights, &res);
+        if (est == FOLIO_OK) est = folio_store_commit_doc(g->store, &doc, &res);
+        if (est == FOLIO_OK) {
+            g->c->committed++;
+            g->c->tokens += doc.n_tokens;
+            done++;
+            done_bytes += doc.len;
+            done_tokens += doc.n_tokens;
+        } else if (est == FOLIO_ERR_ARG || est == FOLIO_ERR_TOO_LARGE) {
+            reject(g, &doc, folio_status_str(est));
+        } else {
+            folio_log(FOLIO_LOG_ERROR, "document %s (%s): %s", doc.id, doc.origin ? doc.origin : "", folio_status_str(est));
+            st = est;
+        }
+        folio_doc_clear(&doc);
+        progress(g, false, "ingest", done, g->planned_docs, done_bytes, done_tokens);
+    }
+    progress(g, true, "ingest", done, g->planned_docs, done_bytes, done_tokens);
+    free(weights);
+    folio_reader_destroy(&r);
+    folio_worker_destroy(&w);
+    return st;
+}
+
+/* ------------------------------------------------------------ entry */
+
+static void ingest_free(ingest_t *g)
+{
+    for (size_t i = 0; i < g->plan.n; i++) {
+        free(g->plan.v[i].dup_of);
+        free(g->planned_ids[i]);
+    }
+    free(g->plan.v);
+    free(g->planned_ids);
+    folio_u64map_free(&g->df_delta);
+    folio_u64map_free(&g->ids);
+    folio_u64map_free(&g->contents);
+    folio_u64map_free(&g->idf);
+}
+
+folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
+                                int n_inputs, folio_ingest_counts_t *counts)
+{
+    memset(counts, 0, sizeof *counts);
+    double t0 = folio_now();
+    int size = 1;
+    MPI_Comm_size(cfg->comm, &size);
+    if (size > 1) {
+        folio_log(FOLIO_LOG_ERROR, "multi-rank ingest is not available in this build yet: run with one process");
+        return FOLIO_ERR_UNSUPPORTED;
+    }
+    {   /* Fail on a bad pattern before reading anything. */
+        folio_pattern_t p;
+        char err[256];
+        if (folio_pattern_parse(cfg->pattern, &p, err, sizeof err) != FOLIO_OK) {
+            folio_log(FOLIO_LOG_ERROR, "--pattern '%s': %s", cfg->pattern ? cfg->pattern : "", err);
+            return FOLIO_ERR_USAGE;
+        }
+    }
+    ingest_t g = {0};
+    g.cfg = cfg;
+    g.c = counts;
+    g.t0 = t0;
+    folio_status_t st = folio_store_open(cfg->db, NULL, &g.store);
+    if (st != FOLIO_OK) return st;
+    st = folio_u64map_init(&g.df_delta, 1 << 16);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g.ids, 1024);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g.contents, 1024);
+    if (st == FOLIO_OK) st = plan_pass(&g, inputs, n_inputs);
+    if (st == FOLIO_OK) progress(&g, true, "planning", counts->seen, 0, counts->bytes, 0);
+    if (st == FOLIO_OK) st = build_idf(&g);
+    if (st == FOLIO_OK) st = work_pass(&g, inputs, n_inputs);
+    folio_status_t cst = folio_store_sync(g.store);
+    if (st == FOLIO_OK) st = cst;
+    folio_store_close(&g.store);
+    ingest_free(&g);
+    counts->seconds = folio_now() - t0;
+    return st;
+}
