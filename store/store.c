@@ -1,0 +1,1094 @@
+/* store/store.c — opening the LMDB environment, planning lookups, and the
+ * one-transaction-per-document commits (with map growth). */
+#include "store_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#define STORE_MAGIC 0x464F4C49u
+#define STORE_ENDIAN_PROBE 0x0102030405060708ull
+#define STORE_DEFAULT_MAP ((size_t)1 << 30)
+#define STORE_MIN_MAP ((size_t)64 << 10)
+#define STORE_MAX_MAP ((size_t)1 << 44) /* 16 TiB: beyond this growth is a bug */
+
+const char *const folio_store_db_names[DB_COUNT] = {
+    "meta", "done", "hashes", "docs", "text", "sents", "sections", "terms",
+    "sentvec", "blockvec", "secvec", "docvec", "salience", "summaries",
+    "postings", "df", "dups",
+};
+
+static unsigned db_flags(int i)
+{
+    switch (i) {
+    case DB_DOCS: case DB_TEXT: case DB_SENTS: case DB_SECTIONS: case DB_TERMS:
+    case DB_SENTVEC: case DB_BLOCKVEC: case DB_SECVEC: case DB_DOCVEC:
+    case DB_SALIENCE: case DB_SUMMARIES: case DB_DF:
+        return MDB_INTEGERKEY;
+    case DB_POSTINGS:
+        return MDB_INTEGERKEY | MDB_DUPSORT | MDB_DUPFIXED | MDB_INTEGERDUP;
+    default:
+        return 0;
+    }
+}
+
+folio_status_t folio_store_mdb_status(int rc)
+{
+    switch (rc) {
+    case MDB_SUCCESS: return FOLIO_OK;
+    case MDB_MAP_FULL: return FOLIO_ERR_MAP_FULL;
+    case MDB_NOTFOUND: return FOLIO_ERR_NOT_FOUND;
+    case MDB_CORRUPTED: case MDB_PAGE_NOTFOUND: case MDB_INVALID: case MDB_VERSION_MISMATCH:
+        return FOLIO_ERR_CORRUPT;
+    case ENOMEM: return FOLIO_ERR_NOMEM;
+    default: return FOLIO_ERR_STORE;
+    }
+}
+
+/* ------------------------------------------------------------ network fs */
+
+bool folio_store_fs_is_network(unsigned long f_type, const char **name)
+{
+    /* Magic numbers from statfs(2) / linux/magic.h and the filesystems' own
+     * sources (Lustre, GPFS, BeeGFS, Panasas are out of tree). */
+    static const struct { unsigned long magic; const char *name; } nets[] = {
+        {0x6969UL, "NFS"},
+        {0x517BUL, "SMB"},
+        {0xFF534D42UL, "CIFS"},
+        {0xFE534D42UL, "SMB2"},
+        {0x0BD00BD0UL, "Lustre"},
+        {0x47504653UL, "GPFS"},
+        {0x00C36400UL, "Ceph"},
+        {0x19830326UL, "BeeGFS"},
+        {0x5346414FUL, "AFS"},
+        {0x6B414653UL, "kAFS"},
+        {0x73757245UL, "Coda"},
+        {0x564CUL, "NCP"},
+        {0x01021997UL, "9p"},
+        {0xAAD7AAEAUL, "PanFS"},
+        {0x7461636FUL, "OCFS2"},
+        {0x01161970UL, "GFS2"},
+    };
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+        if ((f_type & 0xFFFFFFFFUL) == nets[i].magic) {
+            if (name) *name = nets[i].name;
+            return true;
+        }
+    return false;
+}
+
+/* ------------------------------------------------------------ open/close */
+
+static folio_status_t store_open_dbis(folio_store_t *s)
+{
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
+    FOLIO_CHECK_MDB(rc, "begin txn on store '%s'", s->path);
+    folio_status_t st = FOLIO_OK;
+    for (int i = 0; i < DB_COUNT; i++) {
+        rc = mdb_dbi_open(txn, folio_store_db_names[i], db_flags(i) | (s->readonly ? 0 : MDB_CREATE),
+                          &s->dbi[i]);
+        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s' is not a folio store (database '%s' %s)",
+                      s->path, folio_store_db_names[i], rc == MDB_NOTFOUND ? "missing" : "has other flags");
+            mdb_txn_abort(txn);
+            return FOLIO_ERR_CORRUPT;
+        }
+        if (rc) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': opening database '%s': %s", s->path,
+                      folio_store_db_names[i], mdb_strerror(rc));
+            mdb_txn_abort(txn);
+            return folio_store_mdb_status(rc);
+        }
+    }
+    MDB_val k = {6, "format"}, v;
+    rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+    if (rc == MDB_NOTFOUND && !s->readonly) {
+        folio_store_format_t f = {STORE_MAGIC, FOLIO_STORE_VERSION, STORE_ENDIAN_PROBE};
+        v.mv_size = sizeof f;
+        v.mv_data = &f;
+        rc = mdb_put(txn, s->dbi[DB_META], &k, &v, 0);
+        if (rc == MDB_SUCCESS) {
+            folio_store_counters_t c = {0};
+            c.next_docnum = 1;
+            MDB_val ck = {8, "counters"}, cv = {sizeof c, &c};
+            rc = mdb_put(txn, s->dbi[DB_META], &ck, &cv, 0);
+        }
+        if (rc) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': writing format record: %s", s->path, mdb_strerror(rc));
+            st = folio_store_mdb_status(rc);
+        }
+    } else if (rc) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s' is not a folio store (no format record%s%s)", s->path,
+                  rc == MDB_NOTFOUND ? "" : ": ", rc == MDB_NOTFOUND ? "" : mdb_strerror(rc));
+        st = FOLIO_ERR_CORRUPT;
+    } else {
+        folio_store_format_t f;
+        if (v.mv_size != sizeof f) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': format record has %zu bytes, expected %zu",
+                      s->path, v.mv_size, sizeof f);
+            st = FOLIO_ERR_CORRUPT;
+        } else {
+            memcpy(&f, v.mv_data, sizeof f);
+            if (f.magic != STORE_MAGIC) {
+                folio_log(FOLIO_LOG_ERROR, "store '%s' is not a folio store (bad magic)", s->path);
+                st = FOLIO_ERR_CORRUPT;
+            } else if (f.endian_probe != STORE_ENDIAN_PROBE) {
+                folio_log(FOLIO_LOG_ERROR, "store '%s' was written on a host of the other byte order; "
+                          "export it there and re-ingest", s->path);
+                st = FOLIO_ERR_CORRUPT;
+            } else if (f.version != FOLIO_STORE_VERSION) {
+                folio_log(FOLIO_LOG_ERROR, "store '%s' has format version %u, this folio reads version %u",
+                          s->path, f.version, (unsigned)FOLIO_STORE_VERSION);
+                st = FOLIO_ERR_CORRUPT;
+            }
+        }
+    }
+    if (st != FOLIO_OK) {
+        mdb_txn_abort(txn);
+        return st;
+    }
+    if (s->readonly) {
+        mdb_txn_abort(txn); /* dbi handles of a read txn stay valid after reset/abort of it */
+        return FOLIO_OK;
+    }
+    rc = mdb_txn_commit(txn);
+    FOLIO_CHECK_MDB(rc, "committing the schema of store '%s'", s->path);
+    return FOLIO_OK;
+}
+
+folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts, folio_store_t **out)
+{
+    FOLIO_CHECK_GENERIC(path && *path && out, FOLIO_ERR_ARG, "folio_store_open: no store path given");
+    *out = NULL;
+    folio_store_opts_t o = {0};
+    if (opts) o = *opts;
+
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        if (errno != ENOENT) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': %s", path, strerror(errno));
+            return FOLIO_ERR_IO;
+        }
+        if (o.readonly) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s' does not exist (run 'folio ingest --db %s ...' first)",
+                      path, path);
+            return FOLIO_ERR_NOT_FOUND;
+        }
+        if (mkdir(path, 0775) != 0 && errno != EEXIST) {
+            folio_log(FOLIO_LOG_ERROR, "cannot create store directory '%s': %s", path, strerror(errno));
+            return FOLIO_ERR_IO;
+        }
+    } else if (!S_ISDIR(sb.st_mode)) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s' is not a directory (a store is a directory holding "
+                  "data.mdb and lock.mdb)", path);
+        return FOLIO_ERR_ARG;
+    }
+    if (o.readonly) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/data.mdb", path);
+        if (stat(p, &sb) != 0) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s' does not exist (no data.mdb in the directory)", path);
+            return FOLIO_ERR_NOT_FOUND;
+        }
+    }
+
+    struct statfs fs;
+    if (statfs(path, &fs) == 0) {
+        const char *fsname = NULL;
+        if (folio_store_fs_is_network((unsigned long)fs.f_type, &fsname)) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s' is on a network filesystem (%s): LMDB needs a local "
+                      "disk, because its lock file and shared memory map are unsafe over the network; "
+                      "put the store on node-local storage (e.g. $TMPDIR or /scratch on the node) and "
+                      "copy it afterwards", path, fsname);
+            return FOLIO_ERR_NETFS;
+        }
+    }
+
+    folio_store_t *s = calloc(1, sizeof *s);
+    FOLIO_CHECK_ALLOC(s);
+    s->path = strdup(path);
+    s->readonly = o.readonly;
+    atomic_init(&s->open_readers, 0);
+    if (!s->path) {
+        free(s);
+        return FOLIO_ERR_NOMEM;
+    }
+    folio_status_t st = FOLIO_OK;
+    int rc = mdb_env_create(&s->env);
+    if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
+    size_t map = o.initial_map_bytes ? o.initial_map_bytes : STORE_DEFAULT_MAP;
+    if (map < STORE_MIN_MAP) map = STORE_MIN_MAP;
+    map = (map + STORE_MIN_MAP - 1) / STORE_MIN_MAP * STORE_MIN_MAP;
+    if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(s->env, map);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | (o.readonly ? MDB_RDONLY : 0), 0664);
+    if (rc) {
+        folio_log(FOLIO_LOG_ERROR, "cannot open store '%s': %s", path, mdb_strerror(rc));
+        st = rc == EACCES ? FOLIO_ERR_IO : folio_store_mdb_status(rc);
+    } else {
+        st = store_open_dbis(s);
+    }
+    if (st != FOLIO_OK) {
+        folio_store_close(&s);
+        return st;
+    }
+    *out = s;
+    return FOLIO_OK;
+}
+
+void folio_store_close(folio_store_t **sp)
+{
+    if (!sp || !*sp) return;
+    folio_store_t *s = *sp;
+    if (s->env) {
+        if (!s->readonly) mdb_env_sync(s->env, 1);
+        mdb_env_close(s->env);
+    }
+    free(s->path);
+    free(s);
+    *sp = NULL;
+}
+
+folio_status_t folio_store_sync(folio_store_t *s)
+{
+    if (s->readonly) return FOLIO_OK;
+    FOLIO_CHECK_MDB(mdb_env_sync(s->env, 1), "sync store '%s'", s->path);
+    return FOLIO_OK;
+}
+
+MDB_env *folio_store_env(folio_store_t *s) { return s->env; }
+
+/* ------------------------------------------------------------ helpers */
+
+static folio_status_t check_id(const char *id, const char *what)
+{
+    size_t n = id ? strlen(id) : 0;
+    FOLIO_CHECK_GENERIC(n > 0, FOLIO_ERR_ARG, "%s: empty document id", what);
+    FOLIO_CHECK_GENERIC(n <= FOLIO_STORE_MAX_ID, FOLIO_ERR_ARG,
+                        "%s: document id '%.60s...' has %zu bytes, the store allows at most %d",
+                        what, id, n, (int)FOLIO_STORE_MAX_ID);
+    return FOLIO_OK;
+}
+
+static folio_status_t begin_read(folio_store_t *s, MDB_txn **txn)
+{
+    for (int tries = 0;; tries++) {
+        int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+        if (rc == MDB_MAP_RESIZED && tries < 3 && atomic_load(&s->open_readers) == 0) {
+            /* another process grew the map: adopt its size */
+            mdb_env_set_mapsize(s->env, 0);
+            continue;
+        }
+        FOLIO_CHECK_MDB(rc, "begin read txn on store '%s'", s->path);
+        return FOLIO_OK;
+    }
+}
+
+static folio_status_t get_counters(folio_store_t *s, MDB_txn *txn, folio_store_counters_t *c)
+{
+    MDB_val k = {8, "counters"}, v;
+    int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+    FOLIO_CHECK_MDB(rc, "store '%s': reading counters", s->path);
+    FOLIO_CHECK_GENERIC(v.mv_size == sizeof *c, FOLIO_ERR_CORRUPT,
+                        "store '%s': counters record has %zu bytes", s->path, v.mv_size);
+    memcpy(c, v.mv_data, sizeof *c);
+    return FOLIO_OK;
+}
+
+/* Inside a write-txn body: on an LMDB error remember MAP_FULL (so the
+ * driver grows and retries, without logging) or log, and return. */
+#define BODY_MDB(s, rc_expr, fmt, ...)                                          \
+    do {                                                                        \
+        int body_rc_ = (rc_expr);                                               \
+        if (body_rc_ == MDB_MAP_FULL) { (s)->map_full = true; return FOLIO_ERR_MAP_FULL; } \
+        FOLIO_CHECK_GENERIC(body_rc_ == MDB_SUCCESS, folio_store_mdb_status(body_rc_), \
+                            "LMDB: " fmt ": %s", ##__VA_ARGS__, mdb_strerror(body_rc_)); \
+    } while (0)
+
+typedef folio_status_t (*txn_body_fn)(folio_store_t *s, MDB_txn *txn, void *ctx);
+
+static folio_status_t grow_map(folio_store_t *s)
+{
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    size_t cur = info.me_mapsize, next = cur * 2;
+    if (atomic_load(&s->open_readers) > 0) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map (%zu bytes) is full and cannot grow while a "
+                  "reader of this process is open", s->path, cur);
+        return FOLIO_ERR_MAP_FULL;
+    }
+    if (next > STORE_MAX_MAP || next < cur) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map full at %zu bytes (limit reached)", s->path, cur);
+        return FOLIO_ERR_MAP_FULL;
+    }
+    int rc = mdb_env_set_mapsize(s->env, next);
+    if (rc) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': growing the LMDB map to %zu bytes failed: %s", s->path,
+                  next, mdb_strerror(rc));
+        return FOLIO_ERR_MAP_FULL;
+    }
+    folio_log(FOLIO_LOG_DEBUG, "store '%s': map grown to %zu bytes", s->path, next);
+    return FOLIO_OK;
+}
+
+/* Runs body in one write txn; on MDB_MAP_FULL (in the body or at commit)
+ * aborts, grows the map and runs the whole body again. */
+static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ctx)
+{
+    FOLIO_CHECK_GENERIC(!s->readonly, FOLIO_ERR_ARG, "store '%s' is open read-only", s->path);
+    for (;;) {
+        MDB_txn *txn = NULL;
+        int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc == MDB_MAP_RESIZED && atomic_load(&s->open_readers) == 0) {
+            mdb_env_set_mapsize(s->env, 0);
+            continue;
+        }
+        FOLIO_CHECK_MDB(rc, "begin write txn on store '%s'", s->path);
+        s->map_full = false;
+        folio_status_t st = body(s, txn, ctx);
+        if (st != FOLIO_OK) {
+            mdb_txn_abort(txn);
+            if (st == FOLIO_ERR_MAP_FULL && s->map_full) {
+                FOLIO_TRY(grow_map(s));
+                continue;
+            }
+            return st;
+        }
+        rc = mdb_txn_commit(txn); /* frees txn in every case */
+        if (rc == MDB_MAP_FULL) {
+            FOLIO_TRY(grow_map(s));
+            continue;
+        }
+        FOLIO_CHECK_MDB(rc, "commit on store '%s'", s->path);
+        return FOLIO_OK;
+    }
+}
+
+/* ------------------------------------------------------------ planning */
+
+folio_status_t folio_store_classify(folio_store_t *s, const char *id, const uint8_t hash[16],
+                                    folio_doc_state_t *state, char *other_id, size_t other_cap)
+{
+    FOLIO_TRY(check_id(id, "classify"));
+    if (other_id && other_cap) other_id[0] = '\0';
+    MDB_txn *txn;
+    FOLIO_TRY(begin_read(s, &txn));
+    folio_status_t st = FOLIO_OK;
+    MDB_val k = {strlen(id), (void *)id}, v;
+    uint32_t id_num = 0, hash_num = 0;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &k, &v);
+    if (rc == MDB_SUCCESS && v.mv_size == 4) memcpy(&id_num, v.mv_data, 4);
+    else if (rc != MDB_NOTFOUND) goto fail;
+    MDB_val hk = {16, (void *)hash};
+    rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &v);
+    if (rc == MDB_SUCCESS && v.mv_size == 4) memcpy(&hash_num, v.mv_data, 4);
+    else if (rc != MDB_NOTFOUND) goto fail;
+
+    if (id_num && id_num == hash_num) {
+        *state = FOLIO_DOC_SAME;
+    } else if (hash_num) {
+        *state = FOLIO_DOC_DUPLICATE;
+        uint32_t num = hash_num;
+        MDB_val dk = {4, &num};
+        rc = mdb_get(txn, s->dbi[DB_DOCS], &dk, &v);
+        if (rc) goto fail;
+        folio_store_docrec_t rec;
+        if (v.mv_size < sizeof rec) {
+            rc = MDB_CORRUPTED;
+            goto fail;
+        }
+        memcpy(&rec, v.mv_data, sizeof rec);
+        if (other_id && other_cap) {
+            size_t n = rec.id_len < other_cap - 1 ? rec.id_len : other_cap - 1;
+            memcpy(other_id, (const char *)v.mv_data + sizeof rec, n);
+            other_id[n] = '\0';
+        }
+    } else if (id_num) {
+        *state = FOLIO_DOC_REPLACE;
+    } else {
+        *state = FOLIO_DOC_NEW;
+    }
+    mdb_txn_abort(txn);
+    return st;
+fail:
+    folio_log(FOLIO_LOG_ERROR, "store '%s': classify '%s': %s", s->path, id, mdb_strerror(rc));
+    mdb_txn_abort(txn);
+    return folio_store_mdb_status(rc);
+}
+
+folio_status_t folio_store_doc_terms(folio_store_t *s, const char *id, uint64_t **terms,
+                                     uint32_t **tfs, uint32_t *n)
+{
+    *terms = NULL;
+    *tfs = NULL;
+    *n = 0;
+    FOLIO_TRY(check_id(id, "doc_terms"));
+    MDB_txn *txn;
+    FOLIO_TRY(begin_read(s, &txn));
+    MDB_val k = {strlen(id), (void *)id}, v;
+    folio_status_t st = FOLIO_OK;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return FOLIO_ERR_NOT_FOUND;
+    }
+    uint32_t num = 0;
+    if (rc == MDB_SUCCESS) {
+        memcpy(&num, v.mv_data, 4);
+        MDB_val tk = {4, &num};
+        rc = mdb_get(txn, s->dbi[DB_TERMS], &tk, &v);
+    }
+    if (rc) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': terms of '%s': %s", s->path, id, mdb_strerror(rc));
+        mdb_txn_abort(txn);
+        return rc == MDB_NOTFOUND ? FOLIO_ERR_CORRUPT : folio_store_mdb_status(rc);
+    }
+    if (v.mv_size % 12) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': terms record of '%s' has %zu bytes", s->path, id, v.mv_size);
+        mdb_txn_abort(txn);
+        return FOLIO_ERR_CORRUPT;
+    }
+    uint32_t m = (uint32_t)(v.mv_size / 12);
+    if (m) {
+        *terms = malloc((size_t)m * 8);
+        *tfs = malloc((size_t)m * 4);
+        if (!*terms || !*tfs) {
+            free(*terms);
+            free(*tfs);
+            *terms = NULL;
+            *tfs = NULL;
+            st = FOLIO_ERR_NOMEM;
+        } else {
+            memcpy(*terms, v.mv_data, (size_t)m * 8);
+            memcpy(*tfs, (const char *)v.mv_data + (size_t)m * 8, (size_t)m * 4);
+            *n = m;
+        }
+    }
+    mdb_txn_abort(txn);
+    return st;
+}
+
+folio_status_t folio_store_df_lookup(folio_store_t *s, const uint64_t *terms, uint32_t n, uint32_t *df)
+{
+    if (n == 0) return FOLIO_OK;
+    MDB_txn *txn;
+    FOLIO_TRY(begin_read(s, &txn));
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t t = terms[i];
+        MDB_val k = {8, &t}, v;
+        int rc = mdb_get(txn, s->dbi[DB_DF], &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            df[i] = 0;
+        } else if (rc == MDB_SUCCESS && v.mv_size == 4) {
+            memcpy(&df[i], v.mv_data, 4);
+        } else {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': df lookup: %s", s->path,
+                      rc ? mdb_strerror(rc) : "malformed df record");
+            mdb_txn_abort(txn);
+            return rc ? folio_store_mdb_status(rc) : FOLIO_ERR_CORRUPT;
+        }
+    }
+    mdb_txn_abort(txn);
+    return FOLIO_OK;
+}
+
+folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    MDB_txn *txn;
+    FOLIO_TRY(begin_read(s, &txn));
+    folio_store_counters_t c;
+    folio_status_t st = get_counters(s, txn, &c);
+    MDB_envinfo ei;
+    MDB_stat es;
+    mdb_env_info(s->env, &ei);
+    mdb_env_stat(s->env, &es);
+    mdb_txn_abort(txn);
+    FOLIO_TRY(st);
+    info->n_docs = c.n_docs;
+    info->n_duplicates = c.n_duplicates;
+    info->n_tokens = c.n_tokens;
+    info->n_sents = c.n_sents;
+    info->n_sections = c.n_sections;
+    info->n_bytes = c.n_bytes;
+    info->n_terms = c.n_terms;
+    info->n_postings = c.n_postings;
+    info->n_summaries = c.n_summaries;
+    info->avg_doc_tokens = c.n_docs ? (double)c.n_tokens / (double)c.n_docs : 0.0;
+    info->map_bytes = ei.me_mapsize;
+    info->page_bytes = es.ms_psize;
+    info->used_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    return FOLIO_OK;
+}
+
+/* ------------------------------------------------------------ layout */
+
+bool store_layout_valid(size_t len, uint32_t n_tokens, const folio_sentence_t *sents,
+                        uint32_t n_sents, const folio_section_t *sections, uint32_t n_sections,
+                        char *why, size_t whylen)
+{
+#define BAD(...) do { snprintf(why, whylen, __VA_ARGS__); return false; } while (0)
+    if (n_sents && !sents) BAD("%u sentences but no sentence array", n_sents);
+    if (n_sections && !sections) BAD("%u sections but no section array", n_sections);
+    if (n_sents && !n_sections) BAD("%u sentences but no section", n_sents);
+    uint32_t prev_end = 0, prev_tok = 0;
+    for (uint32_t i = 0; i < n_sents; i++) {
+        const folio_sentence_t *q = &sents[i];
+        if (q->start > q->end || q->end > len)
+            BAD("sentence %u spans bytes [%u,%u) outside the text of %zu bytes", i, q->start, q->end, len);
+        if (q->start < prev_end)
+            BAD("sentence %u starts at byte %u before the end %u of sentence %u", i, q->start, prev_end, i - 1);
+        if (q->tok_begin > q->tok_end || q->tok_end > n_tokens)
+            BAD("sentence %u has tokens [%u,%u) outside %u tokens", i, q->tok_begin, q->tok_end, n_tokens);
+        if (q->tok_begin < prev_tok)
+            BAD("sentence %u token range starts at %u before the end %u of sentence %u", i,
+                q->tok_begin, prev_tok, i - 1);
+        if (q->section >= n_sections)
+            BAD("sentence %u names section %u of %u", i, q->section, n_sections);
+        prev_end = q->end;
+        prev_tok = q->tok_end;
+    }
+    uint32_t next = 0;
+    for (uint32_t j = 0; j < n_sections; j++) {
+        const folio_section_t *c = &sections[j];
+        if (c->start > c->end || c->end > len)
+            BAD("section %u spans bytes [%u,%u) outside the text of %zu bytes", j, c->start, c->end, len);
+        if (c->title_start > c->title_end || c->title_end > len)
+            BAD("section %u title spans bytes [%u,%u) outside the text", j, c->title_start, c->title_end);
+        if (c->sent_begin != next || c->sent_end < c->sent_begin || c->sent_end > n_sents)
+            BAD("section %u covers sentences [%u,%u): sections must partition the %u sentences in order "
+                "(expected to start at %u)", j, c->sent_begin, c->sent_end, n_sents, next);
+        for (uint32_t i = c->sent_begin; i < c->sent_end; i++)
+            if (sents[i].section != j) BAD("sentence %u is in section %u's range but names section %u", i, j,
+                                           sents[i].section);
+        next = c->sent_end;
+    }
+    if (next != n_sents) BAD("sections cover %u of %u sentences", next, n_sents);
+    return true;
+#undef BAD
+}
+
+/* ------------------------------------------------------------ removal */
+
+static folio_status_t put_counters(folio_store_t *s, MDB_txn *txn, const folio_store_counters_t *c)
+{
+    MDB_val k = {8, "counters"}, v = {sizeof *c, (void *)c};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_META], &k, &v, 0), "writing counters");
+    return FOLIO_OK;
+}
+
+/* Adds delta to the doc count of pattern spec (deleting the key at 0). */
+static folio_status_t pattern_count_add(folio_store_t *s, MDB_txn *txn, const char *spec, size_t n, int delta)
+{
+    if (n == 0) return FOLIO_OK;
+    char key[512];
+    if (n > sizeof key - 9) n = sizeof key - 9; /* LMDB keys max 511 bytes */
+    memcpy(key, "pattern:", 8);
+    memcpy(key + 8, spec, n);
+    MDB_val k = {8 + n, key}, v;
+    uint64_t cnt = 0;
+    int rc = mdb_get(txn, s->dbi[DB_META], &k, &v);
+    if (rc == MDB_SUCCESS && v.mv_size == 8) memcpy(&cnt, v.mv_data, 8);
+    else if (rc != MDB_NOTFOUND) BODY_MDB(s, rc ? rc : MDB_CORRUPTED, "pattern count");
+    if (delta < 0 && cnt < (uint64_t)-delta) cnt = 0;
+    else cnt = (uint64_t)((int64_t)cnt + delta);
+    if (cnt == 0) {
+        rc = mdb_del(txn, s->dbi[DB_META], &k, NULL);
+        if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "pattern count");
+    } else {
+        v.mv_size = 8;
+        v.mv_data = &cnt;
+        BODY_MDB(s, mdb_put(txn, s->dbi[DB_META], &k, &v, 0), "pattern count");
+    }
+    return FOLIO_OK;
+}
+
+static folio_status_t del_num(folio_store_t *s, MDB_txn *txn, int db, uint32_t num)
+{
+    MDB_val k = {4, &num};
+    int rc = mdb_del(txn, s->dbi[db], &k, NULL);
+    if (rc == MDB_NOTFOUND) return FOLIO_OK;
+    BODY_MDB(s, rc, "deleting %s of doc %u", folio_store_db_names[db], num);
+    return FOLIO_OK;
+}
+
+/* Drops duplicate records whose dup_of is id, unless their hash equals
+ * keep_hash (they still describe the stored content). */
+static folio_status_t drop_dups_of(folio_store_t *s, MDB_txn *txn, const char *id, size_t id_len,
+                                   const uint8_t *keep_hash, folio_store_counters_t *c)
+{
+    MDB_cursor *cur;
+    BODY_MDB(s, mdb_cursor_open(txn, s->dbi[DB_DUPS], &cur), "cursor on dups");
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        folio_store_duprec_t d;
+        bool drop = false;
+        if (v.mv_size >= sizeof d) {
+            memcpy(&d, v.mv_data, sizeof d);
+            drop = d.dup_of_len == id_len && sizeof d + id_len <= v.mv_size &&
+                   memcmp((const char *)v.mv_data + sizeof d, id, id_len) == 0 &&
+                   !(keep_hash && memcmp(d.hash, keep_hash, 16) == 0);
+        }
+        if (drop) {
+            rc = mdb_cursor_del(cur, 0);
+            if (rc) break;
+            if (c->n_duplicates) c->n_duplicates--;
+        }
+        /* after mdb_cursor_del, MDB_NEXT yields the item that followed */
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "scanning dups of '%s'", id);
+    return FOLIO_OK;
+}
+
+/* Removes every record of committed doc num (not its done-marker unless
+ * drop_done), adjusting postings, df and counters. */
+static folio_status_t remove_doc(folio_store_t *s, MDB_txn *txn, uint32_t num, bool drop_done,
+                                 const uint8_t *keep_hash, folio_store_counters_t *c)
+{
+    MDB_val k = {4, &num}, v;
+    int rc = mdb_get(txn, s->dbi[DB_DOCS], &k, &v);
+    BODY_MDB(s, rc, "record of doc %u", num);
+    folio_store_docrec_t rec;
+    FOLIO_CHECK_GENERIC(v.mv_size >= sizeof rec, FOLIO_ERR_CORRUPT, "store '%s': doc %u record too short",
+                        s->path, num);
+    memcpy(&rec, v.mv_data, sizeof rec);
+    FOLIO_CHECK_GENERIC(v.mv_size >= sizeof rec + rec.id_len + rec.title_len + rec.pattern_len + 3,
+                        FOLIO_ERR_CORRUPT, "store '%s': doc %u record truncated", s->path, num);
+    /* copy what we need: values are invalid after the next write */
+    char id[FOLIO_STORE_MAX_ID + 1], pattern[512];
+    size_t idn = rec.id_len <= FOLIO_STORE_MAX_ID ? rec.id_len : FOLIO_STORE_MAX_ID;
+    memcpy(id, (const char *)v.mv_data + sizeof rec, idn);
+    id[idn] = '\0';
+    size_t pn = rec.pattern_len < sizeof pattern ? rec.pattern_len : sizeof pattern - 1;
+    memcpy(pattern, (const char *)v.mv_data + sizeof rec + rec.id_len + 1 + rec.title_len + 1, pn);
+    pattern[pn] = '\0';
+
+    /* postings and df of its terms */
+    MDB_val tk = {4, &num}, tv;
+    rc = mdb_get(txn, s->dbi[DB_TERMS], &tk, &tv);
+    if (rc == MDB_SUCCESS) {
+        FOLIO_CHECK_GENERIC(tv.mv_size % 12 == 0, FOLIO_ERR_CORRUPT, "store '%s': doc %u terms malformed",
+                            s->path, num);
+        size_t m = tv.mv_size / 12;
+        void *copy = malloc(tv.mv_size ? tv.mv_size : 1);
+        FOLIO_CHECK_ALLOC(copy);
+        memcpy(copy, tv.mv_data, tv.mv_size);
+        const uint64_t *terms = copy;
+        const uint32_t *tfs = (const uint32_t *)((const char *)copy + m * 8);
+        folio_status_t st = FOLIO_OK;
+        for (size_t i = 0; i < m && st == FOLIO_OK; i++) {
+            uint64_t t = terms[i], p = store_posting_pack(num, tfs[i]);
+            MDB_val pk = {8, &t}, pv = {8, &p};
+            rc = mdb_del(txn, s->dbi[DB_POSTINGS], &pk, &pv);
+            if (rc == MDB_SUCCESS) {
+                if (c->n_postings) c->n_postings--;
+            } else if (rc != MDB_NOTFOUND) {
+                st = rc == MDB_MAP_FULL ? (s->map_full = true, FOLIO_ERR_MAP_FULL) : folio_store_mdb_status(rc);
+                if (rc != MDB_MAP_FULL) folio_log(FOLIO_LOG_ERROR, "store '%s': deleting posting: %s", s->path, mdb_strerror(rc));
+                break;
+            }
+            MDB_val dk = {8, &t}, dv;
+            uint32_t df = 0;
+            rc = mdb_get(txn, s->dbi[DB_DF], &dk, &dv);
+            if (rc == MDB_SUCCESS && dv.mv_size == 4) memcpy(&df, dv.mv_data, 4);
+            if (df <= 1) {
+                rc = mdb_del(txn, s->dbi[DB_DF], &dk, NULL);
+                if (rc == MDB_SUCCESS && c->n_terms) c->n_terms--;
+            } else {
+                df--;
+                dv.mv_size = 4;
+                dv.mv_data = &df;
+                rc = mdb_put(txn, s->dbi[DB_DF], &dk, &dv, 0);
+            }
+            if (rc && rc != MDB_NOTFOUND) {
+                st = rc == MDB_MAP_FULL ? (s->map_full = true, FOLIO_ERR_MAP_FULL) : folio_store_mdb_status(rc);
+                if (rc != MDB_MAP_FULL) folio_log(FOLIO_LOG_ERROR, "store '%s': updating df: %s", s->path, mdb_strerror(rc));
+            }
+        }
+        free(copy);
+        FOLIO_TRY(st);
+    } else if (rc != MDB_NOTFOUND) {
+        BODY_MDB(s, rc, "terms of doc %u", num);
+    }
+
+    /* hash entry (only if it points at this doc) */
+    MDB_val hk = {16, rec.hash}, hv;
+    rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &hv);
+    if (rc == MDB_SUCCESS && hv.mv_size == 4 && memcmp(hv.mv_data, &num, 4) == 0)
+        BODY_MDB(s, mdb_del(txn, s->dbi[DB_HASHES], &hk, NULL), "hash of doc %u", num);
+
+    MDB_val sk = {4, &num}, sv;
+    if (mdb_get(txn, s->dbi[DB_SUMMARIES], &sk, &sv) == MDB_SUCCESS && c->n_summaries) c->n_summaries--;
+    static const int dbs[] = {DB_TEXT, DB_SENTS, DB_SECTIONS, DB_TERMS, DB_SENTVEC, DB_BLOCKVEC,
+                              DB_SECVEC, DB_DOCVEC, DB_SALIENCE, DB_SUMMARIES, DB_DOCS};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) FOLIO_TRY(del_num(s, txn, dbs[i], num));
+    FOLIO_TRY(pattern_count_add(s, txn, pattern, pn, -1));
+    if (drop_done) {
+        MDB_val ik = {idn, id};
+        rc = mdb_del(txn, s->dbi[DB_DONE], &ik, NULL);
+        if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "done-marker of '%s'", id);
+    }
+    FOLIO_TRY(drop_dups_of(s, txn, id, idn, keep_hash, c));
+
+    if (c->n_docs) c->n_docs--;
+    c->n_tokens -= c->n_tokens >= rec.n_tokens ? rec.n_tokens : c->n_tokens;
+    c->n_sents -= c->n_sents >= rec.n_sents ? rec.n_sents : c->n_sents;
+    c->n_sections -= c->n_sections >= rec.n_sections ? rec.n_sections : c->n_sections;
+    c->n_bytes -= c->n_bytes >= rec.bytes ? rec.bytes : c->n_bytes;
+    return FOLIO_OK;
+}
+
+/* ------------------------------------------------------------ commit doc */
+
+typedef struct {
+    const folio_doc_t *doc;
+    const folio_doc_results_t *res;
+    const char *pattern;
+    size_t pattern_len;
+    uint64_t *terms;   /* (m) distinct stem hashes, increasing */
+    uint32_t *tfs;     /* (m) */
+    uint32_t m;
+    uint32_t n_blocks, d, flags;
+} commit_ctx_t;
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static folio_status_t put_num(folio_store_t *s, MDB_txn *txn, int db, uint32_t num, const void *data,
+                              size_t n)
+{
+    MDB_val k = {4, &num}, v = {n, (void *)data};
+    BODY_MDB(s, mdb_put(txn, s->dbi[db], &k, &v, 0), "writing %s of doc %u (%zu bytes)",
+             folio_store_db_names[db], num, n);
+    return FOLIO_OK;
+}
+
+static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx)
+{
+    commit_ctx_t *x = vctx;
+    const folio_doc_t *doc = x->doc;
+    const folio_doc_results_t *res = x->res;
+    size_t id_len = strlen(doc->id), title_len = doc->title ? strlen(doc->title) : 0;
+    folio_store_counters_t c;
+    FOLIO_TRY(get_counters(s, txn, &c));
+
+    MDB_val ik = {id_len, doc->id}, v;
+    uint32_t num = 0;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &ik, &v);
+    if (rc == MDB_SUCCESS) memcpy(&num, v.mv_data, 4);
+    else if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "done-marker of '%s'", doc->id);
+
+    MDB_val hk = {16, (void *)doc->hash};
+    rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &v);
+    if (rc == MDB_SUCCESS) {
+        uint32_t other;
+        memcpy(&other, v.mv_data, 4);
+        if (other != num) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': document '%s' (%s): its content is already stored "
+                      "under another id (doc %u); record it as a duplicate", s->path, doc->id,
+                      doc->origin ? doc->origin : "?", other);
+            return FOLIO_ERR_CORRUPT;
+        }
+    } else if (rc != MDB_NOTFOUND) {
+        BODY_MDB(s, rc, "hash lookup of '%s'", doc->id);
+    }
+
+    if (num) {
+        FOLIO_TRY(remove_doc(s, txn, num, false, doc->hash, &c));
+    } else {
+        FOLIO_CHECK_GENERIC(c.next_docnum < UINT32_MAX, FOLIO_ERR_STORE,
+                            "store '%s': out of document numbers", s->path);
+        num = (uint32_t)c.next_docnum++;
+    }
+    /* an earlier duplicate record under this id is superseded */
+    rc = mdb_del(txn, s->dbi[DB_DUPS], &ik, NULL);
+    if (rc == MDB_SUCCESS) {
+        if (c.n_duplicates) c.n_duplicates--;
+    } else if (rc != MDB_NOTFOUND) {
+        BODY_MDB(s, rc, "dup record of '%s'", doc->id);
+    }
+
+    /* document record */
+    folio_store_docrec_t rec = {0};
+    rec.docnum = num;
+    rec.n_tokens = doc->n_tokens;
+    rec.n_sents = doc->n_sents;
+    rec.n_sections = doc->n_sections;
+    rec.n_blocks = x->n_blocks;
+    rec.n_terms = x->m;
+    rec.d = x->d;
+    rec.flags = x->flags;
+    rec.bytes = doc->len;
+    memcpy(rec.hash, doc->hash, 16);
+    rec.id_len = (uint32_t)id_len;
+    rec.title_len = (uint32_t)title_len;
+    rec.pattern_len = (uint32_t)x->pattern_len;
+    size_t reclen = sizeof rec + id_len + 1 + title_len + 1 + x->pattern_len + 1;
+    MDB_val dk = {4, &num}, dv = {reclen, NULL};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_DOCS], &dk, &dv, MDB_RESERVE), "record of '%s'", doc->id);
+    char *p = dv.mv_data;
+    memcpy(p, &rec, sizeof rec);
+    p += sizeof rec;
+    memcpy(p, doc->id, id_len + 1);
+    p += id_len + 1;
+    if (title_len) memcpy(p, doc->title, title_len);
+    p[title_len] = '\0';
+    p += title_len + 1;
+    if (x->pattern_len) memcpy(p, x->pattern, x->pattern_len);
+    p[x->pattern_len] = '\0';
+
+    /* text (+ NUL so readers get a C string) */
+    MDB_val tk = {4, &num}, tv = {doc->len + 1, NULL};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_TEXT], &tk, &tv, MDB_RESERVE), "text of '%s' (%zu bytes)",
+             doc->id, doc->len);
+    if (doc->len) memcpy(tv.mv_data, doc->text, doc->len);
+    ((char *)tv.mv_data)[doc->len] = '\0';
+
+    FOLIO_TRY(put_num(s, txn, DB_SENTS, num, doc->sents, (size_t)doc->n_sents * sizeof(folio_sentence_t)));
+    FOLIO_TRY(put_num(s, txn, DB_SECTIONS, num, doc->sections,
+                      (size_t)doc->n_sections * sizeof(folio_section_t)));
+
+    /* terms: (m) u64 then (m) u32 */
+    MDB_val mk = {4, &num}, mv = {(size_t)x->m * 12, NULL};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_TERMS], &mk, &mv, MDB_RESERVE), "terms of '%s'", doc->id);
+    if (x->m) {
+        memcpy(mv.mv_data, x->terms, (size_t)x->m * 8);
+        memcpy((char *)mv.mv_data + (size_t)x->m * 8, x->tfs, (size_t)x->m * 4);
+    }
+
+    if (res) {
+        size_t d = x->d;
+        if (x->flags & FOLIO_STORE_HAS_SENT_VECS)
+            FOLIO_TRY(put_num(s, txn, DB_SENTVEC, num, res->sent_vecs, (size_t)doc->n_sents * d * 4));
+        if (x->flags & FOLIO_STORE_HAS_BLOCK_VECS)
+            FOLIO_TRY(put_num(s, txn, DB_BLOCKVEC, num, res->block_vecs, (size_t)x->n_blocks * d * 4));
+        if (x->flags & FOLIO_STORE_HAS_SECTION_VECS)
+            FOLIO_TRY(put_num(s, txn, DB_SECVEC, num, res->section_vecs, (size_t)doc->n_sections * d * 4));
+        if (x->flags & FOLIO_STORE_HAS_DOC_VEC)
+            FOLIO_TRY(put_num(s, txn, DB_DOCVEC, num, res->doc_vec, d * 4));
+        if (x->flags & FOLIO_STORE_HAS_SALIENCE)
+            FOLIO_TRY(put_num(s, txn, DB_SALIENCE, num, res->salience, (size_t)doc->n_sents * 4));
+    }
+
+    /* postings and df */
+    for (uint32_t i = 0; i < x->m; i++) {
+        uint64_t t = x->terms[i], pk = store_posting_pack(num, x->tfs[i]);
+        MDB_val k = {8, &t}, pv = {8, &pk};
+        BODY_MDB(s, mdb_put(txn, s->dbi[DB_POSTINGS], &k, &pv, MDB_NODUPDATA), "posting of '%s'", doc->id);
+        MDB_val dfv;
+        uint32_t df = 0;
+        rc = mdb_get(txn, s->dbi[DB_DF], &k, &dfv);
+        if (rc == MDB_SUCCESS && dfv.mv_size == 4) memcpy(&df, dfv.mv_data, 4);
+        else if (rc == MDB_NOTFOUND) c.n_terms++;
+        else BODY_MDB(s, rc ? rc : MDB_CORRUPTED, "df of '%s'", doc->id);
+        df++;
+        dfv.mv_size = 4;
+        dfv.mv_data = &df;
+        BODY_MDB(s, mdb_put(txn, s->dbi[DB_DF], &k, &dfv, 0), "df of '%s'", doc->id);
+    }
+    c.n_postings += x->m;
+
+    FOLIO_TRY(pattern_count_add(s, txn, x->pattern, x->pattern_len, +1));
+    c.n_docs++;
+    c.n_tokens += doc->n_tokens;
+    c.n_sents += doc->n_sents;
+    c.n_sections += doc->n_sections;
+    c.n_bytes += doc->len;
+    FOLIO_TRY(put_counters(s, txn, &c));
+
+    MDB_val nv = {4, &num};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_HASHES], &hk, &nv, 0), "hash of '%s'", doc->id);
+    /* the done-marker, last */
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_DONE], &ik, &nv, 0), "done-marker of '%s'", doc->id);
+    return FOLIO_OK;
+}
+
+folio_status_t folio_store_commit_doc(folio_store_t *s, const folio_doc_t *doc, const folio_doc_results_t *res)
+{
+    FOLIO_CHECK_GENERIC(s && doc, FOLIO_ERR_ARG, "commit_doc: no store or document");
+    FOLIO_TRY(check_id(doc->id, "commit"));
+    const char *name = doc->id;
+    FOLIO_CHECK_GENERIC(doc->text || doc->len == 0, FOLIO_ERR_ARG, "commit '%s': no text", name);
+    FOLIO_CHECK_GENERIC(doc->len < UINT32_MAX, FOLIO_ERR_TOO_LARGE,
+                        "commit '%s': %zu bytes exceed the 4 GiB limit", name, doc->len);
+    FOLIO_CHECK_GENERIC(doc->n_tokens == 0 || doc->stem_hashes, FOLIO_ERR_ARG,
+                        "commit '%s': document not analyzed (no stem hashes)", name);
+    char why[256];
+    FOLIO_CHECK_GENERIC(store_layout_valid(doc->len, doc->n_tokens, doc->sents, doc->n_sents, doc->sections,
+                                           doc->n_sections, why, sizeof why),
+                        FOLIO_ERR_ARG, "commit '%s': %s", name, why);
+
+    commit_ctx_t x = {0};
+    x.doc = doc;
+    x.res = res;
+    x.pattern = res && res->pattern ? res->pattern : "";
+    x.pattern_len = strlen(x.pattern);
+    FOLIO_CHECK_GENERIC(x.pattern_len < 500, FOLIO_ERR_ARG, "commit '%s': pattern spec too long", name);
+    if (res) {
+        x.n_blocks = res->n_blocks;
+        if (res->sent_vecs) x.flags |= FOLIO_STORE_HAS_SENT_VECS;
+        if (res->block_vecs) x.flags |= FOLIO_STORE_HAS_BLOCK_VECS;
+        if (res->section_vecs) x.flags |= FOLIO_STORE_HAS_SECTION_VECS;
+        if (res->doc_vec) x.flags |= FOLIO_STORE_HAS_DOC_VEC;
+        if (res->salience) x.flags |= FOLIO_STORE_HAS_SALIENCE;
+        if (x.flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE) {
+            FOLIO_CHECK_GENERIC(res->d > 0, FOLIO_ERR_ARG, "commit '%s': vectors given with width d = 0", name);
+            x.d = res->d;
+        }
+    }
+
+    /* distinct terms with their frequencies: sort a copy of the stem hashes */
+    folio_status_t st = FOLIO_OK;
+    if (doc->n_tokens) {
+        uint64_t *h = malloc((size_t)doc->n_tokens * 8);
+        FOLIO_CHECK_ALLOC(h);
+        memcpy(h, doc->stem_hashes, (size_t)doc->n_tokens * 8);
+        qsort(h, doc->n_tokens, 8, cmp_u64);
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < doc->n_tokens; i++)
+            if (i == 0 || h[i] != h[i - 1]) m++;
+        x.terms = malloc((size_t)m * 8);
+        x.tfs = malloc((size_t)m * 4);
+        if (!x.terms || !x.tfs) {
+            free(h);
+            free(x.terms);
+            free(x.tfs);
+            return FOLIO_ERR_NOMEM;
+        }
+        uint32_t j = 0;
+        for (uint32_t i = 0; i < doc->n_tokens; i++) {
+            if (i == 0 || h[i] != h[i - 1]) {
+                x.terms[j] = h[i];
+                x.tfs[j++] = 1;
+            } else {
+                x.tfs[j - 1]++;
+            }
+        }
+        x.m = m;
+        free(h);
+    }
+    st = run_write_txn(s, commit_doc_body, &x);
+    free(x.terms);
+    free(x.tfs);
+    return st;
+}
+
+/* ------------------------------------------------------------ duplicates */
+
+typedef struct {
+    const char *id, *dup_of, *origin;
+    const uint8_t *hash;
+} dup_ctx_t;
+
+static folio_status_t commit_dup_body(folio_store_t *s, MDB_txn *txn, void *vctx)
+{
+    dup_ctx_t *x = vctx;
+    folio_store_counters_t c;
+    FOLIO_TRY(get_counters(s, txn, &c));
+    /* dup_of must be stored with this content */
+    MDB_val ok = {strlen(x->dup_of), (void *)x->dup_of}, v;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &ok, &v);
+    uint32_t target = 0;
+    if (rc == MDB_SUCCESS) memcpy(&target, v.mv_data, 4);
+    else if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "done-marker of '%s'", x->dup_of);
+    MDB_val hk = {16, (void *)x->hash};
+    uint32_t hnum = 0;
+    rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &v);
+    if (rc == MDB_SUCCESS) memcpy(&hnum, v.mv_data, 4);
+    else if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "hash lookup for '%s'", x->id);
+    if (!target || target != hnum) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': cannot record '%s' as a duplicate of '%s': %s", s->path,
+                  x->id, x->dup_of, target ? "that document holds other content" : "that document is not stored");
+        return FOLIO_ERR_NOT_FOUND;
+    }
+    /* the id itself was a committed doc: its new content is the duplicate */
+    MDB_val ik = {strlen(x->id), (void *)x->id};
+    rc = mdb_get(txn, s->dbi[DB_DONE], &ik, &v);
+    if (rc == MDB_SUCCESS) {
+        uint32_t num;
+        memcpy(&num, v.mv_data, 4);
+        FOLIO_CHECK_GENERIC(num != target, FOLIO_ERR_ARG, "store '%s': '%s' cannot be a duplicate of itself",
+                            s->path, x->id);
+        FOLIO_TRY(remove_doc(s, txn, num, true, NULL, &c));
+    } else if (rc != MDB_NOTFOUND) {
+        BODY_MDB(s, rc, "done-marker of '%s'", x->id);
+    }
+    rc = mdb_get(txn, s->dbi[DB_DUPS], &ik, &v);
+    if (rc == MDB_NOTFOUND) c.n_duplicates++;
+    else if (rc) BODY_MDB(s, rc, "dup record of '%s'", x->id);
+
+    folio_store_duprec_t d = {0};
+    memcpy(d.hash, x->hash, 16);
+    const char *origin = x->origin ? x->origin : "";
+    d.dup_of_len = (uint32_t)strlen(x->dup_of);
+    d.origin_len = (uint32_t)strlen(origin);
+    size_t n = sizeof d + d.dup_of_len + 1 + d.origin_len + 1;
+    MDB_val dv = {n, NULL};
+    BODY_MDB(s, mdb_put(txn, s->dbi[DB_DUPS], &ik, &dv, MDB_RESERVE), "dup record of '%s'", x->id);
+    char *p = dv.mv_data;
+    memcpy(p, &d, sizeof d);
+    memcpy(p + sizeof d, x->dup_of, d.dup_of_len + 1);
+    memcpy(p + sizeof d + d.dup_of_len + 1, origin, d.origin_len + 1);
+    return put_counters(s, txn, &c);
+}
+
+folio_status_t folio_store_commit_duplicate(folio_store_t *s, const char *id, const uint8_t hash[16],
+                                            const char *dup_of, const char *origin)
+{
+    FOLIO_TRY(check_id(id, "commit_duplicate"));
+    FOLIO_TRY(check_id(dup_of, "commit_duplicate (dup_of)"));
+    FOLIO_CHECK_GENERIC(!origin || strlen(origin) < (1u << 20), FOLIO_ERR_ARG, "commit_duplicate: origin too long");
+    dup_ctx_t x = {id, dup_of, origin, hash};
+    return run_write_txn(s, commit_dup_body, &x);
+}
+
+/* ------------------------------------------------------------ summaries */
+
+typedef struct {
+    const char *id, *json;
+    size_t len;
+} sum_ctx_t;
+
+static folio_status_t put_summary_body(folio_store_t *s, MDB_txn *txn, void *vctx)
+{
+    sum_ctx_t *x = vctx;
+    MDB_val ik = {strlen(x->id), (void *)x->id}, v;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &ik, &v);
+    if (rc == MDB_NOTFOUND) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': no document '%s' to store a summary for", s->path, x->id);
+        return FOLIO_ERR_NOT_FOUND;
+    }
+    BODY_MDB(s, rc, "done-marker of '%s'", x->id);
+    uint32_t num;
+    memcpy(&num, v.mv_data, 4);
+    folio_store_counters_t c;
+    FOLIO_TRY(get_counters(s, txn, &c));
+    MDB_val k = {4, &num};
+    rc = mdb_get(txn, s->dbi[DB_SUMMARIES], &k, &v);
+    if (rc == MDB_NOTFOUND) c.n_summaries++;
+    else BODY_MDB(s, rc, "summary of '%s'", x->id);
+    FOLIO_TRY(put_num(s, txn, DB_SUMMARIES, num, x->json, x->len));
+    return put_counters(s, txn, &c);
+}
+
+folio_status_t folio_store_put_summary(folio_store_t *s, const char *id, const char *json, size_t len)
+{
+    FOLIO_TRY(check_id(id, "put_summary"));
+    FOLIO_CHECK_GENERIC(json && len > 0, FOLIO_ERR_ARG, "put_summary '%s': empty summary", id);
+    folio_json_t *j = NULL;
+    char err[128];
+    folio_status_t st = folio_json_parse(json, len, &j, err, sizeof err);
+    folio_json_free(&j);
+    FOLIO_CHECK_GENERIC(st == FOLIO_OK, FOLIO_ERR_PARSE, "put_summary '%s': summary is not JSON: %s", id, err);
+    sum_ctx_t x = {id, json, len};
+    return run_write_txn(s, put_summary_body, &x);
+}
