@@ -1,0 +1,153 @@
+/* attn/attn_cuda.h — the CUDA backend of attn/: kernels and a small device
+ * context, callable from C.
+ *
+ * Semantics are those of attn/attn.h (the CPU kernels are the reference):
+ * one attention layer, per head h (columns h*d_h .. h*d_h+d_h-1 of every
+ * row), query token i attends to
+ *   - window keys j with |i - j| <= W, 0 <= j < n_doc, and
+ *   - the summary nodes sel[qb][h][0 .. sel_n[qb][h]) of its query block
+ *     qb = (i - q0) / B,
+ * scores scaled by `scale` (= beta / sqrt(d_h)), softmax over the union.
+ * Operands are bf16, accumulation and softmax fp32 (tensor-core mma.sync
+ * m16n8k16).  The fast kernel supports d_h == 64 and B == 64 (the default
+ * pattern; other shapes return FOLIO_ERR_UNSUPPORTED so the caller can use
+ * the CPU path).  Memory is O(n * d): no score matrix is ever stored.
+ *
+ * Everything here works on DEVICE pointers unless a name says _host.  All
+ * calls are asynchronous on the given stream (NULL = the context's stream or
+ * the legacy default stream) except those that return host data.
+ *
+ * When the build has no CUDA (FOLIO_HAVE_CUDA undefined) this header still
+ * compiles: every entry point becomes an inline stub that reports
+ * FOLIO_ERR_UNSUPPORTED and folio_cuda_available() returns false.
+ */
+#ifndef FOLIO_ATTN_CUDA_H
+#define FOLIO_ATTN_CUDA_H
+
+#include "../common/common.h"
+#include "attn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ kernel args
+ * Device-side twin of the CPU folio_attn_args_t.  bf16 values are passed as
+ * raw 16-bit patterns (uint16_t) so C callers need no CUDA headers. */
+typedef struct {
+    const uint16_t *q, *k, *v;   /* (nx, ld) bf16: rows = global tokens [x0, x0+nx);
+                                    q = k = v for folio's weightless encoder */
+    int64_t ld;                  /* row stride (elements) of q, k, v; >= H*d_h */
+    int64_t x0, nx;              /* X covers [x0, x0+nx) and must hold every window
+                                    key of the queries: [max(0,q0-W), min(n_doc,q1+W)) */
+    int64_t q0, q1, n_doc;       /* queries [q0, q1), q0 % B == 0 */
+    const uint16_t *node_k, *node_v; /* (n_nodes, ld_nodes) bf16 summary keys/values */
+    int64_t ld_nodes, n_nodes;
+    const int32_t *sel;          /* (n_qblocks, H, s_max) node indices, may be NULL if s_max == 0 */
+    const int32_t *sel_n;        /* (n_qblocks, H) counts <= s_max, may be NULL if s_max == 0 */
+    int s_max;
+    void *out;                   /* (q1-q0, ld_out): fp32, or bf16 when out_bf16 */
+    int64_t ld_out;
+    int out_bf16;
+    float *node_mass;            /* optional (n_qblocks, H, s_max): sum over the block's
+                                    queries of the softmax weight of each selected node */
+    int H, d_h, B, W;
+    float scale;
+    void *stream;                /* cudaStream_t, NULL = default stream */
+} folio_attn_cuda_args_t;
+
+#ifdef FOLIO_HAVE_CUDA
+
+/* True when this binary was built with CUDA and a usable device is present. */
+bool folio_cuda_available(void);
+
+/* The fused block-sparse flash-style forward (see the top of this file).
+ * Validates the arguments (clear message, FOLIO_ERR_ARG / _UNSUPPORTED) and
+ * launches; returns FOLIO_ERR_CUDA if the launch fails. */
+folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a);
+
+/* Pure bf16 conversion helpers on the device: n floats <-> bf16. */
+folio_status_t folio_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n, void *stream);
+folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream);
+
+/* Block summaries: node[b] = mean over tokens [b*B, min(n,(b+1)*B)) of X
+ * (fp32, (n, d) row-major), b in [0, ceil(n/B)).  out: (ceil(n/B), d) fp32. */
+folio_status_t folio_cuda_block_means(const float *X, int64_t n, int d, int B, float *out, void *stream);
+
+/* Routed top-k alone: for query block qb in [qb0, qb1) and head h, the k
+ * blocks (indices in [0, nb)) outside qb's group [g*G, g*G+G) whose key
+ * summary (node_k row, head slice) scores highest against qb's mean query
+ * (node_q row), ties to the lower index.  node_q, node_k: (nb, ld) fp32.
+ * out: (qb1-qb0, H, k) in descending score order, -1 padded; out_n:
+ * (qb1-qb0, H) counts. */
+folio_status_t folio_cuda_route_topk(const float *node_q, const float *node_k, int64_t ld,
+                                     int64_t nb, int H, int d_h, int G, int k,
+                                     int64_t qb0, int64_t qb1, int32_t *out, int32_t *out_n,
+                                     void *stream);
+
+/* X <- rmsnorm_h(X + Y): each head's d_h slice of X + Y scaled to L2 norm
+ * sqrt(d_h) (a zero slice stays zero), as the CPU encoder's residual step
+ * (attn.h, "Normalization").  X, Y: (n, H*d_h) fp32. */
+folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream);
+
+/* Summary keys on the device, exactly as folio_attn_select (attn.h) chooses
+ * them: hierarchical siblings level by level in index order (own ancestor
+ * excluded; LONGT5: all blocks), then for HIER_TOPK the routed blocks by
+ * descending score (ties to the lower index; none when the document has a
+ * single group).  p resolved for the document, h its hierarchy.
+ * node_q: (nb, ld) fp32 mean query of each block (= level-1 summaries when
+ * Q = X); node_k: (n_nodes, ld) fp32 summaries (level 1 used for routing).
+ * sel: (qb1-qb0, H, s_max), sel_n: (qb1-qb0, H), device.  Routing scores are
+ * fp32 dot products: selections equal the CPU's except at exact (or
+ * last-bit) ties.  Requires d_h == 64 and k <= 32 for HIER_TOPK. */
+folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
+                                      const float *node_q, const float *node_k, int64_t ld,
+                                      uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
+                                      int s_max, void *stream);
+
+/* ------------------------------------------------------------ host helpers
+ * The CUDA kernel behind the CPU kernel's exact signature: a->q/k/v, node_k/v
+ * are HOST fp32 buffers (converted to bf16 on the device), a->out and
+ * a->node_mass host fp32 outputs.  Synchronous; allocates and frees device
+ * memory on each call: for tests, references and small jobs.  a->threads is
+ * ignored. */
+folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a);
+
+/* ------------------------------------------------------------ benchmark
+ * Times the fused kernel alone on random bf16 inputs of n tokens, H heads of
+ * width d_h, window W, and s_sum summary keys per (query block, head) drawn
+ * from n_nodes = ceil(n/64) + 64 random nodes (s_sum = 0: local only).
+ * Results: median ms of `reps` launches (after warm-up) and the useful
+ * TFLOP/s (4 * d_h * attended pairs, summed over heads).  Needs a device. */
+typedef struct {
+    double ms_median, ms_min, tflops_useful, pairs;
+    double tflops_computed;   /* counting the masked work of edge tiles too */
+} folio_attn_cuda_bench_t;
+folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum,
+                                     int out_bf16, int with_node_mass, int reps,
+                                     folio_attn_cuda_bench_t *res);
+
+#else /* !FOLIO_HAVE_CUDA: stubs so callers compile everywhere */
+
+static inline bool folio_cuda_available(void) { return false; }
+
+static inline folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)
+{ (void)a; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
+{ (void)a; return FOLIO_ERR_UNSUPPORTED; }
+typedef struct {
+    double ms_median, ms_min, tflops_useful, pairs;
+    double tflops_computed;
+} folio_attn_cuda_bench_t;
+static inline folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum,
+                                                   int out_bf16, int with_node_mass, int reps,
+                                                   folio_attn_cuda_bench_t *res)
+{ (void)n; (void)H; (void)d_h; (void)W; (void)s_sum; (void)out_bf16; (void)with_node_mass;
+  (void)reps; (void)res; return FOLIO_ERR_UNSUPPORTED; }
+
+#endif /* FOLIO_HAVE_CUDA */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FOLIO_ATTN_CUDA_H */

@@ -1,0 +1,537 @@
+/* attn/attn_cuda_util.cu — the smaller CUDA kernels of the encoder (block
+ * summaries, routed top-k, residual + normalization), the synchronous host
+ * helper used by tests, and the kernel benchmark entry.  See attn_cuda.h. */
+#include "attn_cuda.h"
+
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <algorithm>
+#include <vector>
+
+#define FOLIO_CUDA_CHECK(call)                                                   \
+    do {                                                                         \
+        cudaError_t folio_ce_ = (call);                                          \
+        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
+                            #call, cudaGetErrorString(folio_ce_));               \
+    } while (0)
+
+namespace {
+
+/* ------------------------------------------------------------ block means */
+/* One thread per (block, column): tokens of the block summed in index order. */
+__global__ void block_means_kernel(const float *X, int64_t n, int d, int B, float *out)
+{
+    const int64_t b = blockIdx.y;
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x) {
+        const int64_t t0 = b * B, t1 = min(n, t0 + B);
+        float s = 0.f;
+        for (int64_t t = t0; t < t1; t++) s += X[t * d + c];
+        out[b * d + c] = s / (float)(t1 - t0);
+    }
+}
+
+/* ------------------------------------------------------------ routed top-k
+ * One thread per (query block, head): its mean query (the block summary's
+ * head slice, 64 floats) stays in registers; candidate blocks stream through
+ * shared memory in chunks shared by the CTA's 128 threads.  Each thread keeps
+ * a sorted top-KMAX list (descending score, ascending index on ties) with
+ * compile-time indexing only, so it stays in registers. */
+constexpr int kRouteThreads = 128;
+constexpr int kRouteChunk = 32;
+
+template <int KMAX>
+__global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *node_q, const float *node_k,
+                                                                   int64_t ld, int64_t nb, int H,
+                                                                   int G, int k, int64_t qb0, int64_t qb1,
+                                                                   int32_t *out, int32_t *out_n)
+{
+    constexpr int D = 64;
+    __shared__ float cand[kRouteChunk][D + 1];
+    const int h = blockIdx.y;
+    const int64_t qb = qb0 + (int64_t)blockIdx.x * kRouteThreads + threadIdx.x;
+    const bool live = qb < qb1;
+    float q[D];
+#pragma unroll
+    for (int c = 0; c < D; c++) q[c] = live ? node_q[qb * ld + h * D + c] : 0.f;
+    const int64_t g0 = live ? (qb / G) * G : -1, g1 = g0 + G;
+    float bs[KMAX];
+    int32_t bi[KMAX];
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) { bs[e] = -INFINITY; bi[e] = -1; }
+
+    for (int64_t j0 = 0; j0 < nb; j0 += kRouteChunk) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < kRouteChunk * D; idx += kRouteThreads) {
+            const int r = idx / D, c = idx % D;
+            const int64_t j = j0 + r;
+            cand[r][c] = j < nb ? node_k[j * ld + h * D + c] : 0.f;
+        }
+        __syncthreads();
+        const int cn = (int)min((int64_t)kRouteChunk, nb - j0);
+        for (int r = 0; r < cn; r++) {
+            const int64_t j = j0 + r;
+            if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
+            float sc = 0.f;
+#pragma unroll
+            for (int c = 0; c < D; c++) sc = fmaf(q[c], cand[r][c], sc);
+            if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) continue;
+            /* insert after every entry with score >= sc (candidates come in index
+             * order, so equal scores stay in index order), shifting the rest */
+            float cs = sc;
+            int32_t ci = (int32_t)j;
+            bool ins = false;
+#pragma unroll
+            for (int e = 0; e < KMAX; e++) {
+                const bool take = ins || cs > bs[e] || bi[e] < 0;
+                ins = take;
+                const float ts = bs[e];
+                const int32_t ti = bi[e];
+                bs[e] = take ? cs : ts;
+                bi[e] = take ? ci : ti;
+                cs = take ? ts : cs;
+                ci = take ? ti : ci;
+            }
+        }
+    }
+    if (!live) return;
+    const int64_t row = ((qb - qb0) * H + h) * (int64_t)k;
+    int cnt = 0;
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) {
+        if (e < k) {
+            out[row + e] = bi[e];
+            cnt += bi[e] >= 0;
+        }
+    }
+    out_n[(qb - qb0) * H + h] = cnt;
+}
+
+/* ------------------------------------------------------------ residual + norm */
+/* One warp per (token, head): x <- sqrt(d_h) (x + y) / ||x + y|| over the head's values. */
+__global__ void residual_l2norm_kernel(float *X, const float *Y, int64_t n, int H, int d_h)
+{
+    const int64_t w = (blockIdx.x * (int64_t)blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (w >= n * H) return;
+    const int64_t t = w / H;
+    const int h = (int)(w % H);
+    float *x = X + t * (int64_t)H * d_h + h * d_h;
+    const float *y = Y + t * (int64_t)H * d_h + h * d_h;
+    float ss = 0.f;
+    for (int c = lane; c < d_h; c += 32) {
+        const float v = x[c] + y[c];
+        ss += v * v;
+    }
+    for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+    const float inv = ss > 0.f ? sqrtf((float)d_h) / sqrtf(ss) : 0.f;
+    for (int c = lane; c < d_h; c += 32) x[c] = (x[c] + y[c]) * inv;
+}
+
+/* ------------------------------------------------------------ bench inputs */
+__global__ void fill_random_bf16(__nv_bfloat16 *x, int64_t n, uint64_t seed)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        uint64_t z = seed + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        const float u = (float)(z >> 40) * (1.0f / 16777216.0f); /* [0,1) */
+        x[i] = __float2bfloat16_rn(2.f * u - 1.f);
+    }
+}
+
+/* Bench selection shaped like hier+topk: s_sum - 8 contiguous nodes from the
+ * block's own group onward (the hierarchical siblings), then 8 scattered
+ * "routed" nodes (fewer when s_sum < 16). */
+__global__ void fill_sel(int32_t *sel, int32_t *sel_n, int64_t nqb, int H, int s_sum, int64_t n_nodes)
+{
+    const int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    if (r >= nqb * H) return;
+    const int64_t qb = r / H;
+    const int routed = s_sum >= 16 ? 8 : 0;
+    const int64_t base = (qb / 64) * 64;
+    for (int e = 0; e < s_sum; e++) {
+        int64_t node;
+        if (e < s_sum - routed) {
+            node = (base + e) % n_nodes;
+        } else {
+            uint64_t z = (uint64_t)r * 0x9E3779B97F4A7C15ull + (uint64_t)e * 0xBF58476D1CE4E5B9ull;
+            z ^= z >> 29;
+            node = (int64_t)(z % (uint64_t)n_nodes);
+        }
+        sel[r * s_sum + e] = (int32_t)node;
+    }
+    sel_n[r] = s_sum;
+}
+
+int grid_for(int64_t n, int threads)
+{
+    int64_t b = (n + threads - 1) / threads;
+    return (int)std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 8);
+}
+
+/* Frees a list of device pointers on scope exit. */
+struct DevBufs {
+    std::vector<void *> p;
+    ~DevBufs()
+    {
+        for (void *q : p) cudaFree(q);
+    }
+    template <typename T> cudaError_t alloc(T **out, size_t bytes)
+    {
+        void *q = nullptr;
+        cudaError_t e = cudaMalloc(&q, bytes ? bytes : 16);
+        if (e == cudaSuccess) p.push_back(q);
+        *out = (T *)q;
+        return e;
+    }
+};
+
+} // namespace
+
+extern "C" folio_status_t folio_cuda_block_means(const float *X, int64_t n, int d, int B, float *out, void *stream)
+{
+    FOLIO_CHECK_GENERIC(n >= 0 && d > 0 && B > 0, FOLIO_ERR_ARG, "block means: bad n=%lld d=%d B=%d",
+                        (long long)n, d, B);
+    if (n == 0) return FOLIO_OK;
+    const int64_t nb = (n + B - 1) / B;
+    FOLIO_CHECK_GENERIC(nb <= 65535, FOLIO_ERR_TOO_LARGE,
+                        "block means: %lld blocks exceed one launch; call per range", (long long)nb);
+    dim3 grid((unsigned)((d + 127) / 128), (unsigned)nb);
+    block_means_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(X, n, d, B, out);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_route_topk(const float *node_q, const float *node_k, int64_t ld,
+                                                int64_t nb, int H, int d_h, int G, int k, int64_t qb0,
+                                                int64_t qb1, int32_t *out, int32_t *out_n, void *stream)
+{
+    FOLIO_CHECK_GENERIC(d_h == 64, FOLIO_ERR_UNSUPPORTED, "route top-k: head width %d unsupported (64 only)", d_h);
+    FOLIO_CHECK_GENERIC(k >= 1 && k <= 32, FOLIO_ERR_UNSUPPORTED, "route top-k: k = %d (1..32 supported)", k);
+    FOLIO_CHECK_GENERIC(G >= 1 && H >= 1 && ld >= (int64_t)H * d_h && qb0 >= 0 && qb0 <= qb1 && qb1 <= nb,
+                        FOLIO_ERR_ARG, "route top-k: bad G=%d H=%d ld=%lld range [%lld,%lld) of %lld blocks",
+                        G, H, (long long)ld, (long long)qb0, (long long)qb1, (long long)nb);
+    if (qb1 == qb0) return FOLIO_OK;
+    dim3 grid((unsigned)((qb1 - qb0 + kRouteThreads - 1) / kRouteThreads), (unsigned)H);
+    cudaStream_t st = (cudaStream_t)stream;
+    if (k <= 8)
+        route_topk_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+    else if (k <= 16)
+        route_topk_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+    else
+        route_topk_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+/* One thread per (query block, head): hierarchical siblings, then the routed
+ * blocks from `routed` (qb1-qb0, H, k) / routed_n. */
+__global__ void assemble_sel_kernel(folio_hier_t hh, int kind, uint32_t qb0, uint32_t qb1, int H,
+                                    const int32_t *routed, const int32_t *routed_n, int k,
+                                    int32_t *sel, int32_t *sel_n, int s_max)
+{
+    const int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+    const int64_t nr = (int64_t)(qb1 - qb0) * H;
+    if (r >= nr) return;
+    const uint32_t b = qb0 + (uint32_t)(r / H);
+    int32_t *row = sel + r * s_max;
+    int e = 0;
+    if (kind == FOLIO_PATTERN_LONGT5) {
+        for (uint32_t j = 0; j < hh.count[1] && e < s_max; j++) row[e++] = (int32_t)(hh.offset[1] + j);
+    } else if (kind == FOLIO_PATTERN_HIER || kind == FOLIO_PATTERN_HIER_TOPK) {
+        uint32_t a = b;
+        for (uint32_t l = 1; l <= hh.n_levels; l++) {
+            uint32_t s0, s1;
+            if (l >= hh.n_levels) {
+                s0 = 0;
+                s1 = hh.count[hh.n_levels];
+            } else {
+                s0 = (a / hh.G) * hh.G;
+                const uint64_t e1 = (uint64_t)s0 + hh.G;
+                s1 = e1 < hh.count[l] ? (uint32_t)e1 : hh.count[l];
+            }
+            for (uint32_t j = s0; j < s1 && e < s_max; j++)
+                if (j != a) row[e++] = (int32_t)(hh.offset[l] + j);
+            a /= hh.G;
+        }
+        if (kind == FOLIO_PATTERN_HIER_TOPK && routed) {
+            const int rn = routed_n[r];
+            for (int t = 0; t < rn && e < s_max; t++) row[e++] = routed[r * k + t] + (int32_t)hh.offset[1];
+        }
+    }
+    sel_n[r] = e;
+    for (int t = e; t < s_max; t++) row[t] = -1;
+}
+
+extern "C" folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
+                                                 const float *node_q, const float *node_k, int64_t ld,
+                                                 uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
+                                                 int s_max, void *stream)
+{
+    FOLIO_CHECK_GENERIC(p && h && sel && sel_n, FOLIO_ERR_ARG, "select cuda: NULL argument");
+    FOLIO_CHECK_GENERIC(qb0 <= qb1 && qb1 <= h->count[1], FOLIO_ERR_ARG,
+                        "select cuda: query blocks [%u, %u) outside [0, %u)", qb0, qb1, h->count[1]);
+    const uint32_t need = folio_pattern_summary_max(p, h->n);
+    FOLIO_CHECK_GENERIC(s_max >= 0 && (uint32_t)s_max >= need, FOLIO_ERR_ARG,
+                        "select cuda: s_max %d < %u summary keys of the pattern", s_max, need);
+    if (qb1 == qb0 || s_max == 0) {
+        if (qb1 > qb0)
+            FOLIO_CUDA_CHECK(cudaMemsetAsync(sel_n, 0, (size_t)(qb1 - qb0) * p->heads * 4, (cudaStream_t)stream));
+        return FOLIO_OK;
+    }
+    cudaStream_t st = (cudaStream_t)stream;
+    const int H = (int)p->heads;
+    int32_t *routed = nullptr, *routed_n = nullptr;
+    const bool topk = p->kind == FOLIO_PATTERN_HIER_TOPK && h->n_levels >= 2 && p->topk > 0;
+    const int k = topk ? (int)p->topk : 1;
+    folio_status_t rs = FOLIO_OK;
+    if (topk) {
+        FOLIO_CUDA_CHECK(cudaMallocAsync((void **)&routed, (size_t)(qb1 - qb0) * H * k * 4, st));
+        if (cudaMallocAsync((void **)&routed_n, (size_t)(qb1 - qb0) * H * 4, st) != cudaSuccess) {
+            cudaFreeAsync(routed, st);
+            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "select cuda: out of device memory");
+        }
+        rs = folio_cuda_route_topk(node_q, node_k, ld, h->count[1], H, (int)p->head_dim, (int)h->G, k, qb0, qb1,
+                                   routed, routed_n, stream);
+    }
+    if (rs == FOLIO_OK) {
+        const int64_t nr = (int64_t)(qb1 - qb0) * H;
+        assemble_sel_kernel<<<(unsigned)((nr + 127) / 128), 128, 0, st>>>(*h, (int)p->kind, qb0, qb1, H, routed,
+                                                                          routed_n, k, sel, sel_n, s_max);
+        if (cudaGetLastError() != cudaSuccess) rs = FOLIO_ERR_CUDA;
+    }
+    if (routed) cudaFreeAsync(routed, st);
+    if (routed_n) cudaFreeAsync(routed_n, st);
+    FOLIO_CHECK_GENERIC(rs == FOLIO_OK, rs, "select cuda: kernel launch failed");
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream)
+{
+    FOLIO_CHECK_GENERIC(n >= 0 && H > 0 && d_h > 0, FOLIO_ERR_ARG, "residual: bad shape");
+    if (n == 0) return FOLIO_OK;
+    const int64_t threads = n * H * 32;
+    residual_l2norm_kernel<<<(unsigned)((threads + 255) / 256), 256, 0, (cudaStream_t)stream>>>(X, Y, n, H, d_h);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+/* Uploads n fp32 host values as bf16 into dst (scratch dTmp >= n floats). */
+static folio_status_t upload_bf16(const float *src, size_t n, float *dTmp, uint16_t *dst)
+{
+    if (!n) return FOLIO_OK;
+    FOLIO_CUDA_CHECK(cudaMemcpy(dTmp, src, n * 4, cudaMemcpyHostToDevice));
+    return folio_cuda_f32_to_bf16(dTmp, dst, (int64_t)n, NULL);
+}
+
+extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
+{
+    FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda host: NULL q/k/v/out");
+    FOLIO_CHECK_GENERIC(a->B > 0 && a->H > 0 && a->d_h > 0 && a->q1 >= a->q0 && a->nx >= 0 && a->n_nodes >= 0,
+                        FOLIO_ERR_ARG, "attn cuda host: bad shape (B=%d H=%d d_h=%d)", a->B, a->H, a->d_h);
+    const int64_t d = (int64_t)a->H * a->d_h;
+    const int64_t nq = a->q1 - a->q0;
+    const int64_t nqb = (nq + a->B - 1) / a->B;
+    /* Selections are checked here, on the host, because the kernel can only
+     * skip a bad index silently. */
+    if (a->s_max > 0) {
+        FOLIO_CHECK_GENERIC(a->sel && a->sel_n && a->node_k && a->node_v, FOLIO_ERR_ARG,
+                            "attn cuda host: s_max > 0 but selections or nodes missing");
+        for (int64_t r = 0; r < nqb * a->H; r++) {
+            FOLIO_CHECK_GENERIC(a->sel_n[r] >= 0 && a->sel_n[r] <= a->s_max, FOLIO_ERR_ARG,
+                                "attn cuda host: sel_n[%lld] = %d outside [0, %d]", (long long)r,
+                                a->sel_n[r], a->s_max);
+            for (int e = 0; e < a->sel_n[r]; e++) {
+                const int32_t v = a->sel[r * a->s_max + e];
+                FOLIO_CHECK_GENERIC(v >= 0 && v < a->n_nodes, FOLIO_ERR_ARG,
+                                    "attn cuda host: sel[%lld][%d] = %d outside [0, %lld)", (long long)r, e,
+                                    v, (long long)a->n_nodes);
+            }
+        }
+    }
+    /* Device copies are packed (stride d); host rows may have a larger ld. */
+    const size_t xs = (size_t)a->nx * d, ns = (size_t)a->n_nodes * d;
+    std::vector<float> pack;
+    auto packed = [&](const float *src, int64_t rows, int64_t ld) -> const float * {
+        if (ld == d) return src;
+        pack.assign((size_t)rows * d, 0.f);
+        for (int64_t r = 0; r < rows; r++) memcpy(&pack[(size_t)(r * d)], src + r * ld, (size_t)d * 4);
+        return pack.data();
+    };
+    DevBufs db;
+    float *dTmp = nullptr, *dOut = nullptr, *dMass = nullptr;
+    uint16_t *dQ = nullptr, *dK = nullptr, *dV = nullptr, *dNK = nullptr, *dNV = nullptr;
+    int32_t *dSel = nullptr, *dSelN = nullptr;
+    const size_t sm = (size_t)nqb * a->H * (a->s_max > 0 ? a->s_max : 1);
+    FOLIO_CUDA_CHECK(db.alloc(&dTmp, std::max(xs, ns) * 4));
+    FOLIO_CUDA_CHECK(db.alloc(&dQ, xs * 2));
+    FOLIO_TRY(upload_bf16(packed(a->q, a->nx, a->ld), xs, dTmp, dQ));
+    if (a->k == a->q) dK = dQ;
+    else {
+        FOLIO_CUDA_CHECK(db.alloc(&dK, xs * 2));
+        FOLIO_TRY(upload_bf16(packed(a->k, a->nx, a->ld), xs, dTmp, dK));
+    }
+    if (a->v == a->q) dV = dQ;
+    else if (a->v == a->k) dV = dK;
+    else {
+        FOLIO_CUDA_CHECK(db.alloc(&dV, xs * 2));
+        FOLIO_TRY(upload_bf16(packed(a->v, a->nx, a->ld), xs, dTmp, dV));
+    }
+    if (a->s_max > 0 && ns) {
+        FOLIO_CUDA_CHECK(db.alloc(&dNK, ns * 2));
+        FOLIO_TRY(upload_bf16(packed(a->node_k, a->n_nodes, a->ld_nodes), ns, dTmp, dNK));
+        if (a->node_v == a->node_k) dNV = dNK;
+        else {
+            FOLIO_CUDA_CHECK(db.alloc(&dNV, ns * 2));
+            FOLIO_TRY(upload_bf16(packed(a->node_v, a->n_nodes, a->ld_nodes), ns, dTmp, dNV));
+        }
+        FOLIO_CUDA_CHECK(db.alloc(&dSel, sm * 4));
+        FOLIO_CUDA_CHECK(db.alloc(&dSelN, (size_t)nqb * a->H * 4));
+        FOLIO_CUDA_CHECK(cudaMemcpy(dSel, a->sel, sm * 4, cudaMemcpyHostToDevice));
+        FOLIO_CUDA_CHECK(cudaMemcpy(dSelN, a->sel_n, (size_t)nqb * a->H * 4, cudaMemcpyHostToDevice));
+    }
+    FOLIO_CUDA_CHECK(db.alloc(&dOut, (size_t)nq * d * 4));
+    /* Poison the outputs so an unwritten element cannot pass as correct. */
+    FOLIO_CUDA_CHECK(cudaMemset(dOut, 0xff, (size_t)nq * d * 4));
+    if (a->node_mass && a->s_max > 0) {
+        FOLIO_CUDA_CHECK(db.alloc(&dMass, sm * 4));
+        FOLIO_CUDA_CHECK(cudaMemset(dMass, 0xff, sm * 4));
+    }
+
+    folio_attn_cuda_args_t k;
+    memset(&k, 0, sizeof k);
+    k.q = dQ;
+    k.k = dK;
+    k.v = dV;
+    k.ld = d;
+    k.x0 = a->x0;
+    k.nx = a->nx;
+    k.q0 = a->q0;
+    k.q1 = a->q1;
+    k.n_doc = a->n_doc;
+    k.node_k = dNK;
+    k.node_v = dNV;
+    k.ld_nodes = d;
+    k.n_nodes = a->n_nodes;
+    k.sel = dSel;
+    k.sel_n = dSelN;
+    k.s_max = dSel ? a->s_max : 0;
+    k.out = dOut;
+    k.ld_out = d;
+    k.out_bf16 = 0;
+    k.node_mass = dMass;
+    k.H = a->H;
+    k.d_h = a->d_h;
+    k.B = a->B;
+    k.W = a->W;
+    k.scale = a->scale;
+    FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
+    FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+    if (a->ld_out == d) {
+        FOLIO_CUDA_CHECK(cudaMemcpy(a->out, dOut, (size_t)nq * d * 4, cudaMemcpyDeviceToHost));
+    } else {
+        for (int64_t r = 0; r < nq; r++)
+            FOLIO_CUDA_CHECK(cudaMemcpy(a->out + r * a->ld_out, dOut + r * d, (size_t)d * 4, cudaMemcpyDeviceToHost));
+    }
+    if (a->node_mass && a->s_max > 0) {
+        if (dMass) FOLIO_CUDA_CHECK(cudaMemcpy(a->node_mass, dMass, sm * 4, cudaMemcpyDeviceToHost));
+        /* slots past sel_n were never written on the device: report 0 there */
+        for (int64_t r = 0; r < nqb * a->H; r++)
+            for (int e = a->sel_n[r]; e < a->s_max; e++) a->node_mass[r * a->s_max + e] = 0.f;
+    }
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum, int out_bf16,
+                                                int with_node_mass, int reps, folio_attn_cuda_bench_t *res)
+{
+    FOLIO_CHECK_GENERIC(res && n >= 64 && H >= 1 && d_h == 64 && W >= 0 && s_sum >= 0 && reps >= 1,
+                        FOLIO_ERR_ARG, "bench attn cuda: bad arguments (n=%lld H=%d d_h=%d W=%d s=%d)",
+                        (long long)n, H, d_h, W, s_sum);
+    FOLIO_CHECK_GENERIC(folio_cuda_available(), FOLIO_ERR_NO_DEVICE, "bench attn cuda: no CUDA device");
+    memset(res, 0, sizeof *res);
+    const int64_t d = (int64_t)H * d_h, nqb = (n + 63) / 64, n_nodes = nqb + 64;
+    DevBufs db;
+    uint16_t *dX, *dN;
+    void *dOut;
+    int32_t *dSel = nullptr, *dSelN = nullptr;
+    float *dMass = nullptr;
+    FOLIO_CUDA_CHECK(db.alloc(&dX, (size_t)n * d * 2));
+    FOLIO_CUDA_CHECK(db.alloc(&dN, (size_t)n_nodes * d * 2));
+    FOLIO_CUDA_CHECK(db.alloc(&dOut, (size_t)n * d * (out_bf16 ? 2 : 4)));
+    fill_random_bf16<<<grid_for(n * d, 256), 256>>>((__nv_bfloat16 *)dX, n * d, 1234);
+    fill_random_bf16<<<grid_for(n_nodes * d, 256), 256>>>((__nv_bfloat16 *)dN, n_nodes * d, 777);
+    if (s_sum > 0) {
+        FOLIO_CUDA_CHECK(db.alloc(&dSel, (size_t)nqb * H * s_sum * 4));
+        FOLIO_CUDA_CHECK(db.alloc(&dSelN, (size_t)nqb * H * 4));
+        fill_sel<<<grid_for(nqb * H, 128), 128>>>(dSel, dSelN, nqb, H, s_sum, n_nodes);
+        if (with_node_mass) FOLIO_CUDA_CHECK(db.alloc(&dMass, (size_t)nqb * H * s_sum * 4));
+    }
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+
+    folio_attn_cuda_args_t k;
+    memset(&k, 0, sizeof k);
+    k.q = k.k = k.v = dX;
+    k.ld = d;
+    k.x0 = 0;
+    k.nx = n;
+    k.q0 = 0;
+    k.q1 = n;
+    k.n_doc = n;
+    k.node_k = k.node_v = dN;
+    k.ld_nodes = d;
+    k.n_nodes = n_nodes;
+    k.sel = dSel;
+    k.sel_n = dSelN;
+    k.s_max = s_sum;
+    k.out = dOut;
+    k.ld_out = d;
+    k.out_bf16 = out_bf16;
+    k.node_mass = dMass;
+    k.H = H;
+    k.d_h = d_h;
+    k.B = 64;
+    k.W = W;
+    k.scale = 1.f / sqrtf((float)d_h);
+
+    for (int i = 0; i < 3; i++) FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
+    FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaEvent_t e0, e1;
+    FOLIO_CUDA_CHECK(cudaEventCreate(&e0));
+    FOLIO_CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<float> ms((size_t)reps);
+    for (int r = 0; r < reps; r++) {
+        FOLIO_CUDA_CHECK(cudaEventRecord(e0));
+        FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
+        FOLIO_CUDA_CHECK(cudaEventRecord(e1));
+        FOLIO_CUDA_CHECK(cudaEventSynchronize(e1));
+        FOLIO_CUDA_CHECK(cudaEventElapsedTime(&ms[(size_t)r], e0, e1));
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ms.begin(), ms.end());
+    res->ms_median = ms[(size_t)reps / 2];
+    res->ms_min = ms[0];
+
+    /* Attended pairs per head: window keys (clipped at the document edges) + s_sum. */
+    double pairs = 0, tiles = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t lo = std::max<int64_t>(0, i - W), hi = std::min<int64_t>(n - 1, i + W);
+        pairs += (double)(hi - lo + 1) + s_sum;
+    }
+    for (int64_t qb = 0; qb < nqb; qb++) {
+        const int64_t qs = qb * 64, qe = std::min<int64_t>(n, qs + 64);
+        const int64_t lo = std::max<int64_t>(0, qs - W), hi = std::min<int64_t>(n, qe - 1 + W + 1);
+        tiles += (double)((hi - lo + 63) / 64) + (s_sum + 63) / 64;
+    }
+    res->pairs = pairs * H;
+    res->tflops_useful = 4.0 * d_h * res->pairs / (res->ms_median * 1e-3) / 1e12;
+    res->tflops_computed = 4.0 * d_h * tiles * 64 * 64 * H / (res->ms_median * 1e-3) / 1e12;
+    return FOLIO_OK;
+}

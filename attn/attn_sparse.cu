@@ -1,0 +1,530 @@
+/* attn/attn_sparse.cu — fused block-sparse flash-style attention forward on
+ * tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulation and
+ * online softmax).  Semantics: attn/attn_cuda.h (same as the CPU kernel
+ * folio_attn_sparse_fwd_cpu of attn/attn.h).
+ *
+ * One CTA = one query block of 64 tokens x one head, 4 warps of 16 query
+ * rows.  Its key tiles (64 keys each) are, in order:
+ *   1. the window tiles [lo, hi) with lo = max(0, qs - W), hi = min(n_doc,
+ *      qe + W): only tiles that cross a band edge (or the document edge) are
+ *      masked element-wise, the others run unmasked;
+ *   2. the block's gathered summary keys sel[qb][h][0..s) (shared by all 64
+ *      queries, which is what makes the pattern tensor-core friendly), the
+ *      last tile masked beyond s.
+ * K/V tiles are double-buffered in shared memory with cp.async (16-byte
+ * chunks, XOR swizzle so ldmatrix is free of bank conflicts).  Scores never
+ * leave registers: memory is O(n * d).
+ *
+ * node_mass (optional) needs each node's FINAL softmax weight, known only
+ * after the last tile; a short second pass re-scores the summary tiles with
+ * the final row max and sum (extra QK^T work of s/(window+s), no PV).
+ */
+#include "attn_cuda.h"
+
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <algorithm>
+#include <vector>
+
+#define FOLIO_CUDA_CHECK(call)                                                   \
+    do {                                                                         \
+        cudaError_t folio_ce_ = (call);                                          \
+        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
+                            #call, cudaGetErrorString(folio_ce_));               \
+    } while (0)
+
+namespace {
+
+constexpr int kTile = 64;      /* keys per tile == query block size B */
+constexpr int kD = 64;         /* head width handled by the fast kernel */
+constexpr int kThreads = 128;  /* 4 warps x 16 query rows */
+
+/* ------------------------------------------------------------ PTX helpers */
+
+__device__ __forceinline__ uint32_t smem_u32(const void *p)
+{
+    return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+/* 16-byte async copy, zero-filled when !valid (src-size 0). */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid)
+{
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)),
+                 "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait()
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t &r0, uint32_t &r1, uint32_t &r2, uint32_t &r3,
+                                            uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t &r0, uint32_t &r1, uint32_t &r2,
+                                                  uint32_t &r3, uint32_t addr)
+{
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
+                 : "r"(addr));
+}
+
+/* D += A(16x16 bf16, row) * B(16x8 bf16, col), fp32 accumulators. */
+__device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1, uint32_t a2,
+                                         uint32_t a3, uint32_t b0, uint32_t b1)
+{
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
+{
+    __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<uint32_t *>(&v);
+}
+
+/* Byte offset of 16-byte chunk c of row r in a swizzled [64][64] bf16 tile. */
+__device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((c ^ (r & 7)) << 4)); }
+
+struct Params {
+    const __nv_bfloat16 *q, *k, *v;
+    int64_t ld, x0, nx, q0, q1, n_doc;
+    const __nv_bfloat16 *node_k, *node_v;
+    int64_t ld_nodes, n_nodes;
+    const int32_t *sel, *sel_n;
+    int s_max;
+    void *out;
+    int64_t ld_out;
+    float *node_mass;
+    int H, W;
+    float scale_log2; /* scale * log2(e): softmax in base 2 */
+};
+
+struct Smem {
+    alignas(128) unsigned char q[kTile * 128];
+    alignas(128) unsigned char k[2][kTile * 128];
+    alignas(128) unsigned char v[2][kTile * 128];
+    float red[4][kTile]; /* node_mass: per-warp column sums */
+};
+
+/* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
+ * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
+ * summary nodes. */
+__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, int buf, int t, int n_w,
+                                             int64_t lo, int64_t hi, const int32_t *sel, int s,
+                                             int h, bool want_v)
+{
+    const int tid = threadIdx.x;
+#pragma unroll
+    for (int it = 0; it < (kTile * 8) / kThreads; it++) {
+        const int idx = tid + it * kThreads;
+        const int r = idx >> 3, c = idx & 7;
+        const __nv_bfloat16 *gk = p.k, *gv = p.v;
+        bool valid;
+        if (t < n_w) {
+            const int64_t j = lo + (int64_t)t * kTile + r;
+            valid = j < hi;
+            const int64_t row = valid ? (j - p.x0) : 0;
+            gk = p.k + row * p.ld + h * kD + c * 8;
+            gv = p.v + row * p.ld + h * kD + c * 8;
+        } else {
+            const int e = (t - n_w) * kTile + r;
+            int32_t node = e < s ? __ldg(sel + e) : -1;
+            valid = node >= 0 && node < p.n_nodes;
+            const int64_t row = valid ? node : 0;
+            gk = p.node_k + row * p.ld_nodes + h * kD + c * 8;
+            gv = p.node_v + row * p.ld_nodes + h * kD + c * 8;
+        }
+        cp_async16(sm.k[buf] + swz(r, c), gk, valid);
+        if (want_v) cp_async16(sm.v[buf] + swz(r, c), gv, valid);
+    }
+}
+
+/* S(16 x 64) = Q(16 x 64) K^T for this warp's rows, raw dot products. */
+__device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4][4],
+                                        const unsigned char *kt, int lane)
+{
+#pragma unroll
+    for (int j = 0; j < 8; j++) S[j][0] = S[j][1] = S[j][2] = S[j][3] = 0.f;
+    const uint32_t kbase = smem_u32(kt);
+    const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) {
+#pragma unroll
+        for (int jp = 0; jp < 4; jp++) { /* pairs of 8-key n-tiles */
+            const int key = jp * 16 + (mi >> 1) * 8 + rr;
+            const int chunk = kk * 2 + (mi & 1);
+            uint32_t b0, b1, b2, b3;
+            ldmatrix_x4(b0, b1, b2, b3, kbase + swz(key, chunk));
+            mma_bf16(S[2 * jp], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b0, b1);
+            mma_bf16(S[2 * jp + 1], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b2, b3);
+        }
+    }
+}
+
+/* Element mask of a tile: keys j (window) or slots e (summary) not attended
+ * become -inf.  Rows: r0 = qs + w*16 + g, r1 = r0 + 8. */
+__device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t t0, int64_t lo,
+                                          int64_t hi, int W, int64_t r0, int s_left, int tig)
+{
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int col = j * 8 + tig * 2 + (e & 1);
+            const int64_t i = r0 + ((e >> 1) ? 8 : 0);
+            bool ok;
+            if (window) {
+                const int64_t kj = t0 + col;
+                ok = kj >= lo && kj < hi && kj >= i - W && kj <= i + W;
+            } else {
+                ok = col < s_left;
+            }
+            if (!ok) S[j][e] = -INFINITY;
+        }
+    }
+}
+
+template <bool OUT_BF16>
+__global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
+{
+    __shared__ Smem sm;
+    const int qb = blockIdx.x, h = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, tig = lane & 3;
+
+    const int64_t qs = p.q0 + (int64_t)qb * kTile;
+    const int64_t qe = min(qs + kTile, p.q1); /* live queries [qs, qe) */
+    const int64_t lo = max((int64_t)0, qs - p.W);
+    const int64_t hi = min(p.n_doc, qe - 1 + p.W + 1);
+    const int n_w = (int)((hi - lo + kTile - 1) / kTile);
+    int s = 0;
+    const int32_t *sel = nullptr;
+    if (p.s_max > 0) {
+        s = min(p.sel_n[(int64_t)qb * p.H + h], p.s_max);
+        sel = p.sel + ((int64_t)qb * p.H + h) * p.s_max;
+    }
+    const int n_s = (s + kTile - 1) / kTile;
+    const int n_t = n_w + n_s;
+
+    /* Q tile (rows beyond the live queries are zero). */
+#pragma unroll
+    for (int it = 0; it < (kTile * 8) / kThreads; it++) {
+        const int idx = tid + it * kThreads;
+        const int r = idx >> 3, c = idx & 7;
+        const int64_t i = qs + r;
+        const bool valid = i < qe;
+        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + c * 8;
+        cp_async16(sm.q + swz(r, c), gq, valid);
+    }
+    load_kv_tile(p, sm, 0, 0, n_w, lo, hi, sel, s, h, true);
+    cp_async_commit();
+
+    uint32_t qf[4][4];
+    float O[8][4];
+#pragma unroll
+    for (int j = 0; j < 8; j++) O[j][0] = O[j][1] = O[j][2] = O[j][3] = 0.f;
+    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+    const int64_t r0 = qs + warp * 16 + g;
+    const float sl = p.scale_log2;
+
+    for (int t = 0; t < n_t; t++) {
+        if (t + 1 < n_t) {
+            load_kv_tile(p, sm, (t + 1) & 1, t + 1, n_w, lo, hi, sel, s, h, true);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncthreads();
+        if (t == 0) {
+            const uint32_t qbase = smem_u32(sm.q);
+            const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) {
+                const int row = warp * 16 + (mi & 1) * 8 + rr;
+                const int chunk = kk * 2 + (mi >> 1);
+                ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qbase + swz(row, chunk));
+            }
+        }
+        const int buf = t & 1;
+        float S[8][4];
+        qk_tile(S, qf, sm.k[buf], lane);
+
+        /* Mask only where needed: band/document edges and the last summary tile. */
+        if (t < n_w) {
+            const int64_t t0 = lo + (int64_t)t * kTile;
+            const bool full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
+            if (!full) mask_tile(S, true, t0, lo, hi, p.W, r0, 0, tig);
+        } else {
+            const int s_left = s - (t - n_w) * kTile;
+            if (s_left < kTile) mask_tile(S, false, 0, 0, 0, 0, r0, s_left, tig);
+        }
+
+        /* Online softmax (base 2), rows r0 (e = 0,1) and r0 + 8 (e = 2,3). */
+        float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            mx0 = fmaxf(mx0, fmaxf(S[j][0], S[j][1]));
+            mx1 = fmaxf(mx1, fmaxf(S[j][2], S[j][3]));
+        }
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+        const float mn0 = fmaxf(m0, mx0 * sl), mn1 = fmaxf(m1, mx1 * sl);
+        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
+        const float a0 = exp2f(m0 - mu0), a1 = exp2f(m1 - mu1);
+        m0 = mn0;
+        m1 = mn1;
+        float ps0 = 0.f, ps1 = 0.f;
+        uint32_t pf[8][2];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const float p0 = exp2f(fmaf(S[j][0], sl, -mu0));
+            const float p1 = exp2f(fmaf(S[j][1], sl, -mu0));
+            const float p2 = exp2f(fmaf(S[j][2], sl, -mu1));
+            const float p3 = exp2f(fmaf(S[j][3], sl, -mu1));
+            ps0 += p0 + p1;
+            ps1 += p2 + p3;
+            pf[j][0] = pack_bf16(p0, p1);
+            pf[j][1] = pack_bf16(p2, p3);
+        }
+        l0 = l0 * a0 + ps0;
+        l1 = l1 * a1 + ps1;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            O[j][0] *= a0;
+            O[j][1] *= a0;
+            O[j][2] *= a1;
+            O[j][3] *= a1;
+        }
+
+        /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
+        const uint32_t vbase = smem_u32(sm.v[buf]);
+        const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) { /* 16 keys */
+#pragma unroll
+            for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
+                const int key = kk * 16 + (mi & 1) * 8 + rr;
+                const int chunk = jp * 2 + (mi >> 1);
+                uint32_t b0, b1, b2, b3;
+                ldmatrix_x4_trans(b0, b1, b2, b3, vbase + swz(key, chunk));
+                mma_bf16(O[2 * jp], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
+                         pf[2 * kk + 1][1], b0, b1);
+                mma_bf16(O[2 * jp + 1], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
+                         pf[2 * kk + 1][1], b2, b3);
+            }
+        }
+        __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
+    }
+
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+
+    /* Epilogue: out rows (i - q0), only live queries. */
+    {
+        const int64_t i0 = r0, i1 = r0 + 8;
+        const bool w0 = i0 < qe, w1 = i1 < qe;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            const int col = h * kD + j * 8 + tig * 2;
+            if (OUT_BF16) {
+                __nv_bfloat16 *o = (__nv_bfloat16 *)p.out;
+                if (w0)
+                    *reinterpret_cast<uint32_t *>(o + (i0 - p.q0) * p.ld_out + col) =
+                        pack_bf16(O[j][0] * inv0, O[j][1] * inv0);
+                if (w1)
+                    *reinterpret_cast<uint32_t *>(o + (i1 - p.q0) * p.ld_out + col) =
+                        pack_bf16(O[j][2] * inv1, O[j][3] * inv1);
+            } else {
+                float *o = (float *)p.out;
+                if (w0)
+                    *reinterpret_cast<float2 *>(o + (i0 - p.q0) * p.ld_out + col) =
+                        make_float2(O[j][0] * inv0, O[j][1] * inv0);
+                if (w1)
+                    *reinterpret_cast<float2 *>(o + (i1 - p.q0) * p.ld_out + col) =
+                        make_float2(O[j][2] * inv1, O[j][3] * inv1);
+            }
+        }
+    }
+
+    /* node_mass: re-score the summary tiles with the final max and sum. */
+    if (p.node_mass && n_s > 0) {
+        const bool w0 = r0 < qe, w1 = r0 + 8 < qe;
+        float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
+        for (int ts = 0; ts < n_s; ts++) {
+            load_kv_tile(p, sm, 0, n_w + ts, n_w, lo, hi, sel, s, h, false);
+            cp_async_commit();
+            cp_async_wait<0>();
+            __syncthreads();
+            float S[8][4];
+            qk_tile(S, qf, sm.k[0], lane);
+            const int s_left = s - ts * kTile;
+            mask_tile(S, false, 0, 0, 0, 0, r0, s_left, tig);
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                float c0 = (w0 ? exp2f(fmaf(S[j][0], sl, -m0)) * inv0 : 0.f) +
+                           (w1 ? exp2f(fmaf(S[j][2], sl, -m1)) * inv1 : 0.f);
+                float c1 = (w0 ? exp2f(fmaf(S[j][1], sl, -m0)) * inv0 : 0.f) +
+                           (w1 ? exp2f(fmaf(S[j][3], sl, -m1)) * inv1 : 0.f);
+#pragma unroll
+                for (int off = 4; off < 32; off <<= 1) {
+                    c0 += __shfl_xor_sync(0xffffffffu, c0, off);
+                    c1 += __shfl_xor_sync(0xffffffffu, c1, off);
+                }
+                if (g == 0) {
+                    sm.red[warp][j * 8 + tig * 2] = c0;
+                    sm.red[warp][j * 8 + tig * 2 + 1] = c1;
+                }
+            }
+            __syncthreads();
+            if (tid < kTile && tid < s_left)
+                nm[ts * kTile + tid] = ((sm.red[0][tid] + sm.red[1][tid]) + sm.red[2][tid]) + sm.red[3][tid];
+            __syncthreads();
+        }
+    }
+}
+
+/* ------------------------------------------------------------ small kernels */
+
+__global__ void f32_to_bf16_kernel(const float *src, __nv_bfloat16 *dst, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+__global__ void bf16_to_f32_kernel(const __nv_bfloat16 *src, float *dst, int64_t n)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x)
+        dst[i] = __bfloat162float(src[i]);
+}
+
+int grid_for(int64_t n, int threads)
+{
+    int64_t b = (n + threads - 1) / threads;
+    return (int)std::min<int64_t>(std::max<int64_t>(b, 1), 65535 * 8);
+}
+
+} // namespace
+
+/* ------------------------------------------------------------ public API */
+
+extern "C" bool folio_cuda_available(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    return n > 0;
+}
+
+extern "C" folio_status_t folio_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n, void *stream)
+{
+    if (n <= 0) return FOLIO_OK;
+    f32_to_bf16_kernel<<<grid_for(n, 256), 256, 0, (cudaStream_t)stream>>>(src, (__nv_bfloat16 *)dst, n);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream)
+{
+    if (n <= 0) return FOLIO_OK;
+    bf16_to_f32_kernel<<<grid_for(n, 256), 256, 0, (cudaStream_t)stream>>>((const __nv_bfloat16 *)src, dst, n);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)
+{
+    FOLIO_CHECK_GENERIC(a != NULL, FOLIO_ERR_ARG, "attn cuda: NULL arguments");
+    FOLIO_CHECK_GENERIC(a->d_h == kD, FOLIO_ERR_UNSUPPORTED,
+                        "attn cuda: head width %d not supported by the tensor-core kernel (only %d)",
+                        a->d_h, kD);
+    FOLIO_CHECK_GENERIC(a->B == kTile, FOLIO_ERR_UNSUPPORTED,
+                        "attn cuda: block size %d not supported (only %d)", a->B, kTile);
+    FOLIO_CHECK_GENERIC(a->H >= 1 && a->H <= 65535, FOLIO_ERR_ARG, "attn cuda: heads %d out of range", a->H);
+    FOLIO_CHECK_GENERIC(a->W >= 0, FOLIO_ERR_ARG, "attn cuda: window %d < 0", a->W);
+    FOLIO_CHECK_GENERIC(a->scale > 0.f && isfinite(a->scale), FOLIO_ERR_ARG,
+                        "attn cuda: scale %g must be finite and > 0", (double)a->scale);
+    FOLIO_CHECK_GENERIC(a->q0 >= 0 && a->q0 <= a->q1 && a->q1 <= a->n_doc && a->q0 % kTile == 0,
+                        FOLIO_ERR_ARG, "attn cuda: bad query range [%lld, %lld) of %lld tokens",
+                        (long long)a->q0, (long long)a->q1, (long long)a->n_doc);
+    if (a->q1 == a->q0) return FOLIO_OK;
+    const int64_t need_lo = a->q0 - a->W > 0 ? a->q0 - a->W : 0;
+    const int64_t need_hi = a->q1 + a->W < a->n_doc ? a->q1 + a->W : a->n_doc;
+    FOLIO_CHECK_GENERIC(a->x0 <= need_lo && a->x0 + a->nx >= need_hi, FOLIO_ERR_ARG,
+                        "attn cuda: X covers [%lld, %lld) but the window needs [%lld, %lld)",
+                        (long long)a->x0, (long long)(a->x0 + a->nx), (long long)need_lo,
+                        (long long)need_hi);
+    FOLIO_CHECK_GENERIC(a->ld >= (int64_t)a->H * kD && a->ld % 8 == 0, FOLIO_ERR_ARG,
+                        "attn cuda: row stride %lld must be >= H*d_h and a multiple of 8",
+                        (long long)a->ld);
+    FOLIO_CHECK_GENERIC(a->s_max >= 0, FOLIO_ERR_ARG, "attn cuda: s_max < 0");
+    if (a->s_max > 0) {
+        FOLIO_CHECK_GENERIC(a->sel && a->sel_n && a->node_k && a->node_v, FOLIO_ERR_ARG,
+                            "attn cuda: s_max > 0 but sel/sel_n/nodes missing");
+        FOLIO_CHECK_GENERIC(a->ld_nodes >= (int64_t)a->H * kD && a->ld_nodes % 8 == 0, FOLIO_ERR_ARG,
+                            "attn cuda: node row stride %lld bad", (long long)a->ld_nodes);
+    }
+    FOLIO_CHECK_GENERIC(a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda: NULL q/k/v/out");
+    FOLIO_CHECK_GENERIC(a->ld_out >= (int64_t)a->H * kD && a->ld_out % 2 == 0, FOLIO_ERR_ARG,
+                        "attn cuda: output stride %lld bad", (long long)a->ld_out);
+
+    Params p;
+    p.q = (const __nv_bfloat16 *)a->q;
+    p.k = (const __nv_bfloat16 *)a->k;
+    p.v = (const __nv_bfloat16 *)a->v;
+    p.ld = a->ld;
+    p.x0 = a->x0;
+    p.nx = a->nx;
+    p.q0 = a->q0;
+    p.q1 = a->q1;
+    p.n_doc = a->n_doc;
+    p.node_k = (const __nv_bfloat16 *)a->node_k;
+    p.node_v = (const __nv_bfloat16 *)a->node_v;
+    p.ld_nodes = a->ld_nodes;
+    p.n_nodes = a->n_nodes;
+    p.sel = a->sel;
+    p.sel_n = a->sel_n;
+    p.s_max = a->s_max;
+    p.out = a->out;
+    p.ld_out = a->ld_out;
+    p.node_mass = a->node_mass;
+    p.H = a->H;
+    p.W = a->W;
+    p.scale_log2 = a->scale * 1.4426950408889634f;
+
+    const int64_t nqb = (a->q1 - a->q0 + kTile - 1) / kTile;
+    FOLIO_CHECK_GENERIC(nqb <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "attn cuda: too many query blocks");
+    dim3 grid((unsigned)nqb, (unsigned)a->H);
+    cudaStream_t st = (cudaStream_t)a->stream;
+    if (a->out_bf16) {
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sparse_fwd_kernel<true>,
+                                              cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        sparse_fwd_kernel<true><<<grid, kThreads, 0, st>>>(p);
+    } else {
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sparse_fwd_kernel<false>,
+                                              cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        sparse_fwd_kernel<false><<<grid, kThreads, 0, st>>>(p);
+    }
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
