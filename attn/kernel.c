@@ -1,0 +1,526 @@
+/* attn/kernel.c — the CPU attention kernels: the fast block-sparse forward,
+ * the dense reference with an explicit mask, the mask builder, and the FMA
+ * peak probe.
+ *
+ * Fast kernel layout.  One task = (query block, head).  The task keeps, for
+ * each of its <= B queries, the online-softmax state (running max m, sum l,
+ * accumulator acc (d_h)).  Keys are processed in tiles of T = 32: first the
+ * block's selected summary nodes (gathered once per task), then the window
+ * [max(0, qs-W), min(n, qe+W)) in tiles anchored at its start (so tile
+ * boundaries depend only on the block, never on the caller's split).  A tile
+ * is transposed once, (d_h, T), and reused by every query whose window meets
+ * it; queries go 4 at a time through a 4x32 score micro-kernel and a 4 x d_h
+ * value micro-kernel, both register-resident vectors of 16 floats (GCC/Clang
+ * vector extensions: AVX-512 or AVX2 under -march=native, narrower ISAs get
+ * the same code lowered).  Each task runs on one thread in a fixed order, so
+ * results do not depend on threads or scheduling.
+ */
+#include "attn.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+#define TILE 32 /* keys per tile: two v16f */
+#define QR 4    /* queries per micro-kernel call */
+
+static inline v16f v16_bcast(float x) { return (v16f){0} + x; }
+
+/* lane select: m ? a : b (m from a vector comparison: all ones / zeros) */
+static inline v16f v16_sel(v16i m, v16f a, v16f b) { return (v16f)(((v16i)a & m) | ((v16i)b & ~m)); }
+
+static inline v16f v16_load(const float *p)
+{
+    v16f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+
+/* exp for x <= ~88 (Cephes-style polynomial, ~1 ulp); x below -87.3 gives
+ * ~1e-38, which callers mask to 0 where it matters. */
+static inline v16f v16_exp(v16f x)
+{
+    const v16f hi = v16_bcast(88.3762626647949f), lo = v16_bcast(-87.3365478515625f);
+    x = v16_sel(x < lo, lo, x);
+    x = v16_sel(x > hi, hi, x);
+    const float magic = 12582912.0f; /* 1.5 * 2^23: rounds to integer */
+    v16f t = x * 1.44269504088896341f + magic;
+    v16f nf = t - magic;
+    v16f r = x - nf * 0.693359375f;
+    r = r - nf * -2.12194440e-4f;
+    v16f y = v16_bcast(1.9875691500E-4f);
+    y = y * r + 1.3981999507E-3f;
+    y = y * r + 8.3334519073E-3f;
+    y = y * r + 4.1665795894E-2f;
+    y = y * r + 1.6666665459E-1f;
+    y = y * r + 5.0000001201E-1f;
+    y = y * (r * r) + r + 1.0f;
+    v16i ni = (v16i)t - (v16i)v16_bcast(magic);
+    v16i pw = (ni + 127) << 23;
+    return y * (v16f)pw;
+}
+
+static inline float v16_hmax(v16f v)
+{
+    float m = v[0];
+    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
+    return m;
+}
+static inline float v16_hsum(v16f v)
+{
+    /* fixed pairwise order */
+    float s8[8], s4[4];
+    for (int i = 0; i < 8; i++) s8[i] = v[i] + v[i + 8];
+    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+}
+
+/* Per-thread scratch of one task. */
+typedef struct {
+    int dhp;        /* d_h rounded up to 16 */
+    float *kt;      /* (d_h, TILE) transposed keys of the current tile */
+    float *vb;      /* (TILE, dhp) values of the current tile, zero padded */
+    float *m, *l;   /* (B) */
+    float *acc;     /* (B, dhp) */
+    float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
+} scratch_t;
+
+static void scratch_free(scratch_t *s)
+{
+    free(s->kt);
+    free(s->vb);
+    free(s->m);
+    free(s->l);
+    free(s->acc);
+    free(s->sc);
+    memset(s, 0, sizeof *s);
+}
+
+static bool scratch_alloc(scratch_t *s, int B, int d_h, int s_max)
+{
+    memset(s, 0, sizeof *s);
+    s->dhp = (d_h + 15) / 16 * 16;
+    s->kt = aligned_alloc(64, sizeof(float) * (size_t)d_h * TILE + 64);
+    s->vb = aligned_alloc(64, sizeof(float) * (size_t)TILE * s->dhp);
+    s->m = malloc(sizeof(float) * B);
+    s->l = malloc(sizeof(float) * B);
+    s->acc = aligned_alloc(64, sizeof(float) * (size_t)B * s->dhp);
+    s->sc = malloc(sizeof(float) * (size_t)B * (s_max > 0 ? s_max : 1));
+    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc) {
+        scratch_free(s);
+        return false;
+    }
+    memset(s->vb, 0, sizeof(float) * (size_t)TILE * s->dhp);
+    return true;
+}
+
+/* Value micro-kernel: acc[r] = acc[r]*alpha[r] + sum_j p[r][j] v[j] for QR
+ * rows, nv vectors of 16 per row (NV known at compile time when inlined). */
+static inline __attribute__((always_inline)) void pv_rows(float *const accr[QR], const float alpha[QR],
+                                                          const float p[QR][TILE], const float *vb,
+                                                          int dhp, int tl, const int NV)
+{
+    v16f a[QR][4];
+    for (int r = 0; r < QR; r++)
+        for (int v = 0; v < NV; v++) a[r][v] = v16_load(accr[r] + 16 * v) * alpha[r];
+    for (int j = 0; j < tl; j++) {
+        const float *vr = vb + (size_t)j * dhp;
+        v16f x[4];
+        for (int v = 0; v < NV; v++) x[v] = v16_load(vr + 16 * v);
+        for (int r = 0; r < QR; r++) {
+            v16f pr = v16_bcast(p[r][j]);
+            for (int v = 0; v < NV; v++) a[r][v] += pr * x[v];
+        }
+    }
+    for (int r = 0; r < QR; r++)
+        for (int v = 0; v < NV; v++) v16_store(accr[r] + 16 * v, a[r][v]);
+}
+
+static void pv_generic(float *const accr[QR], const float alpha[QR], const float p[QR][TILE],
+                       const float *vb, int dhp, int tl)
+{
+    int NV = dhp / 16;
+    for (int v0 = 0; v0 < NV; v0 += 4) {
+        int nv = NV - v0 < 4 ? NV - v0 : 4;
+        float *ar[QR];
+        for (int r = 0; r < QR; r++) ar[r] = accr[r] + 16 * v0;
+        /* vb rows offset by 16*v0: pass a shifted base with the same stride */
+        switch (nv) {
+        case 1: pv_rows(ar, alpha, p, vb + 16 * v0, dhp, tl, 1); break;
+        case 2: pv_rows(ar, alpha, p, vb + 16 * v0, dhp, tl, 2); break;
+        case 3: pv_rows(ar, alpha, p, vb + 16 * v0, dhp, tl, 3); break;
+        default: pv_rows(ar, alpha, p, vb + 16 * v0, dhp, tl, 4); break;
+        }
+    }
+}
+
+/* Process one key tile for QR query rows.
+ * qr[r]: the d_h query values of row r (head slice).  kt (d_h, TILE), vb (TILE, dhp).
+ * lo[r], hi[r]: allowed key lanes [lo, hi] of row r within the tile (lo > hi:
+ * row sees nothing).  live[r]: whether row r is a real query (else ignored).
+ * scores_out[r] (optional): raw scaled scores of the tile for row r. */
+static inline __attribute__((always_inline)) void tile_rows(const float *const qr[QR], const float *kt,
+                                                            const float *vb, int d_h, int dhp, int tl,
+                                                            float scale, const int lo[QR], const int hi[QR],
+                                                            float *mrow[QR], float *lrow[QR], float *accr[QR],
+                                                            float *scores_out[QR])
+{
+    v16f s0[QR], s1[QR];
+    for (int r = 0; r < QR; r++) s0[r] = s1[r] = (v16f){0};
+    for (int c = 0; c < d_h; c++) {
+        v16f k0 = v16_load(kt + (size_t)c * TILE), k1 = v16_load(kt + (size_t)c * TILE + 16);
+        for (int r = 0; r < QR; r++) {
+            v16f q = v16_bcast(qr[r][c]);
+            s0[r] += q * k0;
+            s1[r] += q * k1;
+        }
+    }
+    const v16i iota0 = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16i iota1 = iota0 + 16;
+    float p[QR][TILE] __attribute__((aligned(64)));
+    float alpha[QR];
+    for (int r = 0; r < QR; r++) {
+        s0[r] *= scale;
+        s1[r] *= scale;
+        if (scores_out[r]) {
+            v16_store(scores_out[r], s0[r]);
+            v16_store(scores_out[r] + 16, s1[r]);
+        }
+        int l0 = lo[r], h0 = hi[r] < tl - 1 ? hi[r] : tl - 1;
+        if (l0 > h0) { /* nothing visible for this row in this tile */
+            alpha[r] = 1.0f;
+            memset(p[r], 0, sizeof p[r]);
+            continue;
+        }
+        v16i m0 = (iota0 >= l0) & (iota0 <= h0);
+        v16i m1 = (iota1 >= l0) & (iota1 <= h0);
+        const v16f ninf = v16_bcast(-INFINITY);
+        v16f t0 = v16_sel(m0, s0[r], ninf), t1 = v16_sel(m1, s1[r], ninf);
+        float mt = v16_hmax(v16_sel(t0 > t1, t0, t1));
+        float mo = *mrow[r];
+        float mn = mt > mo ? mt : mo;
+        alpha[r] = mo == -INFINITY ? 0.0f : expf(mo - mn);
+        v16f e0 = v16_exp(t0 - mn), e1 = v16_exp(t1 - mn);
+        e0 = (v16f)((v16i)e0 & m0);
+        e1 = (v16f)((v16i)e1 & m1);
+        v16_store(p[r], e0);
+        v16_store(p[r] + 16, e1);
+        *lrow[r] = *lrow[r] * alpha[r] + v16_hsum(e0 + e1);
+        *mrow[r] = mn;
+    }
+    switch (dhp) {
+    case 16: pv_rows(accr, alpha, p, vb, dhp, tl, 1); break;
+    case 32: pv_rows(accr, alpha, p, vb, dhp, tl, 2); break;
+    case 48: pv_rows(accr, alpha, p, vb, dhp, tl, 3); break;
+    case 64: pv_rows(accr, alpha, p, vb, dhp, tl, 4); break;
+    default: pv_generic(accr, alpha, p, vb, dhp, tl); break;
+    }
+}
+
+/* Fill kt (d_h, TILE) and vb (TILE, dhp) from tl rows (pointers to the head slice). */
+static inline void load_tile(const float *const *krow, const float *const *vrow, int tl, int d_h, int dhp,
+                             float *kt, float *vb)
+{
+    for (int j = 0; j < tl; j++) {
+        const float *kr = krow[j];
+        for (int c = 0; c < d_h; c++) kt[(size_t)c * TILE + j] = kr[c];
+        memcpy(vb + (size_t)j * dhp, vrow[j], sizeof(float) * d_h);
+    }
+    for (int j = tl; j < TILE; j++) {
+        for (int c = 0; c < d_h; c++) kt[(size_t)c * TILE + j] = 0.0f;
+        memset(vb + (size_t)j * dhp, 0, sizeof(float) * d_h);
+    }
+}
+
+static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h)
+{
+    const int d_h = a->d_h, dhp = S->dhp, B = a->B;
+    const int64_t qs = a->q0 + qb * B;
+    const int64_t qe = qs + B < a->q1 ? qs + B : a->q1;
+    const int nq = (int)(qe - qs);
+    const int64_t W = a->W;
+    const int hoff = h * d_h;
+    const int s_max = a->s_max;
+    const int ns = s_max > 0 ? a->sel_n[qb * a->H + h] : 0;
+    const int32_t *sel = s_max > 0 ? a->sel + (qb * a->H + h) * (int64_t)s_max : NULL;
+
+    for (int i = 0; i < nq; i++) {
+        S->m[i] = -INFINITY;
+        S->l[i] = 0.0f;
+    }
+    memset(S->acc, 0, sizeof(float) * (size_t)nq * dhp);
+
+    const float *krow[TILE], *vrow[TILE];
+    const float *qr[QR];
+    float *mrow[QR], *lrow[QR], *accr[QR], *sco[QR];
+    int lo[QR], hi[QR];
+
+    /* 1. summary keys: every query of the block sees all of them */
+    for (int t0 = 0; t0 < ns; t0 += TILE) {
+        int tl = ns - t0 < TILE ? ns - t0 : TILE;
+        for (int j = 0; j < tl; j++) {
+            int64_t nd = sel[t0 + j];
+            krow[j] = a->node_k + nd * a->ld_nodes + hoff;
+            vrow[j] = a->node_v + nd * a->ld_nodes + hoff;
+        }
+        load_tile(krow, vrow, tl, d_h, dhp, S->kt, S->vb);
+        for (int i0 = 0; i0 < nq; i0 += QR) {
+            for (int r = 0; r < QR; r++) {
+                int i = i0 + r < nq ? i0 + r : nq - 1;
+                bool live = i0 + r < nq;
+                qr[r] = a->q + (qs + i - a->x0) * a->ld + hoff;
+                mrow[r] = &S->m[i];
+                lrow[r] = &S->l[i];
+                accr[r] = S->acc + (size_t)i * dhp;
+                lo[r] = live ? 0 : 1;
+                hi[r] = live ? tl - 1 : 0;
+                sco[r] = (live && a->node_mass) ? S->sc + (size_t)i * s_max + t0 : NULL;
+            }
+            if (a->node_mass && t0 + TILE > s_max) {
+                /* the score store writes TILE lanes: use a bounce buffer at the end */
+                float bounce[QR][TILE];
+                float *real[QR];
+                for (int r = 0; r < QR; r++) {
+                    real[r] = sco[r];
+                    sco[r] = real[r] ? bounce[r] : NULL;
+                }
+                tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+                for (int r = 0; r < QR; r++)
+                    if (real[r]) memcpy(real[r], bounce[r], sizeof(float) * tl);
+            } else {
+                tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+            }
+        }
+    }
+
+    /* 2. window tiles, anchored at the window start of the block */
+    const int64_t ks = qs - W > 0 ? qs - W : 0;
+    const int64_t ke = qe + W < a->n_doc ? qe + W : a->n_doc;
+    for (int r = 0; r < QR; r++) sco[r] = NULL;
+    for (int64_t t0 = ks; t0 < ke; t0 += TILE) {
+        int tl = ke - t0 < TILE ? (int)(ke - t0) : TILE;
+        /* queries whose window meets [t0, t0+tl): qs+i >= t0 - W and qs+i <= t0+tl-1+W */
+        int64_t ia = t0 - W - qs, ib = t0 + tl - 1 + W - qs;
+        int i_first = ia > 0 ? (int)(ia < nq ? ia : nq) : 0;
+        int i_last = ib < nq - 1 ? (int)ib : nq - 1;
+        if (i_first > i_last) continue;
+        for (int j = 0; j < tl; j++) {
+            krow[j] = a->k + (t0 + j - a->x0) * a->ld + hoff;
+            vrow[j] = a->v + (t0 + j - a->x0) * a->ld + hoff;
+        }
+        load_tile(krow, vrow, tl, d_h, dhp, S->kt, S->vb);
+        for (int i0 = i_first; i0 <= i_last; i0 += QR) {
+            for (int r = 0; r < QR; r++) {
+                int i = i0 + r <= i_last ? i0 + r : i_last;
+                bool live = i0 + r <= i_last;
+                int64_t g = qs + i;
+                qr[r] = a->q + (g - a->x0) * a->ld + hoff;
+                mrow[r] = &S->m[i];
+                lrow[r] = &S->l[i];
+                accr[r] = S->acc + (size_t)i * dhp;
+                int64_t l0 = g - W - t0, h0 = g + W - t0;
+                lo[r] = l0 < 0 ? 0 : (l0 > TILE ? TILE : (int)l0);
+                hi[r] = h0 > TILE ? TILE : (h0 < -1 ? -1 : (int)h0);
+                if (!live) {
+                    lo[r] = 1;
+                    hi[r] = 0;
+                }
+            }
+            tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+        }
+    }
+
+    /* 3. outputs */
+    for (int i = 0; i < nq; i++) {
+        float *o = a->out + (qs + i - a->q0) * a->ld_out + hoff;
+        float inv = S->l[i] > 0 ? 1.0f / S->l[i] : 0.0f;
+        const float *ac = S->acc + (size_t)i * dhp;
+        for (int c = 0; c < d_h; c++) o[c] = ac[c] * inv;
+    }
+    if (a->node_mass && s_max > 0) {
+        float *nm = a->node_mass + (qb * a->H + h) * (int64_t)s_max;
+        for (int s = 0; s < s_max; s++) nm[s] = 0.0f;
+        for (int i = 0; i < nq; i++) {
+            if (!(S->l[i] > 0)) continue;
+            float inv = 1.0f / S->l[i];
+            for (int s = 0; s < ns; s++) nm[s] += expf(S->sc[(size_t)i * s_max + s] - S->m[i]) * inv;
+        }
+    }
+}
+
+folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
+{
+    FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn: NULL q/k/v/out");
+    FOLIO_CHECK_GENERIC(a->H >= 1 && a->d_h >= 1 && a->B >= 1 && a->W >= 0, FOLIO_ERR_ARG,
+                        "attn: bad shape H=%d d_h=%d B=%d W=%d", a->H, a->d_h, a->B, a->W);
+    FOLIO_CHECK_GENERIC(a->ld >= (int64_t)a->H * a->d_h && a->ld_out >= (int64_t)a->H * a->d_h, FOLIO_ERR_ARG,
+                        "attn: row strides ld=%lld ld_out=%lld smaller than H*d_h=%d", (long long)a->ld,
+                        (long long)a->ld_out, a->H * a->d_h);
+    FOLIO_CHECK_GENERIC(a->q0 >= 0 && a->q0 < a->q1 && a->q1 <= a->n_doc && a->q0 % a->B == 0, FOLIO_ERR_ARG,
+                        "attn: queries [%lld, %lld) must be non-empty, inside [0, %lld) and start at a block boundary (B=%d)",
+                        (long long)a->q0, (long long)a->q1, (long long)a->n_doc, a->B);
+    int64_t need0 = a->q0 - a->W > 0 ? a->q0 - a->W : 0;
+    int64_t need1 = a->q1 + a->W < a->n_doc ? a->q1 + a->W : a->n_doc;
+    FOLIO_CHECK_GENERIC(a->x0 <= need0 && a->x0 + a->nx >= need1, FOLIO_ERR_ARG,
+                        "attn: X covers [%lld, %lld) but the window keys of queries [%lld, %lld) need [%lld, %lld)",
+                        (long long)a->x0, (long long)(a->x0 + a->nx), (long long)a->q0, (long long)a->q1,
+                        (long long)need0, (long long)need1);
+    const int64_t nqb = (a->q1 - a->q0 + a->B - 1) / a->B;
+    FOLIO_CHECK_GENERIC(a->s_max >= 0, FOLIO_ERR_ARG, "attn: s_max < 0");
+    if (a->s_max > 0) {
+        FOLIO_CHECK_GENERIC(a->sel && a->sel_n && a->node_k && a->node_v && a->ld_nodes >= (int64_t)a->H * a->d_h,
+                            FOLIO_ERR_ARG, "attn: s_max > 0 needs sel, sel_n, node_k, node_v and ld_nodes >= H*d_h");
+        for (int64_t i = 0; i < nqb * a->H; i++) {
+            int ns = a->sel_n[i];
+            FOLIO_CHECK_GENERIC(ns >= 0 && ns <= a->s_max, FOLIO_ERR_ARG,
+                                "attn: sel_n[%lld] = %d outside 0 .. s_max=%d", (long long)i, ns, a->s_max);
+            for (int s = 0; s < ns; s++) {
+                int32_t nd = a->sel[i * a->s_max + s];
+                FOLIO_CHECK_GENERIC(nd >= 0 && nd < a->n_nodes, FOLIO_ERR_ARG,
+                                    "attn: sel[%lld][%d] = %d outside the %lld nodes", (long long)i, s, nd,
+                                    (long long)a->n_nodes);
+            }
+        }
+    }
+    const int64_t ntask = nqb * a->H;
+    int failed = 0;
+    int nth = a->threads > 0 ? a->threads : omp_get_max_threads();
+    if (nth > ntask) nth = (int)ntask;
+#pragma omp parallel num_threads(nth) reduction(| : failed)
+    {
+        scratch_t S;
+        if (!scratch_alloc(&S, a->B, a->d_h, a->s_max)) {
+            failed = 1;
+        } else {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < ntask; t++) run_task(a, &S, t / a->H, (int)(t % a->H));
+            scratch_free(&S);
+        }
+    }
+    FOLIO_CHECK_GENERIC(!failed, FOLIO_ERR_NOMEM, "attn: out of memory for kernel scratch");
+    return FOLIO_OK;
+}
+
+/* ------------------------------------------------------------------ reference */
+
+folio_status_t folio_attn_dense_ref(const float *X, uint32_t n, const float *nodes, uint32_t n_nodes,
+                                    uint32_t H, uint32_t d_h, float scale, const uint8_t *mask,
+                                    float *out, float *node_w)
+{
+    FOLIO_CHECK_GENERIC(X && mask && out && (n_nodes == 0 || nodes), FOLIO_ERR_ARG, "dense_ref: NULL argument");
+    const size_t d = (size_t)H * d_h, nk = (size_t)n + n_nodes;
+    double *w = malloc(sizeof(double) * (nk ? nk : 1));
+    double *acc = malloc(sizeof(double) * d_h);
+    if (!w || !acc) {
+        free(w);
+        free(acc);
+        FOLIO_CHECK_ALLOC(NULL);
+    }
+    for (uint32_t h = 0; h < H; h++) {
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *mk = mask + ((size_t)h * n + i) * nk;
+            const float *q = X + i * d + (size_t)h * d_h;
+            double mx = -INFINITY;
+            for (size_t j = 0; j < nk; j++) {
+                if (!mk[j]) continue;
+                const float *k = j < n ? X + j * d + (size_t)h * d_h : nodes + (j - n) * d + (size_t)h * d_h;
+                double s = 0;
+                for (uint32_t c = 0; c < d_h; c++) s += (double)q[c] * k[c];
+                s *= scale;
+                w[j] = s;
+                if (s > mx) mx = s;
+            }
+            double sum = 0;
+            for (size_t j = 0; j < nk; j++)
+                if (mk[j]) sum += (w[j] = exp(w[j] - mx));
+            for (uint32_t c = 0; c < d_h; c++) acc[c] = 0;
+            for (size_t j = 0; j < nk; j++) {
+                if (!mk[j]) continue;
+                const float *v = j < n ? X + j * d + (size_t)h * d_h : nodes + (j - n) * d + (size_t)h * d_h;
+                double p = w[j] / sum;
+                for (uint32_t c = 0; c < d_h; c++) acc[c] += p * v[c];
+            }
+            for (uint32_t c = 0; c < d_h; c++) out[i * d + (size_t)h * d_h + c] = sum > 0 ? (float)acc[c] : 0.0f;
+            if (node_w)
+                for (uint32_t s = 0; s < n_nodes; s++)
+                    node_w[((size_t)i * H + h) * n_nodes + s] = mk[n + s] ? (float)(w[n + s] / sum) : 0.0f;
+        }
+    }
+    free(w);
+    free(acc);
+    return FOLIO_OK;
+}
+
+uint8_t *folio_attn_build_mask(const folio_pattern_t *p, uint32_t n, uint32_t n_nodes, const int32_t *sel,
+                               const int32_t *sel_n, int s_max, folio_status_t *st)
+{
+    const uint32_t H = p->heads, B = p->block;
+    const size_t nk = (size_t)n + n_nodes;
+    uint8_t *m = calloc((size_t)H * n * nk, 1);
+    if (!m) {
+        if (st) *st = FOLIO_ERR_NOMEM;
+        return NULL;
+    }
+    uint64_t W = p->kind == FOLIO_PATTERN_DENSE ? n : p->window;
+    for (uint32_t h = 0; h < H; h++)
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t *row = m + ((size_t)h * n + i) * nk;
+            uint64_t j0 = i > W ? i - W : 0, j1 = (uint64_t)i + W + 1 < n ? (uint64_t)i + W + 1 : n;
+            for (uint64_t j = j0; j < j1; j++) row[j] = 1;
+            if (s_max > 0) {
+                uint32_t qb = i / B;
+                int ns = sel_n[(size_t)qb * H + h];
+                for (int s = 0; s < ns; s++) row[n + sel[((size_t)qb * H + h) * s_max + s]] = 1;
+            }
+        }
+    if (st) *st = FOLIO_OK;
+    return m;
+}
+
+/* ------------------------------------------------------------------ probe */
+
+/* The widest float vector the compiler targets natively. */
+#if defined(__AVX512F__)
+#define PROBE_W 16
+#elif defined(__AVX__)
+#define PROBE_W 8
+#else
+#define PROBE_W 4
+#endif
+typedef float vpf __attribute__((vector_size(PROBE_W * 4)));
+
+double folio_fma_peak_gflops(void)
+{
+    /* 12 independent chains of FMAs: enough to cover FMA latency x throughput
+     * on current x86/ARM cores; the empty asm keeps them in registers. */
+    vpf a[12];
+    vpf b = (vpf){0} + 0.999999f, c = (vpf){0} + 1e-7f;
+    for (int i = 0; i < 12; i++) a[i] = (vpf){0} + (1.0f + i * 1e-3f);
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        const long iters = 400000;
+        double t = folio_now();
+        for (long it = 0; it < iters; it++) {
+            for (int i = 0; i < 12; i++) a[i] = a[i] * b + c;
+#if defined(__x86_64__) || defined(__i386__)
+            __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]));
+            __asm__ volatile("" : "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+#else
+            __asm__ volatile("" : "+w"(a[0]), "+w"(a[1]), "+w"(a[2]), "+w"(a[3]), "+w"(a[4]), "+w"(a[5]));
+            __asm__ volatile("" : "+w"(a[6]), "+w"(a[7]), "+w"(a[8]), "+w"(a[9]), "+w"(a[10]), "+w"(a[11]));
+#endif
+        }
+        t = folio_now() - t;
+        double g = (double)iters * 12 * PROBE_W * 2 / t / 1e9;
+        if (g > best) best = g;
+    }
+    volatile float sink = 0;
+    for (int i = 0; i < 12; i++) sink += a[i][0];
+    (void)sink;
+    return best;
+}
