@@ -1,7 +1,7 @@
 /* workers/worker.c — the CPU worker: one document at a time through the
  * encoder, then pooling into sentence/section/document vectors and salience.
  * Buffers grow to the largest document seen and are reused. */
-#include "workers.h"
+#include "workers_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +10,12 @@ struct folio_worker {
     folio_worker_cfg_t cfg;
     char spec[FOLIO_PATTERN_SPEC_MAX];
     uint32_t d;
-    float *X0; size_t X0_cap;          /* (n, d) embedding                  */
     float *sent; size_t sent_cap;      /* (n_sents, d)                      */
     float *sec; size_t sec_cap;        /* (n_sections, d)                   */
     float *blk; size_t blk_cap;        /* (n_blocks, d)                     */
     float *docv;                       /* (d)                               */
     float *sal; size_t sal_cap;        /* (n_sents)                         */
     uint32_t *rb, *re; size_t r_cap;   /* range begin/end scratch           */
-    folio_encoded_t enc;
 };
 
 static folio_status_t grow_f(float **p, size_t *cap, size_t need)
@@ -55,9 +53,8 @@ void folio_worker_destroy(folio_worker_t **pw)
 {
     if (!pw || !*pw) return;
     folio_worker_t *w = *pw;
-    free(w->X0); free(w->sent); free(w->sec); free(w->blk); free(w->docv); free(w->sal);
+    free(w->sent); free(w->sec); free(w->blk); free(w->docv); free(w->sal);
     free(w->rb); free(w->re);
-    folio_encoded_clear(&w->enc);
     free(w);
     *pw = NULL;
 }
@@ -77,56 +74,226 @@ static folio_status_t ranges(folio_worker_t *w, size_t m)
     return FOLIO_OK;
 }
 
-folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
-                                   folio_doc_results_t *res)
+folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_pattern_t *out)
+{
+    return folio_pattern_resolve(&w->cfg.pattern, n, out);
+}
+
+/* Pooled L2-normalized means of token ranges, accumulated in fixed point so
+ * that a range split over ranks sums to exactly the same value. */
+static void pool_partial(const float *X, uint64_t t0, uint64_t t1, uint32_t d, const uint32_t *rb,
+                         const uint32_t *re, uint64_t lo, uint64_t cnt, int64_t *acc)
+{
+    for (uint64_t r = 0; r < cnt; r++) {
+        uint64_t b = rb[lo + r] > t0 ? rb[lo + r] : t0, e = re[lo + r] < t1 ? re[lo + r] : t1;
+        int64_t *a = acc + r * d;
+        for (uint64_t t = b; t < e; t++) {
+            const float *x = X + (t - t0) * d;
+            for (uint32_t j = 0; j < d; j++) a[j] += llrint((double)x[j] * FOLIO_POOL_ONE);
+        }
+    }
+}
+
+static void pool_finish(const int64_t *acc, const uint32_t *rb, const uint32_t *re, uint64_t m,
+                        uint32_t d, float *out)
+{
+    for (uint64_t r = 0; r < m; r++) {
+        float *o = out + r * d;
+        uint64_t c = re[r] > rb[r] ? re[r] - rb[r] : 0;
+        double ss = 0;
+        for (uint32_t j = 0; j < d; j++) {
+            double v = c ? (double)acc[r * d + j] / FOLIO_POOL_ONE / (double)c : 0.0;
+            o[j] = (float)v;
+            ss += (double)o[j] * o[j];
+        }
+        if (ss > 0) {
+            float inv = (float)(1.0 / sqrt(ss));
+            for (uint32_t j = 0; j < d; j++) o[j] *= inv;
+        }
+    }
+}
+
+/* First and one-past-last range index intersecting tokens [t0, t1): ranges
+ * are in order and non-overlapping (sentences, sections). */
+static void ranges_hit(const uint32_t *rb, const uint32_t *re, uint64_t m, uint64_t t0, uint64_t t1,
+                       uint64_t *lo, uint64_t *hi)
+{
+    uint64_t a = 0, b = m;
+    while (a < b) { /* first with re > t0 */
+        uint64_t mid = (a + b) / 2;
+        if (re[mid] > t0) b = mid; else a = mid + 1;
+    }
+    uint64_t e = a;
+    while (e < m && rb[e] < t1) e++;
+    *lo = a;
+    *hi = e > a ? e : a;
+}
+
+/* Pools ranges [rb, re) of X (local rows [t0, t1)) into out on rank 0. */
+static folio_status_t pool_ranges_x(folio_exchange_t *x, const float *X, uint64_t t0, uint64_t t1,
+                                    uint32_t d, const uint32_t *rb, const uint32_t *re, uint64_t m,
+                                    float *out)
+{
+    if (m == 0) return FOLIO_OK;
+    uint64_t lo, hi;
+    ranges_hit(rb, re, m, t0, t1, &lo, &hi);
+    int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
+    FOLIO_CHECK_ALLOC(mine);
+    pool_partial(X, t0, t1, d, rb, re, lo, hi - lo, mine);
+    int64_t *all = NULL;
+    folio_status_t st = FOLIO_OK;
+    if (folio_exchange_rank(x) == 0) {
+        all = calloc(m * d, sizeof *all);
+        if (!all) st = FOLIO_ERR_NOMEM;
+    }
+    /* Every rank must take part even if rank 0 failed to allocate. */
+    folio_status_t gst = fx_gather_rows_i64(x, mine, lo, hi - lo, d, all ? all : mine);
+    if (st == FOLIO_OK) st = gst;
+    if (st == FOLIO_OK && all) pool_finish(all, rb, re, m, d, out);
+    free(all);
+    free(mine);
+    return st;
+}
+
+folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
+                                         const folio_doc_t *doc, const float *weights,
+                                         uint64_t t0, uint64_t t1, folio_doc_results_t *res)
 {
     memset(res, 0, sizeof *res);
-    uint32_t n = doc->n_tokens, d = w->d;
-    FOLIO_CHECK_GENERIC(n > 0, FOLIO_ERR_ARG, "%s: encode of a document without tokens", doc->id);
-    FOLIO_TRY(grow_f(&w->X0, &w->X0_cap, (size_t)n * d));
-    FOLIO_TRY(folio_embed(doc->text, doc->tokens, weights, n, d, FOLIO_EMBED_SEED, w->X0));
-    folio_encoded_clear(&w->enc);
-    FOLIO_TRY(folio_encoder_run(&w->cfg.pattern, NULL, w->X0, n, w->cfg.threads, &w->enc));
+    const uint64_t n = doc->n_tokens;
+    const uint32_t d = w->d;
+    const int P = folio_exchange_size(x), me = folio_exchange_rank(x);
+    FOLIO_CHECK_GENERIC(n > 0 && t0 < t1 && t1 <= n, FOLIO_ERR_ARG, "%s: bad token range [%llu, %llu) of %llu",
+                        doc->id, (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)n);
+    folio_pattern_t p;
+    FOLIO_TRY(folio_pattern_resolve(&w->cfg.pattern, n, &p));
+    folio_hier_t h;
+    FOLIO_TRY(folio_hier_init(&h, n, p.block, p.group));
+    const uint32_t B = p.block, nb = h.count[1];
+    FOLIO_CHECK_GENERIC(t0 % B == 0 && (t1 % B == 0 || t1 == n), FOLIO_ERR_ARG,
+                        "%s: range not at block boundaries", doc->id);
+    uint64_t W = p.window < n ? p.window : n;
 
-    const folio_encoded_t *e = &w->enc;
-    uint32_t ns = doc->n_sents, nsec = doc->n_sections, nb = e->hier.count[1];
+    /* Everyone's range: block rows for the allgather, halo sizes. */
+    uint64_t mine2[2] = {t0, t1};
+    uint64_t *rng = malloc(2 * (size_t)P * sizeof *rng + ((size_t)P + 1) * sizeof(uint64_t));
+    FOLIO_CHECK_ALLOC(rng);
+    uint64_t *row0 = rng + 2 * P;
+    folio_status_t st = fx_allgather_u64(x, mine2, 2, rng);
+    for (int r = 0; st == FOLIO_OK && r < P; r++) {
+        row0[r] = rng[2 * r] / B;
+        bool ok = rng[2 * r] < rng[2 * r + 1] && (r == 0 ? rng[0] == 0 : rng[2 * r] == rng[2 * r - 1]);
+        if (P > 1 && rng[2 * r + 1] - rng[2 * r] < W) ok = false;
+        if (!ok) {
+            folio_log(FOLIO_LOG_ERROR, "%s: rank ranges do not tile the document in >= W pieces", doc->id);
+            st = FOLIO_ERR_ARG;
+        }
+    }
+    row0[P] = nb;
+    if (st == FOLIO_OK && rng[2 * P - 1] != n) st = FOLIO_ERR_ARG;
+    if (st != FOLIO_OK) { free(rng); return st; }
+
+    const uint64_t hl = me > 0 ? W : 0, hr = me + 1 < P ? W : 0;
+    const uint64_t x0 = t0 - hl, nx = hl + (t1 - t0) + hr, len = t1 - t0;
+    const uint32_t qb0 = (uint32_t)(t0 / B), qb1 = (uint32_t)((t1 + B - 1) / B);
+    const int s_max = (int)folio_pattern_summary_max(&p, n);
+    const int H = (int)p.heads;
+    float *X = NULL, *Xout = NULL, *nodes = NULL;
+    int32_t *sel = NULL, *seln = NULL;
+    int64_t *mass = NULL;
+    X = malloc(nx * d * sizeof *X);
+    Xout = malloc(len * d * sizeof *Xout);
+    nodes = malloc(((size_t)h.n_nodes + 1) * d * sizeof *nodes);
+    sel = malloc(((size_t)(qb1 - qb0) * H * (s_max > 0 ? s_max : 1)) * sizeof *sel);
+    seln = malloc((size_t)(qb1 - qb0) * H * sizeof *seln);
+    mass = calloc((size_t)h.n_nodes + 1, sizeof *mass);
+    if (!X || !Xout || !nodes || !sel || !seln || !mass) st = FOLIO_ERR_NOMEM;
+    /* Layer 0 input, halo included: the embedding is per token, so each rank
+     * embeds its halo rows itself instead of receiving them. */
+    if (st == FOLIO_OK)
+        st = folio_embed(doc->text, doc->tokens + x0, weights + x0, (uint32_t)nx, d, FOLIO_EMBED_SEED, X);
+    for (uint32_t l = 0; st == FOLIO_OK && l < p.layers; l++) {
+        st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
+        if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
+        if (st == FOLIO_OK) st = folio_hier_build_upper(&h, d, nodes);
+        if (st == FOLIO_OK)
+            st = folio_attn_select(&p, &h, nodes, nodes, qb0, qb1, sel, seln, s_max, w->cfg.threads);
+        if (st == FOLIO_OK)
+            st = folio_encoder_layer(&p, &h, NULL, X, x0, nx, t0, t1, nodes, sel, seln, s_max, Xout,
+                                     mass, w->cfg.threads);
+        if (st != FOLIO_OK) break;
+        memcpy(X + hl * d, Xout, len * d * sizeof *X);
+        if (l + 1 < p.layers && P > 1)
+            st = fx_halo(x, X + hl * d, X + (hl + len - hr) * d, X, X + (hl + len) * d, hl, hr, d);
+    }
+    /* Block summaries of the final token vectors, and the salience mass. */
+    if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
+    if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
+    if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
+
+    const uint32_t ns = doc->n_sents, nsec = doc->n_sections;
     size_t m = ns > nsec ? ns : nsec;
-    FOLIO_TRY(ranges(w, m ? m : 1));
-    FOLIO_TRY(grow_f(&w->sent, &w->sent_cap, (size_t)ns * d));
-    FOLIO_TRY(grow_f(&w->sal, &w->sal_cap, ns));
+    if (st == FOLIO_OK) st = ranges(w, m ? m : 1);
+    if (st == FOLIO_OK && me == 0) {
+        st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);
+        if (st == FOLIO_OK) st = grow_f(&w->sal, &w->sal_cap, ns ? ns : 1);
+        if (st == FOLIO_OK) st = grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d);
+        if (st == FOLIO_OK) st = grow_f(&w->blk, &w->blk_cap, (size_t)nb * d);
+    }
+    /* Sentences, then sections (token range from their first sentence's first
+     * token to their last sentence's last token), then the whole document. */
     for (uint32_t i = 0; i < ns; i++) {
         w->rb[i] = doc->sents[i].tok_begin;
         w->re[i] = doc->sents[i].tok_end;
     }
-    FOLIO_TRY(folio_pool_ranges(e->X, n, d, w->rb, w->re, ns, w->sent));
-    FOLIO_TRY(folio_salience_ranges(&e->hier, e->mass, w->rb, w->re, ns, w->sal));
-
-    /* Sections as token ranges: from the first token of their first sentence
-     * to the last token of their last sentence. */
-    FOLIO_TRY(grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d));
+    if (st == FOLIO_OK) st = pool_ranges_x(x, X + hl * d, t0, t1, d, w->rb, w->re, ns, w->sent);
+    if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, w->sal);
     for (uint32_t i = 0; i < nsec; i++) {
         const folio_section_t *s = &doc->sections[i];
-        if (s->sent_end > s->sent_begin) {
-            w->rb[i] = doc->sents[s->sent_begin].tok_begin;
-            w->re[i] = doc->sents[s->sent_end - 1].tok_end;
-        } else {
-            w->rb[i] = w->re[i] = 0;
-        }
+        bool has = s->sent_end > s->sent_begin;
+        w->rb[i] = has ? doc->sents[s->sent_begin].tok_begin : 0;
+        w->re[i] = has ? doc->sents[s->sent_end - 1].tok_end : 0;
     }
-    FOLIO_TRY(folio_pool_ranges(e->X, n, d, w->rb, w->re, nsec, w->sec));
+    /* Section ranges need not be ordered by token when one is empty; keep
+     * the binary search valid by pooling them all on every rank's range. */
+    if (st == FOLIO_OK) {
+        uint64_t m2 = nsec;
+        int64_t *acc = calloc(m2 * d + 1, sizeof *acc), *all = NULL;
+        if (!acc) st = FOLIO_ERR_NOMEM;
+        if (st == FOLIO_OK) {
+            pool_partial(X + hl * d, t0, t1, d, w->rb, w->re, 0, m2, acc);
+            if (me == 0) { all = calloc(m2 * d + 1, sizeof *all); if (!all) st = FOLIO_ERR_NOMEM; }
+            folio_status_t r = fx_reduce_i64(x, acc, m2 * d);
+            if (st == FOLIO_OK) st = r;
+            if (st == FOLIO_OK && me == 0) pool_finish(acc, w->rb, w->re, m2, d, w->sec);
+        }
+        free(all);
+        free(acc);
+    }
+    uint32_t all_b = 0, all_e = (uint32_t)n;
+    if (st == FOLIO_OK) st = pool_ranges_x(x, X + hl * d, t0, t1, d, &all_b, &all_e, 1, w->docv);
 
-    uint32_t all_b = 0, all_e = n;
-    FOLIO_TRY(folio_pool_ranges(e->X, n, d, &all_b, &all_e, 1, w->docv));
-    FOLIO_TRY(grow_f(&w->blk, &w->blk_cap, (size_t)nb * d));
-    memcpy(w->blk, e->nodes, (size_t)nb * d * sizeof *w->blk); /* level-1 rows */
+    if (st == FOLIO_OK && me == 0) {
+        memcpy(w->blk, nodes, (size_t)nb * d * sizeof *w->blk);
+        res->pattern = w->spec;
+        res->d = d;
+        res->n_blocks = nb;
+        res->sent_vecs = w->sent;
+        res->block_vecs = w->blk;
+        res->section_vecs = w->sec;
+        res->doc_vec = w->docv;
+        res->salience = w->sal;
+    }
+    free(X); free(Xout); free(nodes); free(sel); free(seln); free(mass); free(rng);
+    return st;
+}
 
-    res->pattern = w->spec;
-    res->d = d;
-    res->n_blocks = nb;
-    res->sent_vecs = w->sent;
-    res->block_vecs = w->blk;
-    res->section_vecs = w->sec;
-    res->doc_vec = w->docv;
-    res->salience = w->sal;
-    return FOLIO_OK;
+folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
+                                   folio_doc_results_t *res)
+{
+    folio_exchange_t *x = NULL;
+    FOLIO_TRY(folio_exchange_create_mpi(MPI_COMM_SELF, &x));
+    folio_status_t st = folio_worker_encode_range(w, x, doc, weights, 0, doc->n_tokens, res);
+    folio_exchange_destroy(&x);
+    return st;
 }

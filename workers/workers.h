@@ -8,6 +8,8 @@
 #ifndef FOLIO_WORKERS_H
 #define FOLIO_WORKERS_H
 
+#include <mpi.h>
+
 #include "../attn/attn.h"
 #include "../common/common.h"
 #include "../shard/shard.h"
@@ -38,6 +40,49 @@ const char *folio_worker_pattern_spec(const folio_worker_t *w);
  * sentence, block, section and document vectors and salience. */
 folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
                                    folio_doc_results_t *res);
+
+/* ------------------------------------------------------------ exchange
+ * What ranks sharing one document exchange every layer, behind one
+ * interface so that the MPI path (CPU ranks) and the NCCL path (GPU ranks)
+ * are interchangeable.  Ranks of the exchange hold contiguous, increasing
+ * token ranges of the document, each cut at block boundaries and at least W
+ * tokens long (so a halo comes from the direct neighbour only). */
+typedef struct folio_exchange folio_exchange_t;
+
+/* MPI implementation over comm (not duplicated; the caller keeps it alive). */
+folio_status_t folio_exchange_create_mpi(MPI_Comm comm, folio_exchange_t **out);
+void folio_exchange_destroy(folio_exchange_t **x); /* NULL-safe */
+int folio_exchange_rank(const folio_exchange_t *x);
+int folio_exchange_size(const folio_exchange_t *x);
+/* Seconds spent inside exchange calls since creation (for the benchmark's
+ * "exchange share of step time"). */
+double folio_exchange_seconds(const folio_exchange_t *x);
+
+/* Per-call MPI checks log file, line, rank and MPI's own message. */
+#define FOLIO_CHECK_MPI(call)                                                  \
+    do {                                                                       \
+        int folio_mpi_rc_ = (call);                                            \
+        if (folio_mpi_rc_ != MPI_SUCCESS) {                                    \
+            char folio_mpi_msg_[MPI_MAX_ERROR_STRING];                         \
+            int folio_mpi_len_ = 0;                                            \
+            MPI_Error_string(folio_mpi_rc_, folio_mpi_msg_, &folio_mpi_len_);  \
+            folio_log_at(__FILE__, __LINE__, "MPI: %s: %s", #call, folio_mpi_msg_); \
+            return FOLIO_ERR_MPI;                                              \
+        }                                                                      \
+    } while (0)
+
+/* Encodes the tokens [t0, t1) of an analyzed document (every rank of x holds
+ * the whole analyzed doc and its weights; ranks' ranges are contiguous in
+ * rank order and cover [0, n)).  Collective over x.  On the exchange's rank 0
+ * res receives the whole document's results (valid until the next call);
+ * other ranks get res zeroed.  A single-rank exchange encodes the whole
+ * document: the results are bit-identical whatever the number of ranks. */
+folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
+                                         const folio_doc_t *doc, const float *weights,
+                                         uint64_t t0, uint64_t t1, folio_doc_results_t *res);
+
+/* The pattern resolved for a document of n tokens (budget mode). */
+folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_pattern_t *out);
 
 /* IDF weight used for document and query tokens alike: BM25's
  * ln(1 + (N - df + 0.5) / (df + 0.5)), floored at a small positive value so

@@ -1,0 +1,150 @@
+/* workers/exchange.c — the MPI implementation of the document exchange:
+ * halo rows with the neighbours (MPI_Sendrecv), all block summaries of the
+ * document (MPI_Allgatherv), exact int64 sums to rank 0 (MPI_Reduce /
+ * MPI_Gatherv).  The NCCL path implements the same calls (workers_cuda). */
+#include "workers_internal.h"
+
+#include <stdlib.h>
+
+struct folio_exchange {
+    MPI_Comm comm;
+    int rank, size;
+    double seconds;
+};
+
+folio_status_t folio_exchange_create_mpi(MPI_Comm comm, folio_exchange_t **out)
+{
+    folio_exchange_t *x = calloc(1, sizeof *x);
+    FOLIO_CHECK_ALLOC(x);
+    x->comm = comm;
+    if (MPI_Comm_rank(comm, &x->rank) != MPI_SUCCESS || MPI_Comm_size(comm, &x->size) != MPI_SUCCESS) {
+        free(x);
+        return FOLIO_ERR_MPI;
+    }
+    *out = x;
+    return FOLIO_OK;
+}
+
+void folio_exchange_destroy(folio_exchange_t **px)
+{
+    if (!px || !*px) return;
+    free(*px);
+    *px = NULL;
+}
+
+int folio_exchange_rank(const folio_exchange_t *x) { return x->rank; }
+int folio_exchange_size(const folio_exchange_t *x) { return x->size; }
+double folio_exchange_seconds(const folio_exchange_t *x) { return x->seconds; }
+
+/* MPI counts are int: move large buffers in chunks of whole rows. */
+#define CHUNK_BYTES ((size_t)1 << 30)
+
+folio_status_t fx_halo(folio_exchange_t *x, const float *first, const float *last, float *left,
+                       float *right, size_t rows_l, size_t rows_r, size_t row_floats)
+{
+    /* Send my first rows to the left neighbour (its right halo) and receive
+     * my right halo from the right neighbour; then the mirror image. */
+    double t = folio_now();
+    int L = x->rank > 0 ? x->rank - 1 : MPI_PROC_NULL;
+    int R = x->rank + 1 < x->size ? x->rank + 1 : MPI_PROC_NULL;
+    size_t nl = rows_l * row_floats, nr = rows_r * row_floats;
+    FOLIO_CHECK_GENERIC(nl < (size_t)1 << 31 && nr < (size_t)1 << 31, FOLIO_ERR_TOO_LARGE, "halo too large");
+    /* left halo size of rank r+1 == my right-edge rows: both sides use W. */
+    FOLIO_CHECK_MPI(MPI_Sendrecv(first, L == MPI_PROC_NULL ? 0 : (int)nl, MPI_FLOAT, L, 11,
+                                 right, R == MPI_PROC_NULL ? 0 : (int)nr, MPI_FLOAT, R, 11, x->comm,
+                                 MPI_STATUS_IGNORE));
+    FOLIO_CHECK_MPI(MPI_Sendrecv(last, R == MPI_PROC_NULL ? 0 : (int)nr, MPI_FLOAT, R, 12,
+                                 left, L == MPI_PROC_NULL ? 0 : (int)nl, MPI_FLOAT, L, 12, x->comm,
+                                 MPI_STATUS_IGNORE));
+    x->seconds += folio_now() - t;
+    return FOLIO_OK;
+}
+
+folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0,
+                                 size_t row_floats, float *all)
+{
+    double t = folio_now();
+    int P = x->size;
+    int *counts = malloc(2 * (size_t)P * sizeof *counts);
+    FOLIO_CHECK_ALLOC(counts);
+    int *displs = counts + P;
+    for (int r = 0; r < P; r++) {
+        uint64_t c = (row0[r + 1] - row0[r]) * row_floats, o = row0[r] * row_floats;
+        if (c >= (uint64_t)1 << 31 || o >= (uint64_t)1 << 31) { free(counts); return FOLIO_ERR_TOO_LARGE; }
+        counts[r] = (int)c;
+        displs[r] = (int)o;
+    }
+    int rc = MPI_Allgatherv(mine, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, x->comm);
+    free(counts);
+    x->seconds += folio_now() - t;
+    FOLIO_CHECK_GENERIC(rc == MPI_SUCCESS, FOLIO_ERR_MPI, "MPI_Allgatherv of block summaries failed");
+    return FOLIO_OK;
+}
+
+folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n)
+{
+    /* Integer sums are exact: the order MPI picks cannot change them. */
+    double t = folio_now();
+    size_t step = CHUNK_BYTES / sizeof *buf;
+    for (size_t o = 0; o < n; o += step) {
+        int c = (int)(n - o < step ? n - o : step);
+        void *sb = x->rank == 0 ? MPI_IN_PLACE : (void *)(buf + o);
+        FOLIO_CHECK_MPI(MPI_Reduce(sb, buf + o, c, MPI_INT64_T, MPI_SUM, 0, x->comm));
+    }
+    x->seconds += folio_now() - t;
+    return FOLIO_OK;
+}
+
+folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint64_t lo, uint64_t cnt,
+                                  size_t row_len, int64_t *all)
+{
+    /* Each rank holds partial sums for rows [lo, lo + cnt) of a table; rank 0
+     * adds them all into all (n_rows, row_len), which it zeroed.  Integer
+     * sums: exact in any order. */
+    double t = folio_now();
+    int P = x->size;
+    uint64_t meta[2] = {lo, cnt};
+    uint64_t *metas = NULL;
+    if (x->rank == 0) {
+        metas = malloc(2 * (size_t)P * sizeof *metas);
+        FOLIO_CHECK_ALLOC(metas);
+    }
+    int rc = MPI_Gather(meta, 2, MPI_UINT64_T, metas, 2, MPI_UINT64_T, 0, x->comm);
+    if (rc != MPI_SUCCESS) { free(metas); FOLIO_CHECK_MPI(rc); }
+    if (x->rank != 0) {
+        size_t n = cnt * row_len, step = CHUNK_BYTES / sizeof *mine;
+        for (size_t o = 0; o < n; o += step) {
+            int c = (int)(n - o < step ? n - o : step);
+            FOLIO_CHECK_MPI(MPI_Send(mine + o, c, MPI_INT64_T, 0, 21, x->comm));
+        }
+    } else {
+        for (uint64_t r = 0; r < cnt; r++)
+            for (size_t j = 0; j < row_len; j++) all[(lo + r) * row_len + j] += mine[r * row_len + j];
+        size_t maxn = 0;
+        for (int p = 1; p < P; p++) if (metas[2 * p + 1] * row_len > maxn) maxn = metas[2 * p + 1] * row_len;
+        int64_t *tmp = maxn ? malloc(maxn * sizeof *tmp) : NULL;
+        if (maxn && !tmp) { free(metas); return FOLIO_ERR_NOMEM; }
+        for (int p = 1; p < P; p++) {
+            size_t n = metas[2 * p + 1] * row_len, step = CHUNK_BYTES / sizeof *tmp;
+            for (size_t o = 0; o < n; o += step) {
+                int c = (int)(n - o < step ? n - o : step);
+                rc = MPI_Recv(tmp + o, c, MPI_INT64_T, p, 21, x->comm, MPI_STATUS_IGNORE);
+                if (rc != MPI_SUCCESS) { free(tmp); free(metas); FOLIO_CHECK_MPI(rc); }
+            }
+            int64_t *dst = all + metas[2 * p] * row_len;
+            for (size_t k = 0; k < n; k++) dst[k] += tmp[k];
+        }
+        free(tmp);
+        free(metas);
+    }
+    x->seconds += folio_now() - t;
+    return FOLIO_OK;
+}
+
+folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n, uint64_t *all)
+{
+    double t = folio_now();
+    FOLIO_CHECK_MPI(MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, x->comm));
+    x->seconds += folio_now() - t;
+    return FOLIO_OK;
+}
