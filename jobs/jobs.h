@@ -98,11 +98,10 @@ typedef struct {
     float score;           /* the sentence's relevance score                     */
 } folio_pick_t;
 
-/* Extractive summary of a document under the cfg budget: sentences in
- * document order.  *out malloc'd (free()), *n may be 0 only for a document
- * without sentences.  A budget smaller than every sentence still yields
- * nothing rather than breaking it: the budget is never exceeded, except that
- * with max_words the first sentence is always... never: no exception. */
+/* Extractive summary of a document under the cfg budget: whole sentences in
+ * document order, never more than max_words whitespace words in total nor
+ * more than max_sents sentences (a budget smaller than every sentence gives
+ * an empty summary rather than a broken sentence).  *out malloc'd (free()). */
 folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_t *f,
                                const folio_summarize_cfg_t *cfg, folio_pick_t **out, uint32_t *n);
 
@@ -144,9 +143,11 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
 
 /* Across a store: BM25 over the stored postings (doc level) picks candidate
  * documents, then folio_ask_doc runs on those only; answers of all
- * candidates merged by score.  answers' doc is the docnum; ids come from
+ * candidates merged by score (sentence score relative to its document's
+ * best x document BM25 relative to the best document).  s gives the totals
+ * (N, avgdl) of BM25; r is a reader of s.  answers' doc is the docnum; ids come from
  * folio_store_get_head_by_num.  max_docs: candidates examined (0 = 20). */
-folio_status_t folio_ask_store(folio_store_reader_t *r, const folio_query_t *q, const folio_ask_cfg_t *cfg,
+folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const folio_query_t *q, const folio_ask_cfg_t *cfg,
                                uint32_t top_k, uint32_t max_docs, folio_answer_t **out, uint32_t *n);
 
 /* ================================================================ QA metric */
@@ -157,14 +158,44 @@ folio_status_t folio_ask_store(folio_store_reader_t *r, const folio_query_t *q, 
 uint32_t folio_qa_first_hit(const char *text, size_t len, const char *const *golds, const size_t *gold_lens,
                             uint32_t n_golds, const folio_answer_t *spans, uint32_t n_spans);
 
+/* ================================================================ eval */
+typedef struct {
+    double rouge1, rouge2, rougeLsum;   /* mean F1 x 100 */
+    uint64_t docs, from_store;          /* rows scored; of them read from the store */
+    double seconds_jobs;                /* time spent in analysis + summarize */
+} folio_eval_sum_t;
+
+typedef struct {
+    double hit1, hit5, hit10, mrr10;    /* x 100 */
+    uint64_t questions, docs, from_store;
+    double seconds_jobs;
+} folio_eval_qa_t;
+
+/* Runs summarize on every row of data ({"id","title","text","summary"}),
+ * each summary (sentences joined by newlines) cut to cut_words words (0 =
+ * uncut) and scored against the uncut reference.  rd (may be NULL): a store
+ * holding the rows (same ids) — stored documents are used when present,
+ * else the row is analyzed in memory.  details (may be NULL): one JSON line
+ * per row {"id","summary","rouge1","rouge2","rougeLsum"}. */
+folio_status_t folio_eval_summarize(const char *data, folio_store_reader_t *rd, const folio_summarize_cfg_t *cfg,
+                                    uint32_t cut_words, FILE *details, folio_eval_sum_t *res);
+
+/* Runs ask on every question of data ({"id","title","text","questions":
+ * [{"question","answers":[...]}]}), within its own document.  details: one
+ * JSON line per question {"id":"DOC#i","question","answers":[{"start","end"}..
+ * top_k in rank order],"hit_rank"}. */
+folio_status_t folio_eval_qa(const char *data, folio_store_reader_t *rd, const folio_ask_cfg_t *cfg, uint32_t top_k,
+                             FILE *details, folio_eval_qa_t *res);
+
 /* ================================================================ batch */
 /* Summarizes every document of the store at db with cfg, ranks of comm
  * splitting the documents (doc i of the id order goes to rank i % size);
  * rank 0 gathers, writes each summary with folio_store_put_summary and, when
- * jsonl is non-NULL, one JSON line per doc in id order.  Every rank must call
- * it.  *n_docs (rank 0) = documents summarized. */
+ * jsonl / json_out are non-NULL, one JSON line per doc in id order to each
+ * (rank 0's; others pass NULL).  Every rank of comm must call it; all return
+ * rank 0's status.  *n_docs (rank 0) = documents summarized. */
 folio_status_t folio_summarize_all(const char *db, const folio_summarize_cfg_t *cfg, MPI_Comm comm,
-                                   FILE *jsonl, uint64_t *n_docs);
+                                   FILE *jsonl, FILE *json_out, uint64_t *n_docs);
 
 /* One summary as design.md's JSON object: {"doc":ID,"sentences":[...]} */
 folio_status_t folio_summary_json(const folio_doc_view_t *v, const folio_pick_t *p, uint32_t n,
