@@ -88,6 +88,8 @@ typedef struct {
     float *m, *l;   /* (B) */
     float *acc;     /* (B, dhp) */
     float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
+    float *dacc;    /* (QR, dhp) sink for the padding rows of a partial query group */
+    float dm[QR], dl[QR];
 } scratch_t;
 
 static void scratch_free(scratch_t *s)
@@ -98,6 +100,7 @@ static void scratch_free(scratch_t *s)
     free(s->l);
     free(s->acc);
     free(s->sc);
+    free(s->dacc);
     memset(s, 0, sizeof *s);
 }
 
@@ -111,7 +114,8 @@ static bool scratch_alloc(scratch_t *s, int B, int d_h, int s_max)
     s->l = malloc(sizeof(float) * B);
     s->acc = aligned_alloc(64, sizeof(float) * (size_t)B * s->dhp);
     s->sc = malloc(sizeof(float) * (size_t)B * (s_max > 0 ? s_max : 1));
-    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc) {
+    s->dacc = aligned_alloc(64, sizeof(float) * QR * s->dhp);
+    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc || !s->dacc) {
         scratch_free(s);
         return false;
     }
@@ -274,9 +278,9 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
                 int i = i0 + r < nq ? i0 + r : nq - 1;
                 bool live = i0 + r < nq;
                 qr[r] = a->q + (qs + i - a->x0) * a->ld + hoff;
-                mrow[r] = &S->m[i];
-                lrow[r] = &S->l[i];
-                accr[r] = S->acc + (size_t)i * dhp;
+                mrow[r] = live ? &S->m[i] : &S->dm[r];
+                lrow[r] = live ? &S->l[i] : &S->dl[r];
+                accr[r] = live ? S->acc + (size_t)i * dhp : S->dacc + (size_t)r * dhp;
                 lo[r] = live ? 0 : 1;
                 hi[r] = live ? tl - 1 : 0;
                 sco[r] = (live && a->node_mass) ? S->sc + (size_t)i * s_max + t0 : NULL;
@@ -320,9 +324,9 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
                 bool live = i0 + r <= i_last;
                 int64_t g = qs + i;
                 qr[r] = a->q + (g - a->x0) * a->ld + hoff;
-                mrow[r] = &S->m[i];
-                lrow[r] = &S->l[i];
-                accr[r] = S->acc + (size_t)i * dhp;
+                mrow[r] = live ? &S->m[i] : &S->dm[r];
+                lrow[r] = live ? &S->l[i] : &S->dl[r];
+                accr[r] = live ? S->acc + (size_t)i * dhp : S->dacc + (size_t)r * dhp;
                 int64_t l0 = g - W - t0, h0 = g + W - t0;
                 lo[r] = l0 < 0 ? 0 : (l0 > TILE ? TILE : (int)l0);
                 hi[r] = h0 > TILE ? TILE : (h0 < -1 ? -1 : (int)h0);

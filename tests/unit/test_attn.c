@@ -1,0 +1,611 @@
+/* tests/unit/test_attn.c — attn/ on the CPU: pattern values, budget mode,
+ * hierarchy, the fast sparse kernel against the dense reference with the
+ * pattern's explicit mask (random and real documents, every variant, awkward
+ * n), determinism across threads and runs, and bit-identity of split runs. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attn/attn.h"
+#include "shard/shard.h"
+
+static void fill_random(float *x, size_t n, uint64_t seed, float amp)
+{
+    uint64_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = folio_splitmix64(&s);
+        x[i] = amp * ((float)(r >> 40) / (float)(1ull << 24) * 2.0f - 1.0f);
+    }
+}
+
+static folio_pattern_t pat(const char *spec)
+{
+    folio_pattern_t p;
+    char err[256];
+    folio_status_t st = folio_pattern_parse(spec, &p, err, sizeof err);
+    cr_assert_eq(st, FOLIO_OK, "parse '%s': %s", spec, err);
+    return p;
+}
+
+/* ------------------------------------------------------------------ pattern */
+
+Test(attn_pattern, default_and_round_trip)
+{
+    folio_pattern_t d = folio_pattern_default();
+    cr_assert_eq(d.kind, FOLIO_PATTERN_HIER_TOPK);
+    cr_assert_eq(d.window, 256);
+    cr_assert_eq(d.block, 64);
+    cr_assert_eq(d.group, 64);
+    cr_assert_eq(d.topk, 8);
+    cr_assert_eq(d.layers, 2);
+    const char *specs[] = {"", "hier+topk", "local,window=128", "longt5", "hier", "dense",
+                           "window=256,block=64,group=64,topk=8,layers=2,heads=4,head_dim=64,beta=1",
+                           "budget=512", "hier,budget=4096,beta=0.3", "local , window = 7 , beta=2.5e-1",
+                           "block=1,group=2,topk=0,heads=3,head_dim=5"};
+    for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
+        folio_pattern_t p = pat(specs[i]), q;
+        char buf[FOLIO_PATTERN_SPEC_MAX], buf2[FOLIO_PATTERN_SPEC_MAX], err[256];
+        size_t len = folio_pattern_print(&p, buf, sizeof buf);
+        cr_assert_lt(len, sizeof buf);
+        cr_assert_eq(folio_pattern_parse(buf, &q, err, sizeof err), FOLIO_OK, "%s: %s", buf, err);
+        cr_assert(memcmp(&p, &q, sizeof p) == 0, "round trip of '%s' via '%s'", specs[i], buf);
+        folio_pattern_print(&q, buf2, sizeof buf2);
+        cr_assert_str_eq(buf, buf2);
+    }
+    folio_pattern_t l = pat("local,window=128");
+    cr_assert_eq(l.kind, FOLIO_PATTERN_LOCAL);
+    cr_assert_eq(l.window, 128);
+    cr_assert_eq(pat("budget=512").budget, 512);
+}
+
+Test(attn_pattern, errors)
+{
+    struct { const char *spec; folio_status_t st; const char *needle; } bad[] = {
+        {"window=-1", FOLIO_ERR_PARSE, "window"},
+        {"window=abc", FOLIO_ERR_PARSE, "window"},
+        {"block=48", FOLIO_ERR_ARG, "block"},
+        {"block=0", FOLIO_ERR_ARG, "block"},
+        {"group=1", FOLIO_ERR_ARG, "group"},
+        {"layers=0", FOLIO_ERR_ARG, "layers"},
+        {"heads=0", FOLIO_ERR_ARG, "heads"},
+        {"beta=0", FOLIO_ERR_ARG, "beta"},
+        {"beta=nan", FOLIO_ERR_ARG, "beta"},
+        {"beta=x", FOLIO_ERR_PARSE, "beta"},
+        {"budget=10", FOLIO_ERR_ARG, "budget"},
+        {"dense,budget=512", FOLIO_ERR_ARG, "budget"},
+        {"sparse", FOLIO_ERR_PARSE, "sparse"},
+        {"colour=3", FOLIO_ERR_PARSE, "colour"},
+        {"window=99999999999", FOLIO_ERR_PARSE, "window"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        folio_pattern_t p = folio_pattern_default(), before = p;
+        char err[256] = "";
+        folio_status_t st = folio_pattern_parse(bad[i].spec, &p, err, sizeof err);
+        cr_assert_eq(st, bad[i].st, "'%s' gave %s (%s)", bad[i].spec, folio_status_str(st), err);
+        cr_assert(strstr(err, bad[i].needle), "'%s': message '%s' does not name '%s'", bad[i].spec, err, bad[i].needle);
+        cr_assert(memcmp(&p, &before, sizeof p) == 0, "failed parse must not modify the pattern");
+    }
+}
+
+Test(attn_pattern, budget_holds_from_10_to_1e6)
+{
+    const uint32_t budgets[] = {64, 100, 256, 512, 1000, 4096};
+    const char *kinds[] = {"hier+topk", "hier", "local"};
+    for (size_t bi = 0; bi < sizeof budgets / sizeof *budgets; bi++)
+        for (size_t ki = 0; ki < 3; ki++) {
+            char spec[128];
+            snprintf(spec, sizeof spec, "%s,budget=%u", kinds[ki], budgets[bi]);
+            folio_pattern_t p = pat(spec);
+            uint64_t s = 42 + bi;
+            for (int t = 0; t < 60; t++) {
+                /* log-uniform n in [10, 1e6] plus the end points */
+                uint64_t n = t == 0 ? 10 : t == 1 ? 1000000 : (uint64_t)(10.0 * pow(1e5, (double)(folio_splitmix64(&s) >> 11) / 9007199254740992.0));
+                folio_pattern_t r;
+                cr_assert_eq(folio_pattern_resolve(&p, n, &r), FOLIO_OK);
+                uint64_t kb = folio_pattern_keys_bound(&r, n);
+                cr_assert_leq(kb, budgets[bi], "%s n=%llu: bound %llu", spec, (unsigned long long)n, (unsigned long long)kb);
+                /* cost per token stays ~K: the budget is used, not just respected */
+                uint64_t floor_keys = n < budgets[bi] ? n : budgets[bi] * 3 / 4;
+                cr_assert_geq(kb, floor_keys, "%s n=%llu: bound %llu wastes the budget", spec, (unsigned long long)n,
+                              (unsigned long long)kb);
+                char err[256];
+                cr_assert_eq(folio_pattern_validate(&r, err, sizeof err), FOLIO_OK, "%s", err);
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ hierarchy */
+
+Test(attn_hier, partition_and_siblings)
+{
+    const uint64_t ns[] = {1, 63, 64, 65, 1000, 4097, 100003};
+    const uint32_t Gs[] = {2, 3, 8, 64};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t b = 0; b < sizeof Gs / sizeof *Gs; b++) {
+            folio_hier_t h;
+            cr_assert_eq(folio_hier_init(&h, ns[a], 16, Gs[b]), FOLIO_OK);
+            cr_assert_eq(h.count[1], (ns[a] + 15) / 16);
+            cr_assert_leq(h.count[h.n_levels], Gs[b]);
+            for (uint32_t l = 1; l <= h.n_levels; l++) {
+                uint64_t next = 0;
+                for (uint32_t i = 0; i < h.count[l]; i++) {
+                    uint64_t t0, t1;
+                    folio_hier_node_tokens(&h, l, i, &t0, &t1);
+                    cr_assert_eq(t0, next);
+                    cr_assert_gt(t1, t0);
+                    next = t1;
+                    uint32_t lv, ix;
+                    folio_hier_node_level(&h, h.offset[l] + i, &lv, &ix);
+                    cr_assert(lv == l && ix == i);
+                }
+                cr_assert_eq(next, ns[a]);
+            }
+            /* window + hier siblings (excluding own ancestors) partition blocks */
+            uint32_t nb = h.count[1];
+            for (uint32_t qb = 0; qb < nb; qb += 1 + nb / 7) {
+                uint64_t covered = 0;
+                for (uint32_t l = 1; l <= h.n_levels; l++) {
+                    uint32_t anc = folio_hier_ancestor(&h, qb, l), s0, s1;
+                    folio_hier_siblings(&h, l, anc, &s0, &s1);
+                    cr_assert(s0 <= anc && anc < s1);
+                    for (uint32_t s = s0; s < s1; s++) {
+                        if (s == anc) continue;
+                        uint64_t t0, t1;
+                        folio_hier_node_tokens(&h, l, s, &t0, &t1);
+                        covered += t1 - t0;
+                    }
+                }
+                uint64_t t0, t1;
+                folio_hier_node_tokens(&h, 1, qb, &t0, &t1);
+                cr_assert_eq(covered + (t1 - t0), ns[a], "hier keys + own block must cover the document");
+            }
+        }
+}
+
+/* ------------------------------------------------------------------ sparse vs dense */
+
+typedef struct {
+    folio_pattern_t r;
+    folio_hier_t h;
+    int s_max;
+    float *nodes;
+    int32_t *sel, *sel_n;
+} plan_t;
+
+static void plan_make(plan_t *P, const folio_pattern_t *p, const float *X, uint32_t n)
+{
+    cr_assert_eq(folio_pattern_resolve(p, n, &P->r), FOLIO_OK);
+    cr_assert_eq(folio_hier_init(&P->h, n, P->r.block, P->r.group), FOLIO_OK);
+    uint32_t d = folio_pattern_dim(&P->r), nb = P->h.count[1], H = P->r.heads;
+    P->s_max = (int)folio_pattern_summary_max(&P->r, n);
+    P->nodes = malloc(sizeof(float) * P->h.n_nodes * d);
+    P->sel = malloc(sizeof(int32_t) * nb * H * (P->s_max + 1));
+    P->sel_n = calloc((size_t)nb * H, sizeof(int32_t));
+    cr_assert(P->nodes && P->sel && P->sel_n);
+    cr_assert_eq(folio_attn_block_sums(X, 0, n, n, P->r.block, d, P->nodes), FOLIO_OK);
+    cr_assert_eq(folio_hier_build_upper(&P->h, d, P->nodes), FOLIO_OK);
+    if (P->s_max > 0)
+        cr_assert_eq(folio_attn_select(&P->r, &P->h, P->nodes, P->nodes, 0, nb, P->sel, P->sel_n, P->s_max, 2), FOLIO_OK);
+}
+
+static void plan_free(plan_t *P)
+{
+    free(P->nodes);
+    free(P->sel);
+    free(P->sel_n);
+}
+
+static void run_sparse(const plan_t *P, const float *X, uint32_t n, float *out, float *nm, int threads)
+{
+    uint32_t d = folio_pattern_dim(&P->r);
+    folio_attn_args_t a = {
+        .q = X, .k = X, .v = X, .ld = d, .x0 = 0, .nx = n, .q0 = 0, .q1 = n, .n_doc = n,
+        .node_k = P->nodes, .node_v = P->nodes, .ld_nodes = d, .n_nodes = P->h.n_nodes,
+        .sel = P->s_max ? P->sel : NULL, .sel_n = P->s_max ? P->sel_n : NULL, .s_max = P->s_max,
+        .out = out, .ld_out = d, .node_mass = nm, .H = (int)P->r.heads, .d_h = (int)P->r.head_dim,
+        .B = (int)P->r.block, .W = (int)P->r.window, .scale = folio_pattern_scale(&P->r), .threads = threads,
+    };
+    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+}
+
+/* Compares the fast kernel with the dense reference under the pattern's mask;
+ * also checks keys/query against the stated bound and node_mass against the
+ * reference's node weights. */
+static void check_vs_dense(const char *spec, const float *X, uint32_t n)
+{
+    folio_pattern_t p = pat(spec);
+    plan_t P;
+    plan_make(&P, &p, X, n);
+    uint32_t d = folio_pattern_dim(&P.r), H = P.r.heads, nb = P.h.count[1];
+    float *out = malloc(sizeof(float) * n * d), *ref = malloc(sizeof(float) * n * d);
+    float *nm = malloc(sizeof(float) * nb * H * (P.s_max + 1));
+    float *nw = malloc(sizeof(float) * (size_t)n * H * (P.h.n_nodes + 1));
+    cr_assert(out && ref && nm && nw);
+    folio_status_t st;
+    uint8_t *mask = folio_attn_build_mask(&P.r, n, P.h.n_nodes, P.sel, P.sel_n, P.s_max, &st);
+    cr_assert(mask);
+    /* keys per query never exceed the stated bound (and the mask has no
+     * duplicates by construction: count distinct allowed keys) */
+    uint64_t bound = folio_pattern_keys_bound(&P.r, n);
+    size_t nk = (size_t)n + P.h.n_nodes;
+    for (uint32_t h = 0; h < H; h++)
+        for (uint32_t i = 0; i < n; i++) {
+            uint64_t c = 0;
+            for (size_t j = 0; j < nk; j++) c += mask[((size_t)h * n + i) * nk + j] != 0;
+            cr_assert_leq(c, bound, "%s n=%u: query %u head %u has %llu keys > bound %llu", spec, n, i, h,
+                          (unsigned long long)c, (unsigned long long)bound);
+        }
+    for (uint32_t t = 0; t < nb * H; t++) {
+        /* selected nodes are distinct */
+        for (int a = 0; P.s_max && a < P.sel_n[t]; a++)
+            for (int b = a + 1; b < P.sel_n[t]; b++)
+                cr_assert_neq(P.sel[t * P.s_max + a], P.sel[t * P.s_max + b], "%s: duplicate summary key", spec);
+    }
+    run_sparse(&P, X, n, out, P.s_max ? nm : NULL, 2);
+    cr_assert_eq(folio_attn_dense_ref(X, n, P.nodes, P.h.n_nodes, H, P.r.head_dim, folio_pattern_scale(&P.r), mask,
+                                      ref, nw), FOLIO_OK);
+    double maxref = 0, maxerr = 0;
+    for (size_t i = 0; i < (size_t)n * d; i++) {
+        maxref = fmax(maxref, fabs(ref[i]));
+        maxerr = fmax(maxerr, fabs((double)out[i] - ref[i]));
+    }
+    cr_assert_leq(maxerr, 1e-5 * maxref, "%s n=%u: max error %g (max |ref| %g)", spec, n, maxerr, maxref);
+    if (P.s_max) {
+        double merr = 0;
+        for (uint32_t qb = 0; qb < nb; qb++)
+            for (uint32_t h = 0; h < H; h++)
+                for (int s = 0; s < P.sel_n[qb * H + h]; s++) {
+                    int32_t node = P.sel[(qb * H + h) * P.s_max + s];
+                    double e = 0;
+                    for (uint32_t i = qb * P.r.block; i < n && i < (qb + 1) * P.r.block; i++)
+                        e += nw[((size_t)i * H + h) * P.h.n_nodes + node];
+                    merr = fmax(merr, fabs(e - nm[(qb * H + h) * P.s_max + s]));
+                }
+        cr_assert_leq(merr, 1e-4, "%s n=%u: node_mass error %g", spec, n, merr);
+    }
+    free(mask);
+    free(out);
+    free(ref);
+    free(nm);
+    free(nw);
+    plan_free(&P);
+}
+
+static const char *const VARIANTS[] = {
+    "local,window=5,block=8,group=4,heads=2,head_dim=16",
+    "longt5,window=5,block=8,group=4,heads=2,head_dim=16",
+    "hier,window=5,block=8,group=4,heads=2,head_dim=16",
+    "hier+topk,window=5,block=8,group=4,topk=3,heads=2,head_dim=16",
+    "dense,block=8,heads=2,head_dim=16",
+    "hier+topk,window=40,block=16,group=3,topk=2,heads=3,head_dim=20,beta=2",
+    "hier+topk,window=0,block=4,group=2,topk=5,heads=1,head_dim=64",
+    "hier+topk,window=70,block=64,group=2,topk=4,heads=2,head_dim=64,beta=3",
+    "hier+topk,window=33,block=32,group=4,topk=2,heads=1,head_dim=80",
+};
+
+Test(attn_kernel, sparse_equals_dense_masked_random, .timeout = 300)
+{
+    const uint32_t ns[] = {1, 2, 63, 64, 65, 257, 1031};
+    for (size_t v = 0; v < sizeof VARIANTS / sizeof *VARIANTS; v++)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+            folio_pattern_t p = pat(VARIANTS[v]);
+            uint32_t n = ns[a], d = folio_pattern_dim(&p);
+            float *X = malloc(sizeof(float) * n * d);
+            fill_random(X, (size_t)n * d, 1000 + v * 17 + a, 1.5f);
+            check_vs_dense(VARIANTS[v], X, n);
+            free(X);
+        }
+}
+
+Test(attn_kernel, sparse_equals_dense_masked_4097, .timeout = 300)
+{
+    const char *specs[] = {"hier+topk,window=64,block=16,group=8,topk=4,heads=1,head_dim=16",
+                           "longt5,window=31,block=64,heads=1,head_dim=16"};
+    for (int s = 0; s < 2; s++) {
+        folio_pattern_t p = pat(specs[s]);
+        uint32_t n = 4097, d = folio_pattern_dim(&p);
+        float *X = malloc(sizeof(float) * n * d);
+        fill_random(X, (size_t)n * d, 77 + s, 2.0f);
+        check_vs_dense(specs[s], X, n);
+        free(X);
+    }
+}
+
+Test(attn_kernel, window_covering_document_is_plain_dense)
+{
+    const uint32_t ns[] = {1, 7, 64, 65, 300};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        uint32_t n = ns[a], H = 2, dh = 24, d = H * dh;
+        float *X = malloc(sizeof(float) * n * d), *o = malloc(sizeof(float) * n * d), *r = malloc(sizeof(float) * n * d);
+        fill_random(X, (size_t)n * d, 5 + a, 1.0f);
+        folio_attn_args_t args = {.q = X, .k = X, .v = X, .ld = d, .x0 = 0, .nx = n, .q0 = 0, .q1 = n, .n_doc = n,
+                                  .out = o, .ld_out = d, .H = (int)H, .d_h = (int)dh, .B = 64, .W = (int)n + 3,
+                                  .scale = 0.7f, .threads = 2};
+        cr_assert_eq(folio_attn_sparse_fwd_cpu(&args), FOLIO_OK);
+        uint8_t *mask = malloc((size_t)H * n * n);
+        memset(mask, 1, (size_t)H * n * n);
+        cr_assert_eq(folio_attn_dense_ref(X, n, NULL, 0, H, dh, 0.7f, mask, r, NULL), FOLIO_OK);
+        double me = 0, mr = 0;
+        for (size_t i = 0; i < (size_t)n * d; i++) {
+            me = fmax(me, fabs((double)o[i] - r[i]));
+            mr = fmax(mr, fabs(r[i]));
+        }
+        cr_assert_leq(me, 1e-5 * mr, "n=%u err %g", n, me);
+        free(X); free(o); free(r); free(mask);
+    }
+}
+
+Test(attn_kernel, rejects_bad_arguments)
+{
+    float X[64 * 16] = {0}, o[64 * 16];
+    folio_attn_args_t a = {.q = X, .k = X, .v = X, .ld = 16, .x0 = 8, .nx = 40, .q0 = 16, .q1 = 32, .n_doc = 64,
+                           .out = o, .ld_out = 16, .H = 1, .d_h = 16, .B = 16, .W = 8, .scale = 1};
+    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+    a.W = 9; /* window keys [7, 41) not inside X [8, 48) */
+    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_ERR_ARG);
+    a.W = 8;
+    a.q0 = 17;
+    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_ERR_ARG);
+    a.q0 = 16;
+    int32_t sel[4] = {0, 1, 2, 99}, sel_n[1] = {4};
+    a.sel = sel; a.sel_n = sel_n; a.s_max = 4; a.node_k = X; a.node_v = X; a.ld_nodes = 16; a.n_nodes = 10;
+    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_ERR_ARG);
+}
+
+/* ------------------------------------------------------------------ real documents */
+
+static char *read_first_doc_text(const char *path, int which, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t r;
+    int i = 0;
+    char *text = NULL;
+    while ((r = getline(&line, &cap, f)) > 0) {
+        if (i++ < which) continue;
+        folio_json_t *v;
+        char err[128];
+        cr_assert_eq(folio_json_parse(line, (size_t)r, &v, err, sizeof err), FOLIO_OK, "%s", err);
+        const char *t = folio_json_get_str(v, "text", len);
+        cr_assert(t);
+        text = malloc(*len + 1);
+        memcpy(text, t, *len + 1);
+        folio_json_free(&v);
+        break;
+    }
+    free(line);
+    fclose(f);
+    cr_assert(text);
+    return text;
+}
+
+Test(attn_kernel, sparse_equals_dense_masked_real_docs, .timeout = 300)
+{
+    const char *files[] = {FOLIO_DATA_DIR "/pubmed-dev.jsonl", FOLIO_DATA_DIR "/sciqa-dev.jsonl"};
+    const char *specs[] = {"hier+topk,window=64,block=32,group=4,topk=4,heads=2,head_dim=32",
+                           "longt5,window=64,block=64,heads=2,head_dim=32",
+                           "hier,window=16,block=16,group=8,heads=2,head_dim=32",
+                           "local,window=100,heads=2,head_dim=32"};
+    for (int fi = 0; fi < 2; fi++) {
+        size_t len;
+        char *text = read_first_doc_text(files[fi], 1, &len);
+        folio_span_t *toks;
+        uint32_t nt;
+        cr_assert_eq(folio_tokenize(text, len, &toks, &nt), FOLIO_OK);
+        uint32_t n = nt < 1500 ? nt : 1500;
+        cr_assert_gt(n, 200);
+        for (int s = 0; s < 4; s++) {
+            folio_pattern_t p = pat(specs[s]);
+            uint32_t d = folio_pattern_dim(&p);
+            float *X = malloc(sizeof(float) * n * d);
+            cr_assert_eq(folio_embed(text, toks, NULL, n, d, 1234, X), FOLIO_OK);
+            folio_rmsnorm_heads(X, n, p.heads, p.head_dim);
+            check_vs_dense(specs[s], X, n);
+            free(X);
+        }
+        free(toks);
+        free(text);
+    }
+}
+
+Test(attn_embed, deterministic_and_case_folded)
+{
+    const char *text = "The the THE cat Cats";
+    folio_span_t sp[5] = {{0, 3}, {4, 7}, {8, 11}, {12, 15}, {16, 20}};
+    float w[5] = {1, 2, 1, 1, 1};
+    float X[5 * 64], Y[5 * 64];
+    cr_assert_eq(folio_embed(text, sp, w, 5, 64, 9, X), FOLIO_OK);
+    cr_assert_eq(folio_embed(text, sp, w, 5, 64, 9, Y), FOLIO_OK);
+    cr_assert(memcmp(X, Y, sizeof X) == 0);
+    double n0 = 0, n1 = 0, dot = 0, dc = 0;
+    for (int c = 0; c < 64; c++) {
+        n0 += X[c] * X[c];
+        n1 += X[64 + c] * X[64 + c];
+        dot += X[c] * X[128 + c];
+        cr_assert_float_eq(X[64 + c], 2 * X[c], 1e-6, "case folding and IDF weight");
+        dc += X[192 + c] * X[256 + c];
+    }
+    cr_assert_float_eq(n0, 64.0, 1e-3);
+    cr_assert_float_eq(n1, 4 * 64.0, 1e-2);
+    cr_assert_float_eq(dot, 64.0, 1e-3);
+    cr_assert_gt(dc / 64.0, 0.2, "shared n-grams make cat/cats similar (%g)", dc / 64.0);
+    cr_assert_eq(folio_embed(text, sp, w, 5, 64, 10, Y), FOLIO_OK);
+    cr_assert(memcmp(X, Y, sizeof X) != 0, "the seed matters");
+}
+
+/* ------------------------------------------------------------------ encoder determinism */
+
+static float *random_doc(uint32_t n, uint32_t d, uint64_t seed)
+{
+    float *X = malloc(sizeof(float) * n * d);
+    fill_random(X, (size_t)n * d, seed, 1.0f);
+    return X;
+}
+
+Test(attn_encoder, bit_identical_across_threads_and_runs, .timeout = 120)
+{
+    const char *spec = "hier+topk,window=40,block=16,group=4,topk=3,heads=2,head_dim=32,layers=3";
+    folio_pattern_t p = pat(spec);
+    uint32_t n = 2011, d = folio_pattern_dim(&p);
+    float *X0 = random_doc(n, d, 99);
+    folio_encoded_t ref;
+    cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, 1, &ref), FOLIO_OK);
+    for (int t = 1; t <= 3; t++)
+        for (int rep = 0; rep < 2; rep++) {
+            folio_encoded_t e;
+            cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, t, &e), FOLIO_OK);
+            cr_assert(memcmp(e.X, ref.X, sizeof(float) * n * d) == 0, "X differs with %d threads", t);
+            cr_assert(memcmp(e.nodes, ref.nodes, sizeof(float) * ref.hier.n_nodes * d) == 0);
+            cr_assert(memcmp(e.mass, ref.mass, sizeof(int64_t) * ref.hier.n_nodes) == 0, "mass differs");
+            folio_encoded_clear(&e);
+        }
+    /* normalized: every head slice has L2 norm sqrt(d_h) */
+    for (uint32_t i = 0; i < n; i += 97) {
+        double s = 0;
+        for (uint32_t c = 0; c < 32; c++) s += ref.X[(size_t)i * d + c] * ref.X[(size_t)i * d + c];
+        cr_assert_float_eq(s, 32.0, 1e-3);
+    }
+    folio_encoded_clear(&ref);
+    folio_encoded_clear(&ref); /* NULL-safe / idempotent */
+    free(X0);
+}
+
+/* Emulates ranks: the document split at block boundaries into R ranges, each
+ * range computing its own block summaries and layer with a W halo. */
+static void run_split(const folio_pattern_t *p, const float *X0, uint32_t n, const uint32_t *cuts, int R, float **Xo,
+                      int64_t **mass_o)
+{
+    folio_pattern_t r;
+    cr_assert_eq(folio_pattern_resolve(p, n, &r), FOLIO_OK);
+    folio_hier_t h;
+    cr_assert_eq(folio_hier_init(&h, n, r.block, r.group), FOLIO_OK);
+    uint32_t d = folio_pattern_dim(&r), B = r.block, H = r.heads, W = r.window;
+    int s_max = (int)folio_pattern_summary_max(&r, n);
+    float *X = malloc(sizeof(float) * n * d), *X2 = malloc(sizeof(float) * n * d);
+    float *nodes = malloc(sizeof(float) * h.n_nodes * d);
+    int64_t *mass = calloc(h.n_nodes, sizeof(int64_t));
+    memcpy(X, X0, sizeof(float) * n * d);
+    for (uint32_t layer = 0; layer < r.layers; layer++) {
+        /* 1+2: each rank's block summaries, "allgathered" into nodes */
+        for (int k = 0; k < R; k++) {
+            uint32_t a = cuts[k], e = cuts[k + 1];
+            /* a rank only sees its own rows: copy them out */
+            float *mine = malloc(sizeof(float) * (e - a) * d);
+            memcpy(mine, X + (size_t)a * d, sizeof(float) * (e - a) * d);
+            cr_assert_eq(folio_attn_block_sums(mine, a, e, n, B, d, nodes + (size_t)(a / B) * d), FOLIO_OK);
+            free(mine);
+        }
+        cr_assert_eq(folio_hier_build_upper(&h, d, nodes), FOLIO_OK);
+        for (int k = 0; k < R; k++) {
+            uint32_t a = cuts[k], e = cuts[k + 1], qb0 = a / B, qb1 = (e + B - 1) / B;
+            int32_t *sel = malloc(sizeof(int32_t) * (qb1 - qb0) * H * (s_max + 1));
+            int32_t *sel_n = calloc((size_t)(qb1 - qb0) * H, sizeof(int32_t));
+            if (s_max > 0)
+                cr_assert_eq(folio_attn_select(&r, &h, nodes, nodes, qb0, qb1, sel, sel_n, s_max, 2), FOLIO_OK);
+            uint32_t x0 = a > W ? a - W : 0, x1 = e + W < n ? e + W : n;
+            float *halo = malloc(sizeof(float) * (x1 - x0) * d);
+            memcpy(halo, X + (size_t)x0 * d, sizeof(float) * (x1 - x0) * d);
+            cr_assert_eq(folio_encoder_layer(&r, &h, NULL, halo, x0, x1 - x0, a, e, nodes, s_max ? sel : NULL,
+                                             s_max ? sel_n : NULL, s_max, X2 + (size_t)a * d, mass, 1 + k % 2),
+                         FOLIO_OK);
+            free(halo);
+            free(sel);
+            free(sel_n);
+        }
+        float *t = X; X = X2; X2 = t;
+    }
+    free(X2);
+    free(nodes);
+    *Xo = X;
+    *mass_o = mass;
+}
+
+Test(attn_encoder, split_ranges_bit_identical, .timeout = 120)
+{
+    const char *specs[] = {"hier+topk,window=40,block=16,group=4,topk=3,heads=2,head_dim=32,layers=2",
+                           "longt5,window=20,block=32,heads=1,head_dim=48,layers=2",
+                           "hier,window=70,block=8,group=3,heads=2,head_dim=16,layers=3"};
+    for (int s = 0; s < 3; s++) {
+        folio_pattern_t p = pat(specs[s]);
+        uint32_t n = 1000 + 37 * s, d = folio_pattern_dim(&p), B = p.block;
+        float *X0 = random_doc(n, d, 7 + s);
+        folio_encoded_t ref;
+        cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, 2, &ref), FOLIO_OK);
+        for (int R = 1; R <= 4; R++) {
+            uint32_t cuts[5];
+            uint32_t nb = (n + B - 1) / B;
+            for (int k = 0; k <= R; k++) cuts[k] = k == R ? n : (uint32_t)((uint64_t)nb * k / R * B);
+            float *X;
+            int64_t *mass;
+            run_split(&p, X0, n, cuts, R, &X, &mass);
+            cr_assert(memcmp(X, ref.X, sizeof(float) * n * d) == 0, "%s: split into %d differs", specs[s], R);
+            cr_assert(memcmp(mass, ref.mass, sizeof(int64_t) * ref.hier.n_nodes) == 0, "%s: mass differs (R=%d)",
+                      specs[s], R);
+            free(X);
+            free(mass);
+        }
+        folio_encoded_clear(&ref);
+        free(X0);
+    }
+}
+
+Test(attn_outputs, pooling_and_salience)
+{
+    folio_pattern_t p = pat("hier+topk,window=8,block=8,group=4,topk=2,heads=2,head_dim=16,layers=2");
+    uint32_t n = 700, d = folio_pattern_dim(&p);
+    float *X0 = random_doc(n, d, 3);
+    folio_encoded_t e;
+    cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, 2, &e), FOLIO_OK);
+    uint32_t begin[4] = {0, 10, 300, 699}, end[4] = {10, 300, 699, 700};
+    float pooled[4 * 32], sal[4];
+    cr_assert_eq(folio_pool_ranges(e.X, n, d, begin, end, 4, pooled), FOLIO_OK);
+    for (int r = 0; r < 4; r++) {
+        double s = 0, ref[32] = {0};
+        for (uint32_t i = begin[r]; i < end[r]; i++)
+            for (uint32_t c = 0; c < d; c++) ref[c] += e.X[(size_t)i * d + c];
+        double nn = 0;
+        for (uint32_t c = 0; c < d; c++) nn += ref[c] * ref[c];
+        for (uint32_t c = 0; c < d; c++) {
+            s += pooled[r * d + c] * pooled[r * d + c];
+            cr_assert_float_eq(pooled[r * d + c], ref[c] / sqrt(nn), 1e-5);
+        }
+        cr_assert_float_eq(s, 1.0, 1e-5);
+    }
+    cr_assert_eq(folio_salience_ranges(&e.hier, e.mass, begin, end, 4, sal), FOLIO_OK);
+    /* token-weighted mean of sentence salience over a partition = 1 */
+    double wsum = 0;
+    for (int r = 0; r < 4; r++) {
+        cr_assert_geq(sal[r], 0.0f);
+        wsum += sal[r] * (end[r] - begin[r]);
+    }
+    cr_assert_float_eq(wsum / n, 1.0, 1e-4);
+    uint32_t bad_b = 5, bad_e = 701;
+    cr_assert_eq(folio_pool_ranges(e.X, n, d, &bad_b, &bad_e, 1, pooled), FOLIO_ERR_ARG);
+    folio_encoded_clear(&e);
+    free(X0);
+}
+
+Test(attn_quality, dense_pattern_is_exact_and_local_is_not)
+{
+    uint32_t n = 600, H = 2, dh = 16, d = H * dh;
+    float *X = random_doc(n, d, 11);
+    folio_rmsnorm_heads(X, n, H, dh);
+    folio_pattern_quality_t qd, ql, qh;
+    folio_pattern_t pd = pat("dense,heads=2,head_dim=16"), pl = pat("local,window=16,heads=2,head_dim=16"),
+                    ph = pat("hier,window=16,block=16,group=4,heads=2,head_dim=16");
+    cr_assert_eq(folio_pattern_quality(&pd, X, n, NULL, 2, &qd), FOLIO_OK);
+    cr_assert_eq(folio_pattern_quality(&pl, X, n, NULL, 2, &ql), FOLIO_OK);
+    cr_assert_eq(folio_pattern_quality(&ph, X, n, NULL, 2, &qh), FOLIO_OK);
+    cr_assert_float_eq(qd.fidelity, 1.0, 1e-6);
+    cr_assert_float_eq(qd.recall, 1.0, 1e-9);
+    cr_assert_float_eq(qd.keys_mean, (double)n, 1e-9);
+    cr_assert_lt(ql.recall, 0.5);
+    cr_assert_float_eq(ql.keys_max, 33.0, 1e-9);
+    cr_assert_float_eq(qh.recall, 1.0, 1e-9, "hier keys partition the document");
+    cr_assert_lt(qh.recall_fine, 1.0);
+    cr_assert_gt(qh.recall_fine, ql.recall);
+    free(X);
+}
