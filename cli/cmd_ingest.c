@@ -99,6 +99,24 @@ int cmd_ingest(int argc, char **argv)
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
     if (size > 1) folio_log_set_rank(rank);
+    /* srun without PMI support starts N singletons that each believe they
+     * are alone: every one would ingest everything into the same store. */
+    const char *env_n = getenv("SLURM_STEP_NUM_TASKS");
+    const char *env_src = "SLURM_STEP_NUM_TASKS";
+    if (!env_n && getenv("SLURM_PROCID")) { env_n = getenv("SLURM_NTASKS"); env_src = "SLURM_NTASKS"; }
+    if (!env_n) { env_n = getenv("OMPI_COMM_WORLD_SIZE"); env_src = "OMPI_COMM_WORLD_SIZE"; }
+    long env_size = env_n ? strtol(env_n, NULL, 10) : 0;
+    if (env_size > 1 && env_size != size && !getenv("FOLIO_IGNORE_TASK_COUNT")) {
+        if (rank == 0)
+            fprintf(stderr,
+                    "folio ingest: %s=%ld but MPI sees %d process(es): the launcher started "
+                    "independent singletons (srun without PMI?). Use mpirun, or srun --mpi=pmix "
+                    "(see cluster/), or set FOLIO_IGNORE_TASK_COUNT=1 if this is intended.\n",
+                    env_src, env_size, size);
+        MPI_Comm_free(&comm);
+        MPI_Finalize();
+        return FOLIO_EXIT_USAGE;
+    }
     if (quiet) folio_log_set_level(FOLIO_LOG_WARN);
     cfg.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
     cfg.comm = comm;
@@ -112,6 +130,10 @@ int cmd_ingest(int argc, char **argv)
     } else if (counts.rejected > 0) {
         rc = FOLIO_EXIT_FAIL;
     }
+    if (rank == 0 && cfg.progress)
+        fprintf(stderr, "ranks %d: compute %.2fs, exchange %.2fs (%.1f%% of compute)\n", size,
+                counts.compute_seconds, counts.exchange_seconds,
+                counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0);
     if (rank == 0) print_counts(&counts);
     MPI_Comm_free(&comm);
     if (st != FOLIO_OK && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);

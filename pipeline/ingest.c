@@ -24,6 +24,7 @@
 #include "../shard/shard.h"
 #include "../store/store.h"
 #include "pipeline_internal.h"
+#include "round.h"
 
 enum { ACT_SKIP = 0, ACT_ENCODE = 1, ACT_DUP = 2 };
 
@@ -299,91 +300,132 @@ static folio_status_t build_idf(ingest_t *g)
 
 /* ------------------------------------------------------------ work + commit */
 
-static folio_status_t work_pass(ingest_t *g, const char *const *inputs, int n_inputs)
-{
-    folio_worker_cfg_t wc = {0};
-    char err[256];
-    if (folio_pattern_parse(g->cfg->pattern, &wc.pattern, err, sizeof err) != FOLIO_OK) {
-        folio_log(FOLIO_LOG_ERROR, "--pattern '%s': %s", g->cfg->pattern, err);
-        return FOLIO_ERR_USAGE;
-    }
-    wc.backend = g->cfg->backend;
-    wc.threads = g->cfg->threads;
-    folio_worker_t *w = NULL;
-    FOLIO_TRY(folio_worker_create(&wc, &w));
+enum { ROUND_BYTES = 32 << 20, ROUND_DOCS = 1024 };
 
+typedef struct {
+    ingest_t *g;
+    uint64_t done, done_bytes, done_tokens;
+} commit_ctx_t;
+
+static folio_status_t commit_item(void *vctx, folio_round_item_t *item, folio_status_t est,
+                                  const folio_doc_results_t *res, int from_rank)
+{
+    commit_ctx_t *cc = vctx;
+    ingest_t *g = cc->g;
+    folio_doc_t *doc = &item->doc;
+    if (est == FOLIO_OK) est = folio_store_commit_doc(g->store, doc, res);
+    if (est == FOLIO_OK) {
+        g->c->committed++;
+        g->c->tokens += doc->n_tokens;
+        cc->done++;
+        cc->done_bytes += doc->len;
+        cc->done_tokens += doc->n_tokens;
+        progress(g, false, "ingest", cc->done, g->planned_docs, cc->done_bytes, cc->done_tokens);
+        return FOLIO_OK;
+    }
+    if (est == FOLIO_ERR_ARG || est == FOLIO_ERR_TOO_LARGE) {
+        reject(g, doc, folio_status_str(est));
+        return FOLIO_OK;
+    }
+    folio_log(FOLIO_LOG_ERROR, "rank %d failed on document %s (%s): %s", from_rank, doc->id,
+              doc->origin ? doc->origin : "", folio_status_str(est));
+    return est;
+}
+
+static void items_clear(folio_round_item_t *items, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        folio_doc_clear(&items[i].doc);
+        free(items[i].weights);
+        items[i].weights = NULL;
+    }
+}
+
+/* Rank 0: streams the inputs again and feeds rounds; duplicate records are
+ * committed after the round that holds their target. */
+static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *const *inputs, int n_inputs)
+{
+    commit_ctx_t cc = {g, 0, 0, 0};
+    rc->commit = commit_item;
+    rc->commit_ctx = &cc;
     folio_reader_t *r = NULL;
     folio_status_t st = folio_reader_create(inputs, n_inputs, &r);
-    float *weights = NULL;
-    size_t wcap = 0;
-    uint64_t done = 0, done_bytes = 0, done_tokens = 0;
-    for (size_t idx = 0; st == FOLIO_OK; idx++) {
+    folio_round_item_t *items = calloc(ROUND_DOCS, sizeof *items);
+    folio_doc_t *dups = calloc(ROUND_DOCS, sizeof *dups);
+    size_t *dup_idx = calloc(ROUND_DOCS, sizeof *dup_idx);
+    if (!items || !dups || !dup_idx) st = FOLIO_ERR_NOMEM;
+    int64_t ni = 0, nd = 0;
+    size_t round_bytes = 0;
+    bool eof = false;
+    for (size_t idx = 0; st == FOLIO_OK && !eof; idx++) {
         folio_doc_t doc = {0};
         char reason[512] = "";
         folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
-        if (rst == FOLIO_EOF) { folio_doc_clear(&doc); break; }
-        if (idx >= g->plan.n) {
+        if (rst == FOLIO_EOF) {
+            eof = true;
+            folio_doc_clear(&doc);
+        } else if (idx >= g->plan.n) {
             folio_log(FOLIO_LOG_ERROR, "inputs changed during the job: more documents than planned");
             folio_doc_clear(&doc);
             st = FOLIO_ERR_IO;
             break;
-        }
-        plan_entry_t *e = &g->plan.v[idx];
-        if (e->action == ACT_SKIP || rst != FOLIO_OK) {
-            if (e->action != ACT_SKIP) { /* readable in pass 1, not now */
-                reject(g, &doc, "input changed during the job");
+        } else {
+            plan_entry_t *e = &g->plan.v[idx];
+            if (e->action != ACT_SKIP) {
+                folio_status_t ast = rst == FOLIO_OK ? folio_doc_analyze(&doc) : rst;
+                if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
+                    reject(g, &doc, "input changed during the job");
+                } else if (e->action == ACT_DUP) {
+                    dups[nd] = doc;
+                    dup_idx[nd++] = idx;
+                    memset(&doc, 0, sizeof doc);
+                } else {
+                    folio_round_item_t *it = &items[ni];
+                    it->weights = malloc((size_t)doc.n_tokens * sizeof(float) + 1);
+                    if (!it->weights) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
+                    for (uint32_t i = 0; i < doc.n_tokens; i++) {
+                        int64_t *s = folio_u64map_find(&g->idf, folio_u64map_key(doc.stem_hashes[i]));
+                        int32_t bits = s ? (int32_t)*s : 0;
+                        memcpy(&it->weights[i], &bits, 4);
+                        if (!s) it->weights[i] = 1.0f; /* unreachable: planned terms are all there */
+                    }
+                    it->plan_idx = idx;
+                    round_bytes += doc.len;
+                    it->doc = doc;
+                    memset(&doc, 0, sizeof doc);
+                    ni++;
+                }
             }
             folio_doc_clear(&doc);
-            continue;
         }
-        folio_status_t ast = folio_doc_analyze(&doc);
-        if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
-            reject(g, &doc, "input changed during the job");
-            folio_doc_clear(&doc);
-            continue;
+        if (st != FOLIO_OK) break;
+        if (eof || ni == ROUND_DOCS || nd == ROUND_DOCS || round_bytes >= ROUND_BYTES) {
+            if (ni > 0) st = folio_round_run(rc, items, ni);
+            items_clear(items, ni);
+            ni = 0;
+            round_bytes = 0;
+            for (int64_t k = 0; k < nd; k++) {
+                plan_entry_t *e = &g->plan.v[dup_idx[k]];
+                if (st == FOLIO_OK) {
+                    folio_status_t dst = folio_store_commit_duplicate(g->store, dups[k].id, dups[k].hash,
+                                                                      e->dup_of, dups[k].origin);
+                    if (dst == FOLIO_OK) g->c->duplicate++;
+                    else if (dst == FOLIO_ERR_NOT_FOUND)
+                        reject(g, &dups[k], "duplicate of a document that could not be stored");
+                    else st = dst;
+                }
+                folio_doc_clear(&dups[k]);
+            }
+            nd = 0;
         }
-        if (e->action == ACT_DUP) {
-            folio_status_t dst = folio_store_commit_duplicate(g->store, doc.id, doc.hash, e->dup_of, doc.origin);
-            if (dst == FOLIO_OK) g->c->duplicate++;
-            else if (dst == FOLIO_ERR_NOT_FOUND) reject(g, &doc, "duplicate of a document that could not be stored");
-            else st = dst;
-            folio_doc_clear(&doc);
-            continue;
-        }
-        if (doc.n_tokens > wcap) {
-            float *nw = realloc(weights, (size_t)doc.n_tokens * sizeof *nw);
-            if (!nw) { st = FOLIO_ERR_NOMEM; folio_doc_clear(&doc); break; }
-            weights = nw;
-            wcap = doc.n_tokens;
-        }
-        for (uint32_t i = 0; i < doc.n_tokens; i++) {
-            int64_t *s = folio_u64map_find(&g->idf, folio_u64map_key(doc.stem_hashes[i]));
-            int32_t bits = s ? (int32_t)*s : 0;
-            memcpy(&weights[i], &bits, 4);
-            if (!s) weights[i] = 1.0f; /* cannot happen: planned docs' terms are all in the table */
-        }
-        folio_doc_results_t res;
-        folio_status_t est = folio_worker_encode(w, &doc, weights, &res);
-        if (est == FOLIO_OK) est = folio_store_commit_doc(g->store, &doc, &res);
-        if (est == FOLIO_OK) {
-            g->c->committed++;
-            g->c->tokens += doc.n_tokens;
-            done++;
-            done_bytes += doc.len;
-            done_tokens += doc.n_tokens;
-        } else if (est == FOLIO_ERR_ARG || est == FOLIO_ERR_TOO_LARGE) {
-            reject(g, &doc, folio_status_str(est));
-        } else {
-            folio_log(FOLIO_LOG_ERROR, "document %s (%s): %s", doc.id, doc.origin ? doc.origin : "", folio_status_str(est));
-            st = est;
-        }
-        folio_doc_clear(&doc);
-        progress(g, false, "ingest", done, g->planned_docs, done_bytes, done_tokens);
     }
-    progress(g, true, "ingest", done, g->planned_docs, done_bytes, done_tokens);
-    free(weights);
+    items_clear(items, ni);
+    for (int64_t k = 0; k < nd; k++) folio_doc_clear(&dups[k]);
+    progress(g, true, "ingest", cc.done, g->planned_docs, cc.done_bytes, cc.done_tokens);
+    free(items);
+    free(dups);
+    free(dup_idx);
     folio_reader_destroy(&r);
-    folio_worker_destroy(&w);
     return st;
 }
 
@@ -403,42 +445,74 @@ static void ingest_free(ingest_t *g)
     folio_u64map_free(&g->idf);
 }
 
+/* Threads per rank when not given: the node's cores shared by the ranks on
+ * it, so -np 2 on a 2-core machine does not oversubscribe. */
+static int default_threads(MPI_Comm comm)
+{
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        MPI_Comm_size(node, &local);
+        MPI_Comm_free(&node);
+    }
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int t = (int)(cores > 0 ? cores : 1) / (local > 0 ? local : 1);
+    return t > 0 ? t : 1;
+}
+
 folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
                                 int n_inputs, folio_ingest_counts_t *counts)
 {
     memset(counts, 0, sizeof *counts);
     double t0 = folio_now();
-    int size = 1;
-    MPI_Comm_size(cfg->comm, &size);
-    if (size > 1) {
-        folio_log(FOLIO_LOG_ERROR, "multi-rank ingest is not available in this build yet: run with one process");
-        return FOLIO_ERR_UNSUPPORTED;
+    int rank = 0;
+    FOLIO_CHECK_MPI(MPI_Comm_rank(cfg->comm, &rank));
+    folio_worker_cfg_t wc = {0};
+    char err[256];
+    if (folio_pattern_parse(cfg->pattern, &wc.pattern, err, sizeof err) != FOLIO_OK) {
+        if (rank == 0) folio_log(FOLIO_LOG_ERROR, "--pattern '%s': %s", cfg->pattern ? cfg->pattern : "", err);
+        return FOLIO_ERR_USAGE;
     }
-    {   /* Fail on a bad pattern before reading anything. */
-        folio_pattern_t p;
-        char err[256];
-        if (folio_pattern_parse(cfg->pattern, &p, err, sizeof err) != FOLIO_OK) {
-            folio_log(FOLIO_LOG_ERROR, "--pattern '%s': %s", cfg->pattern ? cfg->pattern : "", err);
-            return FOLIO_ERR_USAGE;
-        }
+    wc.backend = cfg->backend;
+    wc.threads = cfg->threads > 0 ? cfg->threads : default_threads(cfg->comm);
+    folio_round_ctx_t rc = {0};
+    rc.comm = cfg->comm;
+    rc.self = MPI_COMM_SELF;
+    folio_status_t st = folio_worker_create(&wc, &rc.worker);
+
+    if (rank != 0) {
+        /* Workers follow rank 0's rounds until it ends the job. */
+        while (st == FOLIO_OK) st = folio_round_run(&rc, NULL, 0);
+        if (st == FOLIO_EOF) st = FOLIO_OK;
+        folio_worker_destroy(&rc.worker);
+        return st;
     }
+
     ingest_t g = {0};
     g.cfg = cfg;
     g.c = counts;
     g.t0 = t0;
-    folio_status_t st = folio_store_open(cfg->db, NULL, &g.store);
-    if (st != FOLIO_OK) return st;
-    st = folio_u64map_init(&g.df_delta, 1 << 16);
+    if (st == FOLIO_OK) st = folio_store_open(cfg->db, NULL, &g.store);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g.df_delta, 1 << 16);
     if (st == FOLIO_OK) st = folio_u64map_init(&g.ids, 1024);
     if (st == FOLIO_OK) st = folio_u64map_init(&g.contents, 1024);
     if (st == FOLIO_OK) st = plan_pass(&g, inputs, n_inputs);
     if (st == FOLIO_OK) progress(&g, true, "planning", counts->seen, 0, counts->bytes, 0);
     if (st == FOLIO_OK) st = build_idf(&g);
-    if (st == FOLIO_OK) st = work_pass(&g, inputs, n_inputs);
-    folio_status_t cst = folio_store_sync(g.store);
-    if (st == FOLIO_OK) st = cst;
+    if (st == FOLIO_OK) st = work_pass(&g, &rc, inputs, n_inputs);
+    /* End the job for the other ranks (a failure inside a round is ended by
+     * the caller's MPI_Abort instead: ranks may be inside a collective). */
+    folio_status_t est = folio_round_run(&rc, NULL, -1);
+    if (st == FOLIO_OK && est != FOLIO_EOF) st = est;
+    if (g.store) {
+        folio_status_t cst = folio_store_sync(g.store);
+        if (st == FOLIO_OK) st = cst;
+    }
     folio_store_close(&g.store);
     ingest_free(&g);
+    folio_worker_destroy(&rc.worker);
     counts->seconds = folio_now() - t0;
+    counts->compute_seconds = rc.compute_seconds;
+    counts->exchange_seconds = rc.exchange_seconds;
     return st;
 }

@@ -1,0 +1,310 @@
+/* pipeline/round.c — one round of distributed work: rank 0 hands documents
+ * to ranks, every rank encodes, results come back to rank 0 which commits.
+ *
+ * A round holds up to ROUND_BYTES of text.  Documents longer than a rank's
+ * share of the round (and long enough that every rank gets at least W
+ * tokens) are split into contiguous block ranges over all ranks and encoded
+ * collectively (halo + summary exchange through workers/); the others are
+ * packed whole onto ranks, largest first onto the least-loaded rank, so
+ * ranks balance tokens rather than document counts.  Either way the results
+ * are bit-identical to a single-process run.
+ *
+ * Messages (tags): ROUND header and item table by MPI_Bcast; a payload
+ * (id, text, IDF weights) by MPI_Bcast for a split document or MPI_Send to
+ * the owner; a result (vectors, salience) by MPI_Send to rank 0.
+ */
+#include "round.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { TAG_PAYLOAD = 101, TAG_RESULT = 102 };
+enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_N };
+
+static size_t payload_size(size_t id_len, size_t text_len, size_t n_tok)
+{
+    size_t off = id_len + text_len;
+    off = (off + 3) & ~(size_t)3;
+    return off + n_tok * sizeof(float);
+}
+
+static void payload_pack(const folio_doc_t *doc, const float *weights, char *buf)
+{
+    size_t il = strlen(doc->id);
+    memcpy(buf, doc->id, il);
+    memcpy(buf + il, doc->text, doc->len);
+    size_t off = (il + doc->len + 3) & ~(size_t)3;
+    memcpy(buf + off, weights, (size_t)doc->n_tokens * sizeof(float));
+}
+
+/* Rebuilds an analyzed document from a payload (worker ranks). */
+static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio_doc_t *doc, float **weights)
+{
+    size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN];
+    memset(doc, 0, sizeof *doc);
+    doc->id = malloc(il + 1);
+    doc->text = malloc(tl + 1);
+    doc->title = calloc(1, 1);
+    if (!doc->id || !doc->text || !doc->title) return FOLIO_ERR_NOMEM;
+    memcpy(doc->id, buf, il);
+    doc->id[il] = 0;
+    memcpy(doc->text, buf + il, tl);
+    doc->text[tl] = 0;
+    doc->len = tl;
+    FOLIO_TRY(folio_doc_analyze(doc));
+    FOLIO_CHECK_GENERIC(doc->n_tokens == (uint32_t)meta[META_NTOK], FOLIO_ERR_INTERNAL,
+                        "%s: re-analysis gave %u tokens, rank 0 had %lld", doc->id, doc->n_tokens,
+                        (long long)meta[META_NTOK]);
+    size_t off = (il + tl + 3) & ~(size_t)3;
+    *weights = malloc((size_t)doc->n_tokens * sizeof(float) + 1);
+    FOLIO_CHECK_ALLOC(*weights);
+    memcpy(*weights, buf + off, (size_t)doc->n_tokens * sizeof(float));
+    return FOLIO_OK;
+}
+
+/* Sends/receives a byte buffer in int-sized pieces. */
+static folio_status_t bcast_bytes(char *buf, size_t n, MPI_Comm comm)
+{
+    const size_t step = (size_t)1 << 30;
+    for (size_t o = 0; o < n; o += step) {
+        int c = (int)(n - o < step ? n - o : step);
+        FOLIO_CHECK_MPI(MPI_Bcast(buf + o, c, MPI_BYTE, 0, comm));
+    }
+    return FOLIO_OK;
+}
+
+static folio_status_t send_bytes(const char *buf, size_t n, int to, int tag, MPI_Comm comm)
+{
+    const size_t step = (size_t)1 << 30;
+    for (size_t o = 0; o < n; o += step) {
+        int c = (int)(n - o < step ? n - o : step);
+        FOLIO_CHECK_MPI(MPI_Send(buf + o, c, MPI_BYTE, to, tag, comm));
+    }
+    return FOLIO_OK;
+}
+
+static folio_status_t recv_bytes(char *buf, size_t n, int from, int tag, MPI_Comm comm)
+{
+    const size_t step = (size_t)1 << 30;
+    for (size_t o = 0; o < n; o += step) {
+        int c = (int)(n - o < step ? n - o : step);
+        FOLIO_CHECK_MPI(MPI_Recv(buf + o, c, MPI_BYTE, from, tag, comm, MPI_STATUS_IGNORE));
+    }
+    return FOLIO_OK;
+}
+
+/* ------------------------------------------------------------ results */
+
+typedef struct {
+    int64_t item, status, d, nb, ns, nsec;
+} result_head_t;
+
+static size_t result_floats(const result_head_t *h)
+{
+    return (size_t)(h->ns * h->d + h->nb * h->d + h->nsec * h->d + h->d + h->ns);
+}
+
+static folio_status_t send_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
+                                  const folio_doc_results_t *res, MPI_Comm comm)
+{
+    result_head_t h = {item, est, 0, 0, 0, 0};
+    if (est == FOLIO_OK) {
+        h.d = res->d;
+        h.nb = res->n_blocks;
+        h.ns = doc->n_sents;
+        h.nsec = doc->n_sections;
+    }
+    size_t nf = result_floats(&h), bytes = sizeof h + nf * sizeof(float);
+    char *buf = malloc(bytes);
+    FOLIO_CHECK_ALLOC(buf);
+    memcpy(buf, &h, sizeof h);
+    float *f = (float *)(buf + sizeof h);
+    if (est == FOLIO_OK) {
+        size_t o = 0;
+        memcpy(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4); o += (size_t)(h.ns * h.d);
+        memcpy(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4); o += (size_t)(h.nb * h.d);
+        memcpy(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4); o += (size_t)(h.nsec * h.d);
+        memcpy(f + o, res->doc_vec, (size_t)h.d * 4); o += (size_t)h.d;
+        memcpy(f + o, res->salience, (size_t)h.ns * 4);
+    }
+    /* Size first, so rank 0 can allocate before the (possibly huge) body. */
+    uint64_t sz = bytes;
+    int rc = MPI_Send(&sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm);
+    folio_status_t st = rc == MPI_SUCCESS ? send_bytes(buf, bytes, 0, TAG_RESULT + 1, comm) : FOLIO_ERR_MPI;
+    free(buf);
+    return st;
+}
+
+/* ------------------------------------------------------------ the round */
+
+folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items, int64_t n_items)
+{
+    MPI_Comm comm = rc->comm;
+    int me, P;
+    MPI_Comm_rank(comm, &me);
+    MPI_Comm_size(comm, &P);
+    folio_status_t st = FOLIO_OK;
+
+    /* Header: number of items (-1: no more rounds). */
+    int64_t hdr = n_items;
+    FOLIO_CHECK_MPI(MPI_Bcast(&hdr, 1, MPI_INT64_T, 0, comm));
+    if (hdr <= 0) return hdr < 0 ? FOLIO_EOF : FOLIO_OK;
+    n_items = hdr;
+
+    int64_t *meta = calloc((size_t)n_items * META_N, sizeof *meta);
+    FOLIO_CHECK_ALLOC(meta);
+    if (me == 0) {
+        /* Plan: split the long ones, pack the rest largest-first. */
+        uint64_t total = 0;
+        for (int64_t i = 0; i < n_items; i++) total += items[i].doc.n_tokens;
+        uint64_t *load = calloc((size_t)P, sizeof *load);
+        int64_t *order = malloc((size_t)n_items * sizeof *order);
+        if (!load || !order) { free(load); free(order); free(meta); return FOLIO_ERR_NOMEM; }
+        int64_t no = 0;
+        for (int64_t i = 0; i < n_items; i++) {
+            const folio_doc_t *d = &items[i].doc;
+            meta[i * META_N + META_IDLEN] = (int64_t)strlen(d->id);
+            meta[i * META_N + META_TEXTLEN] = (int64_t)d->len;
+            meta[i * META_N + META_NTOK] = d->n_tokens;
+            folio_pattern_t p;
+            bool split = false;
+            if (P > 1 && d->n_tokens > total / (uint64_t)P &&
+                folio_worker_resolve(rc->worker, d->n_tokens, &p) == FOLIO_OK) {
+                uint64_t nb = (d->n_tokens + p.block - 1) / p.block;
+                uint64_t W = p.window < d->n_tokens ? p.window : d->n_tokens;
+                split = nb / (uint64_t)P >= (W + p.block - 1) / p.block + 1;
+            }
+            meta[i * META_N + META_OWNER] = split ? -1 : 0;
+            if (split) for (int r = 0; r < P; r++) load[r] += d->n_tokens / (uint64_t)P;
+            else order[no++] = i;
+        }
+        /* Largest first (ties by item index): insertion sort is fine for a round. */
+        for (int64_t a = 1; a < no; a++) {
+            int64_t v = order[a], b = a;
+            while (b > 0 && items[order[b - 1]].doc.n_tokens < items[v].doc.n_tokens) { order[b] = order[b - 1]; b--; }
+            order[b] = v;
+        }
+        for (int64_t a = 0; a < no; a++) {
+            int best = 0;
+            for (int r = 1; r < P; r++) if (load[r] < load[best]) best = r;
+            meta[order[a] * META_N + META_OWNER] = best;
+            load[best] += items[order[a]].doc.n_tokens;
+        }
+        free(load);
+        free(order);
+    }
+    int rc_mpi = MPI_Bcast(meta, (int)(n_items * META_N), MPI_INT64_T, 0, comm);
+    if (rc_mpi != MPI_SUCCESS) { free(meta); return FOLIO_ERR_MPI; }
+
+    /* Worker ranks keep their own documents here. */
+    folio_round_item_t *mine = NULL;
+    if (me != 0) {
+        mine = calloc((size_t)n_items, sizeof *mine);
+        if (!mine) { free(meta); return FOLIO_ERR_NOMEM; }
+    }
+    folio_round_item_t *it = me == 0 ? items : mine;
+
+    /* Payloads. */
+    for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
+        int64_t owner = meta[i * META_N + META_OWNER];
+        if (owner == 0) continue;
+        if (owner > 0 && me != 0 && me != owner) continue;
+        size_t sz = payload_size((size_t)meta[i * META_N + META_IDLEN], (size_t)meta[i * META_N + META_TEXTLEN],
+                                 (size_t)meta[i * META_N + META_NTOK]);
+        char *buf = malloc(sz + 1);
+        if (!buf) { st = FOLIO_ERR_NOMEM; break; }
+        if (me == 0) payload_pack(&items[i].doc, items[i].weights, buf);
+        if (owner < 0) st = bcast_bytes(buf, sz, comm);
+        else if (me == 0) st = send_bytes(buf, sz, (int)owner, TAG_PAYLOAD, comm);
+        else st = recv_bytes(buf, sz, 0, TAG_PAYLOAD, comm);
+        if (st == FOLIO_OK && me != 0) st = payload_unpack(buf, meta + i * META_N, &mine[i].doc, &mine[i].weights);
+        free(buf);
+    }
+
+    /* Split documents, collectively, in item order; rank 0 commits each. */
+    folio_exchange_t *xw = NULL, *xs = NULL;
+    if (st == FOLIO_OK) st = folio_exchange_create_mpi(comm, &xw);
+    if (st == FOLIO_OK) st = folio_exchange_create_mpi(rc->self, &xs);
+    for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
+        if (meta[i * META_N + META_OWNER] >= 0) continue;
+        folio_pattern_t p;
+        st = folio_worker_resolve(rc->worker, it[i].doc.n_tokens, &p);
+        if (st != FOLIO_OK) break;
+        uint64_t n = it[i].doc.n_tokens, nb = (n + p.block - 1) / p.block;
+        uint64_t b0 = nb * (uint64_t)me / (uint64_t)P, b1 = nb * (uint64_t)(me + 1) / (uint64_t)P;
+        uint64_t t0 = b0 * p.block, t1 = b1 * p.block < n ? b1 * p.block : n;
+        folio_doc_results_t res;
+        double t = folio_now();
+        st = folio_worker_encode_range(rc->worker, xw, &it[i].doc, it[i].weights, t0, t1, &res);
+        rc->compute_seconds += folio_now() - t;
+        if (st == FOLIO_OK && me == 0) st = rc->commit(rc->commit_ctx, &items[i], FOLIO_OK, &res, 0);
+    }
+    if (xw) rc->exchange_seconds += folio_exchange_seconds(xw);
+
+    /* Whole documents: each rank its own; results to rank 0. */
+    int64_t remote = 0;
+    for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
+        int64_t owner = meta[i * META_N + META_OWNER];
+        if (owner < 0) continue;
+        if (owner != me) { if (me == 0) remote++; continue; }
+        folio_doc_results_t res;
+        double t = folio_now();
+        folio_status_t est = folio_worker_encode_range(rc->worker, xs, &it[i].doc, it[i].weights, 0,
+                                                       it[i].doc.n_tokens, &res);
+        rc->compute_seconds += folio_now() - t;
+        if (me == 0) {
+            st = rc->commit(rc->commit_ctx, &items[i], est, est == FOLIO_OK ? &res : NULL, 0);
+        } else {
+            if (est != FOLIO_OK)
+                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str(est));
+            st = send_result(i, est, &it[i].doc, &res, comm);
+        }
+    }
+    folio_exchange_destroy(&xw);
+    folio_exchange_destroy(&xs);
+
+    /* Rank 0 commits the others' results as they come. */
+    for (int64_t k = 0; me == 0 && st == FOLIO_OK && k < remote; k++) {
+        MPI_Status ms;
+        uint64_t sz;
+        rc_mpi = MPI_Recv(&sz, 1, MPI_UINT64_T, MPI_ANY_SOURCE, TAG_RESULT, comm, &ms);
+        if (rc_mpi != MPI_SUCCESS) { st = FOLIO_ERR_MPI; break; }
+        char *buf = malloc(sz);
+        if (!buf) { st = FOLIO_ERR_NOMEM; break; }
+        st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT + 1, comm);
+        result_head_t h;
+        if (st == FOLIO_OK) {
+            memcpy(&h, buf, sizeof h);
+            if (h.item < 0 || h.item >= n_items || sz != sizeof h + result_floats(&h) * sizeof(float))
+                st = FOLIO_ERR_INTERNAL;
+        }
+        if (st == FOLIO_OK) {
+            const float *f = (const float *)(buf + sizeof h);
+            folio_doc_results_t res = {0};
+            if (h.status == FOLIO_OK) {
+                size_t o = 0;
+                res.pattern = folio_worker_pattern_spec(rc->worker);
+                res.d = (uint32_t)h.d;
+                res.n_blocks = (uint32_t)h.nb;
+                res.sent_vecs = f + o; o += (size_t)(h.ns * h.d);
+                res.block_vecs = f + o; o += (size_t)(h.nb * h.d);
+                res.section_vecs = f + o; o += (size_t)(h.nsec * h.d);
+                res.doc_vec = f + o; o += (size_t)h.d;
+                res.salience = f + o;
+            }
+            st = rc->commit(rc->commit_ctx, &items[h.item], (folio_status_t)h.status,
+                            h.status == FOLIO_OK ? &res : NULL, ms.MPI_SOURCE);
+        }
+        free(buf);
+    }
+
+    if (mine) {
+        for (int64_t i = 0; i < n_items; i++) {
+            folio_doc_clear(&mine[i].doc);
+            free(mine[i].weights);
+        }
+        free(mine);
+    }
+    free(meta);
+    return st;
+}

@@ -1,0 +1,32 @@
+/* pipeline/round.h — one round of distributed work (internal to pipeline). */
+#ifndef FOLIO_ROUND_H
+#define FOLIO_ROUND_H
+
+#include "pipeline.h"
+
+typedef struct {
+    folio_doc_t doc;   /* analyzed                                           */
+    float *weights;    /* (doc.n_tokens) IDF weights                         */
+    size_t plan_idx;   /* rank 0: index in the plan                          */
+} folio_round_item_t;
+
+/* Rank 0's commit of one item's results (res NULL when est != OK; from_rank
+ * is the rank that computed it). */
+typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *item, folio_status_t est,
+                                                const folio_doc_results_t *res, int from_rank);
+
+typedef struct {
+    MPI_Comm comm;           /* all ranks of the job                         */
+    MPI_Comm self;           /* this rank alone (whole-document encodes)     */
+    folio_worker_t *worker;
+    folio_round_commit_fn commit; /* rank 0 only */
+    void *commit_ctx;
+    double compute_seconds, exchange_seconds;
+} folio_round_ctx_t;
+
+/* Collective over rc->comm.  Rank 0 passes its items (n_items >= 0, or -1
+ * to end the job); other ranks pass NULL/0 and learn the round from rank 0.
+ * Returns FOLIO_EOF when rank 0 ended the job. */
+folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items, int64_t n_items);
+
+#endif
