@@ -61,6 +61,15 @@ typedef struct {
 /* True when this binary was built with CUDA and a usable device is present. */
 bool folio_cuda_available(void);
 
+/* Thin wrappers so C callers (workers, tests) need no CUDA headers.
+ * folio_cuda_malloc: *p = device buffer of `bytes` (freed by folio_cuda_free,
+ * NULL-safe, nulls the pointer).  upload/download are synchronous copies. */
+folio_status_t folio_cuda_malloc(void **p, size_t bytes);
+void folio_cuda_free(void **p);
+folio_status_t folio_cuda_upload(void *dst, const void *src, size_t bytes);
+folio_status_t folio_cuda_download(void *dst, const void *src, size_t bytes);
+folio_status_t folio_cuda_sync(void);
+
 /* The fused block-sparse flash-style forward (see the top of this file).
  * Validates the arguments (clear message, FOLIO_ERR_ARG / _UNSUPPORTED) and
  * launches; returns FOLIO_ERR_CUDA if the launch fails. */
@@ -89,6 +98,11 @@ folio_status_t folio_cuda_route_topk(const float *node_q, const float *node_k, i
  * sqrt(d_h) (a zero slice stays zero), as the CPU encoder's residual step
  * (attn.h, "Normalization").  X, Y: (n, H*d_h) fp32. */
 folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream);
+
+/* Levels >= 2 of the hierarchy on the device, as folio_hier_build_upper:
+ * nodes (h->n_nodes, d) fp32 with level 1 filled; each upper node = the
+ * token-count-weighted mean of its children (children in index order). */
+folio_status_t folio_cuda_hier_build_upper(const folio_hier_t *h, int d, float *nodes, void *stream);
 
 /* Summary keys on the device, exactly as folio_attn_select (attn.h) chooses
  * them: hierarchical siblings level by level in index order (own ancestor
@@ -131,6 +145,36 @@ folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum
 
 static inline bool folio_cuda_available(void) { return false; }
 
+static inline folio_status_t folio_cuda_malloc(void **p, size_t bytes)
+{ (void)bytes; if (p) *p = NULL; return FOLIO_ERR_UNSUPPORTED; }
+static inline void folio_cuda_free(void **p) { if (p) *p = NULL; }
+static inline folio_status_t folio_cuda_upload(void *dst, const void *src, size_t bytes)
+{ (void)dst; (void)src; (void)bytes; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_download(void *dst, const void *src, size_t bytes)
+{ (void)dst; (void)src; (void)bytes; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_sync(void) { return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_block_means(const float *X, int64_t n, int d, int B, float *out, void *stream)
+{ (void)X; (void)n; (void)d; (void)B; (void)out; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_hier_build_upper(const folio_hier_t *h, int d, float *nodes, void *stream)
+{ (void)h; (void)d; (void)nodes; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
+                                                    const float *node_q, const float *node_k, int64_t ld,
+                                                    uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
+                                                    int s_max, void *stream)
+{ (void)p; (void)h; (void)node_q; (void)node_k; (void)ld; (void)qb0; (void)qb1; (void)sel; (void)sel_n;
+  (void)s_max; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_route_topk(const float *node_q, const float *node_k, int64_t ld,
+                                                   int64_t nb, int H, int d_h, int G, int k,
+                                                   int64_t qb0, int64_t qb1, int32_t *out, int32_t *out_n,
+                                                   void *stream)
+{ (void)node_q; (void)node_k; (void)ld; (void)nb; (void)H; (void)d_h; (void)G; (void)k; (void)qb0;
+  (void)qb1; (void)out; (void)out_n; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_f32_to_bf16(const float *src, uint16_t *dst, int64_t n, void *stream)
+{ (void)src; (void)dst; (void)n; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream)
+{ (void)src; (void)dst; (void)n; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream)
+{ (void)X; (void)Y; (void)n; (void)H; (void)d_h; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)

@@ -24,8 +24,8 @@ namespace {
 /* One thread per (block, column): tokens of the block summed in index order. */
 __global__ void block_means_kernel(const float *X, int64_t n, int d, int B, float *out)
 {
-    const int64_t b = blockIdx.y;
-    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x) {
+    const int64_t b = blockIdx.x;
+    for (int c = threadIdx.x; c < d; c += blockDim.x) {
         const int64_t t0 = b * B, t1 = min(n, t0 + B);
         float s = 0.f;
         for (int64_t t = t0; t < t1; t++) s += X[t * d + c];
@@ -193,16 +193,50 @@ struct DevBufs {
 
 } // namespace
 
+extern "C" folio_status_t folio_cuda_malloc(void **p, size_t bytes)
+{
+    FOLIO_CHECK_GENERIC(p != NULL, FOLIO_ERR_ARG, "cuda malloc: NULL out pointer");
+    *p = NULL;
+    FOLIO_CUDA_CHECK(cudaMalloc(p, bytes ? bytes : 16));
+    return FOLIO_OK;
+}
+
+extern "C" void folio_cuda_free(void **p)
+{
+    if (!p || !*p) return;
+    cudaFree(*p);
+    *p = NULL;
+}
+
+extern "C" folio_status_t folio_cuda_upload(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return FOLIO_OK;
+    FOLIO_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_download(void *dst, const void *src, size_t bytes)
+{
+    if (!bytes) return FOLIO_OK;
+    FOLIO_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_sync(void)
+{
+    FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+    return FOLIO_OK;
+}
+
 extern "C" folio_status_t folio_cuda_block_means(const float *X, int64_t n, int d, int B, float *out, void *stream)
 {
     FOLIO_CHECK_GENERIC(n >= 0 && d > 0 && B > 0, FOLIO_ERR_ARG, "block means: bad n=%lld d=%d B=%d",
                         (long long)n, d, B);
     if (n == 0) return FOLIO_OK;
     const int64_t nb = (n + B - 1) / B;
-    FOLIO_CHECK_GENERIC(nb <= 65535, FOLIO_ERR_TOO_LARGE,
-                        "block means: %lld blocks exceed one launch; call per range", (long long)nb);
-    dim3 grid((unsigned)((d + 127) / 128), (unsigned)nb);
-    block_means_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(X, n, d, B, out);
+    FOLIO_CHECK_GENERIC(nb <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "block means: too many blocks");
+    dim3 grid((unsigned)nb);
+    block_means_kernel<<<grid, 256, 0, (cudaStream_t)stream>>>(X, n, d, B, out);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }
@@ -308,6 +342,41 @@ extern "C" folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const
     if (routed) cudaFreeAsync(routed, st);
     if (routed_n) cudaFreeAsync(routed_n, st);
     FOLIO_CHECK_GENERIC(rs == FOLIO_OK, rs, "select cuda: kernel launch failed");
+    return FOLIO_OK;
+}
+
+/* One thread per (node of level l, column): weighted mean of its children. */
+__global__ void hier_level_kernel(float *nodes, int d, uint32_t off_c, uint32_t cnt_c, uint32_t off_p,
+                                  uint32_t cnt_p, uint32_t G, uint64_t span_c, uint64_t n)
+{
+    const uint32_t pnode = blockIdx.y;
+    for (int c = blockIdx.x * blockDim.x + threadIdx.x; c < d; c += gridDim.x * blockDim.x) {
+        const uint32_t c0 = pnode * G, c1 = min(cnt_c, c0 + G);
+        double acc = 0;
+        uint64_t tot = 0;
+        for (uint32_t ch = c0; ch < c1; ch++) {
+            const uint64_t t0 = (uint64_t)ch * span_c;
+            const uint64_t t1 = min(n, t0 + span_c);
+            const uint64_t w = t1 > t0 ? t1 - t0 : 0;
+            acc += (double)w * nodes[(uint64_t)(off_c + ch) * d + c];
+            tot += w;
+        }
+        nodes[(uint64_t)(off_p + pnode) * d + c] = tot ? (float)(acc / (double)tot) : 0.f;
+    }
+}
+
+extern "C" folio_status_t folio_cuda_hier_build_upper(const folio_hier_t *h, int d, float *nodes, void *stream)
+{
+    FOLIO_CHECK_GENERIC(h && nodes && d > 0, FOLIO_ERR_ARG, "hier upper cuda: bad arguments");
+    uint64_t span = h->B;
+    for (uint32_t l = 2; l <= h->n_levels; l++) {
+        FOLIO_CHECK_GENERIC(h->count[l] <= 65535, FOLIO_ERR_TOO_LARGE, "hier upper cuda: level %u too wide", l);
+        dim3 grid((unsigned)((d + 127) / 128), h->count[l]);
+        hier_level_kernel<<<grid, 128, 0, (cudaStream_t)stream>>>(nodes, d, h->offset[l - 1], h->count[l - 1],
+                                                                  h->offset[l], h->count[l], h->G, span, h->n);
+        FOLIO_CUDA_CHECK(cudaGetLastError());
+        span *= h->G;
+    }
     return FOLIO_OK;
 }
 
