@@ -150,10 +150,8 @@ static folio_status_t store_open_dbis(folio_store_t *s)
         mdb_txn_abort(txn);
         return st;
     }
-    if (s->readonly) {
-        mdb_txn_abort(txn); /* dbi handles of a read txn stay valid after reset/abort of it */
-        return FOLIO_OK;
-    }
+    /* also for a read txn: committing (not aborting) keeps the dbi handles
+     * in the environment */
     rc = mdb_txn_commit(txn);
     FOLIO_CHECK_MDB(rc, "committing the schema of store '%s'", s->path);
     return FOLIO_OK;
@@ -222,9 +220,19 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
     size_t map = o.initial_map_bytes ? o.initial_map_bytes : STORE_DEFAULT_MAP;
     if (map < STORE_MIN_MAP) map = STORE_MIN_MAP;
     map = (map + STORE_MIN_MAP - 1) / STORE_MIN_MAP * STORE_MIN_MAP;
-    if (rc == MDB_SUCCESS) rc = mdb_env_set_mapsize(s->env, map);
+    /* A new store starts at map bytes; an existing one keeps the size its
+     * last writer recorded, grown to map when that is larger. */
+    char datafile[4096];
+    snprintf(datafile, sizeof datafile, "%s/data.mdb", path);
+    bool exists = stat(datafile, &sb) == 0;
+    if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | (o.readonly ? MDB_RDONLY : 0), 0664);
+    if (rc == MDB_SUCCESS && exists && !o.readonly) {
+        MDB_envinfo ei;
+        mdb_env_info(s->env, &ei);
+        if (ei.me_mapsize < map) rc = mdb_env_set_mapsize(s->env, map);
+    }
     if (rc) {
         folio_log(FOLIO_LOG_ERROR, "cannot open store '%s': %s", path, mdb_strerror(rc));
         st = rc == EACCES ? FOLIO_ERR_IO : folio_store_mdb_status(rc);

@@ -1,0 +1,1004 @@
+/* tests/unit/test_store.c — the LMDB store: commits and read-back against a
+ * brute-force reference (synthetic and real documents), duplicates and
+ * replacement (postings/df follow), map growth from a 64 KiB map, the check
+ * finding damaged records, export independent of insertion order, kill -9
+ * atomicity, network-filesystem refusal, read-only open of a missing store. */
+#define _GNU_SOURCE /* nftw */
+#include <criterion/criterion.h>
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+static char *tmp_store(void)
+{
+    char *t = strdup("/tmp/folio-test-store-XXXXXX");
+    cr_assert(mkdtemp(t));
+    /* the store directory itself is created by folio_store_open */
+    size_t n = strlen(t);
+    char *p = malloc(n + 8);
+    snprintf(p, n + 8, "%s/db", t);
+    free(t);
+    return p;
+}
+
+static void rm_store(char *path)
+{
+    char *parent = strdup(path);
+    *strrchr(parent, '/') = '\0';
+    nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(parent);
+    free(path);
+}
+
+static folio_store_t *open_store(const char *path, size_t map)
+{
+    folio_store_opts_t o = {.readonly = false, .initial_map_bytes = map};
+    folio_store_t *s = NULL;
+    cr_assert_eq(folio_store_open(path, &o, &s), FOLIO_OK);
+    return s;
+}
+
+static uint64_t check_faults(folio_store_t *s)
+{
+    uint64_t n = 99;
+    cr_assert_eq(folio_store_check(s, stderr, 20, &n), FOLIO_OK);
+    return n;
+}
+
+/* A synthetic analyzed document built word by word so that every array is
+ * known by construction: words from a vocabulary of vocab words, sentences
+ * of 1..12 words ending in ".\n", sections of 1..6 sentences with a title
+ * line.  Stem hash = term hash = folio_hash64 of the word. */
+static const char *word(uint32_t i, char *buf)
+{
+    static const char *syl[] = {"ka", "lo", "mi", "ne", "su", "tar", "vex", "qui", "ro", "dal"};
+    buf[0] = '\0';
+    do {
+        strcat(buf, syl[i % 10]);
+        i /= 10;
+    } while (i);
+    return buf;
+}
+
+static void synth_doc(folio_doc_t *d, const char *id, uint64_t seed, uint32_t n_sents, uint32_t vocab)
+{
+    memset(d, 0, sizeof *d);
+    d->id = strdup(id);
+    char title[64];
+    snprintf(title, sizeof title, "Title of %s", id);
+    d->title = strdup(title);
+    d->origin = strdup("synthetic");
+    folio_buf_t b = {0};
+    size_t cap_t = 16;
+    d->tokens = malloc(cap_t * sizeof *d->tokens);
+    d->stem_hashes = malloc(cap_t * 8);
+    d->term_hashes = malloc(cap_t * 8);
+    d->sents = calloc(n_sents, sizeof *d->sents);
+    d->sections = calloc(n_sents, sizeof *d->sections);
+    uint64_t st = seed;
+    uint32_t s = 0;
+    while (s < n_sents) {
+        folio_section_t *sec = &d->sections[d->n_sections];
+        sec->start = (uint32_t)b.len;
+        sec->title_start = (uint32_t)b.len;
+        folio_buf_printf(&b, "SECTION %u\n", d->n_sections + 1);
+        sec->title_end = (uint32_t)b.len - 1;
+        sec->sent_begin = s;
+        sec->level = 1;
+        uint32_t k = 1 + (uint32_t)(folio_splitmix64(&st) % 6);
+        for (uint32_t j = 0; j < k && s < n_sents; j++, s++) {
+            folio_sentence_t *q = &d->sents[s];
+            q->start = (uint32_t)b.len;
+            q->tok_begin = d->n_tokens;
+            q->section = d->n_sections;
+            uint32_t nw = 1 + (uint32_t)(folio_splitmix64(&st) % 12);
+            for (uint32_t w = 0; w < nw; w++) {
+                char buf[64];
+                word((uint32_t)(folio_splitmix64(&st) % vocab), buf);
+                if (w) folio_buf_append(&b, " ", 1);
+                if (d->n_tokens == cap_t) {
+                    cap_t *= 2;
+                    d->tokens = realloc(d->tokens, cap_t * sizeof *d->tokens);
+                    d->stem_hashes = realloc(d->stem_hashes, cap_t * 8);
+                    d->term_hashes = realloc(d->term_hashes, cap_t * 8);
+                }
+                d->tokens[d->n_tokens] = (folio_span_t){(uint32_t)b.len, (uint32_t)(b.len + strlen(buf))};
+                d->stem_hashes[d->n_tokens] = d->term_hashes[d->n_tokens] = folio_hash64(buf, strlen(buf), 7);
+                d->n_tokens++;
+                folio_buf_append(&b, buf, strlen(buf));
+            }
+            folio_buf_append(&b, ".", 1);
+            q->end = (uint32_t)b.len;
+            q->tok_end = d->n_tokens;
+            folio_buf_append(&b, "\n", 1);
+        }
+        sec->sent_end = s;
+        sec->end = (uint32_t)b.len;
+        d->n_sections++;
+    }
+    d->n_sents = n_sents;
+    d->text = b.data;
+    d->len = b.len;
+    folio_hash128(d->text, d->len, d->hash);
+}
+
+/* Results with values derived from the doc (so they differ per doc). */
+typedef struct {
+    folio_doc_results_t r;
+    float *buf;
+} synth_res_t;
+
+static void synth_results(synth_res_t *x, const folio_doc_t *d, uint32_t dim, uint64_t seed)
+{
+    uint32_t nb = (d->n_tokens + 63) / 64;
+    size_t n = (size_t)d->n_sents * dim + (size_t)nb * dim + (size_t)d->n_sections * dim + dim + d->n_sents;
+    x->buf = malloc(n * sizeof(float));
+    uint64_t st = seed ^ d->hash[0];
+    for (size_t i = 0; i < n; i++) x->buf[i] = (float)((double)(folio_splitmix64(&st) >> 11) / 9007199254740992.0 - 0.5);
+    float *p = x->buf;
+    x->r = (folio_doc_results_t){.pattern = "window=256,block=64,group=64,topk=8,layers=2", .d = dim, .n_blocks = nb};
+    x->r.sent_vecs = p;
+    p += (size_t)d->n_sents * dim;
+    x->r.block_vecs = p;
+    p += (size_t)nb * dim;
+    x->r.section_vecs = p;
+    p += (size_t)d->n_sections * dim;
+    x->r.doc_vec = p;
+    p += dim;
+    x->r.salience = p;
+}
+
+/* Reference distinct terms of a doc: sorted hashes with counts. */
+static int cmp64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static uint32_t ref_terms(const folio_doc_t *d, uint64_t **terms, uint32_t **tfs)
+{
+    uint64_t *h = malloc((d->n_tokens + 1) * 8);
+    memcpy(h, d->stem_hashes, d->n_tokens * 8ul);
+    qsort(h, d->n_tokens, 8, cmp64);
+    *terms = malloc((d->n_tokens + 1) * 8);
+    *tfs = calloc(d->n_tokens + 1, 4);
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < d->n_tokens; i++) {
+        if (i == 0 || h[i] != h[i - 1]) (*terms)[m++] = h[i];
+        (*tfs)[m - 1]++;
+    }
+    free(h);
+    return m;
+}
+
+static bool doc_has_term(const folio_doc_t *d, uint64_t t, uint32_t *tf)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < d->n_tokens; i++) n += d->stem_hashes[i] == t;
+    *tf = n;
+    return n > 0;
+}
+
+/* Compares a stored doc with its source, field by field. */
+static void assert_doc_equal(const folio_stored_doc_t *s, const folio_doc_t *d, const folio_doc_results_t *r)
+{
+    cr_assert_str_eq(s->id, d->id);
+    cr_assert_str_eq(s->title, d->title);
+    cr_assert_eq(s->len, d->len);
+    cr_assert_eq(memcmp(s->text, d->text, d->len), 0);
+    cr_assert_eq(s->text[s->len], '\0');
+    cr_assert_eq(memcmp(s->hash, d->hash, 16), 0);
+    cr_assert_eq(s->n_tokens, d->n_tokens);
+    cr_assert_eq(s->n_sents, d->n_sents);
+    cr_assert_eq(s->n_sections, d->n_sections);
+    cr_assert_eq(memcmp(s->sents, d->sents, d->n_sents * sizeof *d->sents), 0);
+    cr_assert_eq(memcmp(s->sections, d->sections, d->n_sections * sizeof *d->sections), 0);
+    cr_assert_eq((uintptr_t)s->sents % 4, 0);
+    uint64_t *terms;
+    uint32_t *tfs;
+    uint32_t m = ref_terms(d, &terms, &tfs);
+    cr_assert_eq(s->n_terms, m);
+    cr_assert_eq((uintptr_t)s->terms % 8, 0);
+    if (m) {
+        cr_assert_eq(memcmp(s->terms, terms, m * 8ul), 0);
+        cr_assert_eq(memcmp(s->tfs, tfs, m * 4ul), 0);
+    }
+    free(terms);
+    free(tfs);
+    if (!r) {
+        cr_assert_null(s->sent_vecs);
+        cr_assert_null(s->salience);
+        cr_assert_str_eq(s->pattern, "");
+        return;
+    }
+    cr_assert_str_eq(s->pattern, r->pattern);
+    cr_assert_eq(s->d, r->d);
+    cr_assert_eq(s->n_blocks, r->n_blocks);
+    cr_assert_eq((uintptr_t)s->sent_vecs % 4, 0);
+    cr_assert_eq(memcmp(s->sent_vecs, r->sent_vecs, (size_t)d->n_sents * r->d * 4), 0);
+    cr_assert_eq(memcmp(s->block_vecs, r->block_vecs, (size_t)r->n_blocks * r->d * 4), 0);
+    cr_assert_eq(memcmp(s->section_vecs, r->section_vecs, (size_t)d->n_sections * r->d * 4), 0);
+    cr_assert_eq(memcmp(s->doc_vec, r->doc_vec, (size_t)r->d * 4), 0);
+    cr_assert_eq(memcmp(s->salience, r->salience, (size_t)d->n_sents * 4), 0);
+}
+
+/* Every term of every doc: the store's postings and df equal a brute-force
+ * scan over the docs (docs[i] committed with docnum nums[i]). */
+static void assert_index_matches(folio_store_t *s, folio_doc_t *docs, const uint32_t *nums, int n)
+{
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    for (int i = 0; i < n; i++) {
+        uint64_t *terms;
+        uint32_t *tfs;
+        uint32_t m = ref_terms(&docs[i], &terms, &tfs);
+        for (uint32_t t = 0; t < m; t += 1 + t / 4) { /* a spread of terms */
+            const folio_posting_t *p;
+            uint32_t np, df;
+            cr_assert_eq(folio_store_postings(r, terms[t], &p, &np, &df), FOLIO_OK);
+            uint32_t want = 0;
+            for (int j = 0; j < n; j++) {
+                uint32_t tf;
+                if (!doc_has_term(&docs[j], terms[t], &tf)) continue;
+                want++;
+                bool found = false;
+                for (uint32_t k = 0; k < np; k++)
+                    if (p[k].doc == nums[j]) {
+                        cr_assert_eq(p[k].tf, tf);
+                        found = true;
+                    }
+                cr_assert(found, "doc %s missing from postings", docs[j].id);
+            }
+            cr_assert_eq(np, want);
+            cr_assert_eq(df, want);
+            for (uint32_t k = 1; k < np; k++) cr_assert_lt(p[k - 1].doc, p[k].doc);
+            uint32_t df2;
+            cr_assert_eq(folio_store_df_lookup(s, &terms[t], 1, &df2), FOLIO_OK);
+            cr_assert_eq(df2, want);
+        }
+        free(terms);
+        free(tfs);
+    }
+    folio_store_reader_close(&r);
+}
+
+static uint32_t docnum_of(folio_store_t *s, const char *id)
+{
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    folio_stored_doc_t d;
+    cr_assert_eq(folio_store_get_doc(r, id, &d), FOLIO_OK, "get %s", id);
+    uint32_t n = d.docnum;
+    folio_store_reader_close(&r);
+    return n;
+}
+
+/* ------------------------------------------------------------ tests */
+
+Test(store, commit_and_read_back, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    enum { N = 40 };
+    folio_doc_t docs[N];
+    synth_res_t res[N];
+    uint32_t nums[N];
+    uint64_t tokens = 0, sents = 0, bytes = 0;
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "doc-%03d", (i * 17) % N); /* not in id order */
+        synth_doc(&docs[i], id, 1000 + i, 1 + (uint32_t)(i * 7 % 50), 40 + i);
+        synth_results(&res[i], &docs[i], 1 + (uint32_t)(i % 9) * 8, i);
+        folio_doc_state_t stt;
+        cr_assert_eq(folio_store_classify(s, id, docs[i].hash, &stt, NULL, 0), FOLIO_OK);
+        cr_assert_eq(stt, FOLIO_DOC_NEW);
+        /* every third doc without results: room for later */
+        cr_assert_eq(folio_store_commit_doc(s, &docs[i], i % 3 ? &res[i].r : NULL), FOLIO_OK);
+        cr_assert_eq(folio_store_classify(s, id, docs[i].hash, &stt, NULL, 0), FOLIO_OK);
+        cr_assert_eq(stt, FOLIO_DOC_SAME);
+        tokens += docs[i].n_tokens;
+        sents += docs[i].n_sents;
+        bytes += docs[i].len;
+    }
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    for (int i = 0; i < N; i++) {
+        folio_stored_doc_t d;
+        cr_assert_eq(folio_store_get_doc(r, docs[i].id, &d), FOLIO_OK);
+        assert_doc_equal(&d, &docs[i], i % 3 ? &res[i].r : NULL);
+        nums[i] = d.docnum;
+        folio_stored_doc_t h;
+        cr_assert_eq(folio_store_get_head_by_num(r, d.docnum, &h), FOLIO_OK);
+        cr_assert_str_eq(h.id, docs[i].id);
+        cr_assert_eq(h.n_tokens, docs[i].n_tokens);
+    }
+    folio_stored_doc_t none;
+    cr_assert_eq(folio_store_get_doc(r, "no-such-doc", &none), FOLIO_ERR_NOT_FOUND);
+    folio_store_reader_close(&r);
+
+    folio_store_info_t in;
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, N);
+    cr_assert_eq(in.n_tokens, tokens);
+    cr_assert_eq(in.n_sents, sents);
+    cr_assert_eq(in.n_bytes, bytes);
+    cr_assert_float_eq(in.avg_doc_tokens, (double)tokens / N, 1e-9);
+    assert_index_matches(s, docs, nums, N);
+    cr_assert_eq(check_faults(s), 0);
+
+    /* doc_terms of a stored doc = reference */
+    uint64_t *t, *rt;
+    uint32_t *tf, *rtf, m;
+    cr_assert_eq(folio_store_doc_terms(s, docs[5].id, &t, &tf, &m), FOLIO_OK);
+    uint32_t rm = ref_terms(&docs[5], &rt, &rtf);
+    cr_assert_eq(m, rm);
+    cr_assert_eq(memcmp(t, rt, m * 8ul), 0);
+    cr_assert_eq(memcmp(tf, rtf, m * 4ul), 0);
+    free(t); free(tf); free(rt); free(rtf);
+    cr_assert_eq(folio_store_doc_terms(s, "nope", &t, &tf, &m), FOLIO_ERR_NOT_FOUND);
+
+    /* reopen: everything persists */
+    folio_store_close(&s);
+    cr_assert_null(s);
+    folio_store_opts_t ro = {.readonly = true};
+    cr_assert_eq(folio_store_open(path, &ro, &s), FOLIO_OK);
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    for (int i = 0; i < N; i += 7) {
+        folio_stored_doc_t d;
+        cr_assert_eq(folio_store_get_doc(r, docs[i].id, &d), FOLIO_OK);
+        assert_doc_equal(&d, &docs[i], i % 3 ? &res[i].r : NULL);
+    }
+    folio_store_reader_close(&r);
+    /* writes on a read-only store are refused */
+    cr_assert_neq(folio_store_commit_doc(s, &docs[0], NULL), FOLIO_OK);
+    folio_store_close(&s);
+    for (int i = 0; i < N; i++) {
+        folio_doc_clear(&docs[i]);
+        free(res[i].buf);
+    }
+    rm_store(path);
+}
+
+/* Real documents through shard's analyzer: dev data, first lines. */
+static int load_jsonl(const char *file, folio_doc_t *docs, int max)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", FOLIO_DATA_DIR, file);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int k = 0;
+    while (k < max && (n = getline(&line, &cap, f)) > 0) {
+        folio_json_t *j = NULL;
+        char err[128];
+        if (folio_json_parse(line, (size_t)n, &j, err, sizeof err) != FOLIO_OK) continue;
+        size_t len;
+        const char *id = folio_json_get_str(j, "id", NULL);
+        const char *title = folio_json_get_str(j, "title", NULL);
+        const char *text = folio_json_get_str(j, "text", &len);
+        if (!text) text = folio_json_get_str(j, "contents", &len);
+        if (id && text) {
+            folio_doc_t *d = &docs[k];
+            memset(d, 0, sizeof *d);
+            d->id = strdup(id);
+            d->title = strdup(title ? title : "");
+            d->text = malloc(len + 1);
+            memcpy(d->text, text, len + 1);
+            d->len = len;
+            if (folio_doc_analyze(d) == FOLIO_OK) k++;
+            else folio_doc_clear(d);
+        }
+        folio_json_free(&j);
+    }
+    free(line);
+    fclose(f);
+    return k;
+}
+
+Test(store, real_documents, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    enum { M = 60 };
+    folio_doc_t docs[2 * M];
+    int n = load_jsonl("spdx-licenses.jsonl", docs, M);
+    n += load_jsonl("pubmed-dev.jsonl", docs + n, 20);
+    cr_assert_gt(n, 40);
+    uint32_t nums[2 * M];
+    int committed = 0;
+    for (int i = 0; i < n; i++) {
+        folio_doc_state_t st;
+        char other[600];
+        cr_assert_eq(folio_store_classify(s, docs[i].id, docs[i].hash, &st, other, sizeof other), FOLIO_OK);
+        if (st == FOLIO_DOC_DUPLICATE) {
+            cr_assert_eq(folio_store_commit_duplicate(s, docs[i].id, docs[i].hash, other, "spdx"), FOLIO_OK);
+            continue;
+        }
+        synth_res_t res;
+        synth_results(&res, &docs[i], 16, i);
+        cr_assert_eq(folio_store_commit_doc(s, &docs[i], &res.r), FOLIO_OK, "commit %s", docs[i].id);
+        free(res.buf);
+        committed++;
+    }
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        folio_stored_doc_t d;
+        if (folio_store_get_doc(r, docs[i].id, &d) != FOLIO_OK) continue;
+        cr_assert_eq(d.len, docs[i].len);
+        cr_assert_eq(memcmp(d.text, docs[i].text, d.len), 0);
+        cr_assert_eq(memcmp(d.sents, docs[i].sents, docs[i].n_sents * sizeof *d.sents), 0);
+        nums[i] = d.docnum;
+        docs[k] = docs[i]; /* compact the committed ones for the index check */
+        nums[k] = nums[i];
+        k++;
+    }
+    folio_store_reader_close(&r);
+    cr_assert_eq(k, committed);
+    assert_index_matches(s, docs, nums, k);
+    cr_assert_eq(check_faults(s), 0);
+    for (int i = 0; i < k; i++) folio_doc_clear(&docs[i]);
+    folio_store_close(&s);
+    rm_store(path);
+}
+
+Test(store, duplicate_and_replace, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    folio_doc_t a, b, a2, c;
+    synth_doc(&a, "a", 1, 20, 30);
+    synth_doc(&b, "b", 2, 25, 300); /* a big vocabulary: terms that a lacks */
+    synth_doc(&a2, "a", 3, 15, 300);
+    synth_doc(&c, "c", 1, 20, 30); /* same content as a */
+    cr_assert_eq(memcmp(a.hash, c.hash, 16), 0);
+    cr_assert_eq(folio_store_commit_doc(s, &a, NULL), FOLIO_OK);
+    cr_assert_eq(folio_store_commit_doc(s, &b, NULL), FOLIO_OK);
+
+    folio_doc_state_t st;
+    char other[64];
+    cr_assert_eq(folio_store_classify(s, "c", c.hash, &st, other, sizeof other), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_DUPLICATE);
+    cr_assert_str_eq(other, "a");
+    /* committing duplicate content as a doc is refused, recording works */
+    cr_assert_eq(folio_store_commit_doc(s, &c, NULL), FOLIO_ERR_CORRUPT);
+    cr_assert_eq(folio_store_commit_duplicate(s, "c", c.hash, "b", "x"), FOLIO_ERR_NOT_FOUND);
+    cr_assert_eq(folio_store_commit_duplicate(s, "c", c.hash, "a", "in.jsonl:3"), FOLIO_OK);
+    cr_assert_eq(folio_store_commit_duplicate(s, "c", c.hash, "a", "in.jsonl:3"), FOLIO_OK); /* idempotent */
+    cr_assert_eq(folio_store_classify(s, "c", c.hash, &st, other, sizeof other), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_DUPLICATE);
+    folio_store_info_t in;
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, 2);
+    cr_assert_eq(in.n_duplicates, 1);
+    cr_assert_eq(check_faults(s), 0);
+
+    /* df counts committed docs only */
+    uint64_t t0 = a.stem_hashes[0];
+    uint32_t df, tf;
+    cr_assert_eq(folio_store_df_lookup(s, &t0, 1, &df), FOLIO_OK);
+    cr_assert_eq(df, 1u + doc_has_term(&b, t0, &tf));
+
+    /* replace a with new content */
+    cr_assert_eq(folio_store_put_summary(s, "a", "{\"s\":1}", 7), FOLIO_OK);
+    uint32_t num_a = docnum_of(s, "a");
+    cr_assert_eq(folio_store_classify(s, "a", a2.hash, &st, NULL, 0), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_REPLACE);
+    cr_assert_eq(folio_store_commit_doc(s, &a2, NULL), FOLIO_OK);
+    cr_assert_eq(docnum_of(s, "a"), num_a); /* docnum is stable */
+    cr_assert_eq(folio_store_classify(s, "a", a2.hash, &st, NULL, 0), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_SAME);
+    /* the old content is gone: c (its duplicate) is dropped and now NEW */
+    cr_assert_eq(folio_store_classify(s, "c", c.hash, &st, NULL, 0), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_NEW);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, 2);
+    cr_assert_eq(in.n_duplicates, 0);
+    cr_assert_eq(in.n_summaries, 0);
+    cr_assert_eq(in.n_tokens, (uint64_t)a2.n_tokens + b.n_tokens);
+    folio_doc_t both[2] = {a2, b};
+    uint32_t nums[2] = {num_a, docnum_of(s, "b")};
+    assert_index_matches(s, both, nums, 2);
+    /* a term only the old a had has no postings and no df any more */
+    for (uint32_t i = 0; i < a.n_tokens; i++) {
+        uint64_t t = a.stem_hashes[i];
+        if (doc_has_term(&a2, t, &tf) || doc_has_term(&b, t, &tf)) continue;
+        cr_assert_eq(folio_store_df_lookup(s, &t, 1, &df), FOLIO_OK);
+        cr_assert_eq(df, 0);
+        folio_store_reader_t *r;
+        const folio_posting_t *p;
+        uint32_t np;
+        cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+        cr_assert_eq(folio_store_postings(r, t, &p, &np, &df), FOLIO_OK);
+        cr_assert_eq(np, 0);
+        folio_store_reader_close(&r);
+    }
+    cr_assert_eq(check_faults(s), 0);
+
+    /* c is committed as a doc now; then b gets c's content: b becomes a
+     * duplicate of c and b's old doc is removed */
+    cr_assert_eq(folio_store_commit_doc(s, &c, NULL), FOLIO_OK);
+    folio_doc_t b2;
+    synth_doc(&b2, "b", 1, 20, 30);
+    cr_assert_eq(folio_store_classify(s, "b", b2.hash, &st, other, sizeof other), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_DUPLICATE);
+    cr_assert_str_eq(other, "c");
+    cr_assert_eq(folio_store_commit_duplicate(s, "b", b2.hash, "c", NULL), FOLIO_OK);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, 2);
+    cr_assert_eq(in.n_duplicates, 1);
+    cr_assert_eq(in.n_tokens, (uint64_t)a2.n_tokens + c.n_tokens);
+    cr_assert_eq(check_faults(s), 0);
+
+    /* summaries: bad JSON, unknown id, replace */
+    cr_assert_eq(folio_store_put_summary(s, "a", "{oops", 5), FOLIO_ERR_PARSE);
+    cr_assert_eq(folio_store_put_summary(s, "zz", "[1]", 3), FOLIO_ERR_NOT_FOUND);
+    cr_assert_eq(folio_store_put_summary(s, "a", "[1]", 3), FOLIO_OK);
+    cr_assert_eq(folio_store_put_summary(s, "a", "[1,2]", 5), FOLIO_OK);
+    folio_store_reader_t *r;
+    folio_stored_doc_t d;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    cr_assert_eq(folio_store_get_doc(r, "a", &d), FOLIO_OK);
+    cr_assert_eq(d.summary_len, 5);
+    cr_assert_eq(memcmp(d.summary, "[1,2]", 5), 0);
+    folio_store_reader_close(&r);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_summaries, 1);
+    cr_assert_eq(check_faults(s), 0);
+
+    /* bad ids */
+    char longid[600];
+    memset(longid, 'x', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    cr_assert_eq(folio_store_classify(s, longid, a.hash, &st, NULL, 0), FOLIO_ERR_ARG);
+    cr_assert_eq(folio_store_classify(s, "", a.hash, &st, NULL, 0), FOLIO_ERR_ARG);
+
+    folio_store_close(&s);
+    folio_doc_clear(&a); folio_doc_clear(&b); folio_doc_clear(&a2); folio_doc_clear(&c); folio_doc_clear(&b2);
+    rm_store(path);
+}
+
+Test(store, map_grows_from_64k, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 64 << 10);
+    folio_store_info_t in;
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.map_bytes, 64u << 10);
+    enum { N = 150 };
+    folio_doc_t docs[N];
+    uint32_t nums[N];
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "g%04d", i);
+        /* a few big ones (overflow pages) among small ones */
+        synth_doc(&docs[i], id, 77 + i, i % 25 == 0 ? 600 : 5 + i % 30, 500);
+        synth_res_t res;
+        synth_results(&res, &docs[i], 32, i);
+        cr_assert_eq(folio_store_commit_doc(s, &docs[i], &res.r), FOLIO_OK, "commit %d", i);
+        free(res.buf);
+    }
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_gt(in.map_bytes, 64u << 10);
+    cr_assert_eq(in.n_docs, N);
+    for (int i = 0; i < N; i++) nums[i] = docnum_of(s, docs[i].id);
+    assert_index_matches(s, docs, nums, N);
+    cr_assert_eq(check_faults(s), 0);
+
+    /* with a reader open the map cannot grow: a clear MAP_FULL, nothing lost */
+    folio_store_close(&s);
+    s = open_store(path, 64 << 10); /* an existing store keeps its larger size */
+    folio_store_info_t in2;
+    cr_assert_eq(folio_store_info(s, &in2), FOLIO_OK);
+    cr_assert_eq(in2.map_bytes, in.map_bytes);
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    folio_status_t st = FOLIO_OK;
+    int k;
+    for (k = 0; k < 2000 && st == FOLIO_OK; k++) {
+        folio_doc_t d;
+        char id[32];
+        snprintf(id, sizeof id, "h%04d", k);
+        synth_doc(&d, id, 9000 + k, 200, 5000);
+        st = folio_store_commit_doc(s, &d, NULL);
+        folio_doc_clear(&d);
+    }
+    cr_assert_eq(st, FOLIO_ERR_MAP_FULL);
+    folio_store_reader_close(&r);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, (uint64_t)N + k - 1);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
+    for (int i = 0; i < N; i++) folio_doc_clear(&docs[i]);
+    rm_store(path);
+}
+
+/* Builds a small store, then damages it through the raw LMDB API with fn. */
+typedef void (*damage_fn)(MDB_txn *txn, MDB_env *env);
+
+static MDB_dbi dbi_of(MDB_txn *txn, const char *name)
+{
+    MDB_dbi d;
+    cr_assert_eq(mdb_dbi_open(txn, name, 0, &d), MDB_SUCCESS, "open %s", name);
+    return d;
+}
+
+static uint64_t faults_after(damage_fn fn)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    for (int i = 0; i < 6; i++) {
+        folio_doc_t d;
+        char id[16];
+        snprintf(id, sizeof id, "d%d", i);
+        synth_doc(&d, id, 50 + i, 10 + i, 40);
+        synth_res_t res;
+        synth_results(&res, &d, 8, i);
+        cr_assert_eq(folio_store_commit_doc(s, &d, &res.r), FOLIO_OK);
+        free(res.buf);
+        folio_doc_clear(&d);
+    }
+    folio_doc_t d;
+    synth_doc(&d, "dupe", 50, 10, 40); /* content of d0 */
+    cr_assert_eq(folio_store_commit_duplicate(s, "dupe", d.hash, "d0", "here"), FOLIO_OK);
+    folio_doc_clear(&d);
+    cr_assert_eq(check_faults(s), 0);
+    MDB_env *env = folio_store_env(s);
+    MDB_txn *txn;
+    cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), MDB_SUCCESS);
+    fn(txn, env);
+    cr_assert_eq(mdb_txn_commit(txn), MDB_SUCCESS);
+    uint64_t n = check_faults(s);
+    folio_store_close(&s);
+    rm_store(path);
+    return n;
+}
+
+static void dmg_text_byte(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "text");
+    uint32_t num = 3;
+    MDB_val k = {4, &num}, v;
+    cr_assert_eq(mdb_get(txn, db, &k, &v), MDB_SUCCESS);
+    char *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[5] ^= 0x20; /* one flipped bit */
+    MDB_val nv = {v.mv_size, copy};
+    cr_assert_eq(mdb_put(txn, db, &k, &nv, 0), MDB_SUCCESS);
+    free(copy);
+}
+static void dmg_done_marker(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_val k = {2, "d2"};
+    cr_assert_eq(mdb_del(txn, dbi_of(txn, "done"), &k, NULL), MDB_SUCCESS);
+}
+static void dmg_df(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "df");
+    MDB_cursor *c;
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_open(txn, db, &c), MDB_SUCCESS);
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_FIRST), MDB_SUCCESS);
+    uint32_t df;
+    memcpy(&df, v.mv_data, 4);
+    df++;
+    MDB_val nv = {4, &df};
+    cr_assert_eq(mdb_cursor_put(c, &k, &nv, MDB_CURRENT), MDB_SUCCESS);
+    mdb_cursor_close(c);
+}
+static void dmg_sents_truncated(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "sents");
+    uint32_t num = 1;
+    MDB_val k = {4, &num}, v;
+    cr_assert_eq(mdb_get(txn, db, &k, &v), MDB_SUCCESS);
+    MDB_val nv = {v.mv_size - 20, v.mv_data};
+    char *copy = malloc(nv.mv_size);
+    memcpy(copy, v.mv_data, nv.mv_size);
+    nv.mv_data = copy;
+    cr_assert_eq(mdb_put(txn, db, &k, &nv, 0), MDB_SUCCESS);
+    free(copy);
+}
+static void dmg_sentence_order(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "sents");
+    uint32_t num = 4;
+    MDB_val k = {4, &num}, v;
+    cr_assert_eq(mdb_get(txn, db, &k, &v), MDB_SUCCESS);
+    folio_sentence_t *q = malloc(v.mv_size);
+    memcpy(q, v.mv_data, v.mv_size);
+    folio_sentence_t t = q[0];
+    q[0] = q[1];
+    q[1] = t;
+    MDB_val nv = {v.mv_size, q};
+    cr_assert_eq(mdb_put(txn, db, &k, &nv, 0), MDB_SUCCESS);
+    free(q);
+}
+static void dmg_posting(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "postings");
+    MDB_cursor *c;
+    MDB_val k, v;
+    cr_assert_eq(mdb_cursor_open(txn, db, &c), MDB_SUCCESS);
+    cr_assert_eq(mdb_cursor_get(c, &k, &v, MDB_LAST), MDB_SUCCESS);
+    cr_assert_eq(mdb_cursor_del(c, 0), MDB_SUCCESS);
+    mdb_cursor_close(c);
+}
+static void dmg_vector_size(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "docvec");
+    uint32_t num = 2;
+    float x[3] = {1, 2, 3};
+    MDB_val k = {4, &num}, v = {sizeof x, x};
+    cr_assert_eq(mdb_put(txn, db, &k, &v, 0), MDB_SUCCESS);
+}
+static void dmg_dup_target(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "dups");
+    MDB_val k = {4, "dupe"}, v;
+    cr_assert_eq(mdb_get(txn, db, &k, &v), MDB_SUCCESS);
+    char *copy = malloc(v.mv_size);
+    memcpy(copy, v.mv_data, v.mv_size);
+    copy[sizeof(folio_store_duprec_t) + 1] = '9'; /* "d0" -> "d9" */
+    MDB_val nv = {v.mv_size, copy};
+    cr_assert_eq(mdb_put(txn, db, &k, &nv, 0), MDB_SUCCESS);
+    free(copy);
+}
+static void dmg_counters(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    MDB_dbi db = dbi_of(txn, "meta");
+    MDB_val k = {8, "counters"}, v;
+    cr_assert_eq(mdb_get(txn, db, &k, &v), MDB_SUCCESS);
+    folio_store_counters_t c;
+    memcpy(&c, v.mv_data, sizeof c);
+    c.n_tokens += 1;
+    MDB_val nv = {sizeof c, &c};
+    cr_assert_eq(mdb_put(txn, db, &k, &nv, 0), MDB_SUCCESS);
+}
+static void dmg_orphan_text(MDB_txn *txn, MDB_env *env)
+{
+    (void)env;
+    uint32_t num = 999;
+    MDB_val k = {4, &num}, v = {3, "ab"};
+    cr_assert_eq(mdb_put(txn, dbi_of(txn, "text"), &k, &v, 0), MDB_SUCCESS);
+}
+static void dmg_nothing(MDB_txn *txn, MDB_env *env) { (void)txn; (void)env; }
+
+Test(store, check_detects_damage, .timeout = 60)
+{
+    cr_assert_eq(faults_after(dmg_nothing), 0);
+    cr_assert_gt(faults_after(dmg_text_byte), 0);
+    cr_assert_gt(faults_after(dmg_done_marker), 0);
+    cr_assert_gt(faults_after(dmg_df), 0);
+    cr_assert_gt(faults_after(dmg_sents_truncated), 0);
+    cr_assert_gt(faults_after(dmg_sentence_order), 0);
+    cr_assert_gt(faults_after(dmg_posting), 0);
+    cr_assert_gt(faults_after(dmg_vector_size), 0);
+    cr_assert_gt(faults_after(dmg_dup_target), 0);
+    cr_assert_gt(faults_after(dmg_counters), 0);
+    cr_assert_gt(faults_after(dmg_orphan_text), 0);
+}
+
+/* Commits docs in the given order (plus a duplicate and a replaced doc) and
+ * returns the export. */
+static char *export_in_order(const int *order, int n, bool vectors, size_t *len)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    for (int i = 0; i < n; i++) {
+        int j = order[i];
+        folio_doc_t d;
+        char id[32];
+        snprintf(id, sizeof id, "e%02d", j);
+        if (j == 3) { /* first an older version of e03, replaced below */
+            synth_doc(&d, id, 999, 9, 50);
+            cr_assert_eq(folio_store_commit_doc(s, &d, NULL), FOLIO_OK);
+            folio_doc_clear(&d);
+        }
+        synth_doc(&d, id, 300 + j, 3 + j, 60);
+        synth_res_t res;
+        synth_results(&res, &d, 4, j);
+        cr_assert_eq(folio_store_commit_doc(s, &d, &res.r), FOLIO_OK);
+        free(res.buf);
+        folio_doc_clear(&d);
+        if (j % 4 == 1) {
+            char sid[64];
+            snprintf(sid, sizeof sid, "{\"of\":\"%s\"}", id);
+            cr_assert_eq(folio_store_put_summary(s, id, sid, strlen(sid)), FOLIO_OK);
+        }
+    }
+    folio_doc_t d;
+    synth_doc(&d, "zdup", 305, 8, 60); /* content of e05 */
+    cr_assert_eq(folio_store_commit_duplicate(s, "zdup", d.hash, "e05", "x.jsonl:9"), FOLIO_OK);
+    folio_doc_clear(&d);
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    folio_store_export_opts_t o = {.vectors = vectors, .text = true};
+    cr_assert_eq(folio_store_export(s, &o, f), FOLIO_OK);
+    fclose(f);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
+    rm_store(path);
+    return buf;
+}
+
+Test(store, export_independent_of_order, .timeout = 60)
+{
+    enum { N = 12 };
+    int fwd[N], rev[N], mix[N];
+    for (int i = 0; i < N; i++) {
+        fwd[i] = i;
+        rev[i] = N - 1 - i;
+        mix[i] = (i * 5) % N;
+    }
+    for (int v = 0; v < 2; v++) {
+        size_t la, lb, lc;
+        char *a = export_in_order(fwd, N, v, &la);
+        char *b = export_in_order(rev, N, v, &lb);
+        char *c = export_in_order(mix, N, v, &lc);
+        cr_assert_eq(la, lb);
+        cr_assert_eq(la, lc);
+        cr_assert_eq(memcmp(a, b, la), 0);
+        cr_assert_eq(memcmp(a, c, la), 0);
+        /* one line per doc + dup + summaries, each a JSON object */
+        int lines = 0;
+        for (char *p = a, *e; (e = memchr(p, '\n', la - (size_t)(p - a))); p = e + 1) {
+            folio_json_t *j = NULL;
+            char err[128];
+            cr_assert_eq(folio_json_parse(p, (size_t)(e - p), &j, err, sizeof err), FOLIO_OK, "%s", err);
+            folio_json_free(&j);
+            lines++;
+        }
+        cr_assert_eq(lines, N + 1 + 3);
+        cr_assert(strstr(a, "\"duplicate\":\"zdup\",\"of\":\"e05\""));
+        if (v) cr_assert(strstr(a, "\"sent_vecs\":[["));
+        /* vectors round-trip exactly through %.9g */
+        if (v) {
+            folio_json_t *j = NULL;
+            char err[128];
+            char *e = memchr(a, '\n', la);
+            cr_assert_eq(folio_json_parse(a, (size_t)(e - a), &j, err, sizeof err), FOLIO_OK);
+            const folio_json_t *dv = folio_json_get(j, "doc_vec");
+            cr_assert(dv && dv->type == FOLIO_JSON_ARR && dv->n == 4);
+            folio_doc_t d;
+            synth_doc(&d, "e00", 300, 3, 60);
+            synth_res_t res;
+            synth_results(&res, &d, 4, 0);
+            for (size_t i = 0; i < 4; i++) cr_assert_eq((float)dv->items[i]->num, res.r.doc_vec[i]);
+            free(res.buf);
+            folio_doc_clear(&d);
+            folio_json_free(&j);
+        }
+        free(a);
+        free(b);
+        free(c);
+    }
+}
+
+Test(store, kill9_leaves_store_valid, .timeout = 60)
+{
+    char *path = tmp_store();
+    for (int round = 0; round < 3; round++) {
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            folio_store_t *s = NULL;
+            folio_store_opts_t o = {.initial_map_bytes = 64 << 10};
+            if (folio_store_open(path, &o, &s) != FOLIO_OK) _exit(3);
+            for (int i = 0;; i++) { /* replaces, new docs and duplicates until killed */
+                folio_doc_t d;
+                char id[32];
+                snprintf(id, sizeof id, "k%03d", i % 300);
+                synth_doc(&d, id, (uint64_t)i * 31 + (uint64_t)round, 20 + i % 40, 400);
+                folio_doc_state_t st;
+                char other[64];
+                folio_store_classify(s, id, d.hash, &st, other, sizeof other);
+                if (st == FOLIO_DOC_DUPLICATE) folio_store_commit_duplicate(s, id, d.hash, other, "k");
+                else if (st != FOLIO_DOC_SAME) folio_store_commit_doc(s, &d, NULL);
+                folio_doc_clear(&d);
+            }
+        }
+        usleep(150000 + 100000 * round);
+        kill(pid, SIGKILL);
+        int ws;
+        waitpid(pid, &ws, 0);
+        cr_assert(WIFSIGNALED(ws), "child exited by itself (status %d)", WEXITSTATUS(ws));
+        folio_store_t *s = open_store(path, 0);
+        folio_store_info_t in;
+        cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+        cr_assert_gt(in.n_docs, 0);
+        cr_assert_eq(check_faults(s), 0);
+        folio_store_close(&s);
+    }
+    rm_store(path);
+}
+
+Test(store, network_fs_refused)
+{
+    const char *name = NULL;
+    cr_assert(folio_store_fs_is_network(0x6969, &name));
+    cr_assert_str_eq(name, "NFS");
+    cr_assert(folio_store_fs_is_network(0xFF534D42UL, &name));
+    cr_assert_str_eq(name, "CIFS");
+    cr_assert(folio_store_fs_is_network(0x0BD00BD0UL, &name));
+    cr_assert_str_eq(name, "Lustre");
+    cr_assert(folio_store_fs_is_network(0x47504653UL, &name));
+    cr_assert(folio_store_fs_is_network(0x517B, &name));
+    cr_assert(folio_store_fs_is_network(0xFE534D42UL, &name));
+    cr_assert_not(folio_store_fs_is_network(0xEF53, &name));     /* ext2/3/4 */
+    cr_assert_not(folio_store_fs_is_network(0x58465342, &name)); /* xfs */
+    cr_assert_not(folio_store_fs_is_network(0x01021994, &name)); /* tmpfs */
+    cr_assert_not(folio_store_fs_is_network(0x9123683E, &name)); /* btrfs */
+    cr_assert_not(folio_store_fs_is_network(0x794C7630, &name)); /* overlayfs */
+}
+
+Test(store, readonly_missing_and_bad_paths)
+{
+    folio_store_opts_t ro = {.readonly = true};
+    folio_store_t *s = NULL;
+    cr_assert_eq(folio_store_open("/tmp/folio-no-such-store-xyz", &ro, &s), FOLIO_ERR_NOT_FOUND);
+    cr_assert_null(s);
+    char *path = tmp_store();
+    /* an empty directory is not a store either */
+    char *parent = strdup(path);
+    *strrchr(parent, '/') = '\0';
+    cr_assert_eq(folio_store_open(parent, &ro, &s), FOLIO_ERR_NOT_FOUND);
+    /* a regular file is not a directory */
+    char file[512];
+    snprintf(file, sizeof file, "%s/plain", parent);
+    FILE *f = fopen(file, "w");
+    fputs("x", f);
+    fclose(f);
+    cr_assert_eq(folio_store_open(file, NULL, &s), FOLIO_ERR_ARG);
+    /* a directory holding some other LMDB env is not a folio store */
+    char other[512];
+    snprintf(other, sizeof other, "%s/other", parent);
+    cr_assert_eq(mkdir(other, 0775), 0);
+    MDB_env *env;
+    mdb_env_create(&env);
+    cr_assert_eq(mdb_env_open(env, other, 0, 0664), MDB_SUCCESS);
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    mdb_txn_begin(env, NULL, 0, &txn);
+    mdb_dbi_open(txn, NULL, 0, &dbi);
+    MDB_val k = {1, "k"}, v = {1, "v"};
+    mdb_put(txn, dbi, &k, &v, 0);
+    mdb_txn_commit(txn);
+    mdb_env_close(env);
+    cr_assert_eq(folio_store_open(other, &ro, &s), FOLIO_ERR_CORRUPT);
+    /* read-only open of a created store works; close is NULL-safe */
+    cr_assert_eq(folio_store_open(path, NULL, &s), FOLIO_OK);
+    folio_store_close(&s);
+    folio_store_close(&s);
+    cr_assert_eq(folio_store_open(path, &ro, &s), FOLIO_OK);
+    folio_store_close(&s);
+    free(parent);
+    rm_store(path);
+}
