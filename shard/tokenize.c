@@ -224,39 +224,51 @@ static uint64_t stem_hash_norm(const char *norm, size_t n)
     return folio_hash64(out, m, STEM_SEED);
 }
 
+/* Stems are memoized per thread in a direct-mapped table keyed by the term
+ * hash: Porter stemming costs ~400 ns a word, a hash ~5 ns, and a few
+ * thousand words make most of any text, so with the memo stemming leaves
+ * the ingest path (and the per-token folio_stem_hash calls of the jobs).
+ * The memo is a pure cache — same results with or without it — allocated
+ * on a thread's first use (STEM_CACHE_SLOTS * 16 bytes) and kept for the
+ * thread's life.  If the allocation fails, stems are computed every time.
+ * A 64-bit term-hash collision (~2^-64 a pair) would alias two words' stems,
+ * the same risk every term-hash key in folio already takes. */
+#define STEM_CACHE_BITS 15
+#define STEM_CACHE_SLOTS ((size_t)1 << STEM_CACHE_BITS)
+typedef struct { uint64_t term, stem; } stem_slot_t;
+static _Thread_local stem_slot_t *stem_memo;
+
+static inline uint64_t stem_hash_cached(const char *norm, size_t n, uint64_t term)
+{
+    if (!stem_memo) stem_memo = calloc(STEM_CACHE_SLOTS, sizeof *stem_memo);
+    if (!stem_memo) return stem_hash_norm(norm, n);
+    stem_slot_t *e = &stem_memo[term >> (64 - STEM_CACHE_BITS)];
+    /* term hash 0 marks an empty slot; a real 0 hash just always misses */
+    if (e->term == term && term != 0) return e->stem;
+    uint64_t h = stem_hash_norm(norm, n);
+    e->term = term;
+    e->stem = h;
+    return h;
+}
+
 uint64_t folio_stem_hash(const char *text, folio_span_t t)
 {
     char buf[NORM_CAP];
     size_t n = folio_token_norm(text, t, buf, sizeof buf);
-    return stem_hash_norm(buf, n);
+    return stem_hash_cached(buf, n, folio_hash64(buf, n, TERM_SEED));
 }
 
-/* Term and stem hashes of tokens[0..n), with a direct-mapped cache of stems
- * keyed by the term hash: Porter stemming costs ~10x a hash, and a handful of
- * frequent words make most of any text, so the cache takes stemming off the
- * ingest path.  (Used by folio_doc_analyze.) */
-#define STEM_CACHE_BITS 12
+/* Term and stem hashes of tokens[0..n) (used by folio_doc_analyze). */
 folio_status_t folio_shard_hash_tokens(const char *text, const folio_span_t *toks, uint32_t n,
                                        uint64_t *term, uint64_t *stem)
 {
-    struct { uint64_t term, stem; } *cache = calloc((size_t)1 << STEM_CACHE_BITS, sizeof *cache);
-    FOLIO_CHECK_ALLOC(cache);
     char buf[NORM_CAP];
     for (uint32_t i = 0; i < n; i++) {
         size_t m = folio_token_norm(text, toks[i], buf, sizeof buf);
         uint64_t h = folio_hash64(buf, m, TERM_SEED);
         term[i] = h;
-        size_t slot = (size_t)(h >> (64 - STEM_CACHE_BITS));
-        /* term hash 0 marks an empty slot; a real 0 hash just misses */
-        if (cache[slot].term == h && h != 0) {
-            stem[i] = cache[slot].stem;
-        } else {
-            stem[i] = stem_hash_norm(buf, m);
-            cache[slot].term = h;
-            cache[slot].stem = stem[i];
-        }
+        stem[i] = stem_hash_cached(buf, m, h);
     }
-    free(cache);
     return FOLIO_OK;
 }
 
