@@ -320,20 +320,36 @@ folio_status_t folio_salience_ranges(const folio_hier_t *h, const int64_t *mass,
 
 /* ================================================================ metrics */
 
+/* Dense attention statistics of one document (first layer, Q = K = V = X
+ * (n, H*d_h), scale), computed once and shared by every pattern evaluated on
+ * it: the dense output (n, d), and for every query and head the softmax mass
+ * on each key block of B tokens ((n, H, ceil(n/B)) floats: O(n^2 H / B)
+ * memory, meant for n <= ~32k).  Opaque; create/destroy. */
+typedef struct folio_dense_stats folio_dense_stats_t;
+folio_status_t folio_dense_stats_create(const float *X, uint64_t n, uint32_t H, uint32_t d_h, uint32_t B,
+                                        float scale, int threads, folio_dense_stats_t **out);
+void folio_dense_stats_destroy(folio_dense_stats_t **s);
+/* Milliseconds the dense output took (the fast kernel with W = n). */
+double folio_dense_stats_ms(const folio_dense_stats_t *s);
+
 /* Pattern quality on one document (first layer, Q = K = V = X (n, d)):
  * fidelity = 1 - ||O_sparse - O_dense|| / ||O_dense|| (Frobenius, dense =
  * plain attention over all tokens, no summaries); recall = mean over queries
  * and heads of the dense softmax mass on tokens the pattern covers (window
- * tokens and tokens under any selected node); recall_fine counts only window
- * tokens and level-1 (block) nodes; keys = mean/max keys per query. */
+ * tokens and tokens under any selected summary node — for hier, whose keys
+ * partition the document, this is 1 by construction); recall_fine counts only
+ * window tokens and level-1 (block) nodes, so it shows what the fine keys
+ * (window, sibling blocks, routed blocks) catch; keys = mean/max keys per
+ * query; ms_sparse = summaries + selection + sparse kernel of one layer.
+ * dense: from folio_dense_stats_create with the same heads, head_dim, block
+ * and scale as p resolved for n, or NULL (computed here, slow). */
 typedef struct {
     double fidelity, recall, recall_fine, keys_mean, keys_max, ms_sparse, ms_dense;
 } folio_pattern_quality_t;
 
-/* O_dense may be passed precomputed (n, d) to share it among patterns, else
- * NULL (computed here). */
 folio_status_t folio_pattern_quality(const folio_pattern_t *p, const float *X, uint64_t n,
-                                     const float *O_dense, int threads, folio_pattern_quality_t *q);
+                                     const folio_dense_stats_t *dense, int threads,
+                                     folio_pattern_quality_t *q);
 /* Plain dense attention over all n tokens (the fast kernel with W = n). */
 folio_status_t folio_attn_dense_fast(const float *X, uint64_t n, uint32_t H, uint32_t d_h,
                                      float scale, int threads, float *out);

@@ -13,14 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef float v16f __attribute__((vector_size(64)));
-
-static inline v16f v16_load(const float *p)
-{
-    v16f v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+#include "attn_cpu_simd.h"
 
 /* ------------------------------------------------------------------ summaries */
 
