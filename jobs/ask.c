@@ -32,7 +32,23 @@ struct folio_query {
     uint32_t n;
     float *vec;        /* (d) or NULL                         */
     uint32_t d;
+    bool numeric;      /* asks for a quantity ("how many ...")  */
 };
+
+/* "how many / how much / how large / how big / how long / what percentage /
+ * what is the size / number of": the answer is probably a number. */
+static bool asks_quantity(const char *q, size_t len)
+{
+    char low[256];
+    size_t n = len < sizeof low - 1 ? len : sizeof low - 1;
+    for (size_t i = 0; i < n; i++) low[i] = (char)(q[i] >= 'A' && q[i] <= 'Z' ? q[i] - 'A' + 'a' : q[i]);
+    low[n] = '\0';
+    static const char *const cues[] = {"how many", "how much", "how large", "how big", "how long", "how small",
+                                       "what percentage", "what is the size", "number of", "how often"};
+    for (size_t i = 0; i < sizeof cues / sizeof cues[0]; i++)
+        if (strstr(low, cues[i])) return true;
+    return false;
+}
 
 void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
 {
@@ -41,8 +57,13 @@ void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
     cfg->k1 = 1.2f;
     cfg->b = 0.75f;
     cfg->w_dense = 1.0f;
-    cfg->w_context = 0.5f;
+    cfg->w_context = 0.25f;
+    cfg->w_context_next = 0.25f;
     cfg->rrf_k = 60;
+    cfg->w_section = 0.3f;
+    cfg->w_type = 0.3f;
+    cfg->w_ctx_rank = 1.0f;
+    cfg->w_par = 0.0f;
 }
 
 folio_status_t folio_query_create(const char *question, size_t len, folio_query_t **out)
@@ -75,6 +96,7 @@ folio_status_t folio_query_create(const char *question, size_t len, folio_query_
     }
     free(stop);
     free(toks);
+    q->numeric = asks_quantity(question, len);
     *out = q;
     return FOLIO_OK;
 }
@@ -105,6 +127,14 @@ folio_status_t folio_query_set_vec(folio_query_t *q, const float *vec, uint32_t 
 /* ------------------------------------------------------------ ranking */
 
 typedef struct { float s; uint32_t i; } scored_t;
+
+/* A line break in the text between sentences a and b (a < b): a new paragraph. */
+bool jobs_break_between(const folio_doc_view_t *v, uint32_t a, uint32_t b)
+{
+    for (uint32_t i = v->sents[a].end; i < v->sents[b].start; i++)
+        if (v->text[i] == '\n') return true;
+    return false;
+}
 
 static int cmp_scored_desc(const void *a, const void *b)
 {
@@ -145,11 +175,12 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
     float *qidf = calloc(f->n_terms ? f->n_terms : 1, sizeof *qidf);  /* BM25 idf x qtf */
     float *qtfidf = calloc(f->n_terms ? f->n_terms : 1, sizeof *qtfidf); /* TF-IDF query vector */
     float *bm = calloc(ns, sizeof *bm), *sim = calloc(ns, sizeof *sim), *ctx = calloc(ns, sizeof *ctx);
-    float *fused = calloc(ns, sizeof *fused);
+    float *fused = calloc(ns, sizeof *fused), *bm2 = calloc(ns, sizeof *bm2), *pscore = calloc(ns, sizeof *pscore);
+    uint8_t *heading = calloc(ns, 1);
     uint32_t *r1 = malloc(ns * sizeof *r1), *r2 = malloc(ns * sizeof *r2), *r3 = malloc(ns * sizeof *r3);
     scored_t *order = malloc(ns * sizeof *order);
     folio_answer_t *ans = NULL;
-    if (!qidf || !qtfidf || !bm || !sim || !ctx || !fused || !r1 || !r2 || !r3 || !order) { st = FOLIO_ERR_NOMEM; goto done; }
+    if (!qidf || !qtfidf || !bm || !sim || !ctx || !fused || !bm2 || !heading || !pscore || !r1 || !r2 || !r3 || !order) { st = FOLIO_ERR_NOMEM; goto done; }
     uint32_t known = 0;
     double qn = 0;
     for (uint32_t i = 0; i < q->n; i++) {
@@ -195,13 +226,51 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
                 sim[s] = sim[s] + cfg->w_dense * (c > 0 ? c : 0) * 0.5f;
             }
         }
+        /* headings answer nothing, but a question word in a heading makes
+         * its section more likely: each sentence gets its section title's
+         * BM25 (w_section) and, for "how many / how much / how large ..."
+         * questions, a bonus when it has a number (w_type) */
+        float *secb = calloc(v->n_sections ? v->n_sections : 1, sizeof *secb);
+        if (!secb) { st = FOLIO_ERR_NOMEM; goto done; }
         for (uint32_t s = 0; s < ns; s++) {
-            float c = bm[s];
-            if (s > 0) c += cfg->w_context * 0.5f * bm[s - 1];
-            if (s + 1 < ns) c += cfg->w_context * 0.5f * bm[s + 1];
-            ctx[s] = c;
+            /* short label lines ("Recommendation diversity.") act as headings
+             * of what follows: they pass their match on to the next sentence */
+            heading[s] = jobs_is_heading(v, s) || f->words[s] <= 3;
+            uint32_t sec = v->sents[s].section;
+            if (heading[s] && sec < v->n_sections && bm[s] > secb[sec]) secb[sec] = bm[s];
         }
-        st = ranks_of(bm, ns, r1);
+        float bmax = 0;
+        for (uint32_t s = 0; s < ns; s++) if (bm[s] > bmax) bmax = bm[s];
+        for (uint32_t s = 0; s < ns; s++) {
+            if (heading[s]) continue;
+            uint32_t sec = v->sents[s].section;
+            float x = bm[s];
+            if (x > 0 || cfg->w_section > 0) {
+                if (sec < v->n_sections) x += cfg->w_section * secb[sec];
+            if (s > 0 && heading[s - 1] && !jobs_is_heading(v, s - 1)) x += bm[s - 1];
+                if (q->numeric && f->has_num[s]) x += cfg->w_type * bmax;
+            }
+            bm2[s] = x;
+        }
+        free(secb);
+        /* paragraphs: runs of sentences with no line break between them */
+        for (uint32_t s = 0; s < ns;) {
+            uint32_t e = s + 1;
+            while (e < ns && !jobs_break_between(v, e - 1, e)) e++;
+            float sum = 0, mx = 0;
+            for (uint32_t k = s; k < e; k++) { sum += bm2[k]; if (bm2[k] > mx) mx = bm2[k]; }
+            float par = e - s > 1 ? (sum - mx) / (float)(e - s - 1) : 0; /* the others' mean */
+            for (uint32_t k = s; k < e; k++) pscore[k] = par;
+            s = e;
+        }
+        for (uint32_t s = 0; s < ns; s++) {
+            float c = bm2[s] + cfg->w_par * pscore[s];
+            if (s > 0) c += cfg->w_context * bm2[s - 1];
+            if (s + 1 < ns) c += cfg->w_context_next * bm2[s + 1];
+            ctx[s] = heading[s] ? 0 : c;
+            if (heading[s]) sim[s] = 0;
+        }
+        st = ranks_of(bm2, ns, r1);
         if (st == FOLIO_OK) st = ranks_of(sim, ns, r2);
         if (st == FOLIO_OK) st = ranks_of(ctx, ns, r3);
         if (st != FOLIO_OK) goto done;
@@ -210,14 +279,28 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
             float x = 0;
             if (r1[s] != UINT32_MAX) x += 1.0f / (K + (float)r1[s] + 1.0f);
             if (r2[s] != UINT32_MAX) x += cfg->w_dense / (K + (float)r2[s] + 1.0f);
-            if (r3[s] != UINT32_MAX) x += 1.0f / (K + (float)r3[s] + 1.0f);
-            fused[s] = x;
+            if (r3[s] != UINT32_MAX) x += cfg->w_ctx_rank / (K + (float)r3[s] + 1.0f);
+            fused[s] = heading[s] ? 0 : x;
         }
     }
     uint32_t m = 0;
     for (uint32_t s = 0; s < ns; s++)
         if (fused[s] > 0) { order[m].s = fused[s]; order[m].i = s; m++; }
     qsort(order, m, sizeof *order, cmp_scored_desc);
+    { /* drop a sentence whose text repeats a better-ranked one */
+        uint32_t w = 0;
+        for (uint32_t i = 0; i < m && w < top_k; i++) {
+            const folio_sentence_t *A = &v->sents[order[i].i];
+            bool dup = false;
+            for (uint32_t j = 0; j < w && !dup; j++) {
+                const folio_sentence_t *B = &v->sents[order[j].i];
+                dup = A->end - A->start == B->end - B->start &&
+                      memcmp(v->text + A->start, v->text + B->start, A->end - A->start) == 0;
+            }
+            if (!dup) order[w++] = order[i];
+        }
+        m = w;
+    }
     if (m > top_k) m = top_k;
     ans = calloc(m ? m : 1, sizeof *ans);
     if (!ans) { st = FOLIO_ERR_NOMEM; goto done; }
@@ -233,7 +316,7 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
     *n_out = m;
     ans = NULL;
 done:
-    free(qidf); free(qtfidf); free(bm); free(sim); free(ctx); free(fused);
+    free(qidf); free(qtfidf); free(bm); free(sim); free(ctx); free(fused); free(bm2); free(heading); free(pscore);
     free(r1); free(r2); free(r3); free(order); free(ans);
     return st;
 }

@@ -142,7 +142,8 @@ folio_status_t folio_doc_feats_create(const folio_doc_view_t *v, folio_doc_feats
     f->term = malloc((nt ? nt : 1) * sizeof *f->term);
     f->tf = malloc((nt ? nt : 1) * sizeof *f->tf);
     f->is_stop = calloc(nt ? nt : 1, 1);
-    if (!f->sent_off || !f->words || !f->n_all || !f->term || !f->tf || !f->is_stop) { st = FOLIO_ERR_NOMEM; goto fail; }
+    f->has_num = calloc(ns ? ns : 1, 1);
+    if (!f->sent_off || !f->words || !f->n_all || !f->term || !f->tf || !f->is_stop || !f->has_num) { st = FOLIO_ERR_NOMEM; goto fail; }
     st = jobs_termmap_init(&f->map, nt);
     if (st != FOLIO_OK) goto fail;
     for (uint32_t i = 0; i < nt; i++) {
@@ -163,6 +164,8 @@ folio_status_t folio_doc_feats_create(const folio_doc_view_t *v, folio_doc_feats
         uint32_t tb = S->tok_begin, te = S->tok_end > nt ? nt : S->tok_end;
         for (uint32_t t = tb; t < te; t++) {
             f->n_all[s]++;
+            for (uint32_t c = toks[t].start; c < toks[t].end && !f->has_num[s]; c++)
+                if (v->text[c] >= '0' && v->text[c] <= '9') f->has_num[s] = 1;
             if (f->is_stop[t]) continue;
             uint32_t id = jobs_termmap_add(&f->map, stems[t]);
             if (last_seen[id] == s + 1) { f->tf[pos_of[id]]++; continue; } /* ids < nt */
@@ -203,6 +206,7 @@ void folio_doc_feats_destroy(folio_doc_feats_t **pf)
     free(f->term);
     free(f->tf);
     free(f->is_stop);
+    free(f->has_num);
     free(f->sf);
     free(f->idf);
     jobs_termmap_free(&f->map);

@@ -129,8 +129,13 @@ typedef struct {
     folio_ask_method_t method;
     float k1, b;           /* BM25 (defaults 1.2, 0.75)                            */
     float w_dense;         /* weight of dense similarity in the fusion              */
-    float w_context;       /* weight of neighbouring sentences' scores              */
+    float w_context;       /* weight of the previous sentence's BM25 (context)      */
+    float w_context_next;  /* weight of the next sentence's BM25                    */
     uint32_t rrf_k;        /* reciprocal rank fusion constant (60)                  */
+    float w_section;       /* share of the section title's BM25 given to its sentences */
+    float w_type;          /* bonus for numbers when the question asks a quantity   */
+    float w_ctx_rank;      /* weight of the context ranking in the fusion           */
+    float w_par;           /* weight of the rest of the paragraph's BM25 (context)  */
 } folio_ask_cfg_t;
 void folio_ask_cfg_default(folio_ask_cfg_t *cfg);
 

@@ -31,10 +31,17 @@ struct folio_doc_feats {
     uint32_t *term, *tf;        /* (sent_off[n_sents])                          */
     uint32_t *words;            /* (n_sents) whitespace words                   */
     uint32_t *n_all;            /* (n_sents) tokens incl. stopwords             */
+    uint8_t *has_num;           /* (n_sents) the sentence has a token with a digit */
     uint32_t *sf;               /* (n_terms) sentences containing the term      */
     float *idf;                 /* (n_terms) log((n_sents+1)/(sf+0.5))          */
     jobs_termmap_t map;
 };
+
+/* Sentence s is a section heading or an all-caps line (jobs/summarize.c). */
+bool jobs_is_heading(const folio_doc_view_t *v, uint32_t s);
+
+/* A line break between sentences a < b (jobs/ask.c). */
+bool jobs_break_between(const folio_doc_view_t *v, uint32_t a, uint32_t b);
 
 /* Appends s as a JSON string ("..." with escapes) to b. */
 folio_status_t jobs_buf_json_str(folio_buf_t *b, const char *s, size_t len);

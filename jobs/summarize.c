@@ -64,6 +64,25 @@ static void scale_max(float *x, uint32_t n)
     if (mx > 0) for (uint32_t i = 0; i < n; i++) x[i] /= mx;
 }
 
+/* A section heading ("SEC. 2. FINDINGS.", "Introduction") or an all-caps
+ * line: it names a topic but says nothing about it, so it is not chosen. */
+bool jobs_is_heading(const folio_doc_view_t *v, uint32_t s)
+{
+    const folio_sentence_t *S = &v->sents[s];
+    uint32_t sec = S->section;
+    if (sec < v->n_sections) {
+        const folio_section_t *X = &v->sections[sec];
+        if (X->title_end > X->title_start && S->start >= X->title_start && S->end <= X->title_end) return true;
+    }
+    uint32_t up = 0, low = 0;
+    for (uint32_t i = S->start; i < S->end; i++) {
+        char c = v->text[i];
+        up += c >= 'A' && c <= 'Z';
+        low += c >= 'a' && c <= 'z';
+    }
+    return up >= 4 && up > 3 * low;
+}
+
 static int cmp_pick(const void *a, const void *b)
 {
     const folio_pick_t *x = a, *y = b;
@@ -86,6 +105,7 @@ folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_
     float *dense = calloc(nterm ? nterm : 1, sizeof *dense);
     float *fc = calloc(ns, sizeof *fc), *fd = calloc(ns, sizeof *fd), *fp = calloc(ns, sizeof *fp);
     float *fs = calloc(ns, sizeof *fs), *fv = calloc(ns, sizeof *fv), *rel = calloc(ns, sizeof *rel);
+    uint32_t *cover = NULL, n_cover = 0;
     float *maxsim = calloc(ns, sizeof *maxsim);
     uint8_t *chosen = calloc(ns, 1), *ok = calloc(ns, 1);
     folio_pick_t *picks = calloc(ns, sizeof *picks);
@@ -119,7 +139,7 @@ folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_
         }
         fc[s] = dc * cinv;
         fd[s] = nterms_s ? dens / sqrtf((float)f->n_all[s] + 1.0f) : 0.0f;
-        ok[s] = nterms_s >= cfg->min_tokens;
+        ok[s] = nterms_s >= cfg->min_tokens && !jobs_is_heading(v, s);
     }
     /* position prior: start of the document, and start of each section */
     for (uint32_t s = 0; s < ns; s++) {
@@ -155,16 +175,50 @@ folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_
     uint32_t sents_left = cfg->max_sents ? cfg->max_sents : UINT32_MAX;
     uint32_t n = 0;
     float lam = cfg->mmr_lambda;
+    /* Section coverage: when the document has several major sections
+     * (top-level, at least 3 sentences, whose best sentence is at least half
+     * as relevant as the document's best) and the budget holds one average
+     * sentence per section, each such section first gets its best sentence
+     * (sections taken by decreasing best relevance; MMR applies). */
+    if (cfg->section_cover && v->n_sections > 1) {
+        cover = malloc(v->n_sections * sizeof *cover);
+        if (!cover) { st = FOLIO_ERR_NOMEM; goto done; }
+        float gbest = 0;
+        double wsum = 0;
+        uint32_t wn = 0;
+        for (uint32_t s = 0; s < ns; s++) if (ok[s]) { if (rel[s] > gbest) gbest = rel[s]; wsum += f->words[s]; wn++; }
+        for (uint32_t x = 0; x < v->n_sections; x++) {
+            const folio_section_t *X = &v->sections[x];
+            if (X->level > 1 || X->sent_end - X->sent_begin < 3) continue;
+            float sb = 0;
+            for (uint32_t s = X->sent_begin; s < X->sent_end && s < ns; s++) if (ok[s] && rel[s] > sb) sb = rel[s];
+            if (sb >= 0.5f * gbest && sb > 0) cover[n_cover++] = x;
+        }
+        double avgw = wn ? wsum / wn : 1;
+        if (n_cover < 2 || (cfg->max_words && (double)n_cover * avgw > cfg->max_words) ||
+            (cfg->max_sents && n_cover > cfg->max_sents))
+            n_cover = 0;
+    }
+    uint32_t cover_i = 0;
     for (;;) {
         if (sents_left == 0) break;
+        uint32_t lo = 0, hi = ns;
+        if (cover_i < n_cover) { /* restrict this pick to the next section to cover */
+            lo = v->sections[cover[cover_i]].sent_begin;
+            hi = v->sections[cover[cover_i]].sent_end < ns ? v->sections[cover[cover_i]].sent_end : ns;
+            cover_i++;
+        }
         int64_t best = -1;
         float bestv = -INFINITY;
-        for (uint32_t s = 0; s < ns; s++) {
+        for (uint32_t s = lo; s < hi; s++) {
             if (chosen[s] || !ok[s] || f->words[s] > words_left || f->words[s] == 0) continue;
             float val = lam * rel[s] - (1.0f - lam) * maxsim[s];
             if (val > bestv) { bestv = val; best = s; }
         }
-        if (best < 0) break;
+        if (best < 0) {
+            if (lo != 0 || hi != ns) continue; /* nothing fits in that section */
+            break;
+        }
         uint32_t b = (uint32_t)best;
         chosen[b] = 1;
         picks[n].index = b;
@@ -204,7 +258,7 @@ folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_
     picks = NULL;
 done:
     free(w); free(cent); free(dense); free(fc); free(fd); free(fp); free(fs); free(fv); free(rel);
-    free(maxsim); free(chosen); free(ok); free(picks);
+    free(maxsim); free(chosen); free(ok); free(picks); free(cover);
     return st;
 }
 
