@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""bench/flex_compare.py — folio's CUDA sparse attention vs FlexAttention vs
+dense SDPA, in one process, on the same card, on the same inputs.
+
+folio's kernels are called through ctypes from libfolio_cuda.so (built by
+bench/gpu_compare.sh from attn/*.cu + common/*.c + attn/pattern.c), on device
+buffers owned by torch: the selection that folio's kernel gets (computed on
+the device by folio_cuda_attn_select from real block summaries) is the same
+one FlexAttention's BlockMask/mask_mod expresses, so both compute exactly the
+same function (checked: folio vs flex relative error, and folio vs a float64
+CPU reference on sample query blocks).
+
+Patterns (design.md): `local` (|i-j| <= W) and `hier+topk` (window + the
+siblings of every ancestor + k routed blocks per head).  Summary tokens are
+appended to FlexAttention's keys/values (kv = [tokens; nodes]) with a
+mask_mod; the BlockMask comes from create_block_mask(..., _compile=True)
+where that is affordable (it evaluates the mask densely, O(n^2 H)), else from
+BlockMask.from_kv_blocks with the same block structure computed
+analytically (checked equal to create_block_mask's where both run).
+
+Useful FLOPs = 4 * d_h * (attended (query, key) pairs), summed over heads;
+dense SDPA FLOPs = 4 * d_h * n^2 * H.  Times: triton.testing.do_bench
+medians (L2 flushed between runs).  Output: JSON lines (one per row) to
+stdout and --json FILE, then a table.
+"""
+import argparse
+import ctypes as C
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention.flex_attention import BlockMask, create_block_mask, flex_attention
+import triton.testing
+
+PAD = -(1 << 30)
+
+
+# ---------------------------------------------------------------- folio via ctypes
+class Pattern(C.Structure):
+    _fields_ = [("kind", C.c_int), ("window", C.c_uint32), ("block", C.c_uint32), ("group", C.c_uint32),
+                ("topk", C.c_uint32), ("layers", C.c_uint32), ("heads", C.c_uint32),
+                ("head_dim", C.c_uint32), ("beta", C.c_float), ("budget", C.c_uint32)]
+
+
+class Hier(C.Structure):
+    _fields_ = [("n", C.c_uint64), ("B", C.c_uint32), ("G", C.c_uint32), ("n_levels", C.c_uint32),
+                ("count", C.c_uint32 * 41), ("offset", C.c_uint32 * 41), ("n_nodes", C.c_uint32)]
+
+
+class Args(C.Structure):
+    _fields_ = [("q", C.c_void_p), ("k", C.c_void_p), ("v", C.c_void_p), ("ld", C.c_int64),
+                ("x0", C.c_int64), ("nx", C.c_int64), ("q0", C.c_int64), ("q1", C.c_int64),
+                ("n_doc", C.c_int64), ("node_k", C.c_void_p), ("node_v", C.c_void_p),
+                ("ld_nodes", C.c_int64), ("n_nodes", C.c_int64), ("sel", C.c_void_p),
+                ("sel_n", C.c_void_p), ("s_max", C.c_int), ("out", C.c_void_p), ("ld_out", C.c_int64),
+                ("out_bf16", C.c_int), ("node_mass", C.c_void_p), ("H", C.c_int), ("d_h", C.c_int),
+                ("B", C.c_int), ("W", C.c_int), ("scale", C.c_float), ("stream", C.c_void_p)]
+
+
+KIND = {"local": 0, "longt5": 1, "hier": 2, "hier+topk": 3, "dense": 4}
+
+
+def load_lib(path):
+    lib = C.CDLL(path)
+    lib.folio_pattern_default.restype = Pattern
+    lib.folio_pattern_summary_max.restype = C.c_uint32
+    lib.folio_pattern_summary_max.argtypes = [C.POINTER(Pattern), C.c_uint64]
+    lib.folio_hier_init.argtypes = [C.POINTER(Hier), C.c_uint64, C.c_uint32, C.c_uint32]
+    lib.folio_cuda_block_means.argtypes = [C.c_void_p, C.c_int64, C.c_int, C.c_int, C.c_void_p, C.c_void_p]
+    lib.folio_cuda_hier_build_upper.argtypes = [C.POINTER(Hier), C.c_int, C.c_void_p, C.c_void_p]
+    lib.folio_cuda_attn_select.argtypes = [C.POINTER(Pattern), C.POINTER(Hier), C.c_void_p, C.c_void_p,
+                                           C.c_int64, C.c_uint32, C.c_uint32, C.c_void_p, C.c_void_p,
+                                           C.c_int, C.c_void_p]
+    lib.folio_attn_sparse_fwd_cuda.argtypes = [C.POINTER(Args)]
+    return lib
+
+
+def check(rc, what):
+    if rc != 0:
+        raise RuntimeError(f"{what} failed with folio status {rc}")
+
+
+# ---------------------------------------------------------------- inputs
+def make_inputs(lib, n, H, dh, pattern, W, G, k, seed):
+    """X: (n, H*dh) rows normalized per head to norm sqrt(dh) (folio's rmsnorm),
+    nodes from folio's device summaries, sel from folio's device selection."""
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    d = H * dh
+    X32 = torch.randn(n, d, device="cuda", generator=g)
+    X32 = X32.view(n, H, dh)
+    X32 = (X32 * (math.sqrt(dh) / X32.norm(dim=-1, keepdim=True))).view(n, d).contiguous()
+    p = lib.folio_pattern_default()
+    p.kind, p.window, p.group, p.topk, p.heads, p.head_dim = KIND[pattern], W, G, k, H, dh
+    h = Hier()
+    check(lib.folio_hier_init(C.byref(h), n, p.block, p.group), "hier_init")
+    stream = C.c_void_p(torch.cuda.current_stream().cuda_stream)
+    nodes32 = torch.empty(h.n_nodes, d, device="cuda")
+    s_max = int(lib.folio_pattern_summary_max(C.byref(p), n))
+    nb = h.count[1]
+    sel = torch.full((nb, H, max(s_max, 1)), -1, dtype=torch.int32, device="cuda")
+    sel_n = torch.zeros((nb, H), dtype=torch.int32, device="cuda")
+    if pattern != "local":
+        check(lib.folio_cuda_block_means(X32.data_ptr(), n, d, p.block, nodes32.data_ptr(), stream), "block_means")
+        check(lib.folio_cuda_hier_build_upper(C.byref(h), d, nodes32.data_ptr(), stream), "hier_upper")
+        t0 = time.time()
+        check(lib.folio_cuda_attn_select(C.byref(p), C.byref(h), nodes32.data_ptr(), nodes32.data_ptr(), d, 0, nb,
+                                         sel.data_ptr(), sel_n.data_ptr(), s_max, stream), "attn_select")
+        torch.cuda.synchronize()
+        select_ms = (time.time() - t0) * 1e3
+    else:
+        s_max, select_ms = 0, 0.0
+    return dict(X=X32.to(torch.bfloat16), nodes=nodes32.to(torch.bfloat16), sel=sel, sel_n=sel_n,
+                s_max=s_max, hier=h, p=p, select_ms=select_ms)
+
+
+def folio_args(inp, n, H, dh, W, out, node_mass=None):
+    a = Args()
+    X, nodes = inp["X"], inp["nodes"]
+    a.q = a.k = a.v = X.data_ptr()
+    a.ld = H * dh
+    a.x0, a.nx, a.q0, a.q1, a.n_doc = 0, n, 0, n, n
+    a.node_k = a.node_v = nodes.data_ptr()
+    a.ld_nodes, a.n_nodes = H * dh, nodes.shape[0]
+    a.s_max = inp["s_max"]
+    a.sel = inp["sel"].data_ptr() if a.s_max else None
+    a.sel_n = inp["sel_n"].data_ptr() if a.s_max else None
+    a.out = out.data_ptr()
+    a.ld_out = H * dh
+    a.out_bf16 = 1 if out.dtype == torch.bfloat16 else 0
+    a.node_mass = node_mass.data_ptr() if node_mass is not None else None
+    a.H, a.d_h, a.B, a.W = H, dh, 64, W
+    a.scale = 1.0 / math.sqrt(dh)
+    a.stream = torch.cuda.current_stream().cuda_stream
+    return a
+
+
+# ---------------------------------------------------------------- the pattern for flex
+def routed_table(inp, G, k):
+    """(nb, H, k) flat node ids of the routed blocks in folio's selection."""
+    sel, sel_n = inp["sel"], inp["sel_n"]
+    nb = sel.shape[0]
+    qb = torch.arange(nb, device="cuda").view(nb, 1, 1)
+    pos = torch.arange(sel.shape[2], device="cuda").view(1, 1, -1)
+    cond = (pos < sel_n.unsqueeze(-1)) & (sel >= 0) & (sel < nb) & ((sel // G) != (qb // G))
+    key = (~cond).to(torch.int32) * sel.shape[2] + pos  # routed first, in slot order
+    order = key.argsort(dim=-1)
+    r = torch.gather(torch.where(cond, sel, torch.full_like(sel, PAD)), -1, order)[..., :k]
+    if r.shape[-1] < k:
+        r = torch.cat([r, torch.full((nb, sel.shape[1], k - r.shape[-1]), PAD, dtype=r.dtype, device="cuda")], -1)
+    return r.contiguous()
+
+
+def make_mask_mod(pattern, n, W, hier, G, R, k):
+    if pattern == "local":
+        def local(b, h, q, kv):
+            return (q - kv).abs() <= W
+        return local
+    L = hier.n_levels
+    offs = [int(hier.offset[l]) for l in range(1, L + 1)]
+    cnts = [int(hier.count[l]) for l in range(1, L + 1)]
+
+    def hier_topk(b, h, q, kv):
+        tok = kv < n
+        ok = tok & ((q - kv).abs() <= W)
+        node = kv - n
+        a = q // 64
+        for l in range(L):
+            idx = node - offs[l]
+            inl = (idx >= 0) & (idx < cnts[l])
+            if l == L - 1:
+                sib = idx != a
+            else:
+                sib = ((idx // G) == (a // G)) & (idx != a)
+            ok = ok | (inl & sib)
+            a = a // G
+        qb = q // 64
+        for t in range(k):
+            ok = ok | (R[qb, h, t] == node)
+        return ok
+    return hier_topk
+
+
+def analytic_block_mask(pattern, n, W, inp, H, mask_mod, kv_len):
+    """The BlockMask (128 x 128 tiles) of the pattern, computed from its
+    structure: window tiles (full inside the band, partial at its edges)
+    and, per head, the tiles holding the selected nodes (partial)."""
+    BS = 128
+    nqf = (n + BS - 1) // BS
+    nkt = (n + BS - 1) // BS  # token kv tiles
+    qf = torch.arange(nqf, device="cuda").view(-1, 1)
+    r = W // BS + 2
+    j = qf + torch.arange(-r, r + 1, device="cuda").view(1, -1)
+    qlo, qhi = qf * BS, torch.clamp(qf * BS + BS - 1, max=n - 1)
+    jlo, jhi = j * BS, torch.clamp(j * BS + BS - 1, max=n - 1)
+    valid = (j >= 0) & (j < nkt)
+    overlap = valid & (jhi >= qlo - W) & (jlo <= qhi + W)
+    full = overlap & (jlo >= qhi - W) & (jhi <= qlo + W) & (j * BS + BS <= n) & (qf * BS + BS <= n)
+    part = overlap & ~full
+    BIG = 1 << 30
+    wpart = torch.where(part, j, torch.full_like(j, BIG)).view(1, 1, nqf, -1).expand(1, H, nqf, -1)
+    wfull = torch.where(full, j, torch.full_like(j, BIG)).view(1, 1, nqf, -1).expand(1, H, nqf, -1)
+    cand = [wpart]
+    if pattern != "local":
+        sel, sel_n = inp["sel"], inp["sel_n"]
+        nb, s_max = sel.shape[0], sel.shape[2]
+        pos = torch.arange(s_max, device="cuda").view(1, 1, -1)
+        tiles = torch.where((pos < sel_n.unsqueeze(-1)) & (sel >= 0), (n + sel) // BS, torch.full_like(sel, BIG))
+        if nb % 2:
+            tiles = torch.cat([tiles, torch.full((1, H, s_max), BIG, dtype=tiles.dtype, device="cuda")], 0)
+        tiles = tiles.view(nqf, 2, H, s_max).permute(2, 0, 1, 3).reshape(1, H, nqf, 2 * s_max)
+        cand.append(tiles.to(wpart.dtype))
+
+    def compact(c):
+        c = c.sort(dim=-1).values
+        dup = torch.zeros_like(c, dtype=torch.bool)
+        dup[..., 1:] = c[..., 1:] == c[..., :-1]
+        c = torch.where(dup, torch.full_like(c, BIG), c).sort(dim=-1).values
+        cnt = (c < BIG).sum(-1).to(torch.int32)
+        c = torch.where(c < BIG, c, torch.zeros_like(c)).to(torch.int32)
+        return cnt.contiguous(), c.contiguous()
+
+    kv_num, kv_idx = compact(torch.cat(cand, -1))
+    full_num, full_idx = compact(wfull)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=BS, mask_mod=mask_mod,
+                                    seq_lengths=(n, kv_len))
+
+
+# ---------------------------------------------------------------- reference sample
+def cpu_reference_rows(inp, n, H, dh, W, qbs):
+    """float64 CPU attention for query blocks qbs (all heads) from the same bf16 inputs."""
+    X = inp["X"]
+    nodes = inp["nodes"]
+    sel, sel_n = inp["sel"].cpu(), inp["sel_n"].cpu()
+    scale = 1.0 / math.sqrt(dh)
+    outs = []
+    for qb in qbs:
+        q0, q1 = qb * 64, min(n, qb * 64 + 64)
+        lo, hi = max(0, q0 - W), min(n, q1 + W)
+        Xw = X[lo:hi].double().cpu().view(hi - lo, H, dh)
+        Q = X[q0:q1].double().cpu().view(q1 - q0, H, dh)
+        o = torch.zeros(q1 - q0, H, dh, dtype=torch.float64)
+        for h in range(H):
+            s = int(sel_n[qb, h]) if inp["s_max"] else 0
+            Nk = nodes[sel[qb, h, :s].long().to(nodes.device)].double().cpu().view(s, H, dh)[:, h] if s else \
+                torch.zeros(0, dh, dtype=torch.float64)
+            K = torch.cat([Xw[:, h], Nk], 0)
+            S = Q[:, h] @ K.T * scale
+            i = torch.arange(q0, q1).view(-1, 1)
+            jj = torch.arange(lo, hi).view(1, -1)
+            m = torch.cat([(i - jj).abs() <= W, torch.ones(q1 - q0, s, dtype=torch.bool)], 1)
+            S = S.masked_fill(~m, float("-inf"))
+            o[:, h] = torch.softmax(S, -1) @ K
+        outs.append(o.view(q1 - q0, H * dh))
+    return torch.cat(outs, 0)
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm())
+
+
+# ---------------------------------------------------------------- main
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lib", required=True)
+    ap.add_argument("--n", default="65536,262144,1048576")
+    ap.add_argument("--patterns", default="local,hier+topk")
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--window", type=int, default=256)
+    ap.add_argument("--group", type=int, default=64)
+    ap.add_argument("--topk", type=int, default=8)
+    ap.add_argument("--cbm-max", type=int, default=262144,
+                    help="largest n for create_block_mask(_compile=True) on per-head (hier+topk) masks; "
+                         "local masks always use it")
+    ap.add_argument("--sdpa-n", type=int, default=65536)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--no-flex", action="store_true")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    lib = load_lib(args.lib)
+    H, dh, W = args.heads, args.head_dim, args.window
+    dev = torch.cuda.get_device_name()
+    print(f"# device: {dev}; torch {torch.__version__}", flush=True)
+    rows = []
+    jf = open(args.json, "w") if args.json else None
+
+    def emit(r):
+        rows.append(r)
+        line = json.dumps(r)
+        print(line, flush=True)
+        if jf:
+            jf.write(line + "\n")
+            jf.flush()
+
+    bench = lambda f: triton.testing.do_bench(f, warmup=50, rep=300, return_mode="median")
+
+    # dense SDPA: the card's ceiling
+    ns = args.sdpa_n
+    q = torch.randn(1, H, ns, dh, device="cuda", dtype=torch.bfloat16)
+    kk = torch.randn_like(q)
+    vv = torch.randn_like(q)
+    ms = bench(lambda: F.scaled_dot_product_attention(q, kk, vv))
+    sdpa_tf = 4.0 * dh * ns * ns * H / (ms * 1e-3) / 1e12
+    emit(dict(kind="sdpa", n=ns, heads=H, head_dim=dh, ms=ms, tflops=sdpa_tf, device=dev))
+    del q, kk, vv
+
+    flex_c = torch.compile(flex_attention, dynamic=False)
+    for n in [int(x) for x in args.n.split(",")]:
+        for pattern in args.patterns.split(","):
+            torch.cuda.empty_cache()
+            inp = make_inputs(lib, n, H, dh, pattern, W, args.group, args.topk, seed=n)
+            X, nodes = inp["X"], inp["nodes"]
+            s_max = inp["s_max"]
+            # attended pairs per head: window (clipped) + selected nodes per query
+            i = torch.arange(n, device="cuda", dtype=torch.float64)
+            win = (torch.clamp(i + W, max=n - 1) - torch.clamp(i - W, min=0) + 1).sum().item()
+            if s_max:
+                nq = torch.full((inp["sel"].shape[0],), 64.0, device="cuda", dtype=torch.float64)
+                nq[-1] = n - 64 * (inp["sel"].shape[0] - 1)
+                summ = (inp["sel_n"].double().sum(1) * nq).sum().item()
+            else:
+                summ = 0.0
+            pairs = win * H + summ  # summ: sel_n already summed over heads
+            flop = 4.0 * dh * pairs
+
+            out = torch.empty(n, H * dh, device="cuda", dtype=torch.bfloat16)
+            a = folio_args(inp, n, H, dh, W, out)
+            pa = C.byref(a)
+            check(lib.folio_attn_sparse_fwd_cuda(pa), "folio kernel")
+            torch.cuda.synchronize()
+            ms_f = bench(lambda: lib.folio_attn_sparse_fwd_cuda(pa))
+            # ingest configuration: fp32 output + node_mass
+            out32 = torch.empty(n, H * dh, device="cuda", dtype=torch.float32)
+            nm = torch.empty(max(1, inp["sel"].shape[0] * H * max(s_max, 1)), device="cuda") if s_max else None
+            a2 = folio_args(inp, n, H, dh, W, out32, nm)
+            pa2 = C.byref(a2)
+            ms_f32 = bench(lambda: lib.folio_attn_sparse_fwd_cuda(pa2))
+
+            # correctness sample: float64 CPU reference on 4 query blocks
+            nb = (n + 63) // 64
+            qbs = sorted(set([0, nb // 2, nb - 1, (nb * 7) // 11]))
+            ref = cpu_reference_rows(inp, n, H, dh, W, qbs)
+            got = torch.cat([out[qb * 64:min(n, qb * 64 + 64)].float().cpu() for qb in qbs], 0)
+            err_ref = rel(got, ref)
+            got32 = torch.cat([out32[qb * 64:min(n, qb * 64 + 64)].cpu() for qb in qbs], 0)
+            err_ref32 = rel(got32, ref)
+
+            row = dict(kind="folio", pattern=pattern, n=n, heads=H, head_dim=dh, window=W, s_max=s_max,
+                       keys_per_query=pairs / (n * H), ms=ms_f, tflops=flop / (ms_f * 1e-3) / 1e12,
+                       ms_fp32_nodemass=ms_f32, select_ms=inp["select_ms"], err_vs_cpu_ref=err_ref,
+                       err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev)
+
+            if not args.no_flex:
+                kv_len = n + (nodes.shape[0] if pattern != "local" else 0)
+                qf = X.view(1, n, H, dh).transpose(1, 2).contiguous()
+                kvf = (torch.cat([X, nodes], 0) if pattern != "local" else X).view(1, kv_len, H, dh).transpose(1, 2).contiguous()
+                R = routed_table(inp, args.group, args.topk) if pattern == "hier+topk" else None
+                mm = make_mask_mod(pattern, n, W, inp["hier"], args.group, R, args.topk if R is not None else 0)
+                bm_a = analytic_block_mask(pattern, n, W, inp, H, mm, kv_len)
+                use_cbm = pattern == "local" or n <= args.cbm_max
+                mask_src = "analytic(from_kv_blocks)"
+                bm = bm_a
+                cbm_s = None
+                if use_cbm:
+                    t0 = time.time()
+                    bm_c = create_block_mask(mm, B=None, H=None if pattern == "local" else H, Q_LEN=n, KV_LEN=kv_len,
+                                             device="cuda", _compile=True)
+                    torch.cuda.synchronize()
+                    cbm_s = time.time() - t0
+                    if n <= 262144:  # to_dense is (H, n/128, kv/128)
+                        da = bm_a.to_dense()
+                        dc = bm_c.to_dense().expand_as(da)
+                        row["blockmask_equal"] = bool(torch.equal(da.bool(), dc.bool()))
+                        del da, dc
+                    bm, mask_src = bm_c, "create_block_mask(_compile=True)"
+                fo = flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh))
+                torch.cuda.synchronize()
+                ms_x = bench(lambda: flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh)))
+                fo = fo.transpose(1, 2).reshape(n, H * dh)
+                row.update(flex_ms=ms_x, flex_tflops=flop / (ms_x * 1e-3) / 1e12, flex_mask=mask_src,
+                           flex_mask_seconds=cbm_s, err_vs_flex=rel(out.float(), fo.float()),
+                           speedup_vs_flex=ms_x / ms_f)
+                del qf, kvf, fo, bm, bm_a
+            row["frac_of_sdpa"] = row["tflops"] / sdpa_tf
+            emit(row)
+            del inp, X, nodes, out, out32, nm
+    # table
+    print()
+    print(f"# {dev}: dense SDPA n={ns}: {sdpa_tf:.0f} TFLOP/s")
+    hdr = f"{'pattern':10} {'n':>8} {'H':>3} {'d_h':>3} {'keys/q':>7} {'folio ms':>9} {'TFLOP/s':>8} " \
+          f"{'flex ms':>8} {'flex TF':>8} {'x flex':>7} {'/SDPA':>6} {'err cpu':>8} {'err flex':>8} {'ms fp32+mass':>12}"
+    print(hdr)
+    for r in rows:
+        if r["kind"] != "folio":
+            continue
+        print(f"{r['pattern']:10} {r['n']:>8} {r['heads']:>3} {r['head_dim']:>3} {r['keys_per_query']:>7.1f} "
+              f"{r['ms']:>9.3f} {r['tflops']:>8.1f} {r.get('flex_ms', float('nan')):>8.3f} "
+              f"{r.get('flex_tflops', float('nan')):>8.1f} {r.get('speedup_vs_flex', float('nan')):>7.2f} "
+              f"{r['frac_of_sdpa']:>6.2f} {r['err_vs_cpu_ref']:>8.1e} {r.get('err_vs_flex', float('nan')):>8.1e} "
+              f"{r['ms_fp32_nodemass']:>12.3f}")
+    if jf:
+        jf.close()
+
+
+if __name__ == "__main__":
+    main()
