@@ -313,7 +313,9 @@ static folio_status_t commit_item(void *vctx, folio_round_item_t *item, folio_st
     commit_ctx_t *cc = vctx;
     ingest_t *g = cc->g;
     folio_doc_t *doc = &item->doc;
+    double tc = folio_now();
     if (est == FOLIO_OK) est = folio_store_commit_doc(g->store, doc, res);
+    g->c->commit_seconds += folio_now() - tc;
     if (est == FOLIO_OK) {
         g->c->committed++;
         g->c->tokens += doc->n_tokens;
@@ -496,7 +498,9 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     if (st == FOLIO_OK) st = folio_u64map_init(&g.df_delta, 1 << 16);
     if (st == FOLIO_OK) st = folio_u64map_init(&g.ids, 1024);
     if (st == FOLIO_OK) st = folio_u64map_init(&g.contents, 1024);
+    double tp = folio_now();
     if (st == FOLIO_OK) st = plan_pass(&g, inputs, n_inputs);
+    counts->plan_seconds = folio_now() - tp;
     if (st == FOLIO_OK) progress(&g, true, "planning", counts->seen, 0, counts->bytes, 0);
     if (st == FOLIO_OK) st = build_idf(&g);
     if (st == FOLIO_OK) st = work_pass(&g, &rc, inputs, n_inputs);

@@ -23,6 +23,8 @@ typedef struct {
     uint64_t seen, committed, duplicate, empty, rejected, tokens;
     uint64_t bytes;
     double seconds;
+    double plan_seconds;     /* rank 0: pass 1 (read, validate, analyze, classify) */
+    double commit_seconds;   /* rank 0: LMDB commits                        */
     double compute_seconds;  /* rank 0: time in encodes (incl. exchange)   */
     double exchange_seconds; /* rank 0: time in halo/summary exchange      */
 } folio_ingest_counts_t;
