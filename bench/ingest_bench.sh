@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Ingest throughput: MB/s, tokens/s, stage times and peak RSS.
+#   bench/ingest_bench.sh [FOLIO] [CORPUS_MB]
+# 1. spdx-licenses.jsonl with the default pattern (the full pipeline).
+# 2. A corpus of CORPUS_MB (default 1024) made by repeating the dev data under
+#    new ids, with the cheapest pattern (window 0, one 8-wide head) so that the
+#    figure is the tokenizing + committing path the foundation targets; and
+#    the same at a quarter of the size, to show peak RSS does not grow with it.
+# 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun).
+set -euo pipefail
+FOLIO=${1:-build/folio}
+MB=${2:-1024}
+DATA=${FOLIO_DATA:-$(dirname "$0")/../../shared/data}
+T=${BENCH_TMP:-$(mktemp -d /tmp/folio-bench.XXXXXX)}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+echo "# $(date -u +%F) $(lscpu | sed -n 's/Model name: *//p') $(nproc) cores; folio=$FOLIO"
+
+run() { # label, args...
+    local label=$1; shift
+    rm -rf "$T/db"
+    local out
+    out=$("$FOLIO" ingest --db "$T/db" --progress "$@" 2> "$T/err")
+    local line stats
+    line=$(printf '%s\n' "$out" | tail -n 1)
+    stats=$(grep '^ranks' "$T/err" | tail -n 1)
+    echo "$label: $line"
+    echo "    $stats"
+}
+
+run "spdx default pattern, 1 thread" --threads 1 "$DATA/spdx-licenses.jsonl"
+run "spdx default pattern, all cores" "$DATA/spdx-licenses.jsonl"
+
+make_corpus() { # MB -> file
+    local want=$1 f=$T/corpus-$1.jsonl i=0
+    : > "$f"
+    while [ "$(stat -c %s "$f")" -lt $((want * 1000000)) ]; do
+        for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
+            sed "s/^{\"id\": *\"/{\"id\": \"r$i-/" "$DATA/$src.jsonl" >> "$f"
+        done
+        i=$((i + 1))
+    done
+    echo "$f"
+}
+cheap="local,window=0,layers=1,heads=1,head_dim=8"
+q=$((MB / 4)); [ "$q" -ge 1 ] || q=1
+c1=$(make_corpus "$q")
+run "${q} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c1"
+c2=$(make_corpus "$MB")
+run "${MB} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c2"
+rm -f "$c1" "$c2"
+
+for np in 1 2; do
+    rm -rf "$T/db"
+    s=$(date +%s.%N)
+    out=$(mpiexec --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np $np \
+          "$FOLIO" ingest --db "$T/db" --progress "$DATA/pubmed-dev.jsonl" "$DATA/billsum-dev.jsonl" 2> "$T/err")
+    e=$(date +%s.%N)
+    echo "mpirun -np $np dev data (pubmed+billsum), default pattern: $(printf '%s\n' "$out" | tail -n 1) wall $(echo "$e - $s" | bc)s"
+    echo "    $(grep '^ranks' "$T/err" | tail -n 1)"
+done
+[ -n "${BENCH_TMP:-}" ] || rm -rf "$T"
