@@ -282,7 +282,8 @@ int cmd_ask(int argc, char **argv)
         folio_doc_view_t v;
         folio_doc_view_from_stored(&one, &v);
         folio_doc_feats_t *f = NULL;
-        st = folio_doc_feats_create(&v, &f);
+        st = cfg.method == FOLIO_ASK_FOLIO ? folio_query_encode(q, s, v.d) : FOLIO_OK;
+        if (st == FOLIO_OK) st = folio_doc_feats_create(&v, &f);
         if (st == FOLIO_OK) st = folio_ask_doc(&v, f, q, &cfg, (uint32_t)top, &a, &n);
         folio_doc_feats_destroy(&f);
         for (uint32_t i = 0; i < n; i++) a[i].doc = one.docnum;
@@ -471,7 +472,7 @@ int cmd_eval_summarize(int argc, char **argv)
         st = FOLIO_ERR_IO;
     }
     folio_eval_sum_t res = {0};
-    if (st == FOLIO_OK) st = folio_eval_summarize(data, r, &cfg, cfg.max_words, df, &res);
+    if (st == FOLIO_OK) st = folio_eval_summarize(data, s, r, &cfg, cfg.max_words, df, &res);
     if (df && fclose(df) != 0 && st == FOLIO_OK) st = FOLIO_ERR_IO;
     if (st == FOLIO_OK)
         printf("{\"rouge1\":%.2f,\"rouge2\":%.2f,\"rougeLsum\":%.2f,\"docs\":%llu}\n", res.rouge1, res.rouge2,
@@ -547,7 +548,7 @@ int cmd_eval_qa(int argc, char **argv)
         st = FOLIO_ERR_IO;
     }
     folio_eval_qa_t res = {0};
-    if (st == FOLIO_OK) st = folio_eval_qa(data, r, &cfg, (uint32_t)top, df, &res);
+    if (st == FOLIO_OK) st = folio_eval_qa(data, s, r, &cfg, (uint32_t)top, df, &res);
     if (df && fclose(df) != 0 && st == FOLIO_OK) st = FOLIO_ERR_IO;
     if (st == FOLIO_OK)
         printf("{\"hit@1\":%.2f,\"hit@5\":%.2f,\"hit@10\":%.2f,\"mrr@10\":%.2f,\"questions\":%llu}\n", res.hit1,

@@ -25,6 +25,8 @@
 
 #include "jobs.h"
 #include "jobs_internal.h"
+#include "../attn/attn.h"
+#include "../workers/workers.h" /* FOLIO_EMBED_SEED and folio_idf: the encoder's own embedding and IDF */
 
 struct folio_query {
     uint64_t *terms;   /* distinct index terms (stem hashes) */
@@ -33,6 +35,8 @@ struct folio_query {
     float *vec;        /* (d) or NULL                         */
     uint32_t d;
     bool numeric;      /* asks for a quantity ("how many ...")  */
+    char *text;        /* the question (for folio_query_encode) */
+    size_t len;
 };
 
 /* "how many / how much / how large / how big / how long / what percentage /
@@ -64,6 +68,8 @@ void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
     cfg->w_type = 0.3f;
     cfg->w_ctx_rank = 1.0f;
     cfg->w_par = 0.0f;
+    cfg->w_vec = 0.0f;
+    cfg->k1_fused = 0.0f;
 }
 
 folio_status_t folio_query_create(const char *question, size_t len, folio_query_t **out)
@@ -97,6 +103,11 @@ folio_status_t folio_query_create(const char *question, size_t len, folio_query_
     free(stop);
     free(toks);
     q->numeric = asks_quantity(question, len);
+    q->text = malloc(len + 1);
+    if (!q->text) { folio_query_destroy(&q); return FOLIO_ERR_NOMEM; }
+    memcpy(q->text, question, len);
+    q->text[len] = '\0';
+    q->len = len;
     *out = q;
     return FOLIO_OK;
 }
@@ -107,8 +118,37 @@ void folio_query_destroy(folio_query_t **pq)
     free((*pq)->terms);
     free((*pq)->qtf);
     free((*pq)->vec);
+    free((*pq)->text);
     free(*pq);
     *pq = NULL;
+}
+
+folio_status_t folio_query_encode(folio_query_t *q, folio_store_t *s, uint32_t d)
+{
+    if (d == 0 || (q->vec && q->d == d)) return FOLIO_OK;
+    const char *question = q->text;
+    size_t len = q->len;
+    folio_span_t *toks = NULL;
+    uint32_t nt = 0;
+    FOLIO_TRY(folio_tokenize(question, len, &toks, &nt));
+    if (nt == 0) { free(toks); return FOLIO_OK; }
+    folio_status_t st = FOLIO_OK;
+    uint64_t *stems = malloc(nt * sizeof *stems);
+    uint32_t *df = malloc(nt * sizeof *df);
+    float *w = malloc(nt * sizeof *w), *X = malloc((size_t)nt * d * sizeof *X), *vec = malloc(d * sizeof *vec);
+    folio_store_info_t info;
+    if (!stems || !df || !w || !X || !vec) st = FOLIO_ERR_NOMEM;
+    for (uint32_t i = 0; st == FOLIO_OK && i < nt; i++) stems[i] = folio_stem_hash(question, toks[i]);
+    if (st == FOLIO_OK) st = folio_store_info(s, &info);
+    if (st == FOLIO_OK) st = folio_store_df_lookup(s, stems, nt, df);
+    /* the weights ingest gives document tokens: IDF over the store's docs */
+    for (uint32_t i = 0; st == FOLIO_OK && i < nt; i++) w[i] = folio_idf(info.n_docs ? info.n_docs : 1, df[i]);
+    if (st == FOLIO_OK) st = folio_embed(question, toks, w, nt, d, FOLIO_EMBED_SEED, X);
+    uint32_t b = 0, e = nt;
+    if (st == FOLIO_OK) st = folio_pool_ranges(X, nt, d, &b, &e, 1, vec);
+    if (st == FOLIO_OK) st = folio_query_set_vec(q, vec, d);
+    free(stems); free(df); free(w); free(X); free(vec); free(toks);
+    return st;
 }
 
 uint32_t folio_query_n_terms(const folio_query_t *q) { return q->n; }
@@ -175,12 +215,14 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
     float *qidf = calloc(f->n_terms ? f->n_terms : 1, sizeof *qidf);  /* BM25 idf x qtf */
     float *qtfidf = calloc(f->n_terms ? f->n_terms : 1, sizeof *qtfidf); /* TF-IDF query vector */
     float *bm = calloc(ns, sizeof *bm), *sim = calloc(ns, sizeof *sim), *ctx = calloc(ns, sizeof *ctx);
+    float *dns = calloc(ns, sizeof *dns);
+    uint32_t *r4 = malloc(ns * sizeof *r4);
     float *fused = calloc(ns, sizeof *fused), *bm2 = calloc(ns, sizeof *bm2), *pscore = calloc(ns, sizeof *pscore);
     uint8_t *heading = calloc(ns, 1);
     uint32_t *r1 = malloc(ns * sizeof *r1), *r2 = malloc(ns * sizeof *r2), *r3 = malloc(ns * sizeof *r3);
     scored_t *order = malloc(ns * sizeof *order);
     folio_answer_t *ans = NULL;
-    if (!qidf || !qtfidf || !bm || !sim || !ctx || !fused || !bm2 || !heading || !pscore || !r1 || !r2 || !r3 || !order) { st = FOLIO_ERR_NOMEM; goto done; }
+    if (!qidf || !qtfidf || !bm || !sim || !ctx || !fused || !bm2 || !heading || !pscore || !dns || !r4 || !r1 || !r2 || !r3 || !order) { st = FOLIO_ERR_NOMEM; goto done; }
     uint32_t known = 0;
     double qn = 0;
     for (uint32_t i = 0; i < q->n; i++) {
@@ -198,7 +240,10 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
     for (uint32_t s = 0; s < ns; s++) avgl += f->n_all[s];
     avgl = avgl / ns;
     if (avgl <= 0) avgl = 1;
-    float k1 = cfg->k1, b = cfg->b;
+    /* plain BM25 for --method bm25; the fused method saturates tf at once
+     * (k1_fused = 0: the sum of idf of the question terms the sentence has,
+     * no length penalty), which ranks sentences better on the dev questions */
+    float k1 = cfg->method == FOLIO_ASK_BM25 ? cfg->k1 : cfg->k1_fused, b = cfg->b;
     for (uint32_t s = 0; s < ns; s++) {
         float acc = 0, dot = 0;
         double sn = 0;
@@ -223,7 +268,7 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
                 /* dense and lexical similarity together: the dense cosine
                  * alone ranks every sentence, so keep it only as a tie-breaker
                  * weight among lexically related sentences */
-                sim[s] = sim[s] + cfg->w_dense * (c > 0 ? c : 0) * 0.5f;
+                dns[s] = c > 0 ? c : 0;
             }
         }
         /* headings answer nothing, but a question word in a heading makes
@@ -268,11 +313,12 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
             if (s > 0) c += cfg->w_context * bm2[s - 1];
             if (s + 1 < ns) c += cfg->w_context_next * bm2[s + 1];
             ctx[s] = heading[s] ? 0 : c;
-            if (heading[s]) sim[s] = 0;
+            if (heading[s]) sim[s] = dns[s] = 0;
         }
         st = ranks_of(bm2, ns, r1);
         if (st == FOLIO_OK) st = ranks_of(sim, ns, r2);
         if (st == FOLIO_OK) st = ranks_of(ctx, ns, r3);
+        if (st == FOLIO_OK) st = ranks_of(dns, ns, r4);
         if (st != FOLIO_OK) goto done;
         float K = (float)cfg->rrf_k;
         for (uint32_t s = 0; s < ns; s++) {
@@ -280,6 +326,8 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
             if (r1[s] != UINT32_MAX) x += 1.0f / (K + (float)r1[s] + 1.0f);
             if (r2[s] != UINT32_MAX) x += cfg->w_dense / (K + (float)r2[s] + 1.0f);
             if (r3[s] != UINT32_MAX) x += cfg->w_ctx_rank / (K + (float)r3[s] + 1.0f);
+            if (r4[s] != UINT32_MAX && (r1[s] != UINT32_MAX || r3[s] != UINT32_MAX))
+                x += cfg->w_vec / (K + (float)r4[s] + 1.0f);
             fused[s] = heading[s] ? 0 : x;
         }
     }
@@ -316,7 +364,7 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
     *n_out = m;
     ans = NULL;
 done:
-    free(qidf); free(qtfidf); free(bm); free(sim); free(ctx); free(fused); free(bm2); free(heading); free(pscore);
+    free(qidf); free(qtfidf); free(bm); free(sim); free(ctx); free(fused); free(bm2); free(heading); free(pscore); free(dns); free(r4);
     free(r1); free(r2); free(r3); free(order); free(ans);
     return st;
 }
@@ -480,7 +528,8 @@ folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const 
             folio_doc_feats_t *f = NULL;
             folio_answer_t *a = NULL;
             uint32_t na = 0;
-            st = folio_doc_feats_create(&v, &f);
+            if (cfg->method == FOLIO_ASK_FOLIO && v.d) st = folio_query_encode((folio_query_t *)q, s, v.d);
+            if (st == FOLIO_OK) st = folio_doc_feats_create(&v, &f);
             if (st == FOLIO_OK) st = folio_ask_doc(&v, f, q, cfg, top_k, &a, &na);
             if (st == FOLIO_OK && na) {
                 /* sentence scores are per-document (in-document idf, rank

@@ -76,14 +76,28 @@ static folio_status_t row_next(FILE *f, const char *path, uint64_t *lineno, row_
 
 /* Analyzes the row and gives its view: from the store when r_store has the
  * id, else from the in-memory analysis. */
-static folio_status_t row_view(row_t *r, folio_store_reader_t *rd, folio_stored_doc_t *sd, folio_doc_view_t *v,
-                               bool *from_store)
+static folio_status_t row_view(row_t *r, folio_store_t *s, folio_store_reader_t *rd, folio_stored_doc_t *sd,
+                               folio_doc_view_t *v, bool *from_store)
 {
     *from_store = false;
     if (rd && folio_store_get_doc(rd, r->doc.id, sd) == FOLIO_OK) {
         folio_doc_view_from_stored(sd, v);
         *from_store = true;
         return FOLIO_OK;
+    }
+    if (rd && s) { /* a duplicate row: its content is stored under another id */
+        uint8_t h[16];
+        folio_hash128(r->doc.text, r->doc.len, h);
+        folio_doc_state_t state;
+        char other[FOLIO_STORE_MAX_ID + 1];
+        if (folio_store_classify(s, r->doc.id, h, &state, other, sizeof other) == FOLIO_OK &&
+            (state == FOLIO_DOC_DUPLICATE || state == FOLIO_DOC_SAME) &&
+            folio_store_get_doc(rd, state == FOLIO_DOC_SAME ? r->doc.id : other, sd) == FOLIO_OK &&
+            sd->len == r->doc.len && memcmp(sd->text, r->doc.text, sd->len) == 0) {
+            folio_doc_view_from_stored(sd, v);
+            *from_store = true;
+            return FOLIO_OK;
+        }
     }
     folio_status_t st = folio_doc_analyze(&r->doc);
     if (st != FOLIO_OK) {
@@ -94,7 +108,7 @@ static folio_status_t row_view(row_t *r, folio_store_reader_t *rd, folio_stored_
     return FOLIO_OK;
 }
 
-folio_status_t folio_eval_summarize(const char *data, folio_store_reader_t *rd, const folio_summarize_cfg_t *cfg,
+folio_status_t folio_eval_summarize(const char *data, folio_store_t *s, folio_store_reader_t *rd, const folio_summarize_cfg_t *cfg,
                                     uint32_t cut_words, FILE *details, folio_eval_sum_t *res)
 {
     memset(res, 0, sizeof *res);
@@ -127,7 +141,7 @@ folio_status_t folio_eval_summarize(const char *data, folio_store_reader_t *rd, 
         folio_pick_t *p = NULL;
         uint32_t np = 0;
         double t0 = folio_now();
-        st = row_view(&r, rd, &sd, &v, &from_store);
+        st = row_view(&r, s, rd, &sd, &v, &from_store);
         if (st == FOLIO_ERR_EMPTY) { /* an empty document: empty summary, scores 0 */
             folio_doc_view_from_doc(&r.doc, &v);
             v.n_sents = 0;
@@ -184,7 +198,7 @@ folio_status_t folio_eval_summarize(const char *data, folio_store_reader_t *rd, 
     return st;
 }
 
-folio_status_t folio_eval_qa(const char *data, folio_store_reader_t *rd, const folio_ask_cfg_t *cfg, uint32_t top_k,
+folio_status_t folio_eval_qa(const char *data, folio_store_t *s, folio_store_reader_t *rd, const folio_ask_cfg_t *cfg, uint32_t top_k,
                              FILE *details, folio_eval_qa_t *res)
 {
     memset(res, 0, sizeof *res);
@@ -215,7 +229,7 @@ folio_status_t folio_eval_qa(const char *data, folio_store_reader_t *rd, const f
         bool from_store;
         folio_doc_feats_t *feats = NULL;
         double t0 = folio_now();
-        st = row_view(&r, rd, &sd, &v, &from_store);
+        st = row_view(&r, s, rd, &sd, &v, &from_store);
         if (st == FOLIO_OK) st = folio_doc_feats_create(&v, &feats);
         res->seconds_jobs += folio_now() - t0;
         if (st != FOLIO_OK) { row_clear(&r); break; }
@@ -246,6 +260,8 @@ folio_status_t folio_eval_qa(const char *data, folio_store_reader_t *rd, const f
             uint32_t nh = 0;
             double t1 = folio_now();
             st = folio_query_create(qt, ql, &query);
+            if (st == FOLIO_OK && from_store && v.d && cfg->method == FOLIO_ASK_FOLIO)
+                st = folio_query_encode(query, s, v.d);
             if (st == FOLIO_OK) st = folio_ask_doc(&v, feats, query, cfg, k_eval, &hits, &nh);
             res->seconds_jobs += folio_now() - t1;
             if (st == FOLIO_OK) {

@@ -115,6 +115,11 @@ typedef struct folio_query folio_query_t;
 folio_status_t folio_query_create(const char *question, size_t len, folio_query_t **out);
 void folio_query_destroy(folio_query_t **q);
 uint32_t folio_query_n_terms(const folio_query_t *q);
+/* Encodes the question as ingest encodes documents' tokens: the hashed
+ * embedding (attn's folio_embed, the workers' seed) weighted by the store's
+ * IDF, mean-pooled and normalized to width d (the stored vectors' width);
+ * sets it with folio_query_set_vec.  d == 0: nothing to do. */
+folio_status_t folio_query_encode(folio_query_t *q, folio_store_t *s, uint32_t d);
 /* Sets the dense question vector (copied; d floats). */
 folio_status_t folio_query_set_vec(folio_query_t *q, const float *vec, uint32_t d);
 
@@ -128,6 +133,7 @@ typedef struct {
 typedef struct {
     folio_ask_method_t method;
     float k1, b;           /* BM25 (defaults 1.2, 0.75)                            */
+    float k1_fused;        /* k1 of the lexical ranking inside the fused method (0) */
     float w_dense;         /* weight of dense similarity in the fusion              */
     float w_context;       /* weight of the previous sentence's BM25 (context)      */
     float w_context_next;  /* weight of the next sentence's BM25                    */
@@ -136,6 +142,9 @@ typedef struct {
     float w_type;          /* bonus for numbers when the question asks a quantity   */
     float w_ctx_rank;      /* weight of the context ranking in the fusion           */
     float w_par;           /* weight of the rest of the paragraph's BM25 (context)  */
+    float w_vec;           /* weight of the dense ranking (question vector vs the
+                              contextual sentence vectors), among sentences with
+                              some lexical or context evidence                  */
 } folio_ask_cfg_t;
 void folio_ask_cfg_default(folio_ask_cfg_t *cfg);
 
@@ -178,18 +187,19 @@ typedef struct {
 
 /* Runs summarize on every row of data ({"id","title","text","summary"}),
  * each summary (sentences joined by newlines) cut to cut_words words (0 =
- * uncut) and scored against the uncut reference.  rd (may be NULL): a store
- * holding the rows (same ids) — stored documents are used when present,
- * else the row is analyzed in memory.  details (may be NULL): one JSON line
+ * uncut) and scored against the uncut reference.  s/rd (may be NULL): a
+ * store holding the rows and a reader of it — the stored document of the
+ * row's id (or, for a row ingest recorded as a duplicate, of the id holding
+ * the same content) is used, else the row is analyzed in memory.  details (may be NULL): one JSON line
  * per row {"id","summary","rouge1","rouge2","rougeLsum"}. */
-folio_status_t folio_eval_summarize(const char *data, folio_store_reader_t *rd, const folio_summarize_cfg_t *cfg,
+folio_status_t folio_eval_summarize(const char *data, folio_store_t *s, folio_store_reader_t *rd, const folio_summarize_cfg_t *cfg,
                                     uint32_t cut_words, FILE *details, folio_eval_sum_t *res);
 
 /* Runs ask on every question of data ({"id","title","text","questions":
  * [{"question","answers":[...]}]}), within its own document.  details: one
  * JSON line per question {"id":"DOC#i","question","answers":[{"start","end"}..
  * top_k in rank order],"hit_rank"}. */
-folio_status_t folio_eval_qa(const char *data, folio_store_reader_t *rd, const folio_ask_cfg_t *cfg, uint32_t top_k,
+folio_status_t folio_eval_qa(const char *data, folio_store_t *s, folio_store_reader_t *rd, const folio_ask_cfg_t *cfg, uint32_t top_k,
                              FILE *details, folio_eval_qa_t *res);
 
 /* ================================================================ batch */

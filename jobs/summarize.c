@@ -34,12 +34,12 @@ void folio_summarize_cfg_default(folio_summarize_cfg_t *cfg)
     cfg->max_words = 200;
     cfg->w_centroid = 1.0f;
     cfg->w_central = 0.0f;
-    cfg->w_position = 0.3f;
+    cfg->w_position = 0.4f;
     cfg->w_salience = 0.0f;
-    cfg->w_dense = 0.0f;
-    cfg->mmr_lambda = 0.7f;
+    cfg->w_dense = 1.0f;
+    cfg->mmr_lambda = 0.6f;
     cfg->min_tokens = 4;
-    cfg->section_cover = false;
+    cfg->section_cover = true;
 }
 
 static float dotf(const float *a, const float *b, uint32_t d)
