@@ -12,10 +12,18 @@
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 
-static inline v16f v16_bcast(float x) { return (v16f){0} + x; }
+static inline v16f v16_bcast(float x) { return (v16f){x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x}; }
 
 /* lane select: m ? a : b (m from a vector comparison: all ones / zeros) */
 static inline v16f v16_sel(v16i m, v16f a, v16f b) { return (v16f)(((v16i)a & m) | ((v16i)b & ~m)); }
+
+/* Pins a vector in a register (an empty asm), so the compiler loads it once
+ * instead of folding a fresh memory operand into every FMA that uses it. */
+#if defined(__AVX512F__)
+#define V16_IN_REG(v) __asm__("" : "+v"(v))
+#else
+#define V16_IN_REG(v) ((void)0)
+#endif
 
 static inline v16f v16_load(const float *p)
 {
@@ -49,19 +57,24 @@ static inline v16f v16_exp(v16f x)
     return y * (v16f)pw;
 }
 
+static inline v16f v16_max(v16f a, v16f b) { return v16_sel(a > b, a, b); }
+
+/* horizontal max / sum by halving shuffles (fixed order: deterministic) */
 static inline float v16_hmax(v16f v)
 {
-    float m = v[0];
-    for (int i = 1; i < 16; i++) m = v[i] > m ? v[i] : m;
-    return m;
+    v = v16_max(v, __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13}));
+    v = v16_max(v, __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14}));
+    return v[0];
 }
 static inline float v16_hsum(v16f v)
 {
-    /* fixed pairwise order */
-    float s8[8], s4[4];
-    for (int i = 0; i < 8; i++) s8[i] = v[i] + v[i + 8];
-    for (int i = 0; i < 4; i++) s4[i] = s8[i] + s8[i + 4];
-    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    v = v + __builtin_shuffle(v, (v16i){8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7});
+    v = v + __builtin_shuffle(v, (v16i){4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11});
+    v = v + __builtin_shuffle(v, (v16i){2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13});
+    v = v + __builtin_shuffle(v, (v16i){1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14});
+    return v[0];
 }
 
 #endif

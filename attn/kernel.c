@@ -21,10 +21,12 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "attn_cpu_simd.h"
 
-#define TILE 32 /* keys per tile: two v16f */
+#define NK 4              /* 16-float vectors per key tile */
+#define TILE (16 * NK)    /* keys per tile */
 #define QR 4    /* queries per micro-kernel call */
 
 /* Per-thread scratch of one task. */
@@ -36,6 +38,9 @@ typedef struct {
     float *acc;     /* (B, dhp) */
     float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
     float *dacc;    /* (QR, dhp) sink for the padding rows of a partial query group */
+    float *ckt;     /* (d_h, ldk) keys of the chunk's window range, transposed */
+    float *cv;      /* (nk + TILE, dhp) values of the chunk's window range */
+    size_t ckt_cap, cv_cap;
     float dm[QR], dl[QR];
 } scratch_t;
 
@@ -48,6 +53,8 @@ static void scratch_free(scratch_t *s)
     free(s->acc);
     free(s->sc);
     free(s->dacc);
+    free(s->ckt);
+    free(s->cv);
     memset(s, 0, sizeof *s);
 }
 
@@ -82,7 +89,10 @@ static inline __attribute__((always_inline)) void pv_rows(float *const accr[QR],
     for (int j = 0; j < tl; j++) {
         const float *vr = vb + (size_t)j * dhp;
         v16f x[4];
-        for (int v = 0; v < NV; v++) x[v] = v16_load(vr + 16 * v);
+        for (int v = 0; v < NV; v++) {
+            x[v] = v16_load(vr + 16 * v);
+            V16_IN_REG(x[v]);
+        }
         for (int r = 0; r < QR; r++) {
             v16f pr = v16_bcast(p[r][j]);
             for (int v = 0; v < NV; v++) a[r][v] += pr * x[v];
@@ -115,53 +125,61 @@ static void pv_generic(float *const accr[QR], const float alpha[QR], const float
  * lo[r], hi[r]: allowed key lanes [lo, hi] of row r within the tile (lo > hi:
  * row sees nothing).  live[r]: whether row r is a real query (else ignored).
  * scores_out[r] (optional): raw scaled scores of the tile for row r. */
-static inline __attribute__((always_inline)) void tile_rows(const float *const qr[QR], const float *kt,
+static inline __attribute__((always_inline)) void tile_rows(const float *const qr[QR], const float *kt, int ldk,
                                                             const float *vb, int d_h, int dhp, int tl,
                                                             float scale, const int lo[QR], const int hi[QR],
                                                             float *mrow[QR], float *lrow[QR], float *accr[QR],
                                                             float *scores_out[QR])
 {
-    v16f s0[QR], s1[QR];
-    for (int r = 0; r < QR; r++) s0[r] = s1[r] = (v16f){0};
+    v16f sv[QR][NK];
+    for (int r = 0; r < QR; r++)
+        for (int u = 0; u < NK; u++) sv[r][u] = (v16f){0};
     for (int c = 0; c < d_h; c++) {
-        v16f k0 = v16_load(kt + (size_t)c * TILE), k1 = v16_load(kt + (size_t)c * TILE + 16);
+        v16f k[NK];
+        for (int u = 0; u < NK; u++) {
+            k[u] = v16_load(kt + (size_t)c * ldk + 16 * u);
+            V16_IN_REG(k[u]); /* load once, reuse for every row (else GCC re-loads per FMA) */
+        }
         for (int r = 0; r < QR; r++) {
             v16f q = v16_bcast(qr[r][c]);
-            s0[r] += q * k0;
-            s1[r] += q * k1;
+            for (int u = 0; u < NK; u++) sv[r][u] += q * k[u];
         }
     }
-    const v16i iota0 = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16i iota1 = iota0 + 16;
+    const v16i iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16f ninf = v16_bcast(-INFINITY);
     float p[QR][TILE] __attribute__((aligned(64)));
     float alpha[QR];
     for (int r = 0; r < QR; r++) {
-        s0[r] *= scale;
-        s1[r] *= scale;
-        if (scores_out[r]) {
-            v16_store(scores_out[r], s0[r]);
-            v16_store(scores_out[r] + 16, s1[r]);
-        }
+        for (int u = 0; u < NK; u++) sv[r][u] *= scale;
+        if (scores_out[r])
+            for (int u = 0; u < NK; u++) v16_store(scores_out[r] + 16 * u, sv[r][u]);
         int l0 = lo[r], h0 = hi[r] < tl - 1 ? hi[r] : tl - 1;
         if (l0 > h0) { /* nothing visible for this row in this tile */
             alpha[r] = 1.0f;
             memset(p[r], 0, sizeof p[r]);
             continue;
         }
-        v16i m0 = (iota0 >= l0) & (iota0 <= h0);
-        v16i m1 = (iota1 >= l0) & (iota1 <= h0);
-        const v16f ninf = v16_bcast(-INFINITY);
-        v16f t0 = v16_sel(m0, s0[r], ninf), t1 = v16_sel(m1, s1[r], ninf);
-        float mt = v16_hmax(v16_sel(t0 > t1, t0, t1));
+        v16i mk[NK];
+        v16f t[NK];
+        v16f mx = ninf;
+        for (int u = 0; u < NK; u++) {
+            mk[u] = (iota >= l0 - 16 * u) & (iota <= h0 - 16 * u);
+            t[u] = v16_sel(mk[u], sv[r][u], ninf);
+            mx = v16_max(mx, t[u]);
+        }
+        float mt = v16_hmax(mx);
         float mo = *mrow[r];
         float mn = mt > mo ? mt : mo;
-        alpha[r] = mo == -INFINITY ? 0.0f : expf(mo - mn);
-        v16f e0 = v16_exp(t0 - mn), e1 = v16_exp(t1 - mn);
-        e0 = (v16f)((v16i)e0 & m0);
-        e1 = (v16f)((v16i)e1 & m1);
-        v16_store(p[r], e0);
-        v16_store(p[r] + 16, e1);
-        *lrow[r] = *lrow[r] * alpha[r] + v16_hsum(e0 + e1);
+        /* the running max rarely moves after the first tiles: skip the exp then */
+        alpha[r] = mo == mn ? 1.0f : (mo == -INFINITY ? 0.0f : expf(mo - mn));
+        v16f sum = (v16f){0};
+        for (int u = 0; u < NK; u++) {
+            v16f e = v16_exp(t[u] - mn);
+            e = (v16f)((v16i)e & mk[u]);
+            v16_store(p[r] + 16 * u, e);
+            sum += e;
+        }
+        *lrow[r] = *lrow[r] * alpha[r] + v16_hsum(sum);
         *mrow[r] = mn;
     }
     switch (dhp) {
@@ -188,7 +206,10 @@ static inline void load_tile(const float *const *krow, const float *const *vrow,
     }
 }
 
-static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h)
+/* One query block qb (relative to q0) and head h.  The window keys come from
+ * the chunk buffers: S->ckt (d_h, ldk) and S->cv (rows, dhp), both starting
+ * at global token kr0. */
+static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h, int64_t kr0, int ldk)
 {
     const int d_h = a->d_h, dhp = S->dhp, B = a->B;
     const int64_t qs = a->q0 + qb * B;
@@ -240,11 +261,11 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
                     real[r] = sco[r];
                     sco[r] = real[r] ? bounce[r] : NULL;
                 }
-                tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
                 for (int r = 0; r < QR; r++)
                     if (real[r]) memcpy(real[r], bounce[r], sizeof(float) * tl);
             } else {
-                tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
             }
         }
     }
@@ -260,11 +281,7 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
         int i_first = ia > 0 ? (int)(ia < nq ? ia : nq) : 0;
         int i_last = ib < nq - 1 ? (int)ib : nq - 1;
         if (i_first > i_last) continue;
-        for (int j = 0; j < tl; j++) {
-            krow[j] = a->k + (t0 + j - a->x0) * a->ld + hoff;
-            vrow[j] = a->v + (t0 + j - a->x0) * a->ld + hoff;
-        }
-        load_tile(krow, vrow, tl, d_h, dhp, S->kt, S->vb);
+        const float *ckt = S->ckt + (t0 - kr0), *cv = S->cv + (size_t)(t0 - kr0) * dhp;
         for (int i0 = i_first; i0 <= i_last; i0 += QR) {
             for (int r = 0; r < QR; r++) {
                 int i = i0 + r <= i_last ? i0 + r : i_last;
@@ -282,7 +299,7 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
                     hi[r] = 0;
                 }
             }
-            tile_rows(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+            tile_rows(qr, ckt, ldk, cv, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
         }
     }
 
@@ -302,6 +319,50 @@ static void run_task(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int h
             for (int s = 0; s < ns; s++) nm[s] += expf(S->sc[(size_t)i * s_max + s] - S->m[i]) * inv;
         }
     }
+}
+
+#define CHUNK 8 /* query blocks per task: their window keys are transposed once */
+
+/* Query blocks [cb0, cb1) (relative to q0), head h: gathers the union of
+ * their window keys once ((d_h, ldk) transposed keys, (rows, dhp) values),
+ * then runs each block.  Only the layout is shared, never arithmetic, so the
+ * result of a block does not depend on the chunking.  Returns false on OOM. */
+static bool run_chunk(const folio_attn_args_t *a, scratch_t *S, int64_t cb0, int64_t cb1, int h)
+{
+    const int d_h = a->d_h, dhp = S->dhp, hoff = h * d_h;
+    const int64_t qs0 = a->q0 + cb0 * a->B, qe1 = a->q0 + cb1 * a->B < a->q1 ? a->q0 + cb1 * a->B : a->q1;
+    const int64_t kr0 = qs0 - a->W > 0 ? qs0 - a->W : 0;
+    const int64_t kr1 = qe1 + a->W < a->n_doc ? qe1 + a->W : a->n_doc;
+    const int64_t nk = kr1 - kr0;
+    const int64_t ldk = (nk + 15) / 16 * 16 + TILE; /* tiles may read past the end: zero padding */
+    if ((size_t)(d_h * ldk) > S->ckt_cap) {
+        free(S->ckt);
+        S->ckt_cap = (size_t)d_h * ldk;
+        S->ckt = aligned_alloc(64, sizeof(float) * S->ckt_cap);
+        if (!S->ckt) { S->ckt_cap = 0; return false; }
+    }
+    if ((size_t)((nk + TILE) * dhp) > S->cv_cap) {
+        free(S->cv);
+        S->cv_cap = (size_t)(nk + TILE) * dhp;
+        S->cv = aligned_alloc(64, sizeof(float) * S->cv_cap);
+        if (!S->cv) { S->cv_cap = 0; return false; }
+    }
+    float *kt = S->ckt, *cv = S->cv;
+    for (int64_t j0 = 0; j0 < nk; j0 += 16) {
+        int jn = nk - j0 < 16 ? (int)(nk - j0) : 16;
+        for (int j = 0; j < jn; j++) {
+            const float *kr = a->k + (kr0 + j0 + j - a->x0) * a->ld + hoff;
+            for (int c = 0; c < d_h; c++) kt[(size_t)c * ldk + j0 + j] = kr[c];
+            const float *vr = a->v + (kr0 + j0 + j - a->x0) * a->ld + hoff;
+            float *dst = cv + (size_t)(j0 + j) * dhp;
+            memcpy(dst, vr, sizeof(float) * d_h);
+            for (int c = d_h; c < dhp; c++) dst[c] = 0.0f;
+        }
+    }
+    for (int c = 0; c < d_h; c++)
+        for (int64_t j = nk; j < ldk; j++) kt[(size_t)c * ldk + j] = 0.0f;
+    for (int64_t qb = cb0; qb < cb1; qb++) run_block(a, S, qb, h, kr0, (int)ldk);
+    return true;
 }
 
 folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
@@ -338,7 +399,7 @@ folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
             }
         }
     }
-    const int64_t ntask = nqb * a->H;
+    const int64_t nchunk = (nqb + CHUNK - 1) / CHUNK, ntask = nchunk * a->H;
     int failed = 0;
     int nth = a->threads > 0 ? a->threads : omp_get_max_threads();
     if (nth > ntask) nth = (int)ntask;
@@ -349,7 +410,10 @@ folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
             failed = 1;
         } else {
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t t = 0; t < ntask; t++) run_task(a, &S, t / a->H, (int)(t % a->H));
+            for (int64_t t = 0; t < ntask; t++) {
+                int64_t ch = t / a->H, cb0 = ch * CHUNK, cb1 = cb0 + CHUNK < nqb ? cb0 + CHUNK : nqb;
+                if (!run_chunk(a, &S, cb0, cb1, (int)(t % a->H))) failed = 1;
+            }
             scratch_free(&S);
         }
     }
@@ -445,33 +509,45 @@ uint8_t *folio_attn_build_mask(const folio_pattern_t *p, uint32_t n, uint32_t n_
 #endif
 typedef float vpf __attribute__((vector_size(PROBE_W * 4)));
 
+static double thread_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define KEEP(v) __asm__ volatile("" : "+x"(v))
+#else
+#define KEEP(v) __asm__ volatile("" : "+w"(v))
+#endif
+
 double folio_fma_peak_gflops(void)
 {
-    /* 12 independent chains of FMAs: enough to cover FMA latency x throughput
-     * on current x86/ARM cores; the empty asm keeps them in registers. */
-    vpf a[12];
+    /* 12 independent FMA chains (enough to cover latency x throughput on
+     * current x86/ARM cores), operands pinned in registers by empty asm.
+     * Timed in thread CPU time so a busy machine does not lower the peak. */
     vpf b = (vpf){0} + 0.999999f, c = (vpf){0} + 1e-7f;
-    for (int i = 0; i < 12; i++) a[i] = (vpf){0} + (1.0f + i * 1e-3f);
+    vpf a0 = b + 0.001f, a1 = b + 0.002f, a2 = b + 0.003f, a3 = b + 0.004f, a4 = b + 0.005f, a5 = b + 0.006f;
+    vpf a6 = b + 0.007f, a7 = b + 0.008f, a8 = b + 0.009f, a9 = b + 0.010f, a10 = b + 0.011f, a11 = b + 0.012f;
+    KEEP(b);
+    KEEP(c);
     double best = 0;
     for (int rep = 0; rep < 5; rep++) {
         const long iters = 400000;
-        double t = folio_now();
+        double t = thread_cpu_now();
         for (long it = 0; it < iters; it++) {
-            for (int i = 0; i < 12; i++) a[i] = a[i] * b + c;
-#if defined(__x86_64__) || defined(__i386__)
-            __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]));
-            __asm__ volatile("" : "+x"(a[6]), "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
-#else
-            __asm__ volatile("" : "+w"(a[0]), "+w"(a[1]), "+w"(a[2]), "+w"(a[3]), "+w"(a[4]), "+w"(a[5]));
-            __asm__ volatile("" : "+w"(a[6]), "+w"(a[7]), "+w"(a[8]), "+w"(a[9]), "+w"(a[10]), "+w"(a[11]));
-#endif
+            a0 = a0 * b + c; a1 = a1 * b + c; a2 = a2 * b + c; a3 = a3 * b + c;
+            a4 = a4 * b + c; a5 = a5 * b + c; a6 = a6 * b + c; a7 = a7 * b + c;
+            a8 = a8 * b + c; a9 = a9 * b + c; a10 = a10 * b + c; a11 = a11 * b + c;
+            KEEP(a0); KEEP(a1); KEEP(a2); KEEP(a3); KEEP(a4); KEEP(a5);
+            KEEP(a6); KEEP(a7); KEEP(a8); KEEP(a9); KEEP(a10); KEEP(a11);
         }
-        t = folio_now() - t;
+        t = thread_cpu_now() - t;
         double g = (double)iters * 12 * PROBE_W * 2 / t / 1e9;
         if (g > best) best = g;
     }
-    volatile float sink = 0;
-    for (int i = 0; i < 12; i++) sink += a[i][0];
+    volatile float sink = a0[0] + a1[0] + a2[0] + a3[0] + a4[0] + a5[0] + a6[0] + a7[0] + a8[0] + a9[0] + a10[0] + a11[0];
     (void)sink;
     return best;
 }
