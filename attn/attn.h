@@ -272,7 +272,8 @@ void folio_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float
  * nodes: (h->n_nodes, d) summaries of this layer's input (all levels);
  * sel/sel_n from folio_attn_select for the blocks of [q0, q1);
  * w: optional projections (NULL = identity);
- * Xout: (q1 - q0, d) = rmsnorm_h(X + attn_out) for the queries.
+ * Xout: (q1 - q0, d) = rmsnorm_h(X + attn_out) for the queries (must not
+ *   overlap X: the kernel reads X while Xout fills).
  * mass: optional (h->n_nodes) int64 accumulator of the node salience mass. */
 folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t *h,
                                    const folio_layer_weights_t *w,

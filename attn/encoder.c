@@ -74,6 +74,36 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
 
 /* ------------------------------------------------------------------ selection */
 
+#define RQ 4 /* query blocks scored together against each candidate tile */
+
+/* Top-k of one score row (candidates in increasing index; entries of the
+ * own group and the padding are -inf): descending, ties to the lower index
+ * (a later equal score never displaces an earlier one). */
+static int topk_row(const float *sc, uint32_t nbp, uint32_t k, float *tv, int32_t *ti)
+{
+    int nt = 0;
+    float thr = -INFINITY;
+    for (uint32_t b0 = 0; b0 < nbp; b0 += 16) {
+        v16f v = v16_load(sc + b0);
+        if (!(v16_hmax(v) > thr)) continue;
+        for (uint32_t u = 0; u < 16; u++) {
+            float s = v[u];
+            if (!(s > thr)) continue;
+            int pos = nt < (int)k ? nt : (int)k - 1;
+            while (pos > 0 && s > tv[pos - 1]) {
+                tv[pos] = tv[pos - 1];
+                ti[pos] = ti[pos - 1];
+                pos--;
+            }
+            tv[pos] = s;
+            ti[pos] = (int32_t)(b0 + u);
+            if (nt < (int)k) nt++;
+            if (nt == (int)k) thr = tv[k - 1];
+        }
+    }
+    return nt;
+}
+
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h, const float *node_q,
                                  const float *node_k, uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
                                  int s_max, int threads)
@@ -91,83 +121,82 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
     const bool routed = p->kind == FOLIO_PATTERN_HIER_TOPK && h->n_levels >= 2 && p->topk > 0;
     const uint32_t k = p->topk < nb ? p->topk : nb;
 
-    /* Routing operands per head, candidates contiguous: kt (H, dh, nbp). */
-    uint32_t nbp = (nb + 15) / 16 * 16;
+    /* Routing operands per head, candidates contiguous: kt (H, dh, nbp);
+     * scores of RQ query blocks at a time against 64-candidate tiles, the
+     * same register-blocked product as the attention kernel. */
+    const uint32_t nbp = (nb + 63) / 64 * 64;
     float *kt = NULL;
     if (routed) {
-        kt = calloc((size_t)H * dh * nbp, sizeof(float));
+        kt = aligned_alloc(64, sizeof(float) * (size_t)H * dh * nbp);
         FOLIO_CHECK_ALLOC(kt);
-        for (uint32_t b = 0; b < nb; b++)
-            for (uint32_t hh = 0; hh < H; hh++)
-                for (uint32_t c = 0; c < dh; c++)
-                    kt[((size_t)hh * dh + c) * nbp + b] = node_k[(size_t)b * d + hh * dh + c];
+#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : omp_get_max_threads())
+        for (int64_t hc = 0; hc < (int64_t)H * dh; hc++) {
+            float *row = kt + (size_t)hc * nbp;
+            for (uint32_t b = 0; b < nb; b++) row[b] = node_k[(size_t)b * d + hc];
+            for (uint32_t b = nb; b < nbp; b++) row[b] = 0.0f;
+        }
     }
+    const uint32_t nq = qb1 - qb0, ngr = (nq + RQ - 1) / RQ;
     int failed = 0;
     int nth = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nth) reduction(| : failed)
     {
-        float *sc = routed ? aligned_alloc(64, sizeof(float) * nbp) : NULL;
+        float *sc = routed ? aligned_alloc(64, sizeof(float) * RQ * nbp) : NULL;
         float *tv = routed ? malloc(sizeof(float) * (k + 1)) : NULL;
         int32_t *ti = routed ? malloc(sizeof(int32_t) * (k + 1)) : NULL;
         if (routed && (!sc || !tv || !ti)) failed = 1;
-#pragma omp for schedule(dynamic, 4)
-        for (int64_t t = 0; t < (int64_t)(qb1 - qb0) * H; t++) {
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < (int64_t)ngr * H; t++) {
             if (failed) continue;
-            uint32_t qb = qb0 + (uint32_t)(t / H), hh = (uint32_t)(t % H);
-            int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
-            int ns = 0;
-            if (p->kind == FOLIO_PATTERN_LONGT5) {
-                for (uint32_t b = 0; b < nb; b++) out[ns++] = (int32_t)b;
-            } else if (hier) {
-                for (uint32_t l = 1; l <= h->n_levels; l++) {
-                    uint32_t a = folio_hier_ancestor(h, qb, l), s0, s1;
-                    folio_hier_siblings(h, l, a, &s0, &s1);
-                    for (uint32_t s = s0; s < s1; s++)
-                        if (s != a) out[ns++] = (int32_t)(h->offset[l] + s);
-                }
-            }
+            const uint32_t g0 = qb0 + (uint32_t)(t / H) * RQ, hh = (uint32_t)(t % H);
+            const uint32_t g1 = g0 + RQ < qb1 ? g0 + RQ : qb1;
             if (routed) {
-                /* scores of every block against the block's mean query (head hh) */
-                const float *q = node_q + (size_t)qb * d + hh * dh;
+                const float *q[RQ];
+                for (uint32_t r = 0; r < RQ; r++)
+                    q[r] = node_q + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * d + hh * dh;
                 const float *K = kt + (size_t)hh * dh * nbp;
                 for (uint32_t b0 = 0; b0 < nbp; b0 += 64) {
-                    uint32_t nv = (nbp - b0) / 16 < 4 ? (nbp - b0) / 16 : 4;
-                    v16f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+                    v16f acc[RQ][4];
+                    for (int r = 0; r < RQ; r++)
+                        for (int u = 0; u < 4; u++) acc[r][u] = (v16f){0};
                     for (uint32_t c = 0; c < dh; c++) {
-                        const float *kr = K + (size_t)c * nbp + b0;
-                        v16f qq = (v16f){0} + q[c];
-                        a0 += qq * v16_load(kr);
-                        if (nv > 1) a1 += qq * v16_load(kr + 16);
-                        if (nv > 2) a2 += qq * v16_load(kr + 32);
-                        if (nv > 3) a3 += qq * v16_load(kr + 48);
+                        v16f kv[4];
+                        for (int u = 0; u < 4; u++) {
+                            kv[u] = v16_load(K + (size_t)c * nbp + b0 + 16 * u);
+                            V16_IN_REG(kv[u]);
+                        }
+                        for (int r = 0; r < RQ; r++) {
+                            v16f qq = v16_bcast(q[r][c]);
+                            for (int u = 0; u < 4; u++) acc[r][u] += qq * kv[u];
+                        }
                     }
-                    memcpy(sc + b0, &a0, 64);
-                    if (nv > 1) memcpy(sc + b0 + 16, &a1, 64);
-                    if (nv > 2) memcpy(sc + b0 + 32, &a2, 64);
-                    if (nv > 3) memcpy(sc + b0 + 48, &a3, 64);
+                    for (int r = 0; r < RQ; r++)
+                        for (int u = 0; u < 4; u++) v16_store(sc + (size_t)r * nbp + b0 + 16 * u, acc[r][u]);
                 }
-                /* top-k outside own group, descending, ties to the lower index:
-                 * candidates come in increasing index, so a later equal score
-                 * never displaces an earlier one */
-                uint32_t g = qb / G, gs = g * G, ge = gs + G < nb ? gs + G : nb;
-                int nt = 0;
-                for (uint32_t b = 0; b < nb; b++) {
-                    if (b >= gs && b < ge) continue;
-                    float s = sc[b];
-                    if (nt == (int)k && !(s > tv[nt - 1])) continue;
-                    int pos = nt < (int)k ? nt : (int)k - 1;
-                    while (pos > 0 && s > tv[pos - 1]) {
-                        tv[pos] = tv[pos - 1];
-                        ti[pos] = ti[pos - 1];
-                        pos--;
-                    }
-                    tv[pos] = s;
-                    ti[pos] = (int32_t)b;
-                    if (nt < (int)k) nt++;
-                }
-                for (int i = 0; i < nt; i++) out[ns++] = ti[i];
             }
-            sel_n[(size_t)(qb - qb0) * H + hh] = ns;
+            for (uint32_t qb = g0; qb < g1; qb++) {
+                int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
+                int ns = 0;
+                if (p->kind == FOLIO_PATTERN_LONGT5) {
+                    for (uint32_t b = 0; b < nb; b++) out[ns++] = (int32_t)b;
+                } else if (hier) {
+                    for (uint32_t l = 1; l <= h->n_levels; l++) {
+                        uint32_t a = folio_hier_ancestor(h, qb, l), s0, s1;
+                        folio_hier_siblings(h, l, a, &s0, &s1);
+                        for (uint32_t s = s0; s < s1; s++)
+                            if (s != a) out[ns++] = (int32_t)(h->offset[l] + s);
+                    }
+                }
+                if (routed) {
+                    float *row = sc + (size_t)(qb - g0) * nbp;
+                    uint32_t gs = qb / G * G, ge = gs + G < nb ? gs + G : nb;
+                    for (uint32_t b = gs; b < ge; b++) row[b] = -INFINITY; /* own group: already hier keys */
+                    for (uint32_t b = nb; b < nbp; b++) row[b] = -INFINITY;
+                    int nt = topk_row(row, nbp, k, tv, ti);
+                    for (int i = 0; i < nt; i++) out[ns++] = ti[i];
+                }
+                sel_n[(size_t)(qb - qb0) * H + hh] = ns;
+            }
         }
         free(sc);
         free(tv);
@@ -246,13 +275,15 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         if (!(V = project(X, nx, d, w->wv)) || !(NV = project(nodes, h->n_nodes, d, w->wv))) goto oom;
         v = V; nv = NV;
     }
-    if (!(O = malloc(sizeof(float) * nq * d + 1))) goto oom;
+    if (w && w->wo) {
+        if (!(O = malloc(sizeof(float) * nq * d + 1))) goto oom;
+    }
     if (mass && s_max > 0 && !(nm = malloc(sizeof(float) * nqb * H * s_max))) goto oom;
     folio_attn_args_t a = {
         .q = q, .k = k, .v = v, .ld = d, .x0 = (int64_t)x0, .nx = (int64_t)nx,
         .q0 = (int64_t)q0, .q1 = (int64_t)q1, .n_doc = (int64_t)h->n,
         .node_k = nk, .node_v = nv, .ld_nodes = d, .n_nodes = h->n_nodes,
-        .sel = sel, .sel_n = sel_n, .s_max = s_max, .out = O, .ld_out = d, .node_mass = nm,
+        .sel = sel, .sel_n = sel_n, .s_max = s_max, .out = O ? O : Xout, .ld_out = d, .node_mass = nm,
         .H = (int)H, .d_h = (int)dh, .B = (int)p->block,
         .W = (int)(p->kind == FOLIO_PATTERN_DENSE ? (h->n < (1u << 30) ? h->n : (1u << 30)) : p->window),
         .scale = folio_pattern_scale(p), .threads = threads,
@@ -261,13 +292,14 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
     if (st != FOLIO_OK) goto done;
     if (w && w->wo) {
         if (!(O2 = project(O, nq, d, w->wo))) goto oom;
-        free(O);
-        O = O2;
-        O2 = NULL;
+        memcpy(Xout, O2, sizeof(float) * nq * d);
     }
-    for (uint64_t i = 0; i < nq; i++) {
-        const float *xr = X + (q0 - x0 + i) * d;
-        for (uint32_t c = 0; c < d; c++) Xout[i * d + c] = xr[c] + O[i * d + c];
+    /* Xout holds the attention output: add the residual */
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < (int64_t)nq; i++) {
+        const float *xr = X + (q0 - x0 + (uint64_t)i) * d;
+        float *o = Xout + (uint64_t)i * d;
+        for (uint32_t c = 0; c < d; c++) o[c] = xr[c] + o[c];
     }
     folio_rmsnorm_heads(Xout, nq, H, dh);
     if (nm) folio_mass_accumulate(sel, sel_n, nm, (uint32_t)nqb, (int)H, s_max, mass);

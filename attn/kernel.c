@@ -37,6 +37,7 @@ typedef struct {
     float *m, *l;   /* (B) */
     float *acc;     /* (B, dhp) */
     float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
+    float *nmacc;   /* (s_max + 16) node mass accumulator */
     float *dacc;    /* (QR, dhp) sink for the padding rows of a partial query group */
     float *ckt;     /* (d_h, ldk) keys of the chunk's window range, transposed */
     float *cv;      /* (nk + TILE, dhp) values of the chunk's window range */
@@ -53,6 +54,7 @@ static void scratch_free(scratch_t *s)
     free(s->acc);
     free(s->sc);
     free(s->dacc);
+    free(s->nmacc);
     free(s->ckt);
     free(s->cv);
     memset(s, 0, sizeof *s);
@@ -67,9 +69,10 @@ static bool scratch_alloc(scratch_t *s, int B, int d_h, int s_max)
     s->m = malloc(sizeof(float) * B);
     s->l = malloc(sizeof(float) * B);
     s->acc = aligned_alloc(64, sizeof(float) * (size_t)B * s->dhp);
-    s->sc = malloc(sizeof(float) * (size_t)B * (s_max > 0 ? s_max : 1));
+    s->sc = malloc(sizeof(float) * ((size_t)B * (s_max > 0 ? s_max : 1) + 16)); /* +16: vector tail reads */
+    s->nmacc = malloc(sizeof(float) * ((size_t)s_max + 32));
     s->dacc = aligned_alloc(64, sizeof(float) * QR * s->dhp);
-    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc || !s->dacc) {
+    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc || !s->dacc || !s->nmacc) {
         scratch_free(s);
         return false;
     }
@@ -311,13 +314,19 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
         for (int c = 0; c < d_h; c++) o[c] = ac[c] * inv;
     }
     if (a->node_mass && s_max > 0) {
+        /* mass of each selected node: sum over the block's queries, in query
+         * order, of exp(score - m) / l (vectorized over the nodes) */
         float *nm = a->node_mass + (qb * a->H + h) * (int64_t)s_max;
-        for (int s = 0; s < s_max; s++) nm[s] = 0.0f;
+        float *tot = S->nmacc;
+        for (int s = 0; s < ns + 16; s++) tot[s] = 0.0f;
         for (int i = 0; i < nq; i++) {
             if (!(S->l[i] > 0)) continue;
-            float inv = 1.0f / S->l[i];
-            for (int s = 0; s < ns; s++) nm[s] += expf(S->sc[(size_t)i * s_max + s] - S->m[i]) * inv;
+            const v16f inv = v16_bcast(1.0f / S->l[i]), mi = v16_bcast(S->m[i]);
+            const float *sc = S->sc + (size_t)i * s_max;
+            for (int s = 0; s < ns; s += 16)
+                v16_store(tot + s, v16_load(tot + s) + v16_exp(v16_load(sc + s) - mi) * inv);
         }
+        for (int s = 0; s < s_max; s++) nm[s] = s < ns ? tot[s] : 0.0f;
     }
 }
 

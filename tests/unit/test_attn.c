@@ -662,3 +662,74 @@ Test(attn_quality, recall_matches_brute_force)
     plan_free(&P);
     free(X);
 }
+
+/* identity projections must give exactly the weightless encoder; a real
+ * projection must change the result and stay deterministic */
+Test(attn_encoder, projections)
+{
+    folio_pattern_t p = pat("hier+topk,window=16,block=16,group=4,topk=2,heads=2,head_dim=16,layers=2");
+    uint32_t n = 300, d = folio_pattern_dim(&p);
+    float *X0 = random_doc(n, d, 5);
+    float *I = calloc((size_t)d * d, sizeof(float)), *R = malloc(sizeof(float) * d * d);
+    for (uint32_t i = 0; i < d; i++) I[i * d + i] = 1.0f;
+    fill_random(R, (size_t)d * d, 8, 0.3f);
+    folio_layer_weights_t wi[2] = {{I, I, I, I}, {I, I, I, I}}, wr[2] = {{R, R, NULL, R}, {NULL, R, R, NULL}};
+    folio_encoded_t e0, e1, e2, e3;
+    cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, 2, &e0), FOLIO_OK);
+    cr_assert_eq(folio_encoder_run(&p, wi, X0, n, 2, &e1), FOLIO_OK);
+    cr_assert(memcmp(e0.X, e1.X, sizeof(float) * n * d) == 0, "identity projections change the result");
+    cr_assert_eq(folio_encoder_run(&p, wr, X0, n, 1, &e2), FOLIO_OK);
+    cr_assert_eq(folio_encoder_run(&p, wr, X0, n, 3, &e3), FOLIO_OK);
+    cr_assert(memcmp(e0.X, e2.X, sizeof(float) * n * d) != 0);
+    cr_assert(memcmp(e2.X, e3.X, sizeof(float) * n * d) == 0);
+    folio_encoded_clear(&e0); folio_encoded_clear(&e1); folio_encoded_clear(&e2); folio_encoded_clear(&e3);
+    free(I); free(R); free(X0);
+}
+
+/* routed keys are the k best blocks outside the own group (brute force in
+ * double), in descending order; hierarchical keys are the siblings */
+Test(attn_select, routing_is_top_k_outside_group)
+{
+    folio_pattern_t p = pat("hier+topk,window=8,block=8,group=5,topk=6,heads=3,head_dim=24");
+    uint32_t n = 8 * 173 + 3, d = folio_pattern_dim(&p), H = 3, dh = 24;
+    float *X = random_doc(n, d, 31);
+    plan_t P;
+    plan_make(&P, &p, X, n);
+    uint32_t nb = P.h.count[1], G = 5;
+    cr_assert_geq(P.h.n_levels, 3);
+    for (uint32_t qb = 0; qb < nb; qb++)
+        for (uint32_t h = 0; h < H; h++) {
+            const int32_t *s = P.sel + (qb * H + h) * P.s_max;
+            int ns = P.sel_n[qb * H + h], nh = 0;
+            /* hierarchical part */
+            for (uint32_t l = 1; l <= P.h.n_levels; l++) {
+                uint32_t a = folio_hier_ancestor(&P.h, qb, l), s0, s1;
+                folio_hier_siblings(&P.h, l, a, &s0, &s1);
+                for (uint32_t x = s0; x < s1; x++)
+                    if (x != a) cr_assert_eq(s[nh++], (int32_t)(P.h.offset[l] + x));
+            }
+            cr_assert_eq(ns - nh, 6);
+            double sc[8 * 173 + 8];
+            for (uint32_t b = 0; b < nb; b++) {
+                double v = 0;
+                for (uint32_t c = 0; c < dh; c++)
+                    v += (double)P.nodes[(size_t)qb * d + h * dh + c] * P.nodes[(size_t)b * d + h * dh + c];
+                sc[b] = v;
+            }
+            double worst_sel = INFINITY;
+            for (int i = nh; i < ns; i++) {
+                uint32_t b = (uint32_t)s[i];
+                cr_assert(b < nb && b / G != qb / G, "routed block %u is in the own group of %u", b, qb);
+                if (i > nh) cr_assert_geq(sc[s[i - 1]] + 1e-5, sc[b], "not descending");
+                worst_sel = fmin(worst_sel, sc[b]);
+            }
+            for (uint32_t b = 0; b < nb; b++) {
+                if (b / G == qb / G) continue;
+                bool chosen = false;
+                for (int i = nh; i < ns; i++) chosen |= (uint32_t)s[i] == b;
+                if (!chosen) cr_assert_leq(sc[b], worst_sel + 1e-5, "block %u beats a routed block", b);
+            }
+        }
+    plan_free(&P);
+    free(X);
+}
