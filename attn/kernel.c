@@ -359,9 +359,14 @@ static bool run_chunk(const folio_attn_args_t *a, scratch_t *S, int64_t cb0, int
     float *kt = S->ckt, *cv = S->cv;
     for (int64_t j0 = 0; j0 < nk; j0 += 16) {
         int jn = nk - j0 < 16 ? (int)(nk - j0) : 16;
+        const float *kr[16];
+        for (int j = 0; j < jn; j++) kr[j] = a->k + (kr0 + j0 + j - a->x0) * a->ld + hoff;
+        /* 16 keys x d_h: write one contiguous run of 16 per feature */
+        for (int c = 0; c < d_h; c++) {
+            float *dst = kt + (size_t)c * ldk + j0;
+            for (int j = 0; j < jn; j++) dst[j] = kr[j][c];
+        }
         for (int j = 0; j < jn; j++) {
-            const float *kr = a->k + (kr0 + j0 + j - a->x0) * a->ld + hoff;
-            for (int c = 0; c < d_h; c++) kt[(size_t)c * ldk + j0 + j] = kr[c];
             const float *vr = a->v + (kr0 + j0 + j - a->x0) * a->ld + hoff;
             float *dst = cv + (size_t)(j0 + j) * dhp;
             memcpy(dst, vr, sizeof(float) * d_h);
