@@ -17,6 +17,7 @@
 #include "pipeline.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -300,7 +301,9 @@ static folio_status_t build_idf(ingest_t *g)
 
 /* ------------------------------------------------------------ work + commit */
 
-enum { ROUND_BYTES = 32 << 20, ROUND_DOCS = 1024 };
+/* A round's text; its results (~70 bytes per token at d = 256) are held on
+ * rank 0 until the round commits, so this bounds rank 0's memory. */
+enum { ROUND_BYTES = 8 << 20, ROUND_DOCS = 1024 };
 
 typedef struct {
     ingest_t *g;
@@ -447,6 +450,14 @@ static void ingest_free(ingest_t *g)
     folio_u64map_free(&g->idf);
 }
 
+static void round_ctx_free(folio_round_ctx_t *rc)
+{
+    for (int t = 0; rc->thread_workers && t < rc->threads; t++) folio_worker_destroy(&rc->thread_workers[t]);
+    free(rc->thread_workers);
+    rc->thread_workers = NULL;
+    folio_worker_destroy(&rc->worker);
+}
+
 /* Threads per rank when not given: the node's cores shared by the ranks on
  * it, so -np 2 on a 2-core machine does not oversubscribe. */
 static int default_threads(MPI_Comm comm)
@@ -479,14 +490,26 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     wc.threads = cfg->threads > 0 ? cfg->threads : default_threads(cfg->comm);
     folio_round_ctx_t rc = {0};
     rc.comm = cfg->comm;
-    rc.self = MPI_COMM_SELF;
+    rc.threads = wc.threads;
+    /* Every OpenMP region of this rank (embedding and pooling too, not only
+     * the kernels that take a thread count) uses the rank's share of the
+     * cores: idle OpenMP threads spin, and the spinning threads of
+     * oversubscribed ranks steal the cores the working ones need. */
+    omp_set_num_threads(wc.threads);
     folio_status_t st = folio_worker_create(&wc, &rc.worker);
+    rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
+    if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
+    for (int t = 0; st == FOLIO_OK && t < wc.threads; t++) {
+        folio_worker_cfg_t one = wc;
+        one.threads = 1;
+        st = folio_worker_create(&one, &rc.thread_workers[t]);
+    }
 
     if (rank != 0) {
         /* Workers follow rank 0's rounds until it ends the job. */
         while (st == FOLIO_OK) st = folio_round_run(&rc, NULL, 0);
         if (st == FOLIO_EOF) st = FOLIO_OK;
-        folio_worker_destroy(&rc.worker);
+        round_ctx_free(&rc);
         return st;
     }
 
@@ -514,7 +537,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     }
     folio_store_close(&g.store);
     ingest_free(&g);
-    folio_worker_destroy(&rc.worker);
+    round_ctx_free(&rc);
     counts->seconds = folio_now() - t0;
     counts->compute_seconds = rc.compute_seconds;
     counts->exchange_seconds = rc.exchange_seconds;

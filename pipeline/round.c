@@ -15,6 +15,7 @@
  */
 #include "round.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,8 +105,9 @@ static size_t result_floats(const result_head_t *h)
     return (size_t)(h->ns * h->d + h->nb * h->d + h->nsec * h->d + h->d + h->ns);
 }
 
-static folio_status_t send_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
-                                  const folio_doc_results_t *res, MPI_Comm comm)
+/* Packs results into one malloc'd buffer (the wire format rank 0 receives). */
+static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
+                         const folio_doc_results_t *res, size_t *bytes_out)
 {
     result_head_t h = {item, est, 0, 0, 0, 0};
     if (est == FOLIO_OK) {
@@ -116,7 +118,7 @@ static folio_status_t send_result(int64_t item, folio_status_t est, const folio_
     }
     size_t nf = result_floats(&h), bytes = sizeof h + nf * sizeof(float);
     char *buf = malloc(bytes);
-    FOLIO_CHECK_ALLOC(buf);
+    if (!buf) return NULL;
     memcpy(buf, &h, sizeof h);
     float *f = (float *)(buf + sizeof h);
     if (est == FOLIO_OK) {
@@ -127,12 +129,38 @@ static folio_status_t send_result(int64_t item, folio_status_t est, const folio_
         memcpy(f + o, res->doc_vec, (size_t)h.d * 4); o += (size_t)h.d;
         memcpy(f + o, res->salience, (size_t)h.ns * 4);
     }
+    *bytes_out = bytes;
+    return buf;
+}
+
+/* Unpacks a result buffer: views into buf. */
+static folio_status_t unpack_result(const char *buf, size_t bytes, int64_t n_items, const char *spec,
+                                    result_head_t *h, folio_doc_results_t *res)
+{
+    memcpy(h, buf, sizeof *h);
+    if (h->item < 0 || h->item >= n_items || bytes != sizeof *h + result_floats(h) * sizeof(float))
+        return FOLIO_ERR_INTERNAL;
+    memset(res, 0, sizeof *res);
+    if (h->status != FOLIO_OK) return FOLIO_OK;
+    const float *f = (const float *)(buf + sizeof *h);
+    size_t o = 0;
+    res->pattern = spec;
+    res->d = (uint32_t)h->d;
+    res->n_blocks = (uint32_t)h->nb;
+    res->sent_vecs = f + o; o += (size_t)(h->ns * h->d);
+    res->block_vecs = f + o; o += (size_t)(h->nb * h->d);
+    res->section_vecs = f + o; o += (size_t)(h->nsec * h->d);
+    res->doc_vec = f + o; o += (size_t)h->d;
+    res->salience = f + o;
+    return FOLIO_OK;
+}
+
+static folio_status_t send_result(const char *buf, size_t bytes, MPI_Comm comm)
+{
     /* Size first, so rank 0 can allocate before the (possibly huge) body. */
     uint64_t sz = bytes;
-    int rc = MPI_Send(&sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm);
-    folio_status_t st = rc == MPI_SUCCESS ? send_bytes(buf, bytes, 0, TAG_RESULT + 1, comm) : FOLIO_ERR_MPI;
-    free(buf);
-    return st;
+    FOLIO_CHECK_MPI(MPI_Send(&sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm));
+    return send_bytes(buf, bytes, 0, TAG_RESULT + 1, comm);
 }
 
 /* ------------------------------------------------------------ the round */
@@ -221,10 +249,17 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         free(buf);
     }
 
-    /* Split documents, collectively, in item order; rank 0 commits each. */
-    folio_exchange_t *xw = NULL, *xs = NULL;
+    /* Results, packed, by item: rank 0 commits them in item order at the
+     * end of the round, so documents get the same internal numbers whatever
+     * the number of ranks. */
+    char **packed = calloc((size_t)n_items, sizeof *packed);
+    size_t *packed_sz = calloc((size_t)n_items, sizeof *packed_sz);
+    if (!packed || !packed_sz) st = FOLIO_ERR_NOMEM;
+    const char *spec = folio_worker_pattern_spec(rc->worker);
+
+    /* Split documents, collectively, in item order. */
+    folio_exchange_t *xw = NULL;
     if (st == FOLIO_OK) st = folio_exchange_create_mpi(comm, &xw);
-    if (st == FOLIO_OK) st = folio_exchange_create_mpi(rc->self, &xs);
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         if (meta[i * META_N + META_OWNER] >= 0) continue;
         folio_pattern_t p;
@@ -237,33 +272,72 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         double t = folio_now();
         st = folio_worker_encode_range(rc->worker, xw, &it[i].doc, it[i].weights, t0, t1, &res);
         rc->compute_seconds += folio_now() - t;
-        if (st == FOLIO_OK && me == 0) st = rc->commit(rc->commit_ctx, &items[i], FOLIO_OK, &res, 0);
+        if (st == FOLIO_OK && me == 0) {
+            packed[i] = pack_result(i, FOLIO_OK, &it[i].doc, &res, &packed_sz[i]);
+            if (!packed[i]) st = FOLIO_ERR_NOMEM;
+        }
     }
     if (xw) rc->exchange_seconds += folio_exchange_seconds(xw);
+    folio_exchange_destroy(&xw);
 
-    /* Whole documents: each rank its own; results to rank 0. */
-    int64_t remote = 0;
+    /* Whole documents of this rank: long ones one at a time with all the
+     * rank's threads inside the document, short ones in parallel, one thread
+     * each (parallelism inside a small document is mostly overhead).  Both
+     * give bit-identical results. */
+    int64_t *small = malloc(((size_t)n_items + 1) * sizeof *small), ns = 0, remote = 0;
+    if (!small) st = FOLIO_ERR_NOMEM;
+    double t_whole = folio_now();
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner < 0) continue;
         if (owner != me) { if (me == 0) remote++; continue; }
+        if (rc->threads > 1 && it[i].doc.n_tokens < FOLIO_ROUND_SMALL_TOKENS) { small[ns++] = i; continue; }
+        folio_exchange_t *xl = NULL;
         folio_doc_results_t res;
-        double t = folio_now();
-        folio_status_t est = folio_worker_encode_range(rc->worker, xs, &it[i].doc, it[i].weights, 0,
-                                                       it[i].doc.n_tokens, &res);
-        rc->compute_seconds += folio_now() - t;
-        if (me == 0) {
-            st = rc->commit(rc->commit_ctx, &items[i], est, est == FOLIO_OK ? &res : NULL, 0);
-        } else {
-            if (est != FOLIO_OK)
-                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str(est));
-            st = send_result(i, est, &it[i].doc, &res, comm);
-        }
+        folio_status_t est = folio_exchange_create_local(&xl);
+        if (est == FOLIO_OK)
+            est = folio_worker_encode_range(rc->worker, xl, &it[i].doc, it[i].weights, 0, it[i].doc.n_tokens, &res);
+        folio_exchange_destroy(&xl);
+        packed[i] = pack_result(i, est, &it[i].doc, &res, &packed_sz[i]);
+        if (!packed[i]) st = FOLIO_ERR_NOMEM;
     }
-    folio_exchange_destroy(&xw);
-    folio_exchange_destroy(&xs);
+    if (st == FOLIO_OK && ns > 0) {
+        folio_status_t pst = FOLIO_OK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(rc->threads)
+        for (int64_t k = 0; k < ns; k++) {
+            int tid = omp_get_thread_num();
+            int64_t i = small[k];
+            folio_exchange_t *xl = NULL;
+            folio_doc_results_t res;
+            folio_status_t est = folio_exchange_create_local(&xl);
+            if (est == FOLIO_OK)
+                est = folio_worker_encode_range(rc->thread_workers[tid], xl, &it[i].doc, it[i].weights, 0,
+                                                it[i].doc.n_tokens, &res);
+            folio_exchange_destroy(&xl);
+            packed[i] = pack_result(i, est, &it[i].doc, &res, &packed_sz[i]);
+            if (!packed[i]) {
+#pragma omp critical(folio_round_status)
+                pst = FOLIO_ERR_NOMEM;
+            }
+        }
+        st = pst;
+    }
+    rc->compute_seconds += folio_now() - t_whole;
+    free(small);
 
-    /* Rank 0 commits the others' results as they come. */
+    /* Worker ranks send their results to rank 0, in item order. */
+    for (int64_t i = 0; me != 0 && st == FOLIO_OK && i < n_items; i++) {
+        if (meta[i * META_N + META_OWNER] != me) continue;
+        result_head_t h;
+        memcpy(&h, packed[i], sizeof h);
+        if (h.status != FOLIO_OK)
+            folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
+        st = send_result(packed[i], packed_sz[i], comm);
+    }
+
+    /* Rank 0 gathers the others' results as they come ... */
+    int *from = me == 0 ? calloc((size_t)n_items, sizeof *from) : NULL;
+    if (me == 0 && !from) st = FOLIO_ERR_NOMEM;
     for (int64_t k = 0; me == 0 && st == FOLIO_OK && k < remote; k++) {
         MPI_Status ms;
         uint64_t sz;
@@ -273,30 +347,28 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         if (!buf) { st = FOLIO_ERR_NOMEM; break; }
         st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT + 1, comm);
         result_head_t h;
-        if (st == FOLIO_OK) {
-            memcpy(&h, buf, sizeof h);
-            if (h.item < 0 || h.item >= n_items || sz != sizeof h + result_floats(&h) * sizeof(float))
-                st = FOLIO_ERR_INTERNAL;
-        }
-        if (st == FOLIO_OK) {
-            const float *f = (const float *)(buf + sizeof h);
-            folio_doc_results_t res = {0};
-            if (h.status == FOLIO_OK) {
-                size_t o = 0;
-                res.pattern = folio_worker_pattern_spec(rc->worker);
-                res.d = (uint32_t)h.d;
-                res.n_blocks = (uint32_t)h.nb;
-                res.sent_vecs = f + o; o += (size_t)(h.ns * h.d);
-                res.block_vecs = f + o; o += (size_t)(h.nb * h.d);
-                res.section_vecs = f + o; o += (size_t)(h.nsec * h.d);
-                res.doc_vec = f + o; o += (size_t)h.d;
-                res.salience = f + o;
-            }
-            st = rc->commit(rc->commit_ctx, &items[h.item], (folio_status_t)h.status,
-                            h.status == FOLIO_OK ? &res : NULL, ms.MPI_SOURCE);
-        }
-        free(buf);
+        folio_doc_results_t res;
+        if (st == FOLIO_OK) st = unpack_result(buf, sz, n_items, spec, &h, &res);
+        if (st != FOLIO_OK || packed[h.item]) { free(buf); if (st == FOLIO_OK) st = FOLIO_ERR_INTERNAL; break; }
+        packed[h.item] = buf;
+        packed_sz[h.item] = sz;
+        from[h.item] = ms.MPI_SOURCE;
     }
+    /* ... and commits everything in item order. */
+    for (int64_t i = 0; me == 0 && st == FOLIO_OK && i < n_items; i++) {
+        result_head_t h;
+        folio_doc_results_t res;
+        if (!packed[i]) { st = FOLIO_ERR_INTERNAL; break; }
+        st = unpack_result(packed[i], packed_sz[i], n_items, spec, &h, &res);
+        if (st == FOLIO_OK)
+            st = rc->commit(rc->commit_ctx, &items[i], (folio_status_t)h.status,
+                            h.status == FOLIO_OK ? &res : NULL,
+                            meta[i * META_N + META_OWNER] < 0 ? -1 : from[i]);
+    }
+    free(from);
+    for (int64_t i = 0; packed && i < n_items; i++) free(packed[i]);
+    free(packed);
+    free(packed_sz);
 
     if (mine) {
         for (int64_t i = 0; i < n_items; i++) {

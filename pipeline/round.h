@@ -15,10 +15,15 @@ typedef struct {
 typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *item, folio_status_t est,
                                                 const folio_doc_results_t *res, int from_rank);
 
+/* Documents shorter than this are encoded one per thread, longer ones with
+ * all of the rank's threads inside the document. */
+#define FOLIO_ROUND_SMALL_TOKENS 16384
+
 typedef struct {
     MPI_Comm comm;           /* all ranks of the job                         */
-    MPI_Comm self;           /* this rank alone (whole-document encodes)     */
-    folio_worker_t *worker;
+    int threads;             /* this rank's threads                          */
+    folio_worker_t *worker;  /* threads-wide worker (split / long documents) */
+    folio_worker_t **thread_workers; /* (threads) one-thread workers         */
     folio_round_commit_fn commit; /* rank 0 only */
     void *commit_ctx;
     double compute_seconds, exchange_seconds;

@@ -3,7 +3,6 @@
  * Buffers grow to the largest document seen and are reused. */
 #include "workers_internal.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,11 +40,7 @@ folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t
     }
     folio_worker_t *w = calloc(1, sizeof *w);
     FOLIO_CHECK_ALLOC(w);
-    /* Every OpenMP region of this rank (the embedding and pooling too, not
-     * only the kernels that take a thread count) uses the rank's share of the
-     * cores: idle OpenMP threads spin, and spinning threads of oversubscribed
-     * ranks steal the cores the working ones need. */
-    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+
     w->cfg = *cfg;
     w->d = folio_pattern_dim(&cfg->pattern);
     folio_pattern_print(&cfg->pattern, w->spec, sizeof w->spec);
@@ -298,7 +293,7 @@ folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, co
                                    folio_doc_results_t *res)
 {
     folio_exchange_t *x = NULL;
-    FOLIO_TRY(folio_exchange_create_mpi(MPI_COMM_SELF, &x));
+    FOLIO_TRY(folio_exchange_create_local(&x));
     folio_status_t st = folio_worker_encode_range(w, x, doc, weights, 0, doc->n_tokens, res);
     folio_exchange_destroy(&x);
     return st;

@@ -51,6 +51,9 @@ typedef struct folio_exchange folio_exchange_t;
 
 /* MPI implementation over comm (not duplicated; the caller keeps it alive). */
 folio_status_t folio_exchange_create_mpi(MPI_Comm comm, folio_exchange_t **out);
+/* A single-rank exchange that makes no MPI call (usable from any thread):
+ * the whole document on one rank. */
+folio_status_t folio_exchange_create_local(folio_exchange_t **out);
 void folio_exchange_destroy(folio_exchange_t **x); /* NULL-safe */
 int folio_exchange_rank(const folio_exchange_t *x);
 int folio_exchange_size(const folio_exchange_t *x);
