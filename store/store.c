@@ -215,23 +215,41 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
         return FOLIO_ERR_NOMEM;
     }
     folio_status_t st = FOLIO_OK;
-    int rc = mdb_env_create(&s->env);
-    if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
     size_t map = o.initial_map_bytes ? o.initial_map_bytes : STORE_DEFAULT_MAP;
     if (map < STORE_MIN_MAP) map = STORE_MIN_MAP;
     map = (map + STORE_MIN_MAP - 1) / STORE_MIN_MAP * STORE_MIN_MAP;
-    /* A new store starts at map bytes; an existing one keeps the size its
-     * last writer recorded, grown to map when that is larger. */
     char datafile[4096];
     snprintf(datafile, sizeof datafile, "%s/data.mdb", path);
     bool exists = stat(datafile, &sb) == 0;
-    if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
-    if (rc == MDB_SUCCESS)
-        rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | (o.readonly ? MDB_RDONLY : MDB_WRITEMAP), 0664);
-    if (rc == MDB_SUCCESS && exists && !o.readonly) {
-        MDB_envinfo ei;
-        mdb_env_info(s->env, &ei);
-        if (ei.me_mapsize < map) rc = mdb_env_set_mapsize(s->env, map);
+    int rc;
+    if (o.readonly) {
+        /* Readers map far more than the file (address space only, pages
+         * are never touched past the data): a writer in another process
+         * may grow the store, and a reader whose map is too small could
+         * only adopt the new size with no read txn open in this process
+         * (serve has many).  Smaller tries for a limited `ulimit -v`. */
+        static const size_t tries[] = {(size_t)1 << 40, (size_t)1 << 36, 0};
+        for (size_t t = 0; t < sizeof tries / sizeof tries[0]; t++) {
+            rc = mdb_env_create(&s->env);
+            if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
+            if (rc == MDB_SUCCESS && tries[t]) rc = mdb_env_set_mapsize(s->env, tries[t]);
+            if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_RDONLY, 0664);
+            if (rc == MDB_SUCCESS || (rc != ENOMEM && rc != EINVAL)) break;
+            mdb_env_close(s->env);
+            s->env = NULL;
+        }
+    } else {
+        /* A new store starts at map bytes; an existing one keeps the size
+         * its last writer recorded, grown to map when that is larger. */
+        rc = mdb_env_create(&s->env);
+        if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
+        if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
+        if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP, 0664);
+        if (rc == MDB_SUCCESS && exists) {
+            MDB_envinfo ei;
+            mdb_env_info(s->env, &ei);
+            if (ei.me_mapsize < map) rc = mdb_env_set_mapsize(s->env, map);
+        }
     }
     if (rc) {
         folio_log(FOLIO_LOG_ERROR, "cannot open store '%s': %s", path, mdb_strerror(rc));
@@ -527,6 +545,14 @@ folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info)
     info->n_summaries = c.n_summaries;
     info->avg_doc_tokens = c.n_docs ? (double)c.n_tokens / (double)c.n_docs : 0.0;
     info->map_bytes = ei.me_mapsize;
+    if (s->readonly) {
+        /* a reader maps more than the store (see open); the writer's map
+         * size is the file's length (MDB_WRITEMAP extends it to the map) */
+        char datafile[4096];
+        struct stat sb;
+        snprintf(datafile, sizeof datafile, "%s/data.mdb", s->path);
+        if (stat(datafile, &sb) == 0) info->map_bytes = (uint64_t)sb.st_size;
+    }
     info->page_bytes = es.ms_psize;
     info->used_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
     return FOLIO_OK;
@@ -763,7 +789,124 @@ typedef struct {
     uint32_t *tfs;     /* (m) */
     uint32_t m;
     uint32_t n_blocks, d, flags;
+    struct pending *pend; /* batch: postings/df applied at the end, sorted */
 } commit_ctx_t;
+
+/* Postings of a batch not yet written: (term, packed posting) pairs. */
+typedef struct pending {
+    uint64_t *key, *val;
+    size_t n, cap;
+} pending_t;
+
+static folio_status_t pending_add(pending_t *p, const uint64_t *terms, const uint32_t *tfs, uint32_t m,
+                                  uint32_t num)
+{
+    if (p->n + m > p->cap) {
+        size_t cap = p->cap ? p->cap : 4096;
+        while (cap < p->n + m) cap *= 2;
+        uint64_t *k = realloc(p->key, cap * 8);
+        FOLIO_CHECK_ALLOC(k);
+        p->key = k;
+        uint64_t *v = realloc(p->val, cap * 8);
+        FOLIO_CHECK_ALLOC(v);
+        p->val = v;
+        p->cap = cap;
+    }
+    for (uint32_t i = 0; i < m; i++) {
+        p->key[p->n] = terms[i];
+        p->val[p->n++] = store_posting_pack(num, tfs[i]);
+    }
+    return FOLIO_OK;
+}
+
+/* LSD radix sort of (key, val) pairs by key, 8 bits a pass, stable. */
+static folio_status_t sort_pairs(uint64_t *key, uint64_t *val, size_t n)
+{
+    if (n < 2) return FOLIO_OK;
+    uint64_t *tk = malloc(n * 8), *tv = malloc(n * 8);
+    if (!tk || !tv) {
+        free(tk);
+        free(tv);
+        return FOLIO_ERR_NOMEM;
+    }
+    uint64_t *sk = key, *sv = val, *dk = tk, *dv = tv;
+    for (int shift = 0; shift < 64; shift += 8) {
+        size_t cnt[256] = {0};
+        for (size_t i = 0; i < n; i++) cnt[(sk[i] >> shift) & 255]++;
+        if (cnt[(sk[0] >> shift) & 255] == n) continue;
+        size_t sum = 0;
+        for (int b = 0; b < 256; b++) {
+            size_t c = cnt[b];
+            cnt[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t j = cnt[(sk[i] >> shift) & 255]++;
+            dk[j] = sk[i];
+            dv[j] = sv[i];
+        }
+        uint64_t *t = sk; sk = dk; dk = t;
+        t = sv; sv = dv; dv = t;
+    }
+    if (sk != key) {
+        memcpy(key, sk, n * 8);
+        memcpy(val, sv, n * 8);
+    }
+    free(tk);
+    free(tv);
+    return FOLIO_OK;
+}
+
+/* Writes the pending postings in term order (neighbouring puts touch the
+ * same pages) and adds each distinct term's count to df once. */
+static folio_status_t pending_flush(folio_store_t *s, MDB_txn *txn, pending_t *p)
+{
+    if (p->n == 0) return FOLIO_OK;
+    FOLIO_TRY(sort_pairs(p->key, p->val, p->n));
+    folio_store_counters_t c;
+    FOLIO_TRY(get_counters(s, txn, &c));
+    MDB_cursor *cur;
+    BODY_MDB(s, mdb_cursor_open(txn, s->dbi[DB_POSTINGS], &cur), "cursor on postings");
+    folio_status_t st = FOLIO_OK;
+    for (size_t i = 0; i < p->n && st == FOLIO_OK;) {
+        size_t j = i;
+        for (; j < p->n && p->key[j] == p->key[i]; j++) {
+            MDB_val k = {8, &p->key[j]}, v = {8, &p->val[j]};
+            int rc = mdb_cursor_put(cur, &k, &v, MDB_NODUPDATA);
+            if (rc) {
+                if (rc == MDB_MAP_FULL) s->map_full = true;
+                else folio_log(FOLIO_LOG_ERROR, "store '%s': writing postings: %s", s->path, mdb_strerror(rc));
+                st = folio_store_mdb_status(rc);
+                break;
+            }
+        }
+        if (st != FOLIO_OK) break;
+        MDB_val k = {8, &p->key[i]}, dv;
+        uint32_t df = 0;
+        int rc = mdb_get(txn, s->dbi[DB_DF], &k, &dv);
+        if (rc == MDB_SUCCESS && dv.mv_size == 4) memcpy(&df, dv.mv_data, 4);
+        else if (rc == MDB_NOTFOUND) c.n_terms++;
+        else {
+            folio_log(FOLIO_LOG_ERROR, "store '%s': reading df: %s", s->path, rc ? mdb_strerror(rc) : "malformed");
+            st = rc ? folio_store_mdb_status(rc) : FOLIO_ERR_CORRUPT;
+            break;
+        }
+        df += (uint32_t)(j - i);
+        dv.mv_size = 4;
+        dv.mv_data = &df;
+        rc = mdb_put(txn, s->dbi[DB_DF], &k, &dv, 0);
+        if (rc) {
+            if (rc == MDB_MAP_FULL) s->map_full = true;
+            else folio_log(FOLIO_LOG_ERROR, "store '%s': writing df: %s", s->path, mdb_strerror(rc));
+            st = folio_store_mdb_status(rc);
+        }
+        i = j;
+    }
+    mdb_cursor_close(cur);
+    FOLIO_TRY(st);
+    p->n = 0;
+    return put_counters(s, txn, &c);
+}
 
 
 static folio_status_t put_num(folio_store_t *s, MDB_txn *txn, int db, uint32_t num, const void *data,
@@ -781,14 +924,15 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
     const folio_doc_t *doc = x->doc;
     const folio_doc_results_t *res = x->res;
     size_t id_len = strlen(doc->id), title_len = doc->title ? strlen(doc->title) : 0;
-    folio_store_counters_t c;
-    FOLIO_TRY(get_counters(s, txn, &c));
-
     MDB_val ik = {id_len, doc->id}, v;
     uint32_t num = 0;
     int rc = mdb_get(txn, s->dbi[DB_DONE], &ik, &v);
     if (rc == MDB_SUCCESS) memcpy(&num, v.mv_data, 4);
     else if (rc != MDB_NOTFOUND) BODY_MDB(s, rc, "done-marker of '%s'", doc->id);
+    /* a replace removes postings and df: earlier docs of the batch first */
+    if (num && x->pend) FOLIO_TRY(pending_flush(s, txn, x->pend));
+    folio_store_counters_t c;
+    FOLIO_TRY(get_counters(s, txn, &c));
 
     MDB_val hk = {16, (void *)doc->hash};
     rc = mdb_get(txn, s->dbi[DB_HASHES], &hk, &v);
@@ -883,7 +1027,8 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
     }
 
     /* postings and df */
-    for (uint32_t i = 0; i < x->m; i++) {
+    if (x->pend) FOLIO_TRY(pending_add(x->pend, x->terms, x->tfs, x->m, num));
+    for (uint32_t i = 0; i < x->m && !x->pend; i++) {
         uint64_t t = x->terms[i], pk = store_posting_pack(num, x->tfs[i]);
         MDB_val k = {8, &t}, pv = {8, &pk};
         BODY_MDB(s, mdb_put(txn, s->dbi[DB_POSTINGS], &k, &pv, MDB_NODUPDATA), "posting of '%s'", doc->id);
@@ -1040,13 +1185,18 @@ folio_status_t folio_store_commit_doc(folio_store_t *s, const folio_doc_t *doc, 
 typedef struct {
     commit_ctx_t *x;
     uint32_t n;
+    pending_t pend;
 } batch_ctx_t;
 
 static folio_status_t commit_batch_body(folio_store_t *s, MDB_txn *txn, void *vctx)
 {
     batch_ctx_t *b = vctx;
-    for (uint32_t i = 0; i < b->n; i++) FOLIO_TRY(commit_doc_body(s, txn, &b->x[i]));
-    return FOLIO_OK;
+    b->pend.n = 0; /* a retry after map growth starts over */
+    for (uint32_t i = 0; i < b->n; i++) {
+        b->x[i].pend = &b->pend;
+        FOLIO_TRY(commit_doc_body(s, txn, &b->x[i]));
+    }
+    return pending_flush(s, txn, &b->pend);
 }
 
 folio_status_t folio_store_commit_docs(folio_store_t *s, const folio_doc_t *const *docs,
@@ -1054,7 +1204,7 @@ folio_status_t folio_store_commit_docs(folio_store_t *s, const folio_doc_t *cons
 {
     FOLIO_CHECK_GENERIC(s && (docs || n == 0), FOLIO_ERR_ARG, "commit_docs: no store or documents");
     if (n == 0) return FOLIO_OK;
-    batch_ctx_t b = {calloc(n, sizeof(commit_ctx_t)), n};
+    batch_ctx_t b = {calloc(n, sizeof(commit_ctx_t)), n, {0}};
     FOLIO_CHECK_ALLOC(b.x);
     folio_status_t st = FOLIO_OK;
     uint32_t prepared = 0;
@@ -1063,6 +1213,8 @@ folio_status_t folio_store_commit_docs(folio_store_t *s, const folio_doc_t *cons
     if (st == FOLIO_OK) st = run_write_txn(s, commit_batch_body, &b);
     for (uint32_t i = 0; i < prepared; i++) free_commit(&b.x[i]);
     free(b.x);
+    free(b.pend.key);
+    free(b.pend.val);
     return st;
 }
 

@@ -51,6 +51,11 @@ bool store_layout_valid(size_t len, uint32_t n_tokens, const folio_sentence_t *s
                         uint32_t n_sents, const folio_section_t *sections, uint32_t n_sections,
                         char *why, size_t whylen);
 
+/* Writes x as JSON (NUL-terminated, at most 16 bytes + NUL; "null" when not
+ * finite) with 9 significant digits: parses back to exactly x.  Returns
+ * the length.  Used by export. */
+int store_fmt_float(float x, char *out);
+
 static inline uint64_t store_posting_pack(uint32_t docnum, uint32_t tf)
 {
     return ((uint64_t)docnum << 32) | tf;

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include <ftw.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1000,5 +1001,219 @@ Test(store, readonly_missing_and_bad_paths)
     cr_assert_eq(folio_store_open(path, &ro, &s), FOLIO_OK);
     folio_store_close(&s);
     free(parent);
+    rm_store(path);
+}
+
+/* export's float printer: every float parses back bit-exactly, and the
+ * text is a JSON number. */
+#include "store/store_internal.h"
+
+static void roundtrip(float x)
+{
+    char buf[32];
+    int n = store_fmt_float(x, buf);
+    cr_assert_eq((size_t)n, strlen(buf));
+    cr_assert_leq(n, 16, "%s", buf);
+    float y = strtof(buf, NULL);
+    uint32_t bx, by;
+    memcpy(&bx, &x, 4);
+    memcpy(&by, &y, 4);
+    cr_assert_eq(bx, by, "%.9g printed as %s, read back as %.9g", (double)x, buf, (double)y);
+    folio_json_t *j = NULL;
+    char err[64];
+    cr_assert_eq(folio_json_parse(buf, (size_t)n, &j, err, sizeof err), FOLIO_OK, "%s: %s", buf, err);
+    cr_assert_eq(j->type, FOLIO_JSON_NUM);
+    folio_json_free(&j);
+}
+
+Test(store, float_format_round_trips, .timeout = 60)
+{
+    static const float special[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 1e-5f, 1e-6f, 123456789.0f, 1e9f, 16777216.0f,
+                                    3.4028235e38f, 1.17549435e-38f, 1.4e-45f, 9.99999944e-1f, 0.5f, 100.0f};
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) roundtrip(special[i]);
+    uint64_t st = 12345;
+    for (int i = 0; i < 2000000; i++) {
+        uint32_t bits = (uint32_t)folio_splitmix64(&st);
+        float x;
+        memcpy(&x, &bits, 4);
+        if (!isfinite(x)) continue;
+        roundtrip(x);
+    }
+    for (int i = 0; i < 200000; i++) { /* the range of unit vectors */
+        float x = (float)((double)(folio_splitmix64(&st) >> 11) / 9007199254740992.0 - 0.5);
+        roundtrip(x);
+    }
+    char buf[32];
+    store_fmt_float(NAN, buf);
+    cr_assert_str_eq(buf, "null");
+    store_fmt_float(1.5f, buf);
+    cr_assert_str_eq(buf, "1.5");
+    store_fmt_float(-0.25f, buf);
+    cr_assert_str_eq(buf, "-0.25");
+    store_fmt_float(3.0517578125e-05f, buf); /* 2^-15 needs 11 digits: rounded to 9 */
+    cr_assert_str_eq(buf, "3.05175781e-05");
+    store_fmt_float(1e10f, buf);
+    cr_assert_str_eq(buf, "1e+10");
+}
+
+Test(store, float_format_matches_printf_layout, .timeout = 60)
+{
+    /* where %.9g needs all 9 digits, the layout is exactly printf's */
+    uint64_t st = 777;
+    int same = 0, total = 0;
+    for (int i = 0; i < 100000; i++) {
+        uint32_t bits = (uint32_t)folio_splitmix64(&st);
+        float x;
+        memcpy(&x, &bits, 4);
+        if (!isfinite(x)) continue;
+        char a[32], b[32];
+        store_fmt_float(x, a);
+        snprintf(b, sizeof b, "%.9g", (double)x);
+        total++;
+        same += strcmp(a, b) == 0;
+        cr_assert_eq(strtof(a, NULL), strtof(b, NULL), "%s vs %s", a, b);
+    }
+    cr_assert_gt(same, total * 9 / 10, "only %d of %d identical to %%.9g", same, total);
+}
+
+/* commit_docs (one txn, postings/df applied sorted at the end) stores
+ * exactly what commit_doc one by one stores: same export, same postings;
+ * with replaces inside a batch and of earlier batches, from a 64 KiB map. */
+static char *export_store(folio_store_t *s, size_t *len)
+{
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    folio_store_export_opts_t o = {.vectors = true, .text = true};
+    cr_assert_eq(folio_store_export(s, &o, f), FOLIO_OK);
+    fclose(f);
+    return buf;
+}
+
+Test(store, batch_commit_equals_single, .timeout = 60)
+{
+    enum { N = 90 };
+    folio_doc_t docs[N];
+    synth_res_t res[N];
+    for (int i = 0; i < N; i++) {
+        char id[32];
+        /* ids repeat: i and i + 30 share an id (a replace), sometimes inside one batch */
+        snprintf(id, sizeof id, "b%02d", i % 60);
+        synth_doc(&docs[i], id, 4000 + i, 2 + i % 37, 200);
+        synth_results(&res[i], &docs[i], 8, i);
+    }
+    char *p1 = tmp_store(), *p2 = tmp_store();
+    folio_store_t *s1 = open_store(p1, 0), *s2 = open_store(p2, 64 << 10);
+    for (int i = 0; i < N; i++) cr_assert_eq(folio_store_commit_doc(s1, &docs[i], &res[i].r), FOLIO_OK);
+    int i = 0, sizes[] = {1, 7, 33, 2, 64};
+    for (int b = 0; i < N; b++) {
+        const folio_doc_t *bd[64];
+        const folio_doc_results_t *br[64];
+        int k = 0;
+        for (; k < sizes[b % 5] && i < N; k++, i++) {
+            bd[k] = &docs[i];
+            br[k] = &res[i].r;
+        }
+        cr_assert_eq(folio_store_commit_docs(s2, bd, br, (uint32_t)k), FOLIO_OK);
+    }
+    cr_assert_eq(check_faults(s1), 0);
+    cr_assert_eq(check_faults(s2), 0);
+    size_t l1, l2;
+    char *e1 = export_store(s1, &l1), *e2 = export_store(s2, &l2);
+    cr_assert_eq(l1, l2);
+    cr_assert_eq(memcmp(e1, e2, l1), 0);
+    free(e1);
+    free(e2);
+    folio_store_info_t a, b;
+    cr_assert_eq(folio_store_info(s1, &a), FOLIO_OK);
+    cr_assert_eq(folio_store_info(s2, &b), FOLIO_OK);
+    cr_assert_eq(a.n_docs, 60);
+    cr_assert_eq(a.n_terms, b.n_terms);
+    cr_assert_eq(a.n_postings, b.n_postings);
+    /* the final versions are docs[30..89] */
+    uint32_t nums[60];
+    for (int j = 0; j < 60; j++) nums[j] = docnum_of(s2, docs[30 + j].id);
+    assert_index_matches(s2, docs + 30, nums, 60);
+
+    /* a batch with two docs of the same content fails whole: nothing stored */
+    folio_doc_t x, y;
+    synth_doc(&x, "same-1", 31337, 5, 20);
+    synth_doc(&y, "same-2", 31337, 5, 20);
+    const folio_doc_t *bd[2] = {&x, &y};
+    cr_assert_eq(folio_store_commit_docs(s2, bd, NULL, 2), FOLIO_ERR_CORRUPT);
+    folio_doc_state_t st;
+    cr_assert_eq(folio_store_classify(s2, "same-1", x.hash, &st, NULL, 0), FOLIO_OK);
+    cr_assert_eq(st, FOLIO_DOC_NEW);
+    cr_assert_eq(check_faults(s2), 0);
+    folio_doc_clear(&x);
+    folio_doc_clear(&y);
+
+    folio_store_close(&s1);
+    folio_store_close(&s2);
+    rm_store(p1);
+    rm_store(p2);
+    for (int j = 0; j < N; j++) {
+        folio_doc_clear(&docs[j]);
+        free(res[j].buf);
+    }
+}
+
+/* A read-only process keeps reading (old readers stay valid, new readers
+ * see the new data) while another process commits and grows the map. */
+Test(store, reader_process_survives_writer_growth, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *w = open_store(path, 64 << 10);
+    folio_doc_t d;
+    synth_doc(&d, "first", 1, 5, 50);
+    cr_assert_eq(folio_store_commit_doc(w, &d, NULL), FOLIO_OK);
+    folio_doc_clear(&d);
+    folio_store_close(&w);
+
+    folio_store_opts_t ro = {.readonly = true};
+    folio_store_t *s = NULL;
+    cr_assert_eq(folio_store_open(path, &ro, &s), FOLIO_OK);
+    folio_store_reader_t *old;
+    cr_assert_eq(folio_store_reader_open(s, &old), FOLIO_OK);
+    folio_store_info_t in0;
+    cr_assert_eq(folio_store_info(s, &in0), FOLIO_OK);
+    cr_assert_leq(in0.map_bytes, 256u << 10);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) { /* the writer: grows the map many times over */
+        folio_store_t *c = NULL;
+        if (folio_store_open(path, NULL, &c) != FOLIO_OK) _exit(3);
+        for (int i = 0; i < 200; i++) {
+            folio_doc_t x;
+            char id[32];
+            snprintf(id, sizeof id, "w%03d", i);
+            synth_doc(&x, id, 500 + i, 40, 3000);
+            if (folio_store_commit_doc(c, &x, NULL) != FOLIO_OK) _exit(4);
+            folio_doc_clear(&x);
+        }
+        folio_store_close(&c);
+        _exit(0);
+    }
+    int ws;
+    waitpid(pid, &ws, 0);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "writer failed");
+
+    /* the old snapshot still reads, and does not see the new docs */
+    folio_stored_doc_t sd;
+    cr_assert_eq(folio_store_get_doc(old, "first", &sd), FOLIO_OK);
+    cr_assert_eq(folio_store_get_doc(old, "w100", &sd), FOLIO_ERR_NOT_FOUND);
+    /* a new reader (the old one still open) sees everything */
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    cr_assert_eq(folio_store_get_doc(r, "w199", &sd), FOLIO_OK);
+    cr_assert_eq(sd.n_sents, 40);
+    folio_store_reader_close(&r);
+    folio_store_reader_close(&old);
+    folio_store_info_t in;
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_eq(in.n_docs, 201);
+    cr_assert_gt(in.map_bytes, in0.map_bytes);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
     rm_store(path);
 }
