@@ -79,6 +79,9 @@ typedef struct {
     uint32_t budget;   /* keys per query; 0 = fixed pattern, else window,
                           group and topk are chosen per document by
                           folio_pattern_resolve (budget >= 64)           (0) */
+    uint32_t sumbias;  /* 1: a summary node's score gets + ln(tokens under it),
+                          so one node weighs like the tokens it stands for
+                          when attention is flat; 0: plain scores        (0) */
 } folio_pattern_t;
 
 #define FOLIO_PATTERN_SPEC_MAX 256 /* enough for folio_pattern_print */
@@ -95,7 +98,7 @@ folio_status_t folio_pattern_parse(const char *spec, folio_pattern_t *p, char *e
 folio_status_t folio_pattern_validate(const folio_pattern_t *p, char *err, size_t errlen);
 
 /* Canonical spec: "<variant>,window=..,block=..,group=..,topk=..,layers=..,
- * heads=..,head_dim=..,beta=..[,budget=..]" (beta printed with %.9g so
+ * heads=..,head_dim=..,beta=..[,budget=..][,sumbias=1]" (beta printed with %.9g so
  * parse(print(p)) == p bit for bit).  Returns the length snprintf would
  * write (truncated if >= cap). */
 size_t folio_pattern_print(const folio_pattern_t *p, char *buf, size_t cap);
@@ -148,6 +151,9 @@ void folio_hier_siblings(const folio_hier_t *h, uint32_t l, uint32_t idx, uint32
 void folio_hier_node_tokens(const folio_hier_t *h, uint32_t l, uint32_t idx, uint64_t *t0, uint64_t *t1);
 /* Level (>= 1) and in-level index of flat node f. */
 void folio_hier_node_level(const folio_hier_t *h, uint32_t f, uint32_t *level, uint32_t *idx);
+/* out[f] = ln(tokens under flat node f), (n_nodes): the score bias of
+ * pattern option sumbias=1. */
+void folio_hier_log_sizes(const folio_hier_t *h, float *out);
 
 /* ================================================================ embedding */
 
@@ -196,6 +202,9 @@ typedef struct {
     int H, d_h, B, W;
     float scale;
     int threads;   /* 0 = OpenMP default */
+    const float *node_bias; /* optional (n_nodes): added to the scaled score of
+                               each node key (sumbias=1: ln of its token count);
+                               NULL = none */
 } folio_attn_args_t;
 
 /* The fast kernel: 64-wide key tiles (FlashAttention-style online softmax),
@@ -212,6 +221,10 @@ folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a);
 folio_status_t folio_attn_dense_ref(const float *X, uint32_t n, const float *nodes, uint32_t n_nodes,
                                     uint32_t H, uint32_t d_h, float scale, const uint8_t *mask,
                                     float *out, float *node_w);
+/* The same with node_bias (n_nodes, may be NULL) added to node scores. */
+folio_status_t folio_attn_dense_ref_bias(const float *X, uint32_t n, const float *nodes, uint32_t n_nodes,
+                                         const float *node_bias, uint32_t H, uint32_t d_h, float scale,
+                                         const uint8_t *mask, float *out, float *node_w);
 
 /* The explicit mask of a pattern for a whole document (for tests and the
  * reference): (H, n, n + n_nodes) bytes, from the same sel/sel_n the kernel

@@ -264,7 +264,7 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
                         "encoder_layer: query range must end at a block boundary or the document end");
     const uint64_t nq = q1 - q0, nqb = (nq + p->block - 1) / p->block;
     folio_status_t st = FOLIO_OK;
-    float *Q = NULL, *K = NULL, *V = NULL, *NK = NULL, *NV = NULL, *O = NULL, *O2 = NULL, *nm = NULL;
+    float *Q = NULL, *K = NULL, *V = NULL, *NK = NULL, *NV = NULL, *O = NULL, *O2 = NULL, *nm = NULL, *bias = NULL;
     const float *q = X, *k = X, *v = X, *nk = nodes, *nv = nodes;
     if (w && w->wq) { if (!(Q = project(X, nx, d, w->wq))) goto oom; q = Q; }
     if (w && w->wk) {
@@ -279,6 +279,10 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         if (!(O = malloc(sizeof(float) * nq * d + 1))) goto oom;
     }
     if (mass && s_max > 0 && !(nm = malloc(sizeof(float) * nqb * H * s_max))) goto oom;
+    if (p->sumbias && s_max > 0) {
+        if (!(bias = malloc(sizeof(float) * h->n_nodes))) goto oom;
+        folio_hier_log_sizes(h, bias);
+    }
     folio_attn_args_t a = {
         .q = q, .k = k, .v = v, .ld = d, .x0 = (int64_t)x0, .nx = (int64_t)nx,
         .q0 = (int64_t)q0, .q1 = (int64_t)q1, .n_doc = (int64_t)h->n,
@@ -286,7 +290,7 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         .sel = sel, .sel_n = sel_n, .s_max = s_max, .out = O ? O : Xout, .ld_out = d, .node_mass = nm,
         .H = (int)H, .d_h = (int)dh, .B = (int)p->block,
         .W = (int)(p->kind == FOLIO_PATTERN_DENSE ? (h->n < (1u << 30) ? h->n : (1u << 30)) : p->window),
-        .scale = folio_pattern_scale(p), .threads = threads,
+        .scale = folio_pattern_scale(p), .threads = threads, .node_bias = bias,
     };
     st = folio_attn_sparse_fwd_cpu(&a);
     if (st != FOLIO_OK) goto done;
@@ -308,7 +312,7 @@ oom:
     folio_log_at(__FILE__, __LINE__, "encoder_layer: out of memory (%llu tokens)", (unsigned long long)nx);
     st = FOLIO_ERR_NOMEM;
 done:
-    free(Q); free(K); free(V); free(NK); free(NV); free(O); free(O2); free(nm);
+    free(Q); free(K); free(V); free(NK); free(NV); free(O); free(O2); free(nm); free(bias);
     return st;
 }
 

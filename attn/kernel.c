@@ -132,7 +132,7 @@ static inline __attribute__((always_inline)) void tile_rows(const float *const q
                                                             const float *vb, int d_h, int dhp, int tl,
                                                             float scale, const int lo[QR], const int hi[QR],
                                                             float *mrow[QR], float *lrow[QR], float *accr[QR],
-                                                            float *scores_out[QR])
+                                                            float *scores_out[QR], const float *bias)
 {
     v16f sv[QR][NK];
     for (int r = 0; r < QR; r++)
@@ -154,6 +154,8 @@ static inline __attribute__((always_inline)) void tile_rows(const float *const q
     float alpha[QR];
     for (int r = 0; r < QR; r++) {
         for (int u = 0; u < NK; u++) sv[r][u] *= scale;
+        if (bias)
+            for (int u = 0; u < NK; u++) sv[r][u] += v16_load(bias + 16 * u);
         if (scores_out[r])
             for (int u = 0; u < NK; u++) v16_store(scores_out[r] + 16 * u, sv[r][u]);
         int l0 = lo[r], h0 = hi[r] < tl - 1 ? hi[r] : tl - 1;
@@ -244,6 +246,12 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
             vrow[j] = a->node_v + nd * a->ld_nodes + hoff;
         }
         load_tile(krow, vrow, tl, d_h, dhp, S->kt, S->vb);
+        float btile[TILE] __attribute__((aligned(64)));
+        const float *bt = NULL;
+        if (a->node_bias) {
+            for (int j = 0; j < TILE; j++) btile[j] = j < tl ? a->node_bias[sel[t0 + j]] : 0.0f;
+            bt = btile;
+        }
         for (int i0 = 0; i0 < nq; i0 += QR) {
             for (int r = 0; r < QR; r++) {
                 int i = i0 + r < nq ? i0 + r : nq - 1;
@@ -264,11 +272,11 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
                     real[r] = sco[r];
                     sco[r] = real[r] ? bounce[r] : NULL;
                 }
-                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
                 for (int r = 0; r < QR; r++)
                     if (real[r]) memcpy(real[r], bounce[r], sizeof(float) * tl);
             } else {
-                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
             }
         }
     }
@@ -302,7 +310,7 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
                     hi[r] = 0;
                 }
             }
-            tile_rows(qr, ckt, ldk, cv, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco);
+            tile_rows(qr, ckt, ldk, cv, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, NULL);
         }
     }
 
@@ -441,6 +449,13 @@ folio_status_t folio_attn_dense_ref(const float *X, uint32_t n, const float *nod
                                     uint32_t H, uint32_t d_h, float scale, const uint8_t *mask,
                                     float *out, float *node_w)
 {
+    return folio_attn_dense_ref_bias(X, n, nodes, n_nodes, NULL, H, d_h, scale, mask, out, node_w);
+}
+
+folio_status_t folio_attn_dense_ref_bias(const float *X, uint32_t n, const float *nodes, uint32_t n_nodes,
+                                         const float *node_bias, uint32_t H, uint32_t d_h, float scale,
+                                         const uint8_t *mask, float *out, float *node_w)
+{
     FOLIO_CHECK_GENERIC(X && mask && out && (n_nodes == 0 || nodes), FOLIO_ERR_ARG, "dense_ref: NULL argument");
     const size_t d = (size_t)H * d_h, nk = (size_t)n + n_nodes;
     double *w = malloc(sizeof(double) * (nk ? nk : 1));
@@ -461,6 +476,7 @@ folio_status_t folio_attn_dense_ref(const float *X, uint32_t n, const float *nod
                 double s = 0;
                 for (uint32_t c = 0; c < d_h; c++) s += (double)q[c] * k[c];
                 s *= scale;
+                if (j >= n && node_bias) s += node_bias[j - n];
                 w[j] = s;
                 if (s > mx) mx = s;
             }

@@ -54,6 +54,8 @@ folio_status_t folio_pattern_validate(const folio_pattern_t *p, char *err, size_
         return perr(err, errlen, FOLIO_ERR_ARG, "pattern: heads*head_dim=%u exceeds 8192", p->heads * p->head_dim);
     if (!(p->beta > 0.0f) || !isfinite(p->beta) || p->beta > 1e4f)
         return perr(err, errlen, FOLIO_ERR_ARG, "pattern: beta=%g must be a finite number in (0, 1e4]", (double)p->beta);
+    if (p->sumbias > 1)
+        return perr(err, errlen, FOLIO_ERR_ARG, "pattern: sumbias=%u must be 0 or 1", p->sumbias);
     if (p->budget != 0) {
         if (p->budget < 64 || p->budget > (1u << 30))
             return perr(err, errlen, FOLIO_ERR_ARG, "pattern: budget=%u must be 0 (fixed) or in 64 .. 2^30 keys per query", p->budget);
@@ -125,9 +127,10 @@ folio_status_t folio_pattern_parse(const char *spec, folio_pattern_t *p, char *e
             else if (!strcmp(key, "heads") || !strcmp(key, "H")) field = &r.heads;
             else if (!strcmp(key, "head_dim") || !strcmp(key, "d_h")) field = &r.head_dim;
             else if (!strcmp(key, "budget")) field = &r.budget;
+            else if (!strcmp(key, "sumbias")) field = &r.sumbias;
             else
                 return perr(err, errlen, FOLIO_ERR_PARSE,
-                            "pattern '%s': unknown key '%s' (window, block, group, topk, layers, heads, head_dim, beta, budget)",
+                            "pattern '%s': unknown key '%s' (window, block, group, topk, layers, heads, head_dim, beta, budget, sumbias)",
                             spec, key);
             if (!parse_u32(val, field))
                 return perr(err, errlen, FOLIO_ERR_PARSE,
@@ -149,6 +152,11 @@ size_t folio_pattern_print(const folio_pattern_t *p, char *buf, size_t cap)
     if (p->budget) {
         size_t off = (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);
         int l2 = snprintf(buf + off, cap > off ? cap - off : 0, ",budget=%u", p->budget);
+        if (l2 > 0) len += l2;
+    }
+    if (p->sumbias) {
+        size_t off = (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);
+        int l2 = snprintf(buf + off, cap > off ? cap - off : 0, ",sumbias=%u", p->sumbias);
         if (l2 > 0) len += l2;
     }
     return (size_t)len;
@@ -213,6 +221,16 @@ void folio_hier_node_level(const folio_hier_t *h, uint32_t f, uint32_t *level, u
     while (l < h->n_levels && f >= h->offset[l + 1]) l++;
     *level = l;
     *idx = f - h->offset[l];
+}
+
+void folio_hier_log_sizes(const folio_hier_t *h, float *out)
+{
+    for (uint32_t l = 1; l <= h->n_levels; l++)
+        for (uint32_t i = 0; i < h->count[l]; i++) {
+            uint64_t t0, t1;
+            folio_hier_node_tokens(h, l, i, &t0, &t1);
+            out[h->offset[l] + i] = t1 > t0 ? (float)log((double)(t1 - t0)) : 0.0f;
+        }
 }
 
 /* ------------------------------------------------------------------ budget */

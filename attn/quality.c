@@ -190,10 +190,12 @@ folio_status_t folio_pattern_quality(const folio_pattern_t *p, const float *X, u
     int32_t *sel = malloc(sizeof(int32_t) * (size_t)nb * H * (s_max > 0 ? s_max : 1));
     int32_t *sel_n = calloc((size_t)nb * H, sizeof(int32_t));
     float *Os = malloc(sizeof(float) * n * d);
-    if (!nodes || !sel || !sel_n || !Os) {
+    float *bias = r.sumbias ? malloc(sizeof(float) * (h.n_nodes + 1)) : NULL;
+    if (!nodes || !sel || !sel_n || !Os || (r.sumbias && !bias)) {
         st = FOLIO_ERR_NOMEM;
         goto done;
     }
+    if (bias) folio_hier_log_sizes(&h, bias);
     double t = folio_now();
     if ((st = folio_attn_block_sums(X, 0, n, n, B, d, nodes)) != FOLIO_OK) goto done;
     if ((st = folio_hier_build_upper(&h, d, nodes)) != FOLIO_OK) goto done;
@@ -204,7 +206,7 @@ folio_status_t folio_pattern_quality(const folio_pattern_t *p, const float *X, u
         .node_k = nodes, .node_v = nodes, .ld_nodes = d, .n_nodes = h.n_nodes,
         .sel = s_max > 0 ? sel : NULL, .sel_n = s_max > 0 ? sel_n : NULL, .s_max = s_max,
         .out = Os, .ld_out = d, .H = (int)H, .d_h = (int)dh, .B = (int)B,
-        .W = (int)(W < (1u << 30) ? W : (1u << 30)), .scale = scale, .threads = threads,
+        .W = (int)(W < (1u << 30) ? W : (1u << 30)), .scale = scale, .threads = threads, .node_bias = bias,
     };
     if ((st = folio_attn_sparse_fwd_cpu(&a)) != FOLIO_OK) goto done;
     q->ms_sparse = (folio_now() - t) * 1e3;
@@ -284,5 +286,6 @@ done:
     free(sel);
     free(sel_n);
     free(Os);
+    free(bias);
     return st;
 }

@@ -411,6 +411,8 @@ int cmd_bench(int argc, char **argv)
     int32_t *sel = malloc(sizeof(int32_t) * (size_t)nb * H * (s_max > 0 ? s_max : 1));
     int32_t *sel_n = calloc((size_t)nb * H, sizeof(int32_t));
     int64_t *mass = calloc(h.n_nodes, sizeof(int64_t));
+    float *bias = p.sumbias ? malloc(sizeof(float) * (h.n_nodes + 1)) : NULL;
+    if (bias) folio_hier_log_sizes(&h, bias);
     double *tkc = malloc(sizeof(double) * reps);
     double *tk = malloc(sizeof(double) * reps), *ts = malloc(sizeof(double) * reps), *tl = malloc(sizeof(double) * reps);
     int rc = FOLIO_EXIT_FAIL;
@@ -435,6 +437,7 @@ int cmd_bench(int argc, char **argv)
             .sel = s_max > 0 ? sel : NULL, .sel_n = s_max > 0 ? sel_n : NULL, .s_max = s_max,
             .out = O, .ld_out = d, .H = (int)H, .d_h = (int)dh, .B = (int)B,
             .W = (int)(W < (1u << 30) ? W : (1u << 30)), .scale = folio_pattern_scale(&p), .threads = nth,
+            .node_bias = bias,
         };
         if (folio_attn_sparse_fwd_cpu(&a) != FOLIO_OK) goto out;
         double t2 = folio_now(), c2 = cpu_now();
@@ -478,6 +481,6 @@ int cmd_bench(int argc, char **argv)
            mk, msel, ml, gk, gl, peak, gk / nth / peak, gl / nth / peak, tkc[reps / 2], gcpu, gcpu / peak);
     rc = FOLIO_EXIT_OK;
 out:
-    free(X); free(Xo); free(O); free(nodes); free(sel); free(sel_n); free(mass); free(tk); free(ts); free(tl); free(tkc);
+    free(X); free(Xo); free(O); free(nodes); free(sel); free(sel_n); free(mass); free(tk); free(ts); free(tl); free(tkc); free(bias);
     return rc;
 }

@@ -41,7 +41,7 @@ Test(attn_pattern, default_and_round_trip)
     cr_assert_eq(d.layers, 2);
     const char *specs[] = {"", "hier+topk", "local,window=128", "longt5", "hier", "dense",
                            "window=256,block=64,group=64,topk=8,layers=2,heads=4,head_dim=64,beta=1",
-                           "budget=512", "hier,budget=4096,beta=0.3", "local , window = 7 , beta=2.5e-1",
+                           "budget=512", "hier,budget=4096,beta=0.3", "hier+topk,sumbias=1,budget=300", "local , window = 7 , beta=2.5e-1",
                            "block=1,group=2,topk=0,heads=3,head_dim=5"};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         folio_pattern_t p = pat(specs[i]), q;
@@ -73,6 +73,7 @@ Test(attn_pattern, errors)
         {"beta=nan", FOLIO_ERR_ARG, "beta"},
         {"beta=x", FOLIO_ERR_PARSE, "beta"},
         {"budget=10", FOLIO_ERR_ARG, "budget"},
+        {"sumbias=2", FOLIO_ERR_ARG, "sumbias"},
         {"dense,budget=512", FOLIO_ERR_ARG, "budget"},
         {"sparse", FOLIO_ERR_PARSE, "sparse"},
         {"colour=3", FOLIO_ERR_PARSE, "colour"},
@@ -171,6 +172,7 @@ typedef struct {
     int s_max;
     float *nodes;
     int32_t *sel, *sel_n;
+    float *bias; /* sumbias=1: ln(node size), else NULL */
 } plan_t;
 
 static void plan_make(plan_t *P, const folio_pattern_t *p, const float *X, uint32_t n)
@@ -185,6 +187,11 @@ static void plan_make(plan_t *P, const folio_pattern_t *p, const float *X, uint3
     cr_assert(P->nodes && P->sel && P->sel_n);
     cr_assert_eq(folio_attn_block_sums(X, 0, n, n, P->r.block, d, P->nodes), FOLIO_OK);
     cr_assert_eq(folio_hier_build_upper(&P->h, d, P->nodes), FOLIO_OK);
+    P->bias = NULL;
+    if (P->r.sumbias) {
+        P->bias = malloc(sizeof(float) * P->h.n_nodes);
+        folio_hier_log_sizes(&P->h, P->bias);
+    }
     if (P->s_max > 0)
         cr_assert_eq(folio_attn_select(&P->r, &P->h, P->nodes, P->nodes, 0, nb, P->sel, P->sel_n, P->s_max, 2), FOLIO_OK);
 }
@@ -194,6 +201,7 @@ static void plan_free(plan_t *P)
     free(P->nodes);
     free(P->sel);
     free(P->sel_n);
+    free(P->bias);
 }
 
 static void run_sparse(const plan_t *P, const float *X, uint32_t n, float *out, float *nm, int threads)
@@ -205,6 +213,7 @@ static void run_sparse(const plan_t *P, const float *X, uint32_t n, float *out, 
         .sel = P->s_max ? P->sel : NULL, .sel_n = P->s_max ? P->sel_n : NULL, .s_max = P->s_max,
         .out = out, .ld_out = d, .node_mass = nm, .H = (int)P->r.heads, .d_h = (int)P->r.head_dim,
         .B = (int)P->r.block, .W = (int)P->r.window, .scale = folio_pattern_scale(&P->r), .threads = threads,
+        .node_bias = P->bias,
     };
     cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
 }
@@ -243,8 +252,8 @@ static void check_vs_dense(const char *spec, const float *X, uint32_t n)
                 cr_assert_neq(P.sel[t * P.s_max + a], P.sel[t * P.s_max + b], "%s: duplicate summary key", spec);
     }
     run_sparse(&P, X, n, out, P.s_max ? nm : NULL, 2);
-    cr_assert_eq(folio_attn_dense_ref(X, n, P.nodes, P.h.n_nodes, H, P.r.head_dim, folio_pattern_scale(&P.r), mask,
-                                      ref, nw), FOLIO_OK);
+    cr_assert_eq(folio_attn_dense_ref_bias(X, n, P.nodes, P.h.n_nodes, P.bias, H, P.r.head_dim,
+                                           folio_pattern_scale(&P.r), mask, ref, nw), FOLIO_OK);
     double maxref = 0, maxerr = 0;
     for (size_t i = 0; i < (size_t)n * d; i++) {
         maxref = fmax(maxref, fabs(ref[i]));
@@ -282,6 +291,8 @@ static const char *const VARIANTS[] = {
     "hier+topk,window=0,block=4,group=2,topk=5,heads=1,head_dim=64",
     "hier+topk,window=70,block=64,group=2,topk=4,heads=2,head_dim=64,beta=3",
     "hier+topk,window=33,block=32,group=4,topk=2,heads=1,head_dim=80",
+    "hier+topk,window=9,block=8,group=3,topk=3,heads=2,head_dim=32,sumbias=1",
+    "longt5,window=3,block=16,heads=1,head_dim=16,sumbias=1",
 };
 
 Test(attn_kernel, sparse_equals_dense_masked_random, .timeout = 300)
@@ -385,7 +396,7 @@ static char *read_first_doc_text(const char *path, int which, size_t *len)
 Test(attn_kernel, sparse_equals_dense_masked_real_docs, .timeout = 300)
 {
     const char *files[] = {FOLIO_DATA_DIR "/pubmed-dev.jsonl", FOLIO_DATA_DIR "/sciqa-dev.jsonl"};
-    const char *specs[] = {"hier+topk,window=64,block=32,group=4,topk=4,heads=2,head_dim=32",
+    const char *specs[] = {"hier+topk,window=64,block=32,group=4,topk=4,heads=2,head_dim=32,sumbias=1",
                            "longt5,window=64,block=64,heads=2,head_dim=32",
                            "hier,window=16,block=16,group=8,heads=2,head_dim=32",
                            "local,window=100,heads=2,head_dim=32"};
