@@ -49,7 +49,9 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
                                                                    int32_t *out, int32_t *out_n)
 {
     constexpr int D = 64;
-    __shared__ float cand[kRouteChunk][D + 1];
+    /* every thread reads the same candidate row at once (a broadcast), so
+     * rows need no padding and float4 reads quarter the shared loads */
+    __shared__ __align__(16) float cand[kRouteChunk][D];
     const int h = blockIdx.y;
     const int64_t qb = qb0 + (int64_t)blockIdx.x * kRouteThreads + threadIdx.x;
     const bool live = qb < qb1;
@@ -75,8 +77,15 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
             const int64_t j = j0 + r;
             if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
             float sc = 0.f;
+            const float4 *cr = reinterpret_cast<const float4 *>(cand[r]);
 #pragma unroll
-            for (int c = 0; c < D; c++) sc = fmaf(q[c], cand[r][c], sc);
+            for (int c4 = 0; c4 < D / 4; c4++) {
+                const float4 v = cr[c4];
+                sc = fmaf(q[4 * c4], v.x, sc);
+                sc = fmaf(q[4 * c4 + 1], v.y, sc);
+                sc = fmaf(q[4 * c4 + 2], v.z, sc);
+                sc = fmaf(q[4 * c4 + 3], v.w, sc);
+            }
             if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) continue;
             /* insert after every entry with score >= sc (candidates come in index
              * order, so equal scores stay in index order), shifting the rest */

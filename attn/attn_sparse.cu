@@ -153,7 +153,7 @@ __device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, int buf,
 
 /* S(16 x 64) = Q(16 x 64) K^T for this warp's rows, raw dot products. */
 __device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4][4],
-                                        const unsigned char *kt, int lane)
+                                        const unsigned char *kt, int lane, unsigned active = 0xFu)
 {
 #pragma unroll
     for (int j = 0; j < 8; j++) S[j][0] = S[j][1] = S[j][2] = S[j][3] = 0.f;
@@ -163,6 +163,7 @@ __device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4
     for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
         for (int jp = 0; jp < 4; jp++) { /* pairs of 8-key n-tiles */
+            if (!(active & (1u << jp))) continue; /* 16 keys no row of this warp attends */
             const int key = jp * 16 + (mi >> 1) * 8 + rr;
             const int chunk = kk * 2 + (mi & 1);
             uint32_t b0, b1, b2, b3;
@@ -196,7 +197,7 @@ __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t
     }
 }
 
-template <bool OUT_BF16>
+template <bool OUT_BF16, bool KV_SAME>
 __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
 {
     __shared__ Smem sm;
@@ -228,7 +229,7 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + c * 8;
         cp_async16(sm.q + swz(r, c), gq, valid);
     }
-    load_kv_tile(p, sm, 0, 0, n_w, lo, hi, sel, s, h, true);
+    load_kv_tile(p, sm, 0, 0, n_w, lo, hi, sel, s, h, !KV_SAME);
     cp_async_commit();
 
     uint32_t qf[4][4];
@@ -241,7 +242,7 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
 
     for (int t = 0; t < n_t; t++) {
         if (t + 1 < n_t) {
-            load_kv_tile(p, sm, (t + 1) & 1, t + 1, n_w, lo, hi, sel, s, h, true);
+            load_kv_tile(p, sm, (t + 1) & 1, t + 1, n_w, lo, hi, sel, s, h, !KV_SAME);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -260,12 +261,28 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         }
         const int buf = t & 1;
         float S[8][4];
-        qk_tile(S, qf, sm.k[buf], lane);
+        /* Window edge tiles: this warp's 16 rows attend keys in
+         * [max(lo, w0 - W), min(hi - 1, w0 + 15 + W)] only; 16-key groups
+         * outside that range are skipped in both products (their P is 0). */
+        unsigned active = 0xFu;
+        bool full = true;
+        int64_t t0 = 0;
+        if (t < n_w) {
+            t0 = lo + (int64_t)t * kTile;
+            full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
+            if (!full) {
+                const int64_t w0 = qs + warp * 16;
+                const int64_t klo = max(lo, w0 - p.W), khi = min(hi - 1, w0 + 15 + p.W);
+                active = 0;
+#pragma unroll
+                for (int jp = 0; jp < 4; jp++)
+                    if (t0 + jp * 16 + 15 >= klo && t0 + jp * 16 <= khi) active |= 1u << jp;
+            }
+        }
+        qk_tile(S, qf, sm.k[buf], lane, active);
 
         /* Mask only where needed: band/document edges and the last summary tile. */
         if (t < n_w) {
-            const int64_t t0 = lo + (int64_t)t * kTile;
-            const bool full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
             if (!full) mask_tile(S, true, t0, lo, hi, p.W, r0, 0, tig);
         } else {
             const int s_left = s - (t - n_w) * kTile;
@@ -312,10 +329,11 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         }
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
-        const uint32_t vbase = smem_u32(sm.v[buf]);
+        const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[buf]);
         const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) { /* 16 keys */
+            if (!(active & (1u << kk))) continue;
 #pragma unroll
             for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
                 const int key = kk * 16 + (mi & 1) * 8 + rr;
@@ -516,15 +534,17 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     FOLIO_CHECK_GENERIC(nqb <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "attn cuda: too many query blocks");
     dim3 grid((unsigned)nqb, (unsigned)a->H);
     cudaStream_t st = (cudaStream_t)a->stream;
-    if (a->out_bf16) {
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sparse_fwd_kernel<true>,
-                                              cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-        sparse_fwd_kernel<true><<<grid, kThreads, 0, st>>>(p);
-    } else {
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sparse_fwd_kernel<false>,
-                                              cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-        sparse_fwd_kernel<false><<<grid, kThreads, 0, st>>>(p);
-    }
+    /* Q = K = V (folio's weightless encoder): one smem tile serves as K
+     * (ldmatrix) and V (ldmatrix.trans), halving the L2->SM traffic. */
+    bool kv_same = a->k == a->v && (a->s_max == 0 || a->node_k == a->node_v);
+#ifdef FOLIO_ATTN_NO_KV_SHARE
+    kv_same = false; /* bench baseline */
+#endif
+    void (*kern)(const Params);
+    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true> : sparse_fwd_kernel<true, false>;
+    else kern = kv_same ? sparse_fwd_kernel<false, true> : sparse_fwd_kernel<false, false>;
+    FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    kern<<<grid, kThreads, 0, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

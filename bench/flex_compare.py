@@ -281,15 +281,19 @@ def main():
     ap.add_argument("--window", type=int, default=256)
     ap.add_argument("--group", type=int, default=64)
     ap.add_argument("--topk", type=int, default=8)
-    ap.add_argument("--cbm-max", type=int, default=262144,
+    ap.add_argument("--lib-alt", default=None, help="a variant build of the library: its kernel is timed too")
+    ap.add_argument("--cbm-max", type=int, default=65536,
                     help="largest n for create_block_mask(_compile=True) on per-head (hier+topk) masks; "
                          "local masks always use it")
     ap.add_argument("--sdpa-n", type=int, default=65536)
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-flex", action="store_true")
+    ap.add_argument("--profile-only", action="store_true",
+                    help="just launch folio's kernel once per pattern and n (for ncu)")
     args = ap.parse_args()
     torch.manual_seed(0)
     lib = load_lib(args.lib)
+    lib_alt = load_lib(args.lib_alt) if args.lib_alt else None
     H, dh, W = args.heads, args.head_dim, args.window
     dev = torch.cuda.get_device_name()
     print(f"# device: {dev}; torch {torch.__version__}", flush=True)
@@ -305,6 +309,16 @@ def main():
             jf.flush()
 
     bench = lambda f: triton.testing.do_bench(f, warmup=50, rep=300, return_mode="median")
+
+    if args.profile_only:
+        for n in [int(x) for x in args.n.split(",")]:
+            for pattern in args.patterns.split(","):
+                inp = make_inputs(lib, n, H, dh, pattern, W, args.group, args.topk, seed=n)
+                out = torch.empty(n, H * dh, device="cuda", dtype=torch.bfloat16)
+                a = folio_args(inp, n, H, dh, W, out)
+                check(lib.folio_attn_sparse_fwd_cuda(C.byref(a)), "folio kernel")
+                torch.cuda.synchronize()
+        return
 
     # dense SDPA: the card's ceiling
     ns = args.sdpa_n
@@ -347,6 +361,16 @@ def main():
             a2 = folio_args(inp, n, H, dh, W, out32, nm)
             pa2 = C.byref(a2)
             ms_f32 = bench(lambda: lib.folio_attn_sparse_fwd_cuda(pa2))
+            alt = {}
+            if lib_alt is not None:
+                out_alt = torch.empty_like(out)
+                a3 = folio_args(inp, n, H, dh, W, out_alt)
+                pa3 = C.byref(a3)
+                check(lib_alt.folio_attn_sparse_fwd_cuda(pa3), "alt kernel")
+                torch.cuda.synchronize()
+                alt = dict(alt_ms=bench(lambda: lib_alt.folio_attn_sparse_fwd_cuda(pa3)),
+                           alt_err=rel(out_alt.float(), out.float()))
+                del out_alt
 
             # correctness sample: float64 CPU reference on 4 query blocks
             nb = (n + 63) // 64
@@ -360,7 +384,7 @@ def main():
             row = dict(kind="folio", pattern=pattern, n=n, heads=H, head_dim=dh, window=W, s_max=s_max,
                        keys_per_query=pairs / (n * H), ms=ms_f, tflops=flop / (ms_f * 1e-3) / 1e12,
                        ms_fp32_nodemass=ms_f32, select_ms=inp["select_ms"], err_vs_cpu_ref=err_ref,
-                       err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev)
+                       err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev, **alt)
 
             if not args.no_flex:
                 try:
@@ -407,7 +431,7 @@ def main():
     print()
     print(f"# {dev}: dense SDPA n={ns}: {sdpa_tf:.0f} TFLOP/s")
     hdr = f"{'pattern':10} {'n':>8} {'H':>3} {'d_h':>3} {'keys/q':>7} {'folio ms':>9} {'TFLOP/s':>8} " \
-          f"{'flex ms':>8} {'flex TF':>8} {'x flex':>7} {'/SDPA':>6} {'err cpu':>8} {'err flex':>8} {'ms fp32+mass':>12}"
+          f"{'flex ms':>8} {'flex TF':>8} {'x flex':>7} {'/SDPA':>6} {'err cpu':>8} {'err flex':>8} {'ms fp32+mass':>12} {'alt ms':>7}"
     print(hdr)
     for r in rows:
         if r["kind"] != "folio":
@@ -416,7 +440,7 @@ def main():
               f"{r['ms']:>9.3f} {r['tflops']:>8.1f} {r.get('flex_ms', float('nan')):>8.3f} "
               f"{r.get('flex_tflops', float('nan')):>8.1f} {r.get('speedup_vs_flex', float('nan')):>7.2f} "
               f"{r['frac_of_sdpa']:>6.2f} {r['err_vs_cpu_ref']:>8.1e} {r.get('err_vs_flex', float('nan')):>8.1e} "
-              f"{r['ms_fp32_nodemass']:>12.3f}")
+              f"{r['ms_fp32_nodemass']:>12.3f} {r.get('alt_ms', float('nan')):>7.3f}")
     if jf:
         jf.close()
 

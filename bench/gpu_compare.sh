@@ -68,6 +68,16 @@ for f in attn/*.cu; do
   nvcc $NVFLAGS -c "$f" -o "$BUILD/so/$(basename "$f" .cu).cu.o" >>"$OUT/build.log" 2>&1 || ok=0
 done
 nvcc $NVFLAGS -shared "$BUILD"/so/*.o -o "$LIB" >>"$OUT/build.log" 2>&1 || ok=0
+# a variant build timed beside it on the same inputs (ALT_FLAGS, e.g. a
+# baseline switch of attn_sparse.cu); empty = none
+ALT_ARG=""
+if [ -n "${ALT_FLAGS:-}" ]; then
+  mkdir -p "$BUILD/so-alt"
+  cp "$BUILD"/so/*.o "$BUILD/so-alt/"
+  nvcc $NVFLAGS $ALT_FLAGS -c attn/attn_sparse.cu -o "$BUILD/so-alt/attn_sparse.cu.o" >>"$OUT/build.log" 2>&1 &&
+    nvcc $NVFLAGS -shared "$BUILD"/so-alt/*.o -o "$BUILD/libfolio_cuda_alt.so" >>"$OUT/build.log" 2>&1 &&
+    ALT_ARG="--lib-alt $BUILD/libfolio_cuda_alt.so"
+fi
 [ $ok = 1 ] || { echo "could not build $LIB"; grep -E 'error' "$OUT/build.log" | head -20; exit 1; }
 nvcc $NVFLAGS --resource-usage -c attn/attn_sparse.cu -o "$BUILD/so/ru.tmp" 2>&1 | grep -E 'registers|spill' | head -4 | tee "$OUT/resource.txt"
 
@@ -105,8 +115,17 @@ if [ "$SKIP_TESTS" = 0 ]; then
   fi
 fi
 
+# ---------------------------------------------------------------- (optional) profile
+if [ -n "${NCU:-}" ] && command -v ncu >/dev/null; then
+  timeout 240 ncu --kernel-name regex:sparse_fwd --launch-count 2 --section SpeedOfLight --section Occupancy \
+      --section WarpStateStats --section SchedulerStats --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis \
+      python3 bench/flex_compare.py --lib "$LIB" --n 65536 --patterns local,hier+topk --profile-only \
+      >"$OUT/ncu.txt" 2>&1
+  grep -E 'sparse_fwd|Throughput|Pipe|Stall|Issue|Eligible|Active Warps|Achieved|L2|Duration|Registers|Executed Ipc' "$OUT/ncu.txt" | head -80
+fi
+
 # ---------------------------------------------------------------- 3. comparison
 timeout ${FLEX_TIMEOUT:-420} python3 bench/flex_compare.py --lib "$LIB" --n "$NS" --patterns "$PATTERNS" \
-    --json "$OUT/compare.jsonl" $SKIP_FLEX 2>&1 | grep -v -E '^\s*$|UserWarning|warnings.warn' | tee "$OUT/compare.log"
+    --json "$OUT/compare.jsonl" $SKIP_FLEX $ALT_ARG 2>&1 | grep -v -E '^\s*$|UserWarning|warnings.warn' | tee "$OUT/compare.log"
 [ ${PIPESTATUS[0]} = 0 ] || status=1
 exit $status
