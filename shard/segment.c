@@ -386,7 +386,9 @@ static void weak_heading(seg_t *g, uint32_t li)
         size_t ql = g->tok[tb].end - g->tok[tb].start, k = 0;
         while (k < ql && (is_upper(q[k]) || is_lower(q[k]))) k++;
         if (k < ql || ql < 2) before_ok = false;
-        bool after_ok = sep_after || (g->line_mode && N && (N->flags & (LF_UPPER | LF_ENUM | LF_STRONG)));
+        bool after_ok = sep_after || (g->line_mode && N && (N->flags & (LF_UPPER | LF_ENUM | LF_STRONG))) ||
+                        /* "Introduction\nSocial media platforms have made ..." */
+                        (N && (N->flags & LF_UPPER) && N->end - N->start >= 2 * n + 20);
         if (before_ok && after_ok && cap_ratio(g, tb, L->tok_end) >= 0.5) {
             L->raw = RAW_PLAIN;
             L->flags |= LF_TITLE;
@@ -450,7 +452,7 @@ static folio_status_t build_lines(seg_t *g)
 
 /* Is there a sentence boundary between tokens t and t+1 on the same line, or
  * on wrapped lines of one paragraph in prose mode? */
-static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L)
+static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t sb)
 {
     const unsigned char *s = g->s;
     size_t a = g->tok[t].end, b = g->tok[t + 1].start, i = a, sz;
@@ -503,8 +505,8 @@ static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L)
     }
     /* an initial: "J. Smith" */
     if (n == 1 && is_upper(p[0])) return false;
-    /* an enumeration label opening its line: "1. The", "(iv). The", "A. The" */
-    if (t == L->tok_begin) {
+    /* an enumeration label opening its line or sentence: "1. The", "A. The" */
+    if (t == L->tok_begin || t == sb) {
         bool lab = is_number_label(p, n, NULL) || is_roman(p, n) || n == 1;
         if (lab) return false;
     }
@@ -567,12 +569,12 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
         const line_t *L = &g->lines[li];
         bool br;
         if (t + 1 < L->tok_end) {
-            br = !L->raw && punct_boundary(g, t, L);
+            br = !L->raw && punct_boundary(g, t, L, sb);
         } else {
             const line_t *N = &g->lines[li + 1];
             if (N->flags & LF_HCONT) br = false;
             else br = (N->flags & LF_SEP_BEFORE) || L->raw || N->raw || g->line_mode || list_break(g, L, N) ||
-                      punct_boundary(g, t, L);
+                      punct_boundary(g, t, L, sb);
         }
         if (br) {
             FOLIO_TRY(push_sent(doc, &cap, sb, t + 1));
@@ -610,12 +612,18 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
         uint32_t hi = te < g->n_tok ? g->tok[te].start : (uint32_t)g->len;
         size_t sz;
         while (en < hi && !is_ws_at(s, g->len, en, &sz)) en += (uint32_t)sz;
-        /* spaced punctuation of pre-tokenized text: "word ." */
-        uint32_t j = en;
-        while (j < hi && (s[j] == ' ' || s[j] == '\t')) j++;
-        if (j > en && j < hi && (s[j] == '.' || s[j] == '!' || s[j] == '?')) {
+        /* spaced punctuation of pre-tokenized text, "word ) ." : take the
+         * rest of the line's punctuation up to an opener of the next one */
+        for (uint32_t j = en; j < hi && s[j] != '\n';) {
+            unsigned char c = s[j];
+            if (is_ws_at(s, g->len, j, &sz)) { j += (uint32_t)sz; continue; } /* not '\n': loop condition */
+            bool attached = j + 1 < hi && !is_ws_at(s, g->len, j + 1, &sz);
+            if (c == '(' || c == '[' || c == '{' || ((c == '"' || c == '\'' || c == '`') && attached) ||
+                (c == 0xE2 && j + 2 < hi && s[j + 1] == 0x80 && (s[j + 2] == 0x9C || s[j + 2] == 0x98)) ||
+                (c == 0xC2 && j + 1 < hi && (s[j + 1] == 0xA7 || s[j + 1] == 0xB6)))
+                break;
+            while (j < hi && !is_ws_at(s, g->len, j, &sz)) j += (uint32_t)sz;
             en = j;
-            while (en < hi && !is_ws_at(s, g->len, en, &sz)) en += (uint32_t)sz;
         }
         if (en > hi) en = hi;
         S->start = st;
@@ -703,7 +711,7 @@ folio_status_t folio_shard_segment(folio_doc_t *doc)
     }
     /* Line-oriented when most lines end like sentences or paragraphs, or
      * many lines are longer than any wrapped text (~80 columns) would be. */
-    g.line_mode = g.n_lines >= 3 && (term * 2 >= g.n_lines || longl * 4 >= g.n_lines);
+    g.line_mode = g.n_lines >= 3 && (term * 5 >= (uint64_t)g.n_lines * 4 || longl * 4 >= g.n_lines);
     for (uint32_t i = 0; i < g.n_lines; i++) {
         strong_heading(&g, &g.lines[i]);
         if (g.lines[i].raw) g.lines[i].flags |= LF_STRONG;
