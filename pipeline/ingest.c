@@ -456,21 +456,25 @@ static void round_ctx_free(folio_round_ctx_t *rc)
     free(rc->thread_workers);
     rc->thread_workers = NULL;
     folio_worker_destroy(&rc->worker);
+    folio_nccl_destroy(&rc->nccl);
 }
 
-/* Threads per rank when not given: the node's cores shared by the ranks on
- * it, so -np 2 on a 2-core machine does not oversubscribe. */
-static int default_threads(MPI_Comm comm)
+/* Ranks on this node and this rank's index among them: threads per rank
+ * when not given (the node's cores shared by its ranks, so -np 2 on a
+ * 2-core machine does not oversubscribe) and the GPU a rank drives. */
+static void node_share(MPI_Comm comm, int *threads, int *local_rank)
 {
     MPI_Comm node;
     int local = 1;
+    *local_rank = 0;
     if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
         MPI_Comm_size(node, &local);
+        MPI_Comm_rank(node, local_rank);
         MPI_Comm_free(&node);
     }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int t = (int)(cores > 0 ? cores : 1) / (local > 0 ? local : 1);
-    return t > 0 ? t : 1;
+    *threads = t > 0 ? t : 1;
 }
 
 folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
@@ -487,7 +491,11 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         return FOLIO_ERR_USAGE;
     }
     wc.backend = cfg->backend;
-    wc.threads = cfg->threads > 0 ? cfg->threads : default_threads(cfg->comm);
+    int def_threads, local_rank;
+    node_share(cfg->comm, &def_threads, &local_rank);
+    wc.threads = cfg->threads > 0 ? cfg->threads : def_threads;
+    wc.device = local_rank;
+    wc.announce = rank == 0;
     folio_round_ctx_t rc = {0};
     rc.comm = cfg->comm;
     rc.threads = wc.threads;
@@ -497,6 +505,36 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
      * oversubscribed ranks steal the cores the working ones need. */
     omp_set_num_threads(wc.threads);
     folio_status_t st = folio_worker_create(&wc, &rc.worker);
+    /* All ranks on the same backend: a document split over ranks is
+     * computed by all of them together.  A CUDA failure here is before any
+     * result was committed, so auto falls back to the CPU everywhere. */
+    int on_gpu = st == FOLIO_OK && folio_worker_on_gpu(rc.worker), all_gpu = 0, ok = st == FOLIO_OK, all_ok = 0;
+    FOLIO_CHECK_MPI(MPI_Allreduce(&on_gpu, &all_gpu, 1, MPI_INT, MPI_MIN, cfg->comm));
+    FOLIO_CHECK_MPI(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, cfg->comm));
+    if (!all_ok) {
+        folio_worker_destroy(&rc.worker);
+        return st != FOLIO_OK ? st : FOLIO_ERR_UNSUPPORTED;
+    }
+    if (on_gpu && !all_gpu) {
+        if (cfg->backend == FOLIO_BACKEND_CUDA) {
+            folio_log(FOLIO_LOG_ERROR, "--backend cuda: not every rank has a usable GPU");
+            folio_worker_destroy(&rc.worker);
+            return FOLIO_ERR_NO_DEVICE;
+        }
+        folio_worker_destroy(&rc.worker);
+        wc.backend = FOLIO_BACKEND_CPU;
+        st = folio_worker_create(&wc, &rc.worker);
+        if (rank == 0) folio_log(FOLIO_LOG_INFO, "backend auto: not every rank has a GPU, using the CPU");
+    }
+    rc.gpu = all_gpu != 0;
+    int P = 1;
+    MPI_Comm_size(cfg->comm, &P);
+    if (st == FOLIO_OK && rc.gpu && P > 1) {
+        st = folio_nccl_create(cfg->comm, wc.device, &rc.nccl);
+        if (st != FOLIO_OK && rank == 0) folio_log(FOLIO_LOG_ERROR, "NCCL communicator: %s", folio_status_str(st));
+    }
+    wc.backend = FOLIO_BACKEND_CPU; /* per-thread workers for short documents */
+    wc.announce = false;
     rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
     if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
     for (int t = 0; st == FOLIO_OK && t < wc.threads; t++) {

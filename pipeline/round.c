@@ -260,6 +260,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     /* Split documents, collectively, in item order. */
     folio_exchange_t *xw = NULL;
     if (st == FOLIO_OK) st = folio_exchange_create_mpi(comm, &xw);
+    if (st == FOLIO_OK && rc->nccl) folio_exchange_set_nccl(xw, rc->nccl);
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         if (meta[i * META_N + META_OWNER] >= 0) continue;
         folio_pattern_t p;
@@ -291,7 +292,10 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner < 0) continue;
         if (owner != me) { if (me == 0) remote++; continue; }
-        if (rc->threads > 1 && it[i].doc.n_tokens < FOLIO_ROUND_SMALL_TOKENS) { small[ns++] = i; continue; }
+        if (!rc->gpu && rc->threads > 1 && it[i].doc.n_tokens < FOLIO_ROUND_SMALL_TOKENS) {
+            small[ns++] = i;
+            continue;
+        }
         folio_exchange_t *xl = NULL;
         folio_doc_results_t res;
         folio_status_t est = folio_exchange_create_local(&xl);

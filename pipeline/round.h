@@ -23,7 +23,9 @@ typedef struct {
     MPI_Comm comm;           /* all ranks of the job                         */
     int threads;             /* this rank's threads                          */
     folio_worker_t *worker;  /* threads-wide worker (split / long documents) */
-    folio_worker_t **thread_workers; /* (threads) one-thread workers         */
+    folio_worker_t **thread_workers; /* (threads) one-thread CPU workers     */
+    bool gpu;                /* the worker runs on a GPU (all ranks do)      */
+    void *nccl;              /* NCCL communicator over comm (GPU, P > 1)     */
     folio_round_commit_fn commit; /* rank 0 only */
     void *commit_ctx;
     double compute_seconds, exchange_seconds;

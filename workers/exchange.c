@@ -9,6 +9,7 @@
 
 struct folio_exchange {
     MPI_Comm comm;
+    void *nccl;    /* ncclComm_t for device buffers, or NULL */
     bool local;    /* one rank, no MPI at all: safe from any thread */
     int rank, size;
     double seconds;
@@ -45,6 +46,9 @@ void folio_exchange_destroy(folio_exchange_t **px)
 }
 
 int folio_exchange_rank(const folio_exchange_t *x) { return x->rank; }
+void folio_exchange_set_nccl(folio_exchange_t *x, void *nccl_comm) { x->nccl = nccl_comm; }
+void *fx_nccl(const folio_exchange_t *x) { return x->nccl; }
+void fx_add_seconds(folio_exchange_t *x, double s) { x->seconds += s; }
 int folio_exchange_size(const folio_exchange_t *x) { return x->size; }
 double folio_exchange_seconds(const folio_exchange_t *x) { return x->seconds; }
 

@@ -16,6 +16,7 @@ struct folio_worker {
     float *docv;                       /* (d)                               */
     float *sal; size_t sal_cap;        /* (n_sents)                         */
     uint32_t *rb, *re; size_t r_cap;   /* range begin/end scratch           */
+    folio_gpu_t *gpu;                  /* non-NULL: layers run on the device */
 };
 
 static folio_status_t grow_f(float **p, size_t *cap, size_t need)
@@ -34,12 +35,25 @@ folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t
     char err[256];
     FOLIO_CHECK_GENERIC(folio_pattern_validate(&cfg->pattern, err, sizeof err) == FOLIO_OK,
                         FOLIO_ERR_ARG, "invalid pattern: %s", err);
-    if (cfg->backend == FOLIO_BACKEND_CUDA) {
-        folio_log(FOLIO_LOG_ERROR, "--backend cuda: the CUDA ingest worker is not available in this build yet");
-        return FOLIO_ERR_UNSUPPORTED;
-    }
     folio_worker_t *w = calloc(1, sizeof *w);
     FOLIO_CHECK_ALLOC(w);
+    if (cfg->backend != FOLIO_BACKEND_CPU) {
+        folio_status_t gst = folio_gpu_create(cfg->device, &cfg->pattern, &w->gpu);
+        if (gst != FOLIO_OK && cfg->backend == FOLIO_BACKEND_CUDA) {
+            folio_log(FOLIO_LOG_ERROR, "--backend cuda: %s", gst == FOLIO_ERR_NO_DEVICE
+                      ? "no usable CUDA device (or this build has no CUDA)"
+                      : gst == FOLIO_ERR_UNSUPPORTED ? "the CUDA kernels need head_dim=64 and block=64"
+                      : folio_status_str(gst));
+            free(w);
+            return gst;
+        }
+        if (gst != FOLIO_OK && cfg->announce)
+            folio_log(FOLIO_LOG_INFO, "backend auto: %s, using the CPU",
+                      gst == FOLIO_ERR_NO_DEVICE ? "no CUDA device"
+                      : gst == FOLIO_ERR_UNSUPPORTED ? "pattern not supported by the CUDA kernels"
+                      : folio_status_str(gst));
+        if (gst == FOLIO_OK && cfg->announce) folio_log(FOLIO_LOG_INFO, "backend: CUDA device %d", cfg->device);
+    }
 
     w->cfg = *cfg;
     w->d = folio_pattern_dim(&cfg->pattern);
@@ -56,11 +70,13 @@ void folio_worker_destroy(folio_worker_t **pw)
     folio_worker_t *w = *pw;
     free(w->sent); free(w->sec); free(w->blk); free(w->docv); free(w->sal);
     free(w->rb); free(w->re);
+    folio_gpu_destroy(&w->gpu);
     free(w);
     *pw = NULL;
 }
 
 const char *folio_worker_pattern_spec(const folio_worker_t *w) { return w->spec; }
+bool folio_worker_on_gpu(const folio_worker_t *w) { return w->gpu != NULL; }
 
 static folio_status_t ranges(folio_worker_t *w, size_t m)
 {
@@ -156,6 +172,34 @@ static folio_status_t pool_ranges_x(folio_exchange_t *x, const float *X, uint64_
     return st;
 }
 
+/* The L layers on the CPU: X (nx, d) holds the layer-0 input with halos and
+ * ends holding the last layer's output in its middle rows. */
+static folio_status_t layers_cpu(folio_worker_t *w, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                 float *X, float *Xout, float *nodes, int32_t *sel, int32_t *seln,
+                                 int64_t *mass)
+{
+    const folio_pattern_t *p = sp->p;
+    const uint32_t d = sp->d, B = p->block;
+    const uint64_t len = sp->t1 - sp->t0, hl = sp->hl, hr = sp->hr;
+    const uint64_t *row0 = sp->row0;
+    folio_status_t st = FOLIO_OK;
+    for (uint32_t l = 0; st == FOLIO_OK && l < p->layers; l++) {
+        st = folio_attn_block_sums(X + hl * d, sp->t0, sp->t1, sp->n, B, d, nodes + (size_t)sp->qb0 * d);
+        if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)sp->qb0 * d, row0, d, nodes);
+        if (st == FOLIO_OK) st = folio_hier_build_upper(sp->h, d, nodes);
+        if (st == FOLIO_OK)
+            st = folio_attn_select(p, sp->h, nodes, nodes, sp->qb0, sp->qb1, sel, seln, sp->s_max, w->cfg.threads);
+        if (st == FOLIO_OK)
+            st = folio_encoder_layer(p, sp->h, NULL, X, sp->x0, sp->nx, sp->t0, sp->t1, nodes, sel, seln,
+                                     sp->s_max, Xout, mass, w->cfg.threads);
+        if (st != FOLIO_OK) break;
+        memcpy(X + hl * d, Xout, len * d * sizeof *X);
+        if (l + 1 < p->layers && sp->P > 1)
+            st = fx_halo(x, X + hl * d, X + (hl + len - hr) * d, X, X + (hl + len) * d, hl, hr, d);
+    }
+    return st;
+}
+
 folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
                                          const folio_doc_t *doc, const float *weights,
                                          uint64_t t0, uint64_t t1, folio_doc_results_t *res)
@@ -213,19 +257,12 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
      * embeds its halo rows itself instead of receiving them. */
     if (st == FOLIO_OK)
         st = folio_embed(doc->text, doc->tokens + x0, weights + x0, (uint32_t)nx, d, FOLIO_EMBED_SEED, X);
-    for (uint32_t l = 0; st == FOLIO_OK && l < p.layers; l++) {
-        st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
-        if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
-        if (st == FOLIO_OK) st = folio_hier_build_upper(&h, d, nodes);
-        if (st == FOLIO_OK)
-            st = folio_attn_select(&p, &h, nodes, nodes, qb0, qb1, sel, seln, s_max, w->cfg.threads);
-        if (st == FOLIO_OK)
-            st = folio_encoder_layer(&p, &h, NULL, X, x0, nx, t0, t1, nodes, sel, seln, s_max, Xout,
-                                     mass, w->cfg.threads);
-        if (st != FOLIO_OK) break;
-        memcpy(X + hl * d, Xout, len * d * sizeof *X);
-        if (l + 1 < p.layers && P > 1)
-            st = fx_halo(x, X + hl * d, X + (hl + len - hr) * d, X, X + (hl + len) * d, hl, hr, d);
+    folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
+    if (st == FOLIO_OK) {
+        if (w->gpu)
+            st = folio_worker_layers_cuda(w->gpu, x, &sp, X, nodes, mass);
+        else
+            st = layers_cpu(w, x, &sp, X, Xout, nodes, sel, seln, mass);
     }
     /* Block summaries of the final token vectors, and the salience mass. */
     if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);

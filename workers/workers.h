@@ -25,12 +25,17 @@ typedef struct {
     folio_pattern_t pattern; /* as configured (budget mode resolved per doc) */
     folio_backend_t backend; /* AUTO/CPU/CUDA as asked                       */
     int threads;             /* 0 = all cores                                */
+    int device;              /* CUDA device (node-local rank)                */
+    bool announce;           /* log which backend was chosen                 */
 } folio_worker_cfg_t;
 
 typedef struct folio_worker folio_worker_t;
 
 folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t **out);
 void folio_worker_destroy(folio_worker_t **w); /* NULL-safe, nulls *w */
+
+/* True when the worker runs its layers on a GPU. */
+bool folio_worker_on_gpu(const folio_worker_t *w);
 
 /* Canonical spec of the worker's pattern (stored with the results). */
 const char *folio_worker_pattern_spec(const folio_worker_t *w);
@@ -51,6 +56,13 @@ typedef struct folio_exchange folio_exchange_t;
 
 /* MPI implementation over comm (not duplicated; the caller keeps it alive). */
 folio_status_t folio_exchange_create_mpi(MPI_Comm comm, folio_exchange_t **out);
+/* Device buffers of the GPU path travel through NCCL: a communicator over
+ * the same ranks as comm, bootstrapped by MPI_Bcast of the unique id.
+ * FOLIO_ERR_UNSUPPORTED without CUDA.  Collective over comm. */
+folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **nccl_comm);
+void folio_nccl_destroy(void **nccl_comm);
+/* Attaches a NCCL communicator (not owned) to an MPI exchange. */
+void folio_exchange_set_nccl(folio_exchange_t *x, void *nccl_comm);
 /* A single-rank exchange that makes no MPI call (usable from any thread):
  * the whole document on one rank. */
 folio_status_t folio_exchange_create_local(folio_exchange_t **out);

@@ -24,6 +24,38 @@ folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint
 /* all[r * n + i] = rank r's mine[i]. */
 folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n, uint64_t *all);
 
+/* What one rank computes of a document: the layer loop's geometry. */
+typedef struct {
+    const folio_pattern_t *p;   /* resolved for the document                 */
+    const folio_hier_t *h;
+    uint64_t n;                 /* document tokens                           */
+    uint32_t d;
+    uint64_t t0, t1;            /* this rank's queries                       */
+    uint64_t x0, nx;            /* rows held, halos included                 */
+    uint64_t hl, hr;            /* halo rows left / right                    */
+    uint32_t qb0, qb1;          /* this rank's query blocks                  */
+    int s_max;
+    int P;                      /* ranks sharing the document                */
+    const uint64_t *row0;       /* (P + 1) first block row of each rank      */
+} folio_layer_span_t;
+
+/* The CUDA device context of a worker (workers/worker_cuda.c). */
+typedef struct folio_gpu folio_gpu_t;
+/* Opens device `device` (mod the device count); FOLIO_ERR_NO_DEVICE when the
+ * build has no CUDA or no device is present; FOLIO_ERR_UNSUPPORTED when the
+ * pattern is not one the CUDA kernels implement. */
+folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_t **out);
+void folio_gpu_destroy(folio_gpu_t **g);
+/* The L layers on the device: same contract as the CPU loop (X host (nx, d)
+ * in: layer-0 input with halos; out: last layer's rows [hl, hl+len) valid),
+ * nodes/mass host scratch.  Halos and block summaries travel by NCCL when
+ * the exchange has a NCCL communicator, by MPI otherwise. */
+folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                        float *X, float *nodes, int64_t *mass);
+/* NCCL communicator of an exchange (NULL when none) and its CUDA stream. */
+void *fx_nccl(const folio_exchange_t *x);
+void fx_add_seconds(folio_exchange_t *x, double s);
+
 /* Fixed-point unit of pooled sums: exact, order-independent accumulation
  * (|x| <= sqrt(d_h) after RMS normalization, so 2^32 leaves room for 2^27
  * tokens in one range before an int64 could overflow). */
