@@ -34,8 +34,9 @@ static bool looks_binary(const unsigned char *s, size_t len, char *reason, size_
         nul += (s[i] == 0);
     }
     /* Several NULs close together never happen in text; one is reported
-     * as a NUL byte below. */
-    if (ctrl * 1000 > n * BINARY_CTRL_PERMILLE || nul >= 4) {
+     * as a NUL byte below.  A handful of control bytes in a short text is
+     * not enough evidence. */
+    if ((ctrl >= 8 && ctrl * 1000 > n * BINARY_CTRL_PERMILLE) || nul >= 4) {
         if (reason && reasonlen)
             snprintf(reason, reasonlen,
                      "binary content: %zu control bytes (%zu NUL) in the first %zu bytes", ctrl, nul, n);
