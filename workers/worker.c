@@ -101,6 +101,9 @@ folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_p
 static void pool_partial(const float *X, uint64_t t0, uint64_t t1, uint32_t d, const uint32_t *rb,
                          const uint32_t *re, uint64_t lo, uint64_t cnt, int64_t *acc)
 {
+    /* Ranges are independent (each writes its own row): any schedule gives
+     * the same integers. */
+#pragma omp parallel for schedule(dynamic, 16) if (cnt > 64)
     for (uint64_t r = 0; r < cnt; r++) {
         uint64_t b = rb[lo + r] > t0 ? rb[lo + r] : t0, e = re[lo + r] < t1 ? re[lo + r] : t1;
         int64_t *a = acc + r * d;
