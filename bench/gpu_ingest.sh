@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# End-to-end ingest on GPUs (issue 6 second half, issue 7): runs ON THE GPU HOST.
+#   bash bench/gpu_ingest.sh [MAX_GPUS]
+# Needs .gpu/debs (LMDB/ZeroMQ/Criterion .debs, see fetch-debs.sh), .gpu/unpack.sh
+# and .gpu/data (the four dev JSONL files).  Prints one table; logs in $OUT.
+# 1. agreement: --backend cuda vs --backend cpu exports (bf16 tolerance)
+# 2. speed: one GPU vs the CPU backend on 16 cores of the same host
+# 3. strong scaling: one ~10M-token document over 1, 2, 4 GPUs
+# 4. weak scaling: one document of ~2.5M tokens per GPU over 1, 2, 4 GPUs
+# Exchange share = NCCL/MPI exchange seconds / rank-0 compute seconds.
+set -euo pipefail
+MAXG=${1:-$(nvidia-smi -L | wc -l)}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+eval "$(bash .gpu/unpack.sh .gpu/debs)"
+nvidia-smi -L | tee "$OUT/cards.txt"
+nproc
+cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=OFF > "$OUT/cmake.log" 2>&1
+cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+F=$PWD/build-gpu/folio
+D=$PWD/.gpu/data
+W=/tmp/gi; rm -rf "$W"; mkdir -p "$W"
+MPI="mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH"
+
+ingest() { # label db np backend threads inputs...
+    local label=$1 db=$2 np=$3 be=$4 th=$5; shift 5
+    rm -rf "$db"
+    local s e line stats
+    s=$(date +%s.%N)
+    if [ "$np" = 1 ]; then
+        line=$("$F" ingest --db "$db" --backend "$be" --threads "$th" --progress "$@" 2> "$W/err" | tail -n 1)
+    else
+        line=$($MPI -np "$np" "$F" ingest --db "$db" --backend "$be" --threads "$th" --progress "$@" 2> "$W/err" | tail -n 1)
+    fi
+    e=$(date +%s.%N)
+    stats=$(grep '^ranks' "$W/err" | tail -n 1 || true)
+    cp "$W/err" "$OUT/$label.err"
+    printf '%-28s wall %7.2fs  %s\n    %s\n' "$label" "$(echo "$e - $s" | bc)" "$line" "$stats" | tee -a "$OUT/table.txt"
+}
+
+echo "== agreement (sciqa + billsum)" | tee -a "$OUT/table.txt"
+ingest cpu-dev "$W/cpu.lmdb" 1 cpu 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl"
+ingest gpu-dev "$W/gpu.lmdb" 1 cuda 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl"
+"$F" export --db "$W/cpu.lmdb" --vectors > "$W/cpu.jsonl"
+"$F" export --db "$W/gpu.lmdb" --vectors > "$W/gpu.jsonl"
+python3 bench/compare_exports.py "$W/gpu.jsonl" "$W/cpu.jsonl" | tee -a "$OUT/table.txt" || echo "AGREEMENT FAILED" | tee -a "$OUT/table.txt"
+
+echo "== speed: all dev data, 1 GPU vs CPU backend on 16 cores" | tee -a "$OUT/table.txt"
+ingest cpu16-all "$W/c16.lmdb" 1 cpu 16 "$D"/*.jsonl
+ingest gpu1-all "$W/g1.lmdb" 1 cuda 16 "$D"/*.jsonl
+
+# One big document: the dev files concatenated, repeated.
+mk() { local f=$1 reps=$2; : > "$f"; for i in $(seq 1 "$reps"); do cat "$D/spdx-licenses.jsonl" "$D/pubmed-dev.jsonl" >> "$f"; done; }
+mk "$W/doc10m.txt" 9
+echo "== strong scaling: one ~10M-token document" | tee -a "$OUT/table.txt"
+for g in 1 2 4; do
+    [ "$g" -le "$MAXG" ] || continue
+    ingest "strong-$g" "$W/s$g.lmdb" "$g" cuda 16 "$W/doc10m.txt"
+done
+[ "$MAXG" -ge 2 ] && { "$F" export --db "$W/s1.lmdb" --vectors > "$W/s1.jsonl"; }
+for g in 2 4; do
+    [ "$g" -le "$MAXG" ] || continue
+    "$F" export --db "$W/s$g.lmdb" --vectors > "$W/s$g.jsonl"
+    echo "strong $g GPUs vs 1: $(python3 bench/compare_exports.py "$W/s$g.jsonl" "$W/s1.jsonl" || true)" | tee -a "$OUT/table.txt"
+done
+echo "== weak scaling: ~2.2M tokens per GPU in one shared document" | tee -a "$OUT/table.txt"
+for g in 1 2 4; do
+    [ "$g" -le "$MAXG" ] || continue
+    mk "$W/weak$g.txt" $((2 * g))
+    ingest "weak-$g" "$W/w$g.lmdb" "$g" cuda 16 "$W/weak$g.txt"
+done
+cp "$W"/*.err "$OUT/" 2>/dev/null || true
+echo "== table"; cat "$OUT/table.txt"
