@@ -744,3 +744,42 @@ Test(attn_select, routing_is_top_k_outside_group)
     plan_free(&P);
     free(X);
 }
+
+/* every variant (and budget mode) runs end to end on awkward sizes, with
+ * finite, normalized outputs and salience that averages to 1 */
+Test(attn_encoder, every_variant_end_to_end, .timeout = 120)
+{
+    const char *specs[] = {"local,window=8,block=16,group=4,heads=2,head_dim=16",
+                           "longt5,window=8,block=16,group=4,heads=2,head_dim=16",
+                           "hier,window=8,block=16,group=4,heads=2,head_dim=16",
+                           "hier+topk,window=8,block=16,group=4,topk=2,heads=2,head_dim=16",
+                           "dense,block=16,heads=2,head_dim=16",
+                           "hier+topk,budget=64,block=8,heads=2,head_dim=16",
+                           "local,budget=100,heads=2,head_dim=16",
+                           "hier+topk,window=8,block=16,group=4,topk=2,heads=2,head_dim=16,sumbias=1"};
+    const uint32_t ns[] = {1, 17, 65, 1000};
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++)
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+            folio_pattern_t p = pat(specs[s]);
+            uint32_t n = ns[a], d = folio_pattern_dim(&p);
+            float *X0 = random_doc(n, d, 40 + s + a);
+            folio_encoded_t e;
+            cr_assert_eq(folio_encoder_run(&p, NULL, X0, n, 2, &e), FOLIO_OK, "%s n=%u", specs[s], n);
+            cr_assert_leq(folio_pattern_keys_bound(&e.pattern, n), p.budget ? p.budget : UINT32_MAX);
+            for (uint32_t i = 0; i < n; i++) {
+                double s2 = 0;
+                for (uint32_t c = 0; c < 16; c++) {
+                    float x = e.X[(size_t)i * d + c];
+                    cr_assert(isfinite(x));
+                    s2 += (double)x * x;
+                }
+                cr_assert_float_eq(s2, 16.0, 1e-3, "%s n=%u row %u", specs[s], n, i);
+            }
+            uint32_t b0 = 0, e0 = n;
+            float sal;
+            cr_assert_eq(folio_salience_ranges(&e.hier, e.mass, &b0, &e0, 1, &sal), FOLIO_OK);
+            cr_assert(sal == 0.0f || fabsf(sal - 1.0f) < 1e-4f, "%s n=%u: whole-document salience %g", specs[s], n, sal);
+            folio_encoded_clear(&e);
+            free(X0);
+        }
+}
