@@ -16,7 +16,8 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 eval "$(bash .gpu/unpack.sh .gpu/debs)"
 nvidia-smi -L | tee "$OUT/cards.txt"
 nproc
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=OFF > "$OUT/cmake.log" 2>&1
+SRC=${SRC:-.}   # a clean snapshot (git archive) may be given
+cmake -S "$SRC" -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=OFF > "$OUT/cmake.log" 2>&1
 cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 F=$PWD/build-gpu/folio
 D=$PWD/.gpu/data
@@ -44,7 +45,7 @@ ingest cpu-dev "$W/cpu.lmdb" 1 cpu 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl
 ingest gpu-dev "$W/gpu.lmdb" 1 cuda 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl"
 "$F" export --db "$W/cpu.lmdb" --vectors > "$W/cpu.jsonl"
 "$F" export --db "$W/gpu.lmdb" --vectors > "$W/gpu.jsonl"
-python3 bench/compare_exports.py "$W/gpu.jsonl" "$W/cpu.jsonl" | tee -a "$OUT/table.txt" || echo "AGREEMENT FAILED" | tee -a "$OUT/table.txt"
+python3 "$SRC/bench/compare_exports.py" "$W/gpu.jsonl" "$W/cpu.jsonl" | tee -a "$OUT/table.txt" || echo "AGREEMENT FAILED" | tee -a "$OUT/table.txt"
 
 echo "== speed: all dev data, 1 GPU vs CPU backend on 16 cores" | tee -a "$OUT/table.txt"
 ingest cpu16-all "$W/c16.lmdb" 1 cpu 16 "$D"/*.jsonl
@@ -62,7 +63,7 @@ done
 for g in 2 4; do
     [ "$g" -le "$MAXG" ] || continue
     "$F" export --db "$W/s$g.lmdb" --vectors > "$W/s$g.jsonl"
-    echo "strong $g GPUs vs 1: $(python3 bench/compare_exports.py "$W/s$g.jsonl" "$W/s1.jsonl" || true)" | tee -a "$OUT/table.txt"
+    echo "strong $g GPUs vs 1: $(python3 "$SRC/bench/compare_exports.py" "$W/s$g.jsonl" "$W/s1.jsonl" || true)" | tee -a "$OUT/table.txt"
 done
 echo "== weak scaling: ~2.2M tokens per GPU in one shared document" | tee -a "$OUT/table.txt"
 for g in 1 2 4; do
