@@ -118,56 +118,63 @@ struct Smem {
     float red[4][kTile]; /* node_mass: per-warp column sums */
 };
 
+/* Per-thread constants of the tile loads: thread tid copies 16-byte chunk
+ * lc = tid & 7 of rows lr + 16*it (it = 0..3), lr = tid >> 3; all four rows
+ * share (row & 7), so their swizzled smem offsets differ by it * 2048. */
+struct LoadPlan {
+    uint32_t dst;               /* smem byte offset of row lr, chunk lc      */
+    const __nv_bfloat16 *wk, *wv; /* global address of window row lo + lr      */
+    int64_t rem;                /* rows lo + lr + x valid while x < rem      */
+    int64_t step;               /* elements between rows 16 apart            */
+    int lr, lc;
+};
+
 /* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
  * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
  * summary nodes. */
-__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, int buf, int t, int n_w,
-                                             int64_t lo, int64_t hi, const int32_t *sel, int s,
-                                             int h, bool want_v)
+__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, const LoadPlan &lp, int buf,
+                                             int t, int n_w, const int32_t *sel, int s, int h,
+                                             bool want_v)
 {
-    const int tid = threadIdx.x;
+    unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[buf] + lp.dst;
+    if (t < n_w) {
+        const int64_t off = (int64_t)t * kTile;
 #pragma unroll
-    for (int it = 0; it < (kTile * 8) / kThreads; it++) {
-        const int idx = tid + it * kThreads;
-        const int r = idx >> 3, c = idx & 7;
-        const __nv_bfloat16 *gk = p.k, *gv = p.v;
-        bool valid;
-        if (t < n_w) {
-            const int64_t j = lo + (int64_t)t * kTile + r;
-            valid = j < hi;
-            const int64_t row = valid ? (j - p.x0) : 0;
-            gk = p.k + row * p.ld + h * kD + c * 8;
-            gv = p.v + row * p.ld + h * kD + c * 8;
-        } else {
-            const int e = (t - n_w) * kTile + r;
-            int32_t node = e < s ? __ldg(sel + e) : -1;
-            valid = node >= 0 && node < p.n_nodes;
-            const int64_t row = valid ? node : 0;
-            gk = p.node_k + row * p.ld_nodes + h * kD + c * 8;
-            gv = p.node_v + row * p.ld_nodes + h * kD + c * 8;
+        for (int it = 0; it < 4; it++) {
+            const int64_t x = off + 16 * it;
+            const bool valid = x < lp.rem;
+            const int64_t e = valid ? (int64_t)(4 * t + it) * lp.step : 0;
+            cp_async16(dk + it * 2048, lp.wk + e, valid);
+            if (want_v) cp_async16(dv + it * 2048, lp.wv + e, valid);
         }
-        cp_async16(sm.k[buf] + swz(r, c), gk, valid);
-        if (want_v) cp_async16(sm.v[buf] + swz(r, c), gv, valid);
+    } else {
+        const int e0 = (t - n_w) * kTile + lp.lr;
+#pragma unroll
+        for (int it = 0; it < 4; it++) {
+            const int e = e0 + 16 * it;
+            const int32_t node = e < s ? __ldg(sel + e) : -1;
+            const bool valid = node >= 0 && node < p.n_nodes;
+            const int64_t row = valid ? node : 0;
+            cp_async16(dk + it * 2048, p.node_k + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
+            if (want_v) cp_async16(dv + it * 2048, p.node_v + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
+        }
     }
 }
 
-/* S(16 x 64) = Q(16 x 64) K^T for this warp's rows, raw dot products. */
-__device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4][4],
-                                        const unsigned char *kt, int lane, unsigned active = 0xFu)
+/* S(16 x 64) = Q(16 x 64) K^T for this warp's rows, raw dot products.
+ * koff[kk]: this lane's ldmatrix row address for k-step kk (keys of n-tile
+ * pair jp are jp * 2048 bytes further: an immediate offset). */
+__device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4][4], uint32_t kbase,
+                                        const uint32_t (&koff)[4])
 {
 #pragma unroll
     for (int j = 0; j < 8; j++) S[j][0] = S[j][1] = S[j][2] = S[j][3] = 0.f;
-    const uint32_t kbase = smem_u32(kt);
-    const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
         for (int jp = 0; jp < 4; jp++) { /* pairs of 8-key n-tiles */
-            if (!(active & (1u << jp))) continue; /* 16 keys no row of this warp attends */
-            const int key = jp * 16 + (mi >> 1) * 8 + rr;
-            const int chunk = kk * 2 + (mi & 1);
             uint32_t b0, b1, b2, b3;
-            ldmatrix_x4(b0, b1, b2, b3, kbase + swz(key, chunk));
+            ldmatrix_x4(b0, b1, b2, b3, kbase + koff[kk] + jp * 2048);
             mma_bf16(S[2 * jp], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b0, b1);
             mma_bf16(S[2 * jp + 1], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b2, b3);
         }
@@ -197,8 +204,11 @@ __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t
     }
 }
 
+#ifndef FOLIO_ATTN_MIN_BLOCKS
+#define FOLIO_ATTN_MIN_BLOCKS 4 /* CTAs per SM the register budget is cut for */
+#endif
 template <bool OUT_BF16, bool KV_SAME>
-__global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
+__global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_kernel(const Params p)
 {
     __shared__ Smem sm;
     const int qb = blockIdx.x, h = blockIdx.y;
@@ -219,6 +229,29 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
     const int n_s = (s + kTile - 1) / kTile;
     const int n_t = n_w + n_s;
 
+    LoadPlan lp;
+    lp.lr = tid >> 3;
+    lp.lc = tid & 7;
+    lp.dst = swz(lp.lr, lp.lc);
+    lp.rem = hi - lo - lp.lr;
+    lp.step = 16 * p.ld;
+    {
+        const int64_t row0 = min(lo + lp.lr, hi - 1) - p.x0; /* a valid row for the base address */
+        lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
+        lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
+        if (lo + lp.lr > hi - 1) lp.rem = 0; /* (then every row of this thread is invalid) */
+    }
+    /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
+    uint32_t koff[4], voff[4];
+    {
+        const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+        for (int x = 0; x < 4; x++) {
+            koff[x] = swz((mi >> 1) * 8 + rr, 2 * x + (mi & 1));
+            voff[x] = swz((mi & 1) * 8 + rr, 2 * x + (mi >> 1));
+        }
+    }
+
     /* Q tile (rows beyond the live queries are zero). */
 #pragma unroll
     for (int it = 0; it < (kTile * 8) / kThreads; it++) {
@@ -229,7 +262,7 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + c * 8;
         cp_async16(sm.q + swz(r, c), gq, valid);
     }
-    load_kv_tile(p, sm, 0, 0, n_w, lo, hi, sel, s, h, !KV_SAME);
+    load_kv_tile(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
 
     uint32_t qf[4][4];
@@ -242,7 +275,7 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
 
     for (int t = 0; t < n_t; t++) {
         if (t + 1 < n_t) {
-            load_kv_tile(p, sm, (t + 1) & 1, t + 1, n_w, lo, hi, sel, s, h, !KV_SAME);
+            load_kv_tile(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -261,28 +294,12 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         }
         const int buf = t & 1;
         float S[8][4];
-        /* Window edge tiles: this warp's 16 rows attend keys in
-         * [max(lo, w0 - W), min(hi - 1, w0 + 15 + W)] only; 16-key groups
-         * outside that range are skipped in both products (their P is 0). */
-        unsigned active = 0xFu;
-        bool full = true;
-        int64_t t0 = 0;
-        if (t < n_w) {
-            t0 = lo + (int64_t)t * kTile;
-            full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
-            if (!full) {
-                const int64_t w0 = qs + warp * 16;
-                const int64_t klo = max(lo, w0 - p.W), khi = min(hi - 1, w0 + 15 + p.W);
-                active = 0;
-#pragma unroll
-                for (int jp = 0; jp < 4; jp++)
-                    if (t0 + jp * 16 + 15 >= klo && t0 + jp * 16 <= khi) active |= 1u << jp;
-            }
-        }
-        qk_tile(S, qf, sm.k[buf], lane, active);
+        qk_tile(S, qf, smem_u32(sm.k[buf]), koff);
 
         /* Mask only where needed: band/document edges and the last summary tile. */
         if (t < n_w) {
+            const int64_t t0 = lo + (int64_t)t * kTile;
+            const bool full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
             if (!full) mask_tile(S, true, t0, lo, hi, p.W, r0, 0, tig);
         } else {
             const int s_left = s - (t - n_w) * kTile;
@@ -330,16 +347,12 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
         const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[buf]);
-        const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) { /* 16 keys */
-            if (!(active & (1u << kk))) continue;
 #pragma unroll
             for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
-                const int key = kk * 16 + (mi & 1) * 8 + rr;
-                const int chunk = jp * 2 + (mi >> 1);
                 uint32_t b0, b1, b2, b3;
-                ldmatrix_x4_trans(b0, b1, b2, b3, vbase + swz(key, chunk));
+                ldmatrix_x4_trans(b0, b1, b2, b3, vbase + voff[jp] + kk * 2048);
                 mma_bf16(O[2 * jp], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
                          pf[2 * kk + 1][1], b0, b1);
                 mma_bf16(O[2 * jp + 1], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
@@ -387,12 +400,12 @@ __global__ void __launch_bounds__(kThreads, 4) sparse_fwd_kernel(const Params p)
         const bool w0 = r0 < qe, w1 = r0 + 8 < qe;
         float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
         for (int ts = 0; ts < n_s; ts++) {
-            load_kv_tile(p, sm, 0, n_w + ts, n_w, lo, hi, sel, s, h, false);
+            load_kv_tile(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
             cp_async_commit();
             cp_async_wait<0>();
             __syncthreads();
             float S[8][4];
-            qk_tile(S, qf, sm.k[0], lane);
+            qk_tile(S, qf, smem_u32(sm.k[0]), koff);
             const int s_left = s - ts * kTile;
             mask_tile(S, false, 0, 0, 0, 0, r0, s_left, tig);
 #pragma unroll
