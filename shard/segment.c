@@ -123,37 +123,58 @@ static size_t tok_lower(const seg_t *g, uint32_t t, char *buf)
     return n;
 }
 
-static bool in_list(const char *w, const char *const *list)
+/* Binary search in a sorted, NULL-terminated word list. */
+static bool in_list(const char *w, const char *const *list, size_t n)
 {
-    for (; *list; list++)
-        if (!strcmp(w, *list)) return true;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(w, list[mid]);
+        if (c == 0) return true;
+        if (c < 0) hi = mid;
+        else lo = mid + 1;
+    }
     return false;
 }
+#define IN_LIST(w, list) in_list(w, list, sizeof list / sizeof list[0] - 1)
 
-/* Abbreviations after which "." never ends a sentence. */
+/* Abbreviations after which "." never ends a sentence (sorted). */
 static const char *const ABBR_STRONG[] = {
-    "mr", "mrs", "ms", "dr", "prof", "rev", "hon", "gen", "col", "capt", "lt", "sgt", "sen", "rep",
-    "st", "mt", "fig", "figs", "eq", "eqs", "ref", "refs", "no", "nos", "vol", "vols", "pp", "p",
-    "para", "paras", "sec", "secs", "art", "arts", "ch", "chap", "cl", "subsec", "subch", "pt",
-    "et", "al", "cf", "vs", "v", "viz", "approx", "ca", "resp", "e.g", "i.e", "u.s", "u.s.c",
-    "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-    "pub", "stat", "amend", "supp", "ed", "eds", "tab", "dept", "div", "est", "max", "min",
-    "op", "cit", "ibid", "id", "seq", "incl", "approx", "av", "ave", "blvd", "univ", "assn",
+    "al", "amend", "approx", "apr", "art", "arts", "assn", "aug", "av", "ave", "blvd", "ca", "capt", "cf",
+    "ch", "chap", "cit", "cl", "col", "dec", "dept", "div", "dr", "e.g", "ed", "eds", "eq", "eqs", "est",
+    "et", "feb", "fig", "figs", "gen", "hon", "i.e", "ibid", "id", "incl", "jan", "jul", "jun", "lt", "mar",
+    "max", "min", "mr", "mrs", "ms", "mt", "no", "nos", "nov", "oct", "op", "p", "para", "paras", "pp",
+    "prof", "pt", "pub", "ref", "refs", "rep", "resp", "rev", "sec", "secs", "sen", "sep", "sept", "seq",
+    "sgt", "st", "stat", "subch", "subsec", "supp", "tab", "u.s", "u.s.c", "univ", "v", "viz", "vol", "vols",
+    "vs",
     NULL,
 };
-/* Abbreviations that often end a sentence too: split only before a capital. */
+/* Abbreviations that often end a sentence too: split only before a capital
+ * (sorted). */
 static const char *const ABBR_WEAK[] = {
-    "inc", "ltd", "co", "corp", "llc", "etc", "jr", "sr", "esq", "bros", "plc", "gmbh", NULL,
+    "bros", "co", "corp", "esq", "etc", "gmbh", "inc", "jr", "llc", "ltd", "plc", "sr",
+    NULL,
 };
 
 /* Heading keywords (upper-case or title-case as written) and raw levels. */
-static const struct { const char *upper, *title; uint8_t raw; } KEYWORDS[] = {
-    { "TITLE", "Title", 11 },       { "DIVISION", "Division", 11 }, { "SUBTITLE", "Subtitle", 12 },
-    { "PART", "Part", 13 },         { "SUBPART", "Subpart", 14 },   { "ARTICLE", "Article", 15 },
-    { "CHAPTER", "Chapter", 15 },   { "SUBCHAPTER", "Subchapter", 16 },
-    { "SECTION", "Section", 17 },   { "SEC", "Sec", 17 },           { "APPENDIX", "Appendix", 11 },
-    { "SCHEDULE", "Schedule", 11 }, { "EXHIBIT", "Exhibit", 11 },   { "ANNEX", "Annex", 11 },
+#define KW(up, ti, raw) { up, ti, sizeof(up) - 1, raw }
+static const struct { const char *upper, *title; size_t len; uint8_t raw; } KEYWORDS[] = {
+    KW("TITLE", "Title", 11),
+    KW("DIVISION", "Division", 11),
+    KW("SUBTITLE", "Subtitle", 12),
+    KW("PART", "Part", 13),
+    KW("SUBPART", "Subpart", 14),
+    KW("ARTICLE", "Article", 15),
+    KW("CHAPTER", "Chapter", 15),
+    KW("SUBCHAPTER", "Subchapter", 16),
+    KW("SECTION", "Section", 17),
+    KW("SEC", "Sec", 17),
+    KW("APPENDIX", "Appendix", 11),
+    KW("SCHEDULE", "Schedule", 11),
+    KW("EXHIBIT", "Exhibit", 11),
+    KW("ANNEX", "Annex", 11),
 };
+#undef KW
 #define RAW_SECTION 17
 #define RAW_NUMBERED 20 /* + depth */
 #define RAW_PLAIN 21    /* all-caps and title-like: like a top-level number */
@@ -295,9 +316,10 @@ static void strong_heading(seg_t *g, line_t *L)
     /* legal keywords */
     if (ntok >= 2 && g->tok[tb].start == L->start && n <= 200) {
         size_t kl = g->tok[tb].end - g->tok[tb].start;
-        for (size_t k = 0; k < sizeof KEYWORDS / sizeof KEYWORDS[0]; k++) {
-            bool up = strlen(KEYWORDS[k].upper) == kl && !memcmp(p, KEYWORDS[k].upper, kl);
-            bool ti = !up && strlen(KEYWORDS[k].title) == kl && !memcmp(p, KEYWORDS[k].title, kl);
+        for (size_t k = 0; k < sizeof KEYWORDS / sizeof KEYWORDS[0] && kl >= 3 && kl <= 10 && is_upper(p[0]); k++) {
+            if (KEYWORDS[k].len != kl || KEYWORDS[k].upper[0] != p[0]) continue;
+            bool up = !memcmp(p, KEYWORDS[k].upper, kl);
+            bool ti = !up && !memcmp(p, KEYWORDS[k].title, kl);
             if (!up && !ti) continue;
             if (ti && n > 100) return;
             bool is_sec = !strcmp(KEYWORDS[k].upper, "SEC");
@@ -492,8 +514,8 @@ static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t
     char w[32];
     size_t wl = tok_lower(g, t, w);
     if (wl) {
-        if (in_list(w, ABBR_STRONG)) return false;
-        if (in_list(w, ABBR_WEAK)) return cap;
+        if (IN_LIST(w, ABBR_STRONG)) return false;
+        if (IN_LIST(w, ABBR_WEAK)) return cap;
     }
     const unsigned char *p = s + g->tok[t].start;
     size_t n = g->tok[t].end - g->tok[t].start;
@@ -568,6 +590,11 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
         while (g->lines[li].tok_end <= t) li++;
         const line_t *L = &g->lines[li];
         bool br;
+        if (t + 1 < L->tok_end && g->tok[t].end + 1 == g->tok[t + 1].start && g->s[g->tok[t].end] == ' ') {
+            /* the common case, one space between words: no boundary, not soft */
+            if (t + 1 - sb >= FOLIO_SENT_MAX_TOKENS) goto cut;
+            continue;
+        }
         if (t + 1 < L->tok_end) {
             br = !L->raw && punct_boundary(g, t, L, sb);
         } else {
@@ -583,6 +610,7 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
             continue;
         }
         if (soft_gap(g, t)) last_soft = t;
+    cut:
         if (t + 1 - sb >= FOLIO_SENT_MAX_TOKENS) {
             uint32_t cut = (last_soft != UINT32_MAX && last_soft >= sb + FOLIO_SENT_MAX_TOKENS / 2) ? last_soft : t;
             FOLIO_TRY(push_sent(doc, &cap, sb, cut + 1));

@@ -108,33 +108,27 @@ folio_status_t folio_tokenize(const char *text, size_t len, folio_span_t **toks,
             i += sz;
             continue;
         }
-        size_t start = i;
-        int prev = 0;            /* kind of the last word char: 1 letter, 2 digit */
-        size_t seg = 0;          /* word chars since the start or the last joiner */
-        bool seg_digits = true;  /* the segment is all ASCII digits */
-        bool seg_letter1 = false;/* the segment is exactly one ASCII letter */
+        size_t start = i, seg_start = i; /* the segment: word chars since start or the last joiner */
+        size_t lim = len - start > FOLIO_TOKEN_MAX_BYTES ? start + FOLIO_TOKEN_MAX_BYTES : len;
         for (;;) {
-            /* a run of word characters */
-            while (i < len) {
+            /* a run of word characters; ASCII letters and digits on the fast path */
+            for (;;) {
+                while (i < lim && s[i] < 0x80 && (folio_shard_ascii_class[s[i]] & W_)) i++;
+                if (i >= len) break;
                 c = s[i];
-                int k;
                 if (c < 0x80) {
-                    unsigned char cl = folio_shard_ascii_class[c];
-                    if (!(cl & W_)) break;
-                    k = (cl & SHARD_C_DIGIT) ? 2 : 1;
-                    sz = 1;
-                } else {
-                    k = word_kind(s, len, i, &sz);
-                    if (!k) break;
+                    if (folio_shard_ascii_class[c] & W_) goto emit; /* i == lim: cut a giant run */
+                    break;
                 }
-                if (i + sz - start > FOLIO_TOKEN_MAX_BYTES) goto emit; /* cut a giant run */
-                seg_letter1 = (seg == 0 && c < 0x80 && k == 1);
-                seg_digits = seg_digits && k == 2;
-                prev = k;
-                seg++;
+                if (!word_kind(s, len, i, &sz)) break;
+                if (i + sz - start > FOLIO_TOKEN_MAX_BYTES) goto emit;
                 i += sz;
             }
             if (i >= len) break;
+            /* the segment before i, for the joiner rules */
+            int prev = ascii_digit(s[i - 1]) ? 2 : 1; /* a non-ASCII word char counts as a letter */
+            size_t seg = i - seg_start;
+            bool seg_letter1 = seg == 1 && ascii_letter(s[seg_start]);
             /* a joiner with word characters on both sides? */
             c = s[i];
             size_t jsz = 0;
@@ -145,7 +139,7 @@ folio_status_t folio_tokenize(const char *text, size_t len, folio_span_t **toks,
                 if (i + jsz < len && word_kind(s, len, i + jsz, &nsz) == 1 &&
                     i + jsz + nsz - start <= FOLIO_TOKEN_MAX_BYTES) {
                     i += jsz;
-                    seg = 0; seg_digits = true; seg_letter1 = false;
+                    seg_start = i;
                     continue;
                 }
                 break;
@@ -154,22 +148,26 @@ folio_status_t folio_tokenize(const char *text, size_t len, folio_span_t **toks,
                 unsigned char d = s[i + 1];
                 bool join = false;
                 if (prev == 2 && ascii_digit(d)) join = true;                     /* 3.5 */
-                else if (seg == 1 && seg_letter1 && ascii_letter(d) &&
+                else if (seg_letter1 && ascii_letter(d) &&
                          (i + 2 >= len || !ascii_alnum(s[i + 2])) && (i + 2 >= len || s[i + 2] < 0x80))
                     join = true;                                                 /* U.S.C */
                 if (join) {
                     i += 1;
-                    seg = 0; seg_digits = true; seg_letter1 = false;
+                    seg_start = i;
                     continue;
                 }
                 break;
             }
-            if (c == ',' && prev == 2 && seg_digits && seg >= 1 && seg <= 3 && i + 3 < len &&
+            if (c == ',' && prev == 2 && seg >= 1 && seg <= 3 && i + 3 < len &&
                 ascii_digit(s[i + 1]) && ascii_digit(s[i + 2]) && ascii_digit(s[i + 3]) &&
                 (i + 4 >= len || !ascii_alnum(s[i + 4])) && i + 4 - start <= FOLIO_TOKEN_MAX_BYTES) {
-                i += 1;                                                          /* 1,000 */
-                seg = 0; seg_digits = true; seg_letter1 = false;
-                continue;
+                bool digits = true;
+                for (size_t k = seg_start; k < i; k++) digits = digits && ascii_digit(s[k]);
+                if (digits) {
+                    i += 1;                                                      /* 1,000 */
+                    seg_start = i;
+                    continue;
+                }
             }
             break;
         }
