@@ -235,7 +235,7 @@ Test(shard_tokens, stem_memo_consistent)
         size_t n = 3 + folio_splitmix64(&seed) % 6;
         for (size_t j = 0; j < n; j++) w[i][j] = (char)('a' + folio_splitmix64(&seed) % 26);
         w[i][n] = 0;
-        strcpy(w[i + 1], w[i]);
+        memcpy(w[i + 1], w[i], n + 1);
         strcat(w[i], suf[folio_splitmix64(&seed) % 7]);
         strcat(w[i + 1], suf[folio_splitmix64(&seed) % 7]);
     }
