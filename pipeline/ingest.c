@@ -303,7 +303,7 @@ static folio_status_t build_idf(ingest_t *g)
 
 /* A round's text; its results (~70 bytes per token at d = 256) are held on
  * rank 0 until the round commits, so this bounds rank 0's memory. */
-enum { ROUND_BYTES = 8 << 20, ROUND_DOCS = 1024 };
+enum { ROUND_BYTES = 8 << 20, ROUND_DOCS_MAX = 4096 };
 
 typedef struct {
     ingest_t *g;
@@ -355,9 +355,16 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     rc->commit_ctx = &cc;
     folio_reader_t *r = NULL;
     folio_status_t st = folio_reader_create(inputs, n_inputs, &r);
-    folio_round_item_t *items = calloc(ROUND_DOCS, sizeof *items);
-    folio_doc_t *dups = calloc(ROUND_DOCS, sizeof *dups);
-    size_t *dup_idx = calloc(ROUND_DOCS, sizeof *dup_idx);
+    /* Rounds of a few documents per thread of the job: enough to balance
+     * the ranks, small enough that commits (and progress) come steadily. */
+    int P = 1;
+    MPI_Comm_size(rc->comm, &P);
+    int64_t ROUND_DOCS = (int64_t)16 * rc->threads * P;
+    if (ROUND_DOCS < 64) ROUND_DOCS = 64;
+    if (ROUND_DOCS > ROUND_DOCS_MAX) ROUND_DOCS = ROUND_DOCS_MAX;
+    folio_round_item_t *items = calloc((size_t)ROUND_DOCS, sizeof *items);
+    folio_doc_t *dups = calloc((size_t)ROUND_DOCS, sizeof *dups);
+    size_t *dup_idx = calloc((size_t)ROUND_DOCS, sizeof *dup_idx);
     if (!items || !dups || !dup_idx) st = FOLIO_ERR_NOMEM;
     int64_t ni = 0, nd = 0;
     size_t round_bytes = 0;
