@@ -499,7 +499,9 @@ static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t
     /* what opens the next sentence */
     unsigned char f = s[b];
     bool opener = false;
-    for (size_t j = last_term + 1; j < b; j++) {
+    size_t j0 = last_term + 1; /* openers come after the white space: "end.'' and" has closers */
+    while (j0 < b && !is_ws_at(s, g->len, j0, &sz)) j0 += sz;
+    for (size_t j = j0; j < b; j++) {
         unsigned char c = s[j];
         if (c == '(' || c == '[' || c == '"' || c == '\'' || c == '`' ||
             (c == 0xE2 && j + 2 < b && s[j + 1] == 0x80 && (s[j + 2] == 0x9C || s[j + 2] == 0x98)) ||
@@ -551,7 +553,7 @@ static bool list_break(const seg_t *g, const line_t *L, const line_t *N)
     if (L->flags & (LF_END_TERM | LF_END_COLON | LF_END_CONT)) return true;
     /* "...; and" / "...; or" before the next item */
     uint32_t t = L->tok_end - 1;
-    if (t > L->tok_begin) {
+    if (t > 0) { /* the ';' may sit on the line before: "...2007.'';\n and\n (2)" */
         char w[32];
         size_t wl = tok_lower(g, t, w);
         if (wl && (!strcmp(w, "and") || !strcmp(w, "or"))) {
@@ -645,7 +647,7 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
         for (uint32_t j = en; j < hi && s[j] != '\n';) {
             unsigned char c = s[j];
             if (is_ws_at(s, g->len, j, &sz)) { j += (uint32_t)sz; continue; } /* not '\n': loop condition */
-            bool attached = j + 1 < hi && !is_ws_at(s, g->len, j + 1, &sz);
+            bool attached = j + 1 < g->len && !is_ws_at(s, g->len, j + 1, &sz);
             if (c == '(' || c == '[' || c == '{' || ((c == '"' || c == '\'' || c == '`') && attached) ||
                 (c == 0xE2 && j + 2 < hi && s[j + 1] == 0x80 && (s[j + 2] == 0x9C || s[j + 2] == 0x98)) ||
                 (c == 0xC2 && j + 1 < hi && (s[j + 1] == 0xA7 || s[j + 1] == 0xB6)))

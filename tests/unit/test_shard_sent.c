@@ -248,8 +248,8 @@ Test(shard_sent, abbreviations_decimals_quotes)
           "Dr. Smith met J. R. Jones at 5 p.m. on Jan. 5.", "They talked.");
     SENTS("The rate rose 3.5 percent in 2019. It was 1,000 units. Version 1.2.3 shipped.",
           "The rate rose 3.5 percent in 2019.", "It was 1,000 units.", "Version 1.2.3 shipped.");
-    SENTS("He said \"stop.\" Then he left. (See note.) Done.", "He said \"stop.\"", "Then he left.", "(See note.)",
-          "Done.");
+    SENTS("He said \"stop.\" Then he left. (See note.) Done. 'Quoted.' And more.", "He said \"stop.\"",
+          "Then he left.", "(See note.)", "Done.", "'Quoted.'", "And more.");
     SENTS("Really? Yes! ok then. Acme Inc. sued Foo Corp. and lost. See No. 5 and Sec. 3 vs. Sec. 4.",
           "Really?", "Yes! ok then.", "Acme Inc. sued Foo Corp. and lost.", "See No. 5 and Sec. 3 vs. Sec. 4.");
     SENTS("It was approved by the U.S. Senate. The House agreed (i.e. unanimously) on it.",
@@ -262,6 +262,15 @@ Test(shard_sent, enumerations_and_blank_lines)
 {
     SENTS("The following apply:\n(1) First item; and\n(2) Second item.\n",
           "The following apply:", "(1) First item; and", "(2) Second item.");
+    /* billsum's amendments: closers after the period are not openers, and a
+     * lone "and" line stays with the item before it */
+    SENTS("    (a) In general.--Section 5 is amended--\n"
+          "            (1) by striking ``(F) $25,000,000 for fiscal year 2006; and\n"
+          "            ``(G) $25,000,000 for fiscal year 2007.'';\n"
+          "        and\n"
+          "            (2) in paragraph (2)--\n",
+          "(a) In general.--Section 5 is amended--", "(1) by striking ``(F) $25,000,000 for fiscal year 2006; and",
+          "``(G) $25,000,000 for fiscal year 2007.'';\n        and", "(2) in paragraph (2)--");
     SENTS("a line without punctuation\n\nanother one without", "a line without punctuation", "another one without");
     SENTS("INTRODUCTION\nThis paper studies tokens. It is new.\n", "INTRODUCTION", "This paper studies tokens.", "It is new.");
     /* a single capital before the period reads as an initial ("J. Smith") */
