@@ -98,8 +98,9 @@ folio_status_t folio_pattern_parse(const char *spec, folio_pattern_t *p, char *e
 folio_status_t folio_pattern_validate(const folio_pattern_t *p, char *err, size_t errlen);
 
 /* Canonical spec: "<variant>,window=..,block=..,group=..,topk=..,layers=..,
- * heads=..,head_dim=..,beta=..[,budget=..][,sumbias=1]" (beta printed with %.9g so
- * parse(print(p)) == p bit for bit).  Returns the length snprintf would
+ * heads=..,head_dim=..,beta=..[,budget=..][,sumbias=1]" (beta printed with the
+ * fewest digits that read back as the same float, so parse(print(p)) == p).
+ * Returns the length snprintf would
  * write (truncated if >= cap). */
 size_t folio_pattern_print(const folio_pattern_t *p, char *buf, size_t cap);
 

@@ -145,9 +145,15 @@ folio_status_t folio_pattern_parse(const char *spec, folio_pattern_t *p, char *e
 size_t folio_pattern_print(const folio_pattern_t *p, char *buf, size_t cap)
 {
     unsigned kind = (unsigned)p->kind <= FOLIO_PATTERN_DENSE ? (unsigned)p->kind : FOLIO_PATTERN_HIER_TOPK;
-    int len = snprintf(buf, cap, "%s,window=%u,block=%u,group=%u,topk=%u,layers=%u,heads=%u,head_dim=%u,beta=%.9g",
+    /* shortest beta that reads back as the same float */
+    char beta[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(beta, sizeof beta, "%.*g", prec, (double)p->beta);
+        if (strtof(beta, NULL) == p->beta) break;
+    }
+    int len = snprintf(buf, cap, "%s,window=%u,block=%u,group=%u,topk=%u,layers=%u,heads=%u,head_dim=%u,beta=%s",
                        KIND_NAMES[kind], p->window, p->block, p->group, p->topk, p->layers, p->heads,
-                       p->head_dim, (double)p->beta);
+                       p->head_dim, beta);
     if (len < 0) return 0;
     if (p->budget) {
         size_t off = (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);

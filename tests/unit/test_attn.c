@@ -42,7 +42,7 @@ Test(attn_pattern, default_and_round_trip)
     const char *specs[] = {"", "hier+topk", "local,window=128", "longt5", "hier", "dense",
                            "window=256,block=64,group=64,topk=8,layers=2,heads=4,head_dim=64,beta=1",
                            "budget=512", "hier,budget=4096,beta=0.3", "hier+topk,sumbias=1,budget=300", "local , window = 7 , beta=2.5e-1",
-                           "block=1,group=2,topk=0,heads=3,head_dim=5"};
+                           "block=1,group=2,topk=0,heads=3,head_dim=5", "beta=0.1", "beta=0.333333343", "beta=1e-3"};
     for (size_t i = 0; i < sizeof specs / sizeof *specs; i++) {
         folio_pattern_t p = pat(specs[i]), q;
         char buf[FOLIO_PATTERN_SPEC_MAX], buf2[FOLIO_PATTERN_SPEC_MAX], err[256];
