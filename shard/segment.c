@@ -262,6 +262,10 @@ static void line_shape(seg_t *g, line_t *L)
         L->flags |= LF_ENUM;
     else if (t0.start == off && tl <= 3 && t0.end < L->end && s[t0.end] == ')')
         L->flags |= LF_ENUM;
+    else if (t0.start == off && tl <= 4 && t0.end + 1 < L->end && s[t0.end] == '.' &&
+             (s[t0.end + 1] == ' ' || s[t0.end + 1] == '\t') &&
+             (is_number_label(s + t0.start, tl, NULL) || is_roman(s + t0.start, tl) || tl == 1))
+        L->flags |= LF_ENUM; /* "c. ", "12. ", "iv. " */
     else if (n >= 2 && (p[0] == '-' || p[0] == '*' || p[0] == '+') && (p[1] == ' ' || p[1] == '\t'))
         L->flags |= LF_ENUM;
     else if (n >= 3 && ((p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA2 || p[2] == 0x93 || p[2] == 0x94)) ||
