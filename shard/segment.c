@@ -376,8 +376,18 @@ static void weak_heading(seg_t *g, uint32_t li)
             bool quote = g->tok[tb + 1].start > 0 && (s[g->tok[tb + 1].start - 1] == '"' ||
                                                       s[g->tok[tb + 1].start - 1] == 0x9C);
             if ((dot || (num && depth > 1)) && sp && (is_upper(f) || quote) && (num || dot)) {
-                bool ok = true;
-                if (L->flags & LF_END_TERM) ok = ntok - 1 <= 6 && cap_ratio(g, tb + 1, L->tok_end) >= 0.5;
+                /* wrapped paragraph openers are not headings:
+                 * "4. Redistribution. You may reproduce and distribute copies of the" */
+                bool ok = sep_after || g->line_mode || cap_ratio(g, tb + 1, L->tok_end) >= 0.6;
+                for (uint32_t t = tb + 1; ok && t + 1 < L->tok_end; t++) {
+                    uint32_t e = g->tok[t].end;
+                    if (e + 1 < g->tok[t + 1].start && s[e] == '.' && is_upper(s[g->tok[t + 1].start])) ok = false;
+                }
+                if (ok && (L->flags & LF_END_TERM)) {
+                    /* "1. Definitions." is a heading, "2. You must give credit." is not */
+                    double cr = cap_ratio(g, tb + 1, L->tok_end);
+                    ok = (ntok - 1 <= 6 && cr >= 0.5) || (sep_after && cr >= 0.6);
+                }
                 if (ok) {
                     L->raw = (uint8_t)(RAW_NUMBERED + (depth > 5 ? 5 : depth));
                     return;
@@ -405,8 +415,9 @@ static void weak_heading(seg_t *g, uint32_t li)
     /* short title-like line standing alone */
     if ((L->flags & LF_UPPER) && !(L->flags & (LF_END_TERM | LF_ENUM)) && n <= 80 && ntok <= 10 &&
         g->tok[tb].start == L->start) {
-        bool before_ok = sep_before || (P && (P->flags & LF_END_TERM)) || (P && P->raw && !(P->flags & LF_TITLE)) ||
-                         (g->line_mode && P && !(P->flags & LF_TITLE));
+        /* not right under another heading: "Version 3, 29 June 2007" */
+        bool before_ok = sep_before || (P && (P->flags & LF_END_TERM) && !P->raw) ||
+                         (g->line_mode && P && !P->raw);
         /* a word first: not "INLINEFORM0", "[leftmargin=4mm]" */
         const unsigned char *q = s + g->tok[tb].start;
         size_t ql = g->tok[tb].end - g->tok[tb].start, k = 0;

@@ -370,3 +370,33 @@ Test(shard_sent, random_text_invariants)
         folio_doc_clear(&d);
     }
 }
+
+Test(shard_sent, wrapped_plain_text_licences)
+{
+    /* /usr/share/common-licenses style: centred title, numbered clause
+     * headings with a blank line after, wrapped clause paragraphs that open
+     * with a number (not headings) */
+    static const char T[] =
+        "                    GNU GENERAL PUBLIC LICENSE\n"
+        "                       Version 3, 29 June 2007\n"
+        "\n"
+        "                            Preamble\n"
+        "\n"
+        "  The GNU General Public License is a free, copyleft license for\n"
+        "software and other kinds of works.\n"
+        "\n"
+        "  3. Protecting Users' Legal Rights From Anti-Circumvention Law.\n"
+        "\n"
+        "  No covered work shall be deemed part of an effective technological\n"
+        "measure under any applicable law.\n"
+        "\n"
+        "   4. Redistribution. You may reproduce and distribute copies of the\n"
+        "      Work in any medium, with or without modifications.\n";
+    SECTIONS(T, "111", "GNU GENERAL PUBLIC LICENSE", "Preamble",
+             "3. Protecting Users' Legal Rights From Anti-Circumvention Law.");
+    SENTS(T, "GNU GENERAL PUBLIC LICENSE", "Version 3, 29 June 2007", "Preamble",
+          "The GNU General Public License is a free, copyleft license for\nsoftware and other kinds of works.",
+          "3. Protecting Users' Legal Rights From Anti-Circumvention Law.",
+          "No covered work shall be deemed part of an effective technological\nmeasure under any applicable law.",
+          "4. Redistribution.", "You may reproduce and distribute copies of the\n      Work in any medium, with or without modifications.");
+}
