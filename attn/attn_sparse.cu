@@ -118,71 +118,90 @@ struct Smem {
     float red[4][kTile]; /* node_mass: per-warp column sums */
 };
 
+/* Kernel shapes: MF m16 row fragments per warp (MF = 1: 4 warps x 16 rows;
+ * MF = 2: 2 warps x 32 rows, FlashAttention-2's layout, where each K/V
+ * fragment loaded from shared memory feeds two mma and the two row groups'
+ * softmax chains interleave).  Either way a CTA = one 64-query block x one head. */
+template <int MF> struct Shape {
+    static constexpr int kWarps = 4 / MF;
+    static constexpr int kThr = 32 * kWarps;
+    static constexpr int kRowStep = kThr / 8;          /* rows between a thread's chunks */
+    static constexpr int kChunks = kTile * 8 / kThr;   /* 16-byte chunks per thread per tile */
+};
+
 /* Per-thread constants of the tile loads: thread tid copies 16-byte chunk
- * lc = tid & 7 of rows lr + 16*it (it = 0..3), lr = tid >> 3; all four rows
- * share (row & 7), so their swizzled smem offsets differ by it * 2048. */
+ * lc = tid & 7 of rows lr + kRowStep*it, lr = tid >> 3; kRowStep is a
+ * multiple of 8, so all those rows share (row & 7) and their swizzled smem
+ * offsets differ by it * kRowStep * 128. */
 struct LoadPlan {
-    uint32_t dst;               /* smem byte offset of row lr, chunk lc      */
-    const __nv_bfloat16 *wk, *wv; /* global address of window row lo + lr      */
-    int64_t rem;                /* rows lo + lr + x valid while x < rem      */
-    int64_t step;               /* elements between rows 16 apart            */
+    uint32_t dst;                 /* smem byte offset of row lr, chunk lc       */
+    const __nv_bfloat16 *wk, *wv; /* global address of window row lo + lr       */
+    int64_t rem;                  /* rows lo + lr + x valid while x < rem       */
     int lr, lc;
 };
 
 /* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
  * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
  * summary nodes. */
+template <int MF>
 __device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, const LoadPlan &lp, int buf,
                                              int t, int n_w, const int32_t *sel, int s, int h,
                                              bool want_v)
 {
+    using SH = Shape<MF>;
     unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[buf] + lp.dst;
     if (t < n_w) {
-        const int64_t off = (int64_t)t * kTile;
 #pragma unroll
-        for (int it = 0; it < 4; it++) {
-            const int64_t x = off + 16 * it;
+        for (int it = 0; it < SH::kChunks; it++) {
+            const int64_t x = (int64_t)t * kTile + SH::kRowStep * it;
             const bool valid = x < lp.rem;
-            const int64_t e = valid ? (int64_t)(4 * t + it) * lp.step : 0;
-            cp_async16(dk + it * 2048, lp.wk + e, valid);
-            if (want_v) cp_async16(dv + it * 2048, lp.wv + e, valid);
+            const int64_t e = valid ? x * p.ld : 0;
+            cp_async16(dk + it * SH::kRowStep * 128, lp.wk + e, valid);
+            if (want_v) cp_async16(dv + it * SH::kRowStep * 128, lp.wv + e, valid);
         }
     } else {
         const int e0 = (t - n_w) * kTile + lp.lr;
 #pragma unroll
-        for (int it = 0; it < 4; it++) {
-            const int e = e0 + 16 * it;
+        for (int it = 0; it < SH::kChunks; it++) {
+            const int e = e0 + SH::kRowStep * it;
             const int32_t node = e < s ? __ldg(sel + e) : -1;
             const bool valid = node >= 0 && node < p.n_nodes;
             const int64_t row = valid ? node : 0;
-            cp_async16(dk + it * 2048, p.node_k + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
-            if (want_v) cp_async16(dv + it * 2048, p.node_v + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
+            cp_async16(dk + it * SH::kRowStep * 128, p.node_k + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
+            if (want_v)
+                cp_async16(dv + it * SH::kRowStep * 128, p.node_v + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
         }
     }
 }
 
-/* S(16 x 64) = Q(16 x 64) K^T for this warp's rows, raw dot products.
- * koff[kk]: this lane's ldmatrix row address for k-step kk (keys of n-tile
- * pair jp are jp * 2048 bytes further: an immediate offset). */
-__device__ __forceinline__ void qk_tile(float (&S)[8][4], const uint32_t (&qf)[4][4], uint32_t kbase,
+/* S(16MF x 64) = Q K^T for this warp's rows, raw dot products.  koff[kk]:
+ * this lane's ldmatrix row address for k-step kk (keys of n-tile pair jp are
+ * jp * 2048 bytes further: an immediate offset). */
+template <int MF>
+__device__ __forceinline__ void qk_tile(float (&S)[MF][8][4], const uint32_t (&qf)[MF][4][4], uint32_t kbase,
                                         const uint32_t (&koff)[4])
 {
 #pragma unroll
-    for (int j = 0; j < 8; j++) S[j][0] = S[j][1] = S[j][2] = S[j][3] = 0.f;
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int j = 0; j < 8; j++) S[f][j][0] = S[f][j][1] = S[f][j][2] = S[f][j][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < 4; kk++) {
 #pragma unroll
         for (int jp = 0; jp < 4; jp++) { /* pairs of 8-key n-tiles */
             uint32_t b0, b1, b2, b3;
             ldmatrix_x4(b0, b1, b2, b3, kbase + koff[kk] + jp * 2048);
-            mma_bf16(S[2 * jp], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b0, b1);
-            mma_bf16(S[2 * jp + 1], qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], b2, b3);
+#pragma unroll
+            for (int f = 0; f < MF; f++) {
+                mma_bf16(S[f][2 * jp], qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], b0, b1);
+                mma_bf16(S[f][2 * jp + 1], qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], b2, b3);
+            }
         }
     }
 }
 
 /* Element mask of a tile: keys j (window) or slots e (summary) not attended
- * become -inf.  Rows: r0 = qs + w*16 + g, r1 = r0 + 8. */
+ * become -inf.  Rows: r0 (e = 0,1) and r0 + 8 (e = 2,3). */
 __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t t0, int64_t lo,
                                           int64_t hi, int W, int64_t r0, int s_left, int tig)
 {
@@ -205,11 +224,16 @@ __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t
 }
 
 #ifndef FOLIO_ATTN_MIN_BLOCKS
-#define FOLIO_ATTN_MIN_BLOCKS 4 /* CTAs per SM the register budget is cut for */
+#define FOLIO_ATTN_MIN_BLOCKS 4 /* CTAs per SM the register budget is cut for (MF = 1) */
 #endif
-template <bool OUT_BF16, bool KV_SAME>
-__global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_kernel(const Params p)
+template <bool OUT_BF16, bool KV_SAME, int MF>
+#ifndef FOLIO_ATTN_MIN_BLOCKS2
+#define FOLIO_ATTN_MIN_BLOCKS2 4 /* the same for MF = 2 */
+#endif
+__global__ void __launch_bounds__(Shape<MF>::kThr, MF == 1 ? FOLIO_ATTN_MIN_BLOCKS : FOLIO_ATTN_MIN_BLOCKS2)
+sparse_fwd_kernel(const Params p)
 {
+    using SH = Shape<MF>;
     __shared__ Smem sm;
     const int qb = blockIdx.x, h = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -234,12 +258,10 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
     lp.lc = tid & 7;
     lp.dst = swz(lp.lr, lp.lc);
     lp.rem = hi - lo - lp.lr;
-    lp.step = 16 * p.ld;
     {
         const int64_t row0 = min(lo + lp.lr, hi - 1) - p.x0; /* a valid row for the base address */
         lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
         lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
-        if (lo + lp.lr > hi - 1) lp.rem = 0; /* (then every row of this thread is invalid) */
     }
     /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
     uint32_t koff[4], voff[4];
@@ -254,28 +276,32 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
 
     /* Q tile (rows beyond the live queries are zero). */
 #pragma unroll
-    for (int it = 0; it < (kTile * 8) / kThreads; it++) {
-        const int idx = tid + it * kThreads;
-        const int r = idx >> 3, c = idx & 7;
+    for (int it = 0; it < SH::kChunks; it++) {
+        const int r = lp.lr + SH::kRowStep * it;
         const int64_t i = qs + r;
         const bool valid = i < qe;
-        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + c * 8;
-        cp_async16(sm.q + swz(r, c), gq, valid);
+        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + lp.lc * 8;
+        cp_async16(sm.q + lp.dst + it * SH::kRowStep * 128, gq, valid);
     }
-    load_kv_tile(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
+    load_kv_tile<MF>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
 
-    uint32_t qf[4][4];
-    float O[8][4];
+    uint32_t qf[MF][4][4];
+    float O[MF][8][4];
+    float m[MF][2], l[MF][2];
 #pragma unroll
-    for (int j = 0; j < 8; j++) O[j][0] = O[j][1] = O[j][2] = O[j][3] = 0.f;
-    float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
-    const int64_t r0 = qs + warp * 16 + g;
+    for (int f = 0; f < MF; f++) {
+#pragma unroll
+        for (int j = 0; j < 8; j++) O[f][j][0] = O[f][j][1] = O[f][j][2] = O[f][j][3] = 0.f;
+        m[f][0] = m[f][1] = -INFINITY;
+        l[f][0] = l[f][1] = 0.f;
+    }
+    const int64_t rw = qs + warp * 16 * MF + g; /* row of fragment f: rw + 16 f (+ 8) */
     const float sl = p.scale_log2;
 
     for (int t = 0; t < n_t; t++) {
         if (t + 1 < n_t) {
-            load_kv_tile(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
+            load_kv_tile<MF>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
             cp_async_commit();
             cp_async_wait<1>();
         } else {
@@ -286,63 +312,81 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
             const uint32_t qbase = smem_u32(sm.q);
             const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
-            for (int kk = 0; kk < 4; kk++) {
-                const int row = warp * 16 + (mi & 1) * 8 + rr;
-                const int chunk = kk * 2 + (mi >> 1);
-                ldmatrix_x4(qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3], qbase + swz(row, chunk));
-            }
+            for (int f = 0; f < MF; f++)
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) {
+                    const int row = warp * 16 * MF + f * 16 + (mi & 1) * 8 + rr;
+                    const int chunk = kk * 2 + (mi >> 1);
+                    ldmatrix_x4(qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], qbase + swz(row, chunk));
+                }
         }
         const int buf = t & 1;
-        float S[8][4];
-        qk_tile(S, qf, smem_u32(sm.k[buf]), koff);
+        float S[MF][8][4];
+        qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
 
         /* Mask only where needed: band/document edges and the last summary tile. */
         if (t < n_w) {
             const int64_t t0 = lo + (int64_t)t * kTile;
             const bool full = t0 + kTile <= hi && t0 >= qe - 1 - p.W && t0 + kTile - 1 <= qs + p.W;
-            if (!full) mask_tile(S, true, t0, lo, hi, p.W, r0, 0, tig);
+            if (!full)
+#pragma unroll
+                for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, p.W, rw + 16 * f, 0, tig);
         } else {
             const int s_left = s - (t - n_w) * kTile;
-            if (s_left < kTile) mask_tile(S, false, 0, 0, 0, 0, r0, s_left, tig);
+            if (s_left < kTile)
+#pragma unroll
+                for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
         }
 
-        /* Online softmax (base 2), rows r0 (e = 0,1) and r0 + 8 (e = 2,3). */
-        float mx0 = -INFINITY, mx1 = -INFINITY;
+        /* Online softmax (base 2), rows rw+16f (e = 0,1) and rw+16f+8 (e = 2,3). */
+        float mx[MF][2];
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            mx0 = fmaxf(mx0, fmaxf(S[j][0], S[j][1]));
-            mx1 = fmaxf(mx1, fmaxf(S[j][2], S[j][3]));
+        for (int f = 0; f < MF; f++) {
+            mx[f][0] = mx[f][1] = -INFINITY;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                mx[f][0] = fmaxf(mx[f][0], fmaxf(S[f][j][0], S[f][j][1]));
+                mx[f][1] = fmaxf(mx[f][1], fmaxf(S[f][j][2], S[f][j][3]));
+            }
         }
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-        mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-        mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-        const float mn0 = fmaxf(m0, mx0 * sl), mn1 = fmaxf(m1, mx1 * sl);
-        const float mu0 = mn0 == -INFINITY ? 0.f : mn0, mu1 = mn1 == -INFINITY ? 0.f : mn1;
-        const float a0 = exp2f(m0 - mu0), a1 = exp2f(m1 - mu1);
-        m0 = mn0;
-        m1 = mn1;
-        float ps0 = 0.f, ps1 = 0.f;
-        uint32_t pf[8][2];
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float p0 = exp2f(fmaf(S[j][0], sl, -mu0));
-            const float p1 = exp2f(fmaf(S[j][1], sl, -mu0));
-            const float p2 = exp2f(fmaf(S[j][2], sl, -mu1));
-            const float p3 = exp2f(fmaf(S[j][3], sl, -mu1));
-            ps0 += p0 + p1;
-            ps1 += p2 + p3;
-            pf[j][0] = pack_bf16(p0, p1);
-            pf[j][1] = pack_bf16(p2, p3);
-        }
-        l0 = l0 * a0 + ps0;
-        l1 = l1 * a1 + ps1;
+        for (int f = 0; f < MF; f++)
 #pragma unroll
-        for (int j = 0; j < 8; j++) {
-            O[j][0] *= a0;
-            O[j][1] *= a0;
-            O[j][2] *= a1;
-            O[j][3] *= a1;
+            for (int r = 0; r < 2; r++) {
+                mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 1));
+                mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 2));
+            }
+        uint32_t pf[MF][8][2];
+#pragma unroll
+        for (int f = 0; f < MF; f++) {
+            float mu[2], al[2], ps[2] = {0.f, 0.f};
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const float mn = fmaxf(m[f][r], mx[f][r] * sl);
+                mu[r] = mn == -INFINITY ? 0.f : mn;
+                al[r] = exp2f(m[f][r] - mu[r]);
+                m[f][r] = mn;
+            }
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[0]));
+                const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[0]));
+                const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[1]));
+                const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[1]));
+                ps[0] += p0 + p1;
+                ps[1] += p2 + p3;
+                pf[f][j][0] = pack_bf16(p0, p1);
+                pf[f][j][1] = pack_bf16(p2, p3);
+            }
+            l[f][0] = l[f][0] * al[0] + ps[0];
+            l[f][1] = l[f][1] * al[1] + ps[1];
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                O[f][j][0] *= al[0];
+                O[f][j][1] *= al[0];
+                O[f][j][2] *= al[1];
+                O[f][j][3] *= al[1];
+            }
         }
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
@@ -353,24 +397,33 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
             for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
                 uint32_t b0, b1, b2, b3;
                 ldmatrix_x4_trans(b0, b1, b2, b3, vbase + voff[jp] + kk * 2048);
-                mma_bf16(O[2 * jp], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
-                         pf[2 * kk + 1][1], b0, b1);
-                mma_bf16(O[2 * jp + 1], pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0],
-                         pf[2 * kk + 1][1], b2, b3);
+#pragma unroll
+                for (int f = 0; f < MF; f++) {
+                    mma_bf16(O[f][2 * jp], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
+                             pf[f][2 * kk + 1][1], b0, b1);
+                    mma_bf16(O[f][2 * jp + 1], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
+                             pf[f][2 * kk + 1][1], b2, b3);
+                }
             }
         }
         __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
     }
 
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-    l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-    l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-    const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+    float inv[MF][2];
+#pragma unroll
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float x = l[f][r];
+            x += __shfl_xor_sync(0xffffffffu, x, 1);
+            x += __shfl_xor_sync(0xffffffffu, x, 2);
+            inv[f][r] = x > 0.f ? 1.f / x : 0.f;
+        }
 
     /* Epilogue: out rows (i - q0), only live queries. */
-    {
-        const int64_t i0 = r0, i1 = r0 + 8;
+#pragma unroll
+    for (int f = 0; f < MF; f++) {
+        const int64_t i0 = rw + 16 * f, i1 = i0 + 8;
         const bool w0 = i0 < qe, w1 = i1 < qe;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
@@ -379,41 +432,46 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
                 __nv_bfloat16 *o = (__nv_bfloat16 *)p.out;
                 if (w0)
                     *reinterpret_cast<uint32_t *>(o + (i0 - p.q0) * p.ld_out + col) =
-                        pack_bf16(O[j][0] * inv0, O[j][1] * inv0);
+                        pack_bf16(O[f][j][0] * inv[f][0], O[f][j][1] * inv[f][0]);
                 if (w1)
                     *reinterpret_cast<uint32_t *>(o + (i1 - p.q0) * p.ld_out + col) =
-                        pack_bf16(O[j][2] * inv1, O[j][3] * inv1);
+                        pack_bf16(O[f][j][2] * inv[f][1], O[f][j][3] * inv[f][1]);
             } else {
                 float *o = (float *)p.out;
                 if (w0)
                     *reinterpret_cast<float2 *>(o + (i0 - p.q0) * p.ld_out + col) =
-                        make_float2(O[j][0] * inv0, O[j][1] * inv0);
+                        make_float2(O[f][j][0] * inv[f][0], O[f][j][1] * inv[f][0]);
                 if (w1)
                     *reinterpret_cast<float2 *>(o + (i1 - p.q0) * p.ld_out + col) =
-                        make_float2(O[j][2] * inv1, O[j][3] * inv1);
+                        make_float2(O[f][j][2] * inv[f][1], O[f][j][3] * inv[f][1]);
             }
         }
     }
 
     /* node_mass: re-score the summary tiles with the final max and sum. */
     if (p.node_mass && n_s > 0) {
-        const bool w0 = r0 < qe, w1 = r0 + 8 < qe;
         float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
         for (int ts = 0; ts < n_s; ts++) {
-            load_kv_tile(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
+            load_kv_tile<MF>(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
             cp_async_commit();
             cp_async_wait<0>();
             __syncthreads();
-            float S[8][4];
-            qk_tile(S, qf, smem_u32(sm.k[0]), koff);
+            float S[MF][8][4];
+            qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
             const int s_left = s - ts * kTile;
-            mask_tile(S, false, 0, 0, 0, 0, r0, s_left, tig);
+#pragma unroll
+            for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
 #pragma unroll
             for (int j = 0; j < 8; j++) {
-                float c0 = (w0 ? exp2f(fmaf(S[j][0], sl, -m0)) * inv0 : 0.f) +
-                           (w1 ? exp2f(fmaf(S[j][2], sl, -m1)) * inv1 : 0.f);
-                float c1 = (w0 ? exp2f(fmaf(S[j][1], sl, -m0)) * inv0 : 0.f) +
-                           (w1 ? exp2f(fmaf(S[j][3], sl, -m1)) * inv1 : 0.f);
+                float c0 = 0.f, c1 = 0.f;
+#pragma unroll
+                for (int f = 0; f < MF; f++) {
+                    const bool w0 = rw + 16 * f < qe, w1 = rw + 16 * f + 8 < qe;
+                    c0 += (w0 ? exp2f(fmaf(S[f][j][0], sl, -m[f][0])) * inv[f][0] : 0.f) +
+                          (w1 ? exp2f(fmaf(S[f][j][2], sl, -m[f][1])) * inv[f][1] : 0.f);
+                    c1 += (w0 ? exp2f(fmaf(S[f][j][1], sl, -m[f][0])) * inv[f][0] : 0.f) +
+                          (w1 ? exp2f(fmaf(S[f][j][3], sl, -m[f][1])) * inv[f][1] : 0.f);
+                }
 #pragma unroll
                 for (int off = 4; off < 32; off <<= 1) {
                     c0 += __shfl_xor_sync(0xffffffffu, c0, off);
@@ -425,8 +483,12 @@ __global__ void __launch_bounds__(kThreads, FOLIO_ATTN_MIN_BLOCKS) sparse_fwd_ke
                 }
             }
             __syncthreads();
-            if (tid < kTile && tid < s_left)
-                nm[ts * kTile + tid] = ((sm.red[0][tid] + sm.red[1][tid]) + sm.red[2][tid]) + sm.red[3][tid];
+            for (int c = tid; c < kTile && c < s_left; c += SH::kThr) {
+                float acc = sm.red[0][c];
+#pragma unroll
+                for (int w = 1; w < SH::kWarps; w++) acc += sm.red[w][c];
+                nm[ts * kTile + c] = acc;
+            }
             __syncthreads();
         }
     }
@@ -553,11 +615,15 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #ifdef FOLIO_ATTN_NO_KV_SHARE
     kv_same = false; /* bench baseline */
 #endif
+#ifndef FOLIO_ATTN_MF
+#define FOLIO_ATTN_MF 2 /* row fragments per warp; see Shape<MF> */
+#endif
+    constexpr int MF = FOLIO_ATTN_MF;
     void (*kern)(const Params);
-    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true> : sparse_fwd_kernel<true, false>;
-    else kern = kv_same ? sparse_fwd_kernel<false, true> : sparse_fwd_kernel<false, false>;
+    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true, MF> : sparse_fwd_kernel<true, false, MF>;
+    else kern = kv_same ? sparse_fwd_kernel<false, true, MF> : sparse_fwd_kernel<false, false, MF>;
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    kern<<<grid, kThreads, 0, st>>>(p);
+    kern<<<grid, Shape<MF>::kThr, 0, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }
