@@ -40,7 +40,6 @@ namespace {
 
 constexpr int kTile = 64;      /* keys per tile == query block size B */
 constexpr int kD = 64;         /* head width handled by the fast kernel */
-constexpr int kThreads = 128;  /* 4 warps x 16 query rows */
 
 /* ------------------------------------------------------------ PTX helpers */
 
