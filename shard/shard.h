@@ -102,7 +102,22 @@ bool folio_is_stopword(const char *norm, size_t len);
 
 /* Fills hash, tokens, term_hashes, sentences and sections of a document
  * whose id/title/text/len are set.  Returns FOLIO_ERR_EMPTY when the text has
- * no tokens. */
+ * no tokens.
+ *
+ * What an analyzed document guarantees (tests/unit/test_shard_common.h checks
+ * all of it on every dev document):
+ *  - tokens are non-empty, disjoint, in order, at most FOLIO_TOKEN_MAX_BYTES;
+ *  - sentences partition the tokens (each has >= 1 and at most
+ *    FOLIO_SENT_MAX_TOKENS), in order, with disjoint byte spans trimmed of
+ *    white space that cover their tokens plus attached punctuation;
+ *  - sections partition the sentences and the bytes [0, len); section 0
+ *    starts at byte 0; only an untitled preamble (section 0) has level 0; a
+ *    titled section's heading is its first sentence;
+ *  - the rules (line-oriented vs wrapped text, abbreviations, headings) are
+ *    documented at the top of shard/segment.c.
+ * Analyzing again replaces the previous analysis.  Thread-safe for distinct
+ * documents (stems are memoized per thread, see tokenize.c).  Peak memory
+ * is about text + 24 B a token (e.g. 4.8x the text for English prose). */
 folio_status_t folio_doc_analyze(folio_doc_t *doc);
 
 /* Frees everything the document owns and zeroes it.  NULL-safe. */
@@ -123,7 +138,11 @@ void folio_reader_destroy(folio_reader_t **r);
 /* Returns FOLIO_OK with a raw document (id, title, text, len, origin set; not
  * yet analyzed), FOLIO_EOF at the end, or an error status for a rejected
  * input (doc->id and doc->origin set when known, reason filled).  The caller
- * owns doc and must folio_doc_clear it. */
+ * owns doc and must folio_doc_clear it.  doc must be zeroed (or cleared) on
+ * entry.  reason does not repeat the origin: print "ORIGIN: REASON".  Ids of
+ * JSONL lines without "id" are "FILE:LINE"; a numeric "id" is written as an
+ * integer.  The rules (order, hidden entries, symlinks, memory) are at the
+ * top of shard/reader.c. */
 folio_status_t folio_reader_next(folio_reader_t *r, folio_doc_t *doc, char *reason, size_t reasonlen);
 
 #ifdef __cplusplus
