@@ -92,6 +92,7 @@ static inline bool is_ws_at(const unsigned char *s, size_t len, size_t i, size_t
     return shard_is_space_cp(shard_decode(s, len, i, sz));
 }
 
+static inline bool is_space_byte(unsigned char c) { return c < 0x80 && (folio_shard_ascii_class[c] & SHARD_C_SPACE); }
 static inline bool is_upper(unsigned char c) { return c >= 'A' && c <= 'Z'; }
 static inline bool is_lower(unsigned char c) { return c >= 'a' && c <= 'z'; }
 static inline bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
@@ -489,17 +490,46 @@ static folio_status_t build_lines(seg_t *g)
 
 /* Is there a sentence boundary between tokens t and t+1 on the same line, or
  * on wrapped lines of one paragraph in prose mode? */
+/* Citation numbers glued to the period of the sentence they close, as
+ * medical papers write them: "the knee and hand.1,2 However, ..." — token t
+ * is the number, white space follows it. */
+static bool citation_boundary(const seg_t *g, uint32_t t)
+{
+    const unsigned char *s = g->s;
+    /* the numbers: "1,2", "3-5", "12" (tokens of digits glued by ',' or '-') */
+    uint32_t k = t;
+    for (;;) {
+        for (uint32_t i = g->tok[k].start; i < g->tok[k].end; i++)
+            if (!is_digit(s[i]) && s[i] != ',') return false;
+        if (k == 0 || g->tok[k - 1].end + 1 != g->tok[k].start) return false;
+        unsigned char sep = s[g->tok[k - 1].end];
+        if (sep == '.') break;
+        if ((sep != ',' && sep != '-') || g->tok[t].end - g->tok[k - 1].start > 16) return false;
+        k--;
+    }
+    if (k == 0) return false;
+    const folio_span_t w = g->tok[k - 1];
+    if (w.end - w.start < 3) return false;
+    for (uint32_t i = w.start; i < w.end; i++)
+        if (!is_upper(s[i]) && !is_lower(s[i])) return false;
+    char lw[32];
+    if (tok_lower(g, k - 1, lw) && (IN_LIST(lw, ABBR_STRONG) || IN_LIST(lw, ABBR_WEAK))) return false;
+    unsigned char f = s[g->tok[t + 1].start];
+    return is_upper(f) || (!g->has_upper && is_lower(f));
+}
+
 static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t sb)
 {
     const unsigned char *s = g->s;
     size_t a = g->tok[t].end, b = g->tok[t + 1].start, i = a, sz;
     /* the gap between the tokens: sentence punctuation, then white space
      * after the last of it ("end. Next", "end.) Next", "end . next") */
-    bool term = false, dot_only = true, ws_after = false;
+    bool term = false, dot_only = true, ws_after = false, all_ws = true;
     size_t last_term = a;
     while (i < b) {
         unsigned char c = s[i];
         bool ws = is_ws_at(s, g->len, i, &sz);
+        all_ws = all_ws && ws;
         if (ws) ws_after = term;
         else if (c == '.') { term = true; ws_after = false; last_term = i; }
         else if (c == '!' || c == '?') { term = true; dot_only = false; ws_after = false; last_term = i; }
@@ -508,6 +538,7 @@ static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t
         }
         i += sz;
     }
+    if (!term && all_ws && t > 0 && a < b) return citation_boundary(g, t);
     if (!term || !ws_after) return false; /* no punctuation, or no space after it */
     /* "..." is an ellipsis, not an abbreviation dot */
     if (dot_only && last_term >= a + 2 && s[last_term - 1] == '.' && s[last_term - 2] == '.') dot_only = false;
@@ -607,7 +638,8 @@ static folio_status_t split_sentences(seg_t *g, folio_doc_t *doc)
         while (g->lines[li].tok_end <= t) li++;
         const line_t *L = &g->lines[li];
         bool br;
-        if (t + 1 < L->tok_end && g->tok[t].end + 1 == g->tok[t + 1].start && g->s[g->tok[t].end] == ' ') {
+        if (t + 1 < L->tok_end && g->tok[t].end + 1 == g->tok[t + 1].start && g->s[g->tok[t].end] == ' ' &&
+            !(is_digit(g->s[g->tok[t].start]) && g->tok[t].start > 0 && !is_space_byte(g->s[g->tok[t].start - 1]))) {
             /* the common case, one space between words: no boundary, not soft */
             if (t + 1 - sb >= FOLIO_SENT_MAX_TOKENS) goto cut;
             continue;

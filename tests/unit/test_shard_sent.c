@@ -254,6 +254,10 @@ Test(shard_sent, abbreviations_decimals_quotes)
           "Really?", "Yes! ok then.", "Acme Inc. sued Foo Corp. and lost.", "See No. 5 and Sec. 3 vs. Sec. 4.");
     SENTS("It was approved by the U.S. Senate. The House agreed (i.e. unanimously) on it.",
           "It was approved by the U.S. Senate.", "The House agreed (i.e. unanimously) on it.");
+    SENTS("Aspirin is used for pain in the knee and hand.1,2 However, it has risks.12 See Fig.2 for more. "
+          "It was 2.5 mg.",
+          "Aspirin is used for pain in the knee and hand.1,2", "However, it has risks.12",
+          "See Fig.2 for more.", "It was 2.5 mg.");
     SENTS("Wait... Then it rained \xE2\x80\x9Chard.\xE2\x80\x9D After that, calm.",
           "Wait...", "Then it rained \xE2\x80\x9Chard.\xE2\x80\x9D", "After that, calm.");
 }
