@@ -20,7 +20,7 @@ ln -s .. "$d/sub/loop"
 } > "$d/docs.jsonl"
 printf 'Given directly.\n' > "$T/direct.txt"
 
-out=$("$FOLIO" ingest --db "$T/s.lmdb" --quiet "$d" "$T/direct.txt" 2> "$T/err") || fail "ingest exit status $?"
+out=$("$FOLIO" ingest --db "$T/s.lmdb" "$d" "$T/direct.txt" 2> "$T/err") || fail "ingest exit status $?"
 line=$(printf '%s\n' "$out" | tail -n 1)
 echo "ingest: $line"
 reconcile "$line"
