@@ -404,3 +404,38 @@ Test(shard_sent, wrapped_plain_text_licences)
           "No covered work shall be deemed part of an effective technological\nmeasure under any applicable law.",
           "4. Redistribution.", "You may reproduce and distribute copies of the\n      Work in any medium, with or without modifications.");
 }
+
+/* The same text with CRLF line ends splits the same way. */
+static void same_with_crlf(const char *text)
+{
+    size_t n = strlen(text), k = 0;
+    char *crlf = malloc(2 * n + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] == '\n') crlf[k++] = '\r';
+        crlf[k++] = text[i];
+    }
+    crlf[k] = 0;
+    folio_doc_t a, b;
+    cr_assert_eq(tsh_analyze(&a, text), FOLIO_OK);
+    cr_assert_eq(tsh_analyze(&b, crlf), FOLIO_OK);
+    tsh_check_doc(&b, "crlf");
+    cr_assert_eq(a.n_sents, b.n_sents, "%u vs %u sentences with CRLF", a.n_sents, b.n_sents);
+    cr_assert_eq(a.n_sections, b.n_sections);
+    for (uint32_t i = 0; i < a.n_sections; i++) {
+        cr_assert_eq(a.sections[i].level, b.sections[i].level);
+        /* one-line titles: the same bytes, the '\r' is not part of them */
+        cr_assert_eq(a.sections[i].title_end - a.sections[i].title_start,
+                     b.sections[i].title_end - b.sections[i].title_start, "section %u title", i);
+    }
+    folio_doc_clear(&a);
+    folio_doc_clear(&b);
+    free(crlf);
+}
+
+Test(shard_sent, crlf_line_ends)
+{
+    same_with_crlf(SCI);
+    same_with_crlf(APACHE);
+    same_with_crlf("# Title\n\nIntro text here.\n\n## Part One\n\nMore text. And more.\n");
+    same_with_crlf("The following apply:\n(1) First item; and\n(2) Second item.\n");
+}
