@@ -76,34 +76,6 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
 
 #define RQ 4 /* query blocks scored together against each candidate tile */
 
-/* Top-k of one score row (candidates in increasing index; entries of the
- * own group and the padding are -inf): descending, ties to the lower index
- * (a later equal score never displaces an earlier one). */
-static int topk_row(const float *sc, uint32_t nbp, uint32_t k, float *tv, int32_t *ti)
-{
-    int nt = 0;
-    float thr = -INFINITY;
-    for (uint32_t b0 = 0; b0 < nbp; b0 += 16) {
-        v16f v = v16_load(sc + b0);
-        if (!(v16_hmax(v) > thr)) continue;
-        for (uint32_t u = 0; u < 16; u++) {
-            float s = v[u];
-            if (!(s > thr)) continue;
-            int pos = nt < (int)k ? nt : (int)k - 1;
-            while (pos > 0 && s > tv[pos - 1]) {
-                tv[pos] = tv[pos - 1];
-                ti[pos] = ti[pos - 1];
-                pos--;
-            }
-            tv[pos] = s;
-            ti[pos] = (int32_t)(b0 + u);
-            if (nt < (int)k) nt++;
-            if (nt == (int)k) thr = tv[k - 1];
-        }
-    }
-    return nt;
-}
-
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h, const float *node_q,
                                  const float *node_k, uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
                                  int s_max, int threads)
@@ -136,45 +108,86 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
             for (uint32_t b = nb; b < nbp; b++) row[b] = 0.0f;
         }
     }
-    const uint32_t nq = qb1 - qb0, ngr = (nq + RQ - 1) / RQ;
+    /* Task = (chunk of QC query blocks, head).  Candidates stream in tiles
+     * of 64 (their keys, 16 KB, stay in cache for the whole chunk); every
+     * query block keeps a running top-k updated tile by tile, so no score
+     * row is ever stored and the keys are read nb/QC times, not nb/RQ. */
+    const uint32_t QC = 64;
+    const uint32_t nq = qb1 - qb0, nch = (nq + QC - 1) / QC;
     int failed = 0;
     int nth = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nth) reduction(| : failed)
     {
-        float *sc = routed ? aligned_alloc(64, sizeof(float) * RQ * nbp) : NULL;
-        float *tv = routed ? malloc(sizeof(float) * (k + 1)) : NULL;
-        int32_t *ti = routed ? malloc(sizeof(int32_t) * (k + 1)) : NULL;
-        if (routed && (!sc || !tv || !ti)) failed = 1;
+        float *tv = routed ? malloc(sizeof(float) * QC * (k + 1)) : NULL;
+        int32_t *ti = routed ? malloc(sizeof(int32_t) * QC * (k + 1)) : NULL;
+        int *nt = routed ? malloc(sizeof(int) * QC) : NULL;
+        float *thr = routed ? malloc(sizeof(float) * QC) : NULL;
+        if (routed && (!tv || !ti || !nt || !thr)) failed = 1;
 #pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < (int64_t)ngr * H; t++) {
+        for (int64_t t = 0; t < (int64_t)nch * H; t++) {
             if (failed) continue;
-            const uint32_t g0 = qb0 + (uint32_t)(t / H) * RQ, hh = (uint32_t)(t % H);
-            const uint32_t g1 = g0 + RQ < qb1 ? g0 + RQ : qb1;
+            const uint32_t c0 = qb0 + (uint32_t)(t / H) * QC, hh = (uint32_t)(t % H);
+            const uint32_t c1 = c0 + QC < qb1 ? c0 + QC : qb1;
             if (routed) {
-                const float *q[RQ];
-                for (uint32_t r = 0; r < RQ; r++)
-                    q[r] = node_q + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * d + hh * dh;
+                for (uint32_t i = 0; i < c1 - c0; i++) {
+                    nt[i] = 0;
+                    thr[i] = -INFINITY;
+                }
                 const float *K = kt + (size_t)hh * dh * nbp;
-                for (uint32_t b0 = 0; b0 < nbp; b0 += 64) {
-                    v16f acc[RQ][4];
-                    for (int r = 0; r < RQ; r++)
-                        for (int u = 0; u < 4; u++) acc[r][u] = (v16f){0};
-                    for (uint32_t c = 0; c < dh; c++) {
-                        v16f kv[4];
-                        for (int u = 0; u < 4; u++) {
-                            kv[u] = v16_load(K + (size_t)c * nbp + b0 + 16 * u);
-                            V16_IN_REG(kv[u]);
+                for (uint32_t b0 = 0; b0 < nb; b0 += 64) {
+                    for (uint32_t g0 = c0; g0 < c1; g0 += RQ) {
+                        const uint32_t g1 = g0 + RQ < c1 ? g0 + RQ : c1;
+                        const float *q[RQ];
+                        for (uint32_t r = 0; r < RQ; r++)
+                            q[r] = node_q + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * d + hh * dh;
+                        v16f acc[RQ][4];
+                        for (int r = 0; r < RQ; r++)
+                            for (int u = 0; u < 4; u++) acc[r][u] = (v16f){0};
+                        for (uint32_t c = 0; c < dh; c++) {
+                            v16f kv[4];
+                            for (int u = 0; u < 4; u++) {
+                                kv[u] = v16_load(K + (size_t)c * nbp + b0 + 16 * u);
+                                V16_IN_REG(kv[u]);
+                            }
+                            for (int r = 0; r < RQ; r++) {
+                                v16f qq = v16_bcast(q[r][c]);
+                                for (int u = 0; u < 4; u++) acc[r][u] += qq * kv[u];
+                            }
                         }
-                        for (int r = 0; r < RQ; r++) {
-                            v16f qq = v16_bcast(q[r][c]);
-                            for (int u = 0; u < 4; u++) acc[r][u] += qq * kv[u];
+                        for (uint32_t qb = g0; qb < g1; qb++) {
+                            const uint32_t r = qb - g0, i = qb - c0;
+                            const uint32_t gs = qb / G * G, ge = gs + G < nb ? gs + G : nb;
+                            float row[64] __attribute__((aligned(64)));
+                            for (int u = 0; u < 4; u++) v16_store(row + 16 * u, acc[r][u]);
+                            /* own group (already hierarchical keys) and padding are out */
+                            for (uint32_t b = b0; b < b0 + 64; b++)
+                                if (b >= nb || (b >= gs && b < ge)) row[b - b0] = -INFINITY;
+                            /* running top-k: candidates arrive in increasing index, so
+                             * a later equal score never displaces an earlier one */
+                            float *tvi = tv + (size_t)i * (k + 1);
+                            int32_t *tii = ti + (size_t)i * (k + 1);
+                            for (int u = 0; u < 4; u++) {
+                                if (!(v16_hmax(v16_load(row + 16 * u)) > thr[i])) continue;
+                                for (int j = 16 * u; j < 16 * u + 16; j++) {
+                                    float sv = row[j];
+                                    if (!(sv > thr[i])) continue;
+                                    int pos = nt[i] < (int)k ? nt[i] : (int)k - 1;
+                                    while (pos > 0 && sv > tvi[pos - 1]) {
+                                        tvi[pos] = tvi[pos - 1];
+                                        tii[pos] = tii[pos - 1];
+                                        pos--;
+                                    }
+                                    tvi[pos] = sv;
+                                    tii[pos] = (int32_t)(b0 + j);
+                                    if (nt[i] < (int)k) nt[i]++;
+                                    if (nt[i] == (int)k) thr[i] = tvi[k - 1];
+                                }
+                            }
                         }
                     }
-                    for (int r = 0; r < RQ; r++)
-                        for (int u = 0; u < 4; u++) v16_store(sc + (size_t)r * nbp + b0 + 16 * u, acc[r][u]);
                 }
             }
-            for (uint32_t qb = g0; qb < g1; qb++) {
+            for (uint32_t qb = c0; qb < c1; qb++) {
                 int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
                 int ns = 0;
                 if (p->kind == FOLIO_PATTERN_LONGT5) {
@@ -188,19 +201,16 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
                     }
                 }
                 if (routed) {
-                    float *row = sc + (size_t)(qb - g0) * nbp;
-                    uint32_t gs = qb / G * G, ge = gs + G < nb ? gs + G : nb;
-                    for (uint32_t b = gs; b < ge; b++) row[b] = -INFINITY; /* own group: already hier keys */
-                    for (uint32_t b = nb; b < nbp; b++) row[b] = -INFINITY;
-                    int nt = topk_row(row, nbp, k, tv, ti);
-                    for (int i = 0; i < nt; i++) out[ns++] = ti[i];
+                    const uint32_t i = qb - c0;
+                    for (int j = 0; j < nt[i]; j++) out[ns++] = ti[(size_t)i * (k + 1) + j];
                 }
                 sel_n[(size_t)(qb - qb0) * H + hh] = ns;
             }
         }
-        free(sc);
         free(tv);
         free(ti);
+        free(nt);
+        free(thr);
     }
     free(kt);
     FOLIO_CHECK_GENERIC(!failed, FOLIO_ERR_NOMEM, "select: out of memory");
