@@ -61,13 +61,12 @@ enum {
     LF_STRONG = 1 << 9,     /* heading by pass 1                      */
     LF_TITLE = 1 << 10,     /* heading by the title-like rule         */
     LF_HCONT = 1 << 11,     /* second line of a wrapped heading       */
+    LF_MD = 1 << 12,        /* markdown heading: title after the #s   */
 };
 
 typedef struct {
     uint32_t start, end;          /* trimmed line bytes                  */
     uint32_t tok_begin, tok_end;  /* tokens on the line                  */
-    uint32_t title_start;         /* heading title start (after "#")     */
-    uint32_t title_end;           /* heading title end (wrapped: next line) */
     uint16_t flags;
     uint8_t raw;                  /* heading raw level, 0 = not a heading */
 } line_t;
@@ -304,9 +303,7 @@ static void strong_heading(seg_t *g, line_t *L)
         while (k < n && p[k] == '#') k++;
         if (k <= 6 && k < n && (p[k] == ' ' || p[k] == '\t')) {
             L->raw = (uint8_t)(10 * k);
-            size_t ts = k;
-            while (ts < n && (p[ts] == ' ' || p[ts] == '\t')) ts++;
-            L->title_start = (uint32_t)(L->start + ts);
+            L->flags |= LF_MD;
             return;
         }
     }
@@ -472,8 +469,6 @@ static folio_status_t build_lines(seg_t *g)
                          s[b - 1] == '\v')) b--;
         L->start = (uint32_t)a;
         L->end = (uint32_t)b;
-        L->title_start = L->start;
-        L->title_end = L->end;
         L->tok_begin = t;
         L->tok_end = t + 1;
         if (sep) L->flags |= LF_SEP_BEFORE;
@@ -740,8 +735,15 @@ static folio_status_t build_sections(seg_t *g, folio_doc_t *doc)
             X->sent_begin = k;
             if (head) {
                 X->start = doc->n_sections == 1 ? 0 : L->start;
-                X->title_start = L->title_start;
-                X->title_end = L->title_end;
+                /* the title: after markdown's #s, through wrapped lines */
+                uint32_t ts = L->start, te = L->end;
+                if (L->flags & LF_MD) {
+                    while (ts < te && g->s[ts] == '#') ts++;
+                    while (ts < te && (g->s[ts] == ' ' || g->s[ts] == '\t')) ts++;
+                }
+                for (uint32_t j = li + 1; j < g->n_lines && (g->lines[j].flags & LF_HCONT); j++) te = g->lines[j].end;
+                X->title_start = ts;
+                X->title_end = te;
                 X->level = rank[L->raw];
             } else {
                 X->start = 0;
@@ -799,12 +801,12 @@ folio_status_t folio_shard_segment(folio_doc_t *doc)
     for (uint32_t i = 0, head = 0; i + 1 < g.n_lines; i++) {
         line_t *L = &g.lines[i], *N = &g.lines[i + 1];
         if (!(L->flags & LF_HCONT)) head = i;
+        if (L->flags & LF_MD) continue;
         if ((L->flags & (LF_STRONG | LF_HCONT)) && (L->flags & LF_CAPS) && !(L->flags & LF_END_TERM) &&
             !(N->flags & (LF_SEP_BEFORE | LF_STRONG)) && (N->flags & LF_CAPS) && N->end - N->start <= 100 &&
             i - head < 4) {
             N->flags |= LF_HCONT;
             N->raw = L->raw;
-            g.lines[head].title_end = N->end;
         }
     }
     for (uint32_t i = 0; i < g.n_lines; i++)
