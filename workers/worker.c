@@ -98,19 +98,42 @@ folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_p
 
 /* Pooled L2-normalized means of token ranges, accumulated in fixed point so
  * that a range split over ranks sums to exactly the same value. */
+/* Fixed-point sum of rows [b, e) of X (local rows from t0) into a[d]. */
+static void pool_rows(const float *X, uint64_t t0, uint64_t b, uint64_t e, uint32_t d, int64_t *a)
+{
+    for (uint64_t t = b; t < e; t++) {
+        const float *x = X + (t - t0) * d;
+        for (uint32_t j = 0; j < d; j++) a[j] += (int64_t)llrint((double)x[j] * FOLIO_POOL_ONE);
+    }
+}
+
+/* Ranges are independent (each writes its own row) and integer sums are
+ * exact, so any schedule gives the same result.  Short ranges are one task
+ * each; a long range (a section, the whole document) is cut into chunks
+ * summed in parallel into private rows, then added up. */
+enum { POOL_CHUNK = 8192 };
 static void pool_partial(const float *X, uint64_t t0, uint64_t t1, uint32_t d, const uint32_t *rb,
                          const uint32_t *re, uint64_t lo, uint64_t cnt, int64_t *acc)
 {
-    /* Ranges are independent (each writes its own row): any schedule gives
-     * the same integers. */
 #pragma omp parallel for schedule(dynamic, 16) if (cnt > 64)
     for (uint64_t r = 0; r < cnt; r++) {
         uint64_t b = rb[lo + r] > t0 ? rb[lo + r] : t0, e = re[lo + r] < t1 ? re[lo + r] : t1;
-        int64_t *a = acc + r * d;
-        for (uint64_t t = b; t < e; t++) {
-            const float *x = X + (t - t0) * d;
-            for (uint32_t j = 0; j < d; j++) a[j] += llrint((double)x[j] * FOLIO_POOL_ONE);
+        if (e > b && e - b <= POOL_CHUNK) pool_rows(X, t0, b, e, d, acc + r * d);
+    }
+    for (uint64_t r = 0; r < cnt; r++) {
+        uint64_t b = rb[lo + r] > t0 ? rb[lo + r] : t0, e = re[lo + r] < t1 ? re[lo + r] : t1;
+        if (e <= b || e - b <= POOL_CHUNK) continue;
+        uint64_t nc = (e - b + POOL_CHUNK - 1) / POOL_CHUNK;
+        int64_t *part = calloc(nc * d, sizeof *part);
+        if (!part) { pool_rows(X, t0, b, e, d, acc + r * d); continue; } /* slow but right */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (uint64_t c = 0; c < nc; c++) {
+            uint64_t cb = b + c * POOL_CHUNK, ce = cb + POOL_CHUNK < e ? cb + POOL_CHUNK : e;
+            pool_rows(X, t0, cb, ce, d, part + c * d);
         }
+        for (uint64_t c = 0; c < nc; c++)
+            for (uint32_t j = 0; j < d; j++) acc[r * d + j] += part[c * d + j];
+        free(part);
     }
 }
 

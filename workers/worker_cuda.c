@@ -96,6 +96,9 @@ static folio_status_t nccl_allgather_rows(folio_exchange_t *x, folio_gpu_t *g, f
                                           const uint64_t *row0, int P, uint32_t d)
 {
     ncclComm_t c = (ncclComm_t)fx_nccl(x);
+    /* Drain the stream first so the kernels before it are not counted as
+     * exchange time. */
+    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     double t = folio_now();
     FOLIO_CHECK_NCCL(ncclGroupStart());
     for (int r = 0; r < P; r++) {
@@ -115,6 +118,7 @@ static folio_status_t nccl_halo(folio_exchange_t *x, folio_gpu_t *g, const folio
     const int me = folio_exchange_rank(x), P = sp->P;
     const size_t d = sp->d, len = sp->t1 - sp->t0;
     float *X = g->X;
+    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     double t = folio_now();
     FOLIO_CHECK_NCCL(ncclGroupStart());
     if (me > 0) {
