@@ -6,6 +6,8 @@
  *  - sciqa: papers open with an "Introduction" heading line;
  *  - pubmed: one sentence per line in most documents, so sentences >= lines;
  *  - spdx: most licences are split into several sentences. */
+#include <pthread.h>
+
 #include "test_shard_common.h"
 
 typedef struct {
@@ -95,4 +97,55 @@ Test(shard_data, spdx)
     run_file("spdx-licenses.jsonl", &s);
     cr_assert_eq(s.docs, 727);
     cr_assert_geq(s.multi_sent, 600, "%d", s.multi_sent);
+}
+
+/* folio_doc_analyze from several threads at once (the stem memo is per
+ * thread; nothing else is shared) gives exactly the sequential results. */
+typedef struct { folio_doc_t *docs; size_t n, first, step; } job_t;
+
+static void *analyze_job(void *arg)
+{
+    job_t *j = arg;
+    for (size_t i = j->first; i < j->n; i += j->step) folio_doc_analyze(&j->docs[i]);
+    return NULL;
+}
+
+Test(shard_data, threads_agree_with_sequential)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/spdx-licenses.jsonl", FOLIO_DATA_DIR);
+    const char *in[] = { path };
+    folio_reader_t *r;
+    cr_assert_eq(folio_reader_create(in, 1, &r), FOLIO_OK);
+    size_t n = 0;
+    folio_doc_t *docs = calloc(1024, sizeof *docs);
+    char why[256];
+    while (n < 1024 && folio_reader_next(r, &docs[n], why, sizeof why) == FOLIO_OK) n++;
+    folio_reader_destroy(&r);
+    /* sequential reference: a digest of every doc's hashes and boundaries */
+    uint64_t *ref = calloc(n, sizeof *ref);
+    for (size_t i = 0; i < n; i++) {
+        cr_assert_eq(folio_doc_analyze(&docs[i]), FOLIO_OK);
+        uint64_t h = folio_hash64(docs[i].stem_hashes, docs[i].n_tokens * 8, 1) ^
+                     folio_hash64(docs[i].term_hashes, docs[i].n_tokens * 8, 2) ^
+                     folio_hash64(docs[i].sents, docs[i].n_sents * sizeof *docs[i].sents, 3);
+        ref[i] = h;
+    }
+    enum { T = 4 };
+    pthread_t th[T];
+    job_t jobs[T];
+    for (int k = 0; k < T; k++) {
+        jobs[k] = (job_t){ docs, n, (size_t)k, T };
+        cr_assert_eq(pthread_create(&th[k], NULL, analyze_job, &jobs[k]), 0);
+    }
+    for (int k = 0; k < T; k++) pthread_join(th[k], NULL);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = folio_hash64(docs[i].stem_hashes, docs[i].n_tokens * 8, 1) ^
+                     folio_hash64(docs[i].term_hashes, docs[i].n_tokens * 8, 2) ^
+                     folio_hash64(docs[i].sents, docs[i].n_sents * sizeof *docs[i].sents, 3);
+        cr_assert_eq(h, ref[i], "%s differs when analyzed in a thread", docs[i].id);
+        folio_doc_clear(&docs[i]);
+    }
+    free(ref);
+    free(docs);
 }
