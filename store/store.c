@@ -234,6 +234,20 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
             if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
             if (rc == MDB_SUCCESS && tries[t]) rc = mdb_env_set_mapsize(s->env, tries[t]);
             if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_RDONLY, 0664);
+            if (rc == EACCES) {
+                /* a store we may read but not lock (a shared read-only
+                 * archive): read without LMDB's reader table */
+                mdb_env_close(s->env);
+                s->env = NULL;
+                rc = mdb_env_create(&s->env);
+                if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
+                if (rc == MDB_SUCCESS && tries[t]) rc = mdb_env_set_mapsize(s->env, tries[t]);
+                if (rc == MDB_SUCCESS)
+                    rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_RDONLY | MDB_NOLOCK, 0664);
+                if (rc == MDB_SUCCESS)
+                    folio_log(FOLIO_LOG_WARN, "store '%s': its lock file is not writable, reading without "
+                              "locks: nothing may write this store meanwhile", path);
+            }
             if (rc == MDB_SUCCESS || (rc != ENOMEM && rc != EINVAL)) break;
             mdb_env_close(s->env);
             s->env = NULL;
