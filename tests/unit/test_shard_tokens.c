@@ -264,3 +264,29 @@ Test(shard_tokens, stopwords)
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) cr_assert(!folio_is_stopword(no[i], strlen(no[i])), "%s", no[i]);
     cr_assert(folio_is_stopword("theory", 3), "prefix length respected");
 }
+
+Test(shard_tokens, arbitrary_bytes_stay_in_bounds)
+{
+    /* folio_tokenize also sees unvalidated text (questions typed by users):
+     * on any bytes it must terminate with ordered, in-bounds tokens. */
+    uint64_t seed = 77;
+    unsigned char buf[600];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = folio_splitmix64(&seed) % sizeof buf;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = folio_splitmix64(&seed);
+            buf[i] = (r & 3) ? (unsigned char)(0x80 + (r >> 8) % 0x80) : (unsigned char)(r >> 16);
+        }
+        folio_span_t *t;
+        uint32_t k;
+        cr_assert_eq(folio_tokenize((const char *)buf, n, &t, &k), FOLIO_OK);
+        for (uint32_t i = 0; i < k; i++) {
+            cr_assert(t[i].start < t[i].end && t[i].end <= n, "iter %d token %u [%u,%u) of %zu", iter, i, t[i].start,
+                      t[i].end, n);
+            if (i) cr_assert(t[i - 1].end <= t[i].start);
+            (void)folio_term_hash((const char *)buf, t[i]);
+            (void)folio_stem_hash((const char *)buf, t[i]);
+        }
+        free(t);
+    }
+}
