@@ -571,9 +571,16 @@ static bool punct_boundary(const seg_t *g, uint32_t t, const line_t *L, uint32_t
     /* an initial: "J. Smith" */
     if (n == 1 && is_upper(p[0])) return false;
     /* an enumeration label opening its line or sentence: "1. The", "A. The" */
-    if (t == L->tok_begin || t == sb) {
-        bool lab = is_number_label(p, n, NULL) || is_roman(p, n) || n == 1;
-        if (lab) return false;
+    bool lab = is_number_label(p, n, NULL) || is_roman(p, n) || n == 1;
+    if (lab && (t == L->tok_begin || t == sb)) return false;
+    /* a numbered heading-like line that is not a heading (a table of
+     * contents entry): "Sec. 1. Short title." */
+    if (lab && t > 0 && (t - 1 == L->tok_begin || t - 1 == sb)) {
+        char kw[32];
+        if (tok_lower(g, t - 1, kw) && (!strcmp(kw, "sec") || !strcmp(kw, "section") || !strcmp(kw, "art") ||
+                                        !strcmp(kw, "article") || !strcmp(kw, "chapter") || !strcmp(kw, "part") ||
+                                        !strcmp(kw, "title") || !strcmp(kw, "rule")))
+            return false;
     }
     return true;
 }
@@ -811,6 +818,34 @@ folio_status_t folio_shard_segment(folio_doc_t *doc)
     }
     for (uint32_t i = 0; i < g.n_lines; i++)
         if (!g.lines[i].raw) weak_heading(&g, i);
+
+    /* A table of contents is a run of three or more same-kind headings with
+     * no text and no blank line between them ("Sec. 1. Short title.\n
+     * Sec. 2. Findings.\nSec. 3. ..."); its entries are ordinary lines, not
+     * sections of one line each.  (Two in a row are a title and subtitle.) */
+    for (uint32_t i = 0; i < g.n_lines;) {
+        line_t *L = &g.lines[i];
+        if (!L->raw || (L->flags & LF_HCONT)) { i++; continue; }
+        uint32_t run = 1, j = i, last = i;
+        for (;;) {
+            uint32_t k = j + 1;
+            while (k < g.n_lines && (g.lines[k].flags & LF_HCONT)) k++;
+            last = k;
+            if (k < g.n_lines && g.lines[k].raw == L->raw && !(g.lines[k].flags & (LF_HCONT | LF_SEP_BEFORE))) {
+                run++;
+                j = k;
+                continue;
+            }
+            break;
+        }
+        if (run >= 3) {
+            for (uint32_t k = i; k < last; k++) {
+                g.lines[k].raw = 0;
+                g.lines[k].flags &= (uint16_t)~(LF_STRONG | LF_TITLE | LF_HCONT);
+            }
+        }
+        i = last > i ? last : i + 1;
+    }
 
     st = split_sentences(&g, doc);
     if (st == FOLIO_OK) st = build_sections(&g, doc);

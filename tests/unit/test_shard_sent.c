@@ -439,3 +439,29 @@ Test(shard_sent, crlf_line_ends)
     same_with_crlf("# Title\n\nIntro text here.\n\n## Part One\n\nMore text. And more.\n");
     same_with_crlf("The following apply:\n(1) First item; and\n(2) Second item.\n");
 }
+
+Test(shard_sent, table_of_contents_is_not_sections)
+{
+    /* billsum: a table of contents lists the section headings; the real
+     * headings come later with text under them */
+    static const char T[] = "SECTION 1. SHORT TITLE; TABLE OF CONTENTS.\n\n"
+                            "    (a) Short Title.--This Act may be cited as the ``Example Act''.\n"
+                            "    (b) Table of Contents.--The table of contents is as follows:\n\n"
+                            "Sec. 1. Short title; table of contents.\n"
+                            "Sec. 2. Findings.\n"
+                            "Sec. 3. Definitions.\n\n"
+                            "SEC. 2. FINDINGS.\n\n    Congress finds that tables exist.\n\n"
+                            "SEC. 3. DEFINITIONS.\n\n    In this Act, a table is a list.\n";
+    SECTIONS(T, "111", "SECTION 1. SHORT TITLE; TABLE OF CONTENTS.", "SEC. 2. FINDINGS.", "SEC. 3. DEFINITIONS.");
+    SENTS(T, "SECTION 1. SHORT TITLE; TABLE OF CONTENTS.",
+          "(a) Short Title.--This Act may be cited as the ``Example Act''.",
+          "(b) Table of Contents.--The table of contents is as follows:", "Sec. 1. Short title; table of contents.",
+          "Sec. 2. Findings.", "Sec. 3. Definitions.", "SEC. 2. FINDINGS.", "Congress finds that tables exist.",
+          "SEC. 3. DEFINITIONS.", "In this Act, a table is a list.");
+    /* shell-comment licences are not markdown headings */
+    static const char C[] = "# Copyright (c) 2006  Micah Cowan\n#\n"
+                            "# Redistribution of this program in any form, with or without\n"
+                            "# modifications, is permitted, provided that the above copyright is\n"
+                            "# retained in distributions of this program in source form.\n";
+    SECTIONS(C, "1", "Copyright (c) 2006  Micah Cowan");
+}
