@@ -119,6 +119,26 @@ folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const folio_hier
                                       uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
                                       int s_max, void *stream);
 
+/* Pooling, as folio_pool_ranges: out[r] = L2-normalized mean of X rows
+ * [begin[r], end[r]) (zeros for an empty range), double accumulation in the
+ * CPU's order, so results are bit-identical to the CPU's.  X: (n, d) fp32,
+ * begin/end: (m) uint32, out: (m, d) fp32, all device.  Ranges must lie in
+ * [0, n] (checked by the caller: they come from shard/). */
+folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
+                                      const uint32_t *end, uint32_t m, float *out, void *stream);
+
+/* Salience mass, as folio_mass_accumulate: mass[sel[..]] +=
+ * llrint(node_mass * FOLIO_MASS_ONE) for every selected slot, with integer
+ * atomics (exact, order-independent).  All device; mass: (n_nodes) int64. */
+folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float *node_mass,
+                                          uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream);
+
+/* Hashed embedding, as folio_embed (same features, hashes, signs and
+ * normalization; fp32 sums in the CPU's order).  text: (len) bytes, spans:
+ * (n) token byte ranges, weights: (n) or NULL, X: (n, d) out; all device. */
+folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans, const float *weights,
+                                uint32_t n, uint32_t d, uint64_t seed, float *X, void *stream);
+
 /* ------------------------------------------------------------ host helpers
  * The CUDA kernel behind the CPU kernel's exact signature: a->q/k/v, node_k/v
  * are HOST fp32 buffers (converted to bf16 on the device), a->out and
@@ -173,6 +193,17 @@ static inline folio_status_t folio_cuda_f32_to_bf16(const float *src, uint16_t *
 { (void)src; (void)dst; (void)n; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst, int64_t n, void *stream)
 { (void)src; (void)dst; (void)n; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
+                                                    const uint32_t *end, uint32_t m, float *out, void *stream)
+{ (void)X; (void)n; (void)d; (void)begin; (void)end; (void)m; (void)out; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float *node_mass,
+                                                        uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream)
+{ (void)sel; (void)sel_n; (void)node_mass; (void)n_qblocks; (void)H; (void)s_max; (void)mass; (void)stream;
+  return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans, const float *weights,
+                                              uint32_t n, uint32_t d, uint64_t seed, float *X, void *stream)
+{ (void)text; (void)len; (void)spans; (void)weights; (void)n; (void)d; (void)seed; (void)X; (void)stream;
+  return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream)
 { (void)X; (void)Y; (void)n; (void)H; (void)d_h; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)

@@ -87,7 +87,7 @@ cmake -S . -B "$BUILD" -DFOLIO_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" -DCMAK
 cmake --build "$BUILD" -j"$JOBS" -- -k >"$OUT/build.log" 2>&1 || echo "note: full build had errors (others' work in progress?): $(grep -m3 -E 'error' "$OUT/build.log")"
 if [ "$SKIP_TESTS" = 0 ]; then
   tests=""
-  for t in test_cuda_attn test_cuda_select; do
+  for t in test_cuda_attn test_cuda_select test_cuda_embed; do
     if [ ! -x "$BUILD/tests/$t" ]; then
       # the shared library did not link (another folder's work in progress):
       # build this test from attn/, common/, shard/ and the CUDA objects alone.

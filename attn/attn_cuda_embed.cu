@@ -1,0 +1,242 @@
+/* attn/attn_cuda_embed.cu — the hashed embedding, pooling and salience-mass
+ * kernels of the CUDA backend; each computes exactly what its CPU twin in
+ * attn/ computes (folio_embed, folio_pool_ranges, folio_mass_accumulate) and
+ * tests/unit/test_cuda_embed.c compares them. */
+#include "attn_cuda.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+
+#define FOLIO_CUDA_CHECK(call)                                                   \
+    do {                                                                         \
+        cudaError_t folio_ce_ = (call);                                          \
+        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
+                            #call, cudaGetErrorString(folio_ce_));               \
+    } while (0)
+
+namespace {
+
+/* ------------------------------------------------------------ folio_hash64 on the device
+ * The same function as common/hash.c, over bytes given by an accessor (so a
+ * long token can be lowercased while it is read). */
+__device__ __forceinline__ uint64_t mum(uint64_t a, uint64_t b)
+{
+    return (a * b) ^ __umul64hi(a, b);
+}
+
+constexpr uint64_t P0 = 0xa0761d6478bd642full, P1 = 0xe7037ed1a0b428dbull, P2 = 0x8ebc6af09c88c6e3ull,
+                   P3 = 0x589965cc75374cc3ull;
+
+template <class Get> __device__ __forceinline__ uint64_t rd32(const Get &g, uint64_t i)
+{
+    return (uint64_t)g(i) | ((uint64_t)g(i + 1) << 8) | ((uint64_t)g(i + 2) << 16) | ((uint64_t)g(i + 3) << 24);
+}
+template <class Get> __device__ __forceinline__ uint64_t rd64(const Get &g, uint64_t i)
+{
+    return rd32(g, i) | (rd32(g, i + 4) << 32);
+}
+
+template <class Get> __device__ uint64_t dev_hash64(const Get &g, uint64_t len, uint64_t seed)
+{
+    uint64_t a, b, p = 0;
+    seed ^= mum(seed ^ P0, P1);
+    if (len <= 16) {
+        if (len >= 4) {
+            a = (rd32(g, 0) << 32) | rd32(g, (len >> 3) << 2);
+            b = (rd32(g, len - 4) << 32) | rd32(g, len - 4 - ((len >> 3) << 2));
+        } else if (len > 0) {
+            a = ((uint64_t)g(0) << 16) | ((uint64_t)g(len >> 1) << 8) | (uint64_t)g(len - 1);
+            b = 0;
+        } else {
+            a = b = 0;
+        }
+    } else {
+        uint64_t i = len;
+        if (i > 48) {
+            uint64_t s1 = seed, s2 = seed;
+            do {
+                seed = mum(rd64(g, p) ^ P1, rd64(g, p + 8) ^ seed);
+                s1 = mum(rd64(g, p + 16) ^ P2, rd64(g, p + 24) ^ s1);
+                s2 = mum(rd64(g, p + 32) ^ P3, rd64(g, p + 40) ^ s2);
+                p += 48;
+                i -= 48;
+            } while (i > 48);
+            seed ^= s1 ^ s2;
+        }
+        while (i > 16) {
+            seed = mum(rd64(g, p) ^ P1, rd64(g, p + 8) ^ seed);
+            i -= 16;
+            p += 16;
+        }
+        a = rd64(g, p + i - 16);
+        b = rd64(g, p + i - 8);
+    }
+    a ^= P1;
+    b ^= seed;
+    const uint64_t lo = a * b, hi = __umul64hi(a, b);
+    return mum(lo ^ P0 ^ len, hi ^ P1);
+}
+
+struct BufBytes {
+    const unsigned char *p;
+    __device__ unsigned char operator()(uint64_t i) const { return p[i]; }
+};
+struct LowerBytes { /* a token read from the text, ASCII-lowercased */
+    const unsigned char *p;
+    __device__ unsigned char operator()(uint64_t i) const
+    {
+        const unsigned char c = p[i];
+        return (c >= 'A' && c <= 'Z') ? (unsigned char)(c - 'A' + 'a') : c;
+    }
+};
+
+/* splitmix64 word w of the stream seeded by h (the CPU draws words in order). */
+__device__ __forceinline__ uint64_t mix_word(uint64_t h, uint32_t w)
+{
+    uint64_t z = h + (uint64_t)(w + 1) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+constexpr int kFormMax = 64;      /* as attn/embed.c FORM_MAX */
+constexpr int kEmbedWarps = 4;
+
+/* acc[c] += (bit c of the feature's stream ? -w : +w) for this lane's columns. */
+__device__ __forceinline__ void add_feature(float *acc, uint32_t d, uint64_t hash, float w, int lane)
+{
+    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+        const uint64_t bits = mix_word(hash, c0 >> 6);
+        for (uint32_t j = lane; j < 64 && c0 + j < d; j += 32) {
+            const float s = 1.0f - 2.0f * (float)((bits >> j) & 1u);
+            acc[c0 + j] += s * w;
+        }
+    }
+}
+
+/* One warp per token; the warp's accumulator row lives in shared memory
+ * (each lane owns fixed columns, features are added in the CPU's order). */
+__global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, const folio_span_t *spans,
+                                                                const float *weights, uint32_t n, uint32_t d,
+                                                                uint64_t seed, float *X)
+{
+    extern __shared__ float esm[];
+    __shared__ unsigned char forms[kEmbedWarps][kFormMax + 8];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const uint64_t i = (uint64_t)blockIdx.x * kEmbedWarps + warp;
+    if (i >= n) return;
+    float *acc = esm + (size_t)warp * d;
+    unsigned char *form = forms[warp];
+    const folio_span_t t = spans[i];
+    const uint32_t len = t.end > t.start ? t.end - t.start : 0;
+    const uint32_t fl = len < kFormMax ? len : kFormMax;
+    const LowerBytes tok{text + t.start};
+    for (uint32_t j = lane; j < fl; j += 32) form[1 + j] = tok(j);
+    if (lane == 0) {
+        form[0] = '<';
+        form[1 + fl] = '>';
+    }
+    for (uint32_t c = lane; c < d; c += 32) acc[c] = 0.f;
+    __syncwarp();
+    const float unit = __fdiv_rn(1.0f, __fsqrt_rn((float)d));
+    const uint64_t hw = len <= (uint32_t)kFormMax ? dev_hash64(BufBytes{form + 1}, fl, seed) : dev_hash64(tok, len, seed);
+    add_feature(acc, d, hw, unit, lane);
+    const uint32_t L = fl + 2;
+    uint32_t ngr = 0;
+    for (uint32_t g = 3; g <= 5; g++) ngr += L >= g ? L - g + 1 : 0;
+    if (ngr) {
+        const float gw = __fdiv_rn(unit, __fsqrt_rn((float)ngr));
+        const uint64_t gram_seed = seed ^ 0x5bd1e9955bd1e995ull;
+        for (uint32_t g = 3; g <= 5; g++)
+            for (uint32_t s = 0; s + g <= L; s++)
+                add_feature(acc, d, dev_hash64(BufBytes{form + s}, g, gram_seed + g), gw, lane);
+    }
+    __syncwarp();
+    /* the norm in double, summed in column order as on the CPU */
+    double nn = 0;
+    if (lane == 0)
+        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
+    nn = __shfl_sync(0xffffffffu, nn, 0);
+    const float wgt = weights ? weights[i] : 1.0f;
+    const float f = nn > 0 ? __fmul_rn((float)(sqrt((double)d) / sqrt(nn)), wgt) : 0.0f;
+    float *x = X + i * d;
+    for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], f);
+}
+
+/* One CTA per range: columns over threads, tokens in order (double sums). */
+__global__ void pool_kernel(const float *X, uint32_t d, const uint32_t *begin, const uint32_t *end, float *out)
+{
+    extern __shared__ double acc[];
+    const uint32_t r = blockIdx.x;
+    const uint32_t b = begin[r], e = end[r];
+    for (uint32_t c = threadIdx.x; c < d; c += blockDim.x) {
+        double s = 0;
+        for (uint32_t i = b; i < e; i++) s += X[(size_t)i * d + c];
+        acc[c] = s;
+    }
+    __syncthreads();
+    __shared__ double f;
+    if (threadIdx.x == 0) {
+        double nn = 0;
+        for (uint32_t c = 0; c < d; c++) nn += acc[c] * acc[c];
+        f = nn > 0 ? 1.0 / sqrt(nn) : 0.0;
+    }
+    __syncthreads();
+    for (uint32_t c = threadIdx.x; c < d; c += blockDim.x) out[(size_t)r * d + c] = (float)(acc[c] * f);
+}
+
+__global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const float *node_mass, uint64_t rows,
+                            int s_max, int64_t *mass)
+{
+    const uint64_t k = blockIdx.x * (uint64_t)blockDim.x + threadIdx.x;
+    if (k >= rows * (uint64_t)s_max) return;
+    const uint64_t r = k / s_max;
+    const int e = (int)(k % s_max);
+    if (e >= sel_n[r]) return;
+    const long long v = __double2ll_rn((double)node_mass[k] * (double)FOLIO_MASS_ONE);
+    atomicAdd((unsigned long long *)&mass[sel[k]], (unsigned long long)v);
+}
+
+} // namespace
+
+extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans,
+                                           const float *weights, uint32_t n, uint32_t d, uint64_t seed, float *X,
+                                           void *stream)
+{
+    FOLIO_CHECK_GENERIC(d >= 1 && d <= 8192 && (n == 0 || (text && spans && X)), FOLIO_ERR_ARG,
+                        "embed cuda: bad arguments (n=%u d=%u)", n, d);
+    (void)len; /* spans index the text; the caller validated them (shard/) */
+    if (n == 0) return FOLIO_OK;
+    const size_t sm = (size_t)kEmbedWarps * d * sizeof(float);
+    if (sm > 48 * 1024)
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    embed_kernel<<<(n + kEmbedWarps - 1) / kEmbedWarps, 32 * kEmbedWarps, sm, (cudaStream_t)stream>>>(
+        (const unsigned char *)text, spans, weights, n, d, seed, X);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
+                                                 const uint32_t *end, uint32_t m, float *out, void *stream)
+{
+    FOLIO_CHECK_GENERIC(d >= 1 && d <= 6144 && (m == 0 || (X && begin && end && out)), FOLIO_ERR_ARG,
+                        "pool cuda: bad arguments (d=%u m=%u)", d, m);
+    (void)n;
+    if (m == 0) return FOLIO_OK;
+    pool_kernel<<<m, 256, (size_t)d * sizeof(double), (cudaStream_t)stream>>>(X, d, begin, end, out);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float *node_mass,
+                                                     uint32_t n_qblocks, int H, int s_max, int64_t *mass,
+                                                     void *stream)
+{
+    FOLIO_CHECK_GENERIC(H >= 1 && s_max >= 0, FOLIO_ERR_ARG, "mass cuda: bad arguments");
+    const uint64_t rows = (uint64_t)n_qblocks * H, tot = rows * (uint64_t)s_max;
+    if (tot == 0) return FOLIO_OK;
+    mass_kernel<<<(unsigned)((tot + 255) / 256), 256, 0, (cudaStream_t)stream>>>(sel, sel_n, node_mass, rows, s_max,
+                                                                                  mass);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
