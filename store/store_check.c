@@ -153,7 +153,9 @@ static void check_doc(chk_t *c, MDB_cursor *post, uint32_t num, MDB_val v)
         uint8_t h[16];
         folio_hash128(text, rec.bytes, h);
         if (memcmp(h, rec.hash, 16) != 0) fault(c, "doc '%s': hash of the stored text differs from the stored hash", id);
-        if (memchr(text, '\0', rec.bytes)) fault(c, "doc '%s': text holds a NUL byte", id);
+        char why[160];
+        if (folio_utf8_validate(text, rec.bytes, why, sizeof why) != FOLIO_OK)
+            fault(c, "doc '%s': stored text is not valid text: %s", id, why);
     }
 
     /* sentences and sections */
