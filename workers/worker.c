@@ -17,6 +17,7 @@ struct folio_worker {
     float *sal; size_t sal_cap;        /* (n_sents)                         */
     uint32_t *rb, *re; size_t r_cap;   /* range begin/end scratch           */
     folio_gpu_t *gpu;                  /* non-NULL: layers run on the device */
+    bool profile;                      /* FOLIO_PROFILE set: stage timings   */
 };
 
 static folio_status_t grow_f(float **p, size_t *cap, size_t need)
@@ -37,6 +38,7 @@ folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t
                         FOLIO_ERR_ARG, "invalid pattern: %s", err);
     folio_worker_t *w = calloc(1, sizeof *w);
     FOLIO_CHECK_ALLOC(w);
+    w->profile = getenv("FOLIO_PROFILE") != NULL;
     if (cfg->backend != FOLIO_BACKEND_CPU) {
         folio_status_t gst = folio_gpu_create(cfg->device, &cfg->pattern, &w->gpu);
         if (gst != FOLIO_OK && cfg->backend == FOLIO_BACKEND_CUDA) {
@@ -231,6 +233,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
                                          uint64_t t0, uint64_t t1, folio_doc_results_t *res)
 {
     memset(res, 0, sizeof *res);
+    double tm_start = folio_now();
     const uint64_t n = doc->n_tokens;
     const uint32_t d = w->d;
     const int P = folio_exchange_size(x), me = folio_exchange_rank(x);
@@ -283,6 +286,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
      * embeds its halo rows itself instead of receiving them. */
     if (st == FOLIO_OK)
         st = folio_embed(doc->text, doc->tokens + x0, weights + x0, (uint32_t)nx, d, FOLIO_EMBED_SEED, X);
+    double tm_embed = folio_now();
     folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
     if (st == FOLIO_OK) {
         if (w->gpu)
@@ -290,6 +294,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         else
             st = layers_cpu(w, x, &sp, X, Xout, nodes, sel, seln, mass);
     }
+    double tm_layers = folio_now();
     /* Block summaries of the final token vectors, and the salience mass. */
     if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
     if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
@@ -334,9 +339,15 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         free(all);
         free(acc);
     }
+    double tm_pool = folio_now();
     uint32_t all_b = 0, all_e = (uint32_t)n;
     if (st == FOLIO_OK) st = pool_ranges_x(x, X + hl * d, t0, t1, d, &all_b, &all_e, 1, w->docv);
 
+    if (w->profile && n >= 65536)
+        folio_log(FOLIO_LOG_INFO, "profile %s [%llu,%llu) of %llu: alloc+embed %.3fs, layers %.3fs (%s), "
+                  "mass+pool %.3fs, doc pool %.3fs", doc->id, (unsigned long long)t0, (unsigned long long)t1,
+                  (unsigned long long)n, tm_embed - tm_start, tm_layers - tm_embed, w->gpu ? "cuda" : "cpu",
+                  tm_pool - tm_layers, folio_now() - tm_pool);
     if (st == FOLIO_OK && me == 0) {
         memcpy(w->blk, nodes, (size_t)nb * d * sizeof *w->blk);
         res->pattern = w->spec;
