@@ -1342,3 +1342,99 @@ folio_status_t folio_store_put_summary(folio_store_t *s, const char *id, const c
     sum_ctx_t x = {id, json, len};
     return run_write_txn(s, put_summary_body, &x);
 }
+
+/* ------------------------------------------------------------ results */
+
+typedef struct {
+    const char *id;
+    const folio_doc_results_t *res;
+    uint32_t flags;
+    const char *pattern;
+    size_t pattern_len;
+} res_ctx_t;
+
+static folio_status_t put_results_body(folio_store_t *s, MDB_txn *txn, void *vctx)
+{
+    res_ctx_t *x = vctx;
+    const folio_doc_results_t *res = x->res;
+    MDB_val ik = {strlen(x->id), (void *)x->id}, v;
+    int rc = mdb_get(txn, s->dbi[DB_DONE], &ik, &v);
+    if (rc == MDB_NOTFOUND) {
+        folio_log(FOLIO_LOG_ERROR, "store '%s': no document '%s' to store results for", s->path, x->id);
+        return FOLIO_ERR_NOT_FOUND;
+    }
+    BODY_MDB(s, rc, "done-marker of '%s'", x->id);
+    uint32_t num;
+    memcpy(&num, v.mv_data, 4);
+    MDB_val dk = {4, &num}, dv;
+    BODY_MDB(s, mdb_get(txn, s->dbi[DB_DOCS], &dk, &dv), "record of '%s'", x->id);
+    folio_store_docrec_t rec;
+    FOLIO_CHECK_GENERIC(dv.mv_size >= sizeof rec, FOLIO_ERR_CORRUPT, "store '%s': record of '%s' too short",
+                        s->path, x->id);
+    memcpy(&rec, dv.mv_data, sizeof rec);
+    size_t head = sizeof rec + rec.id_len + 1 + rec.title_len + 1;
+    FOLIO_CHECK_GENERIC(dv.mv_size == head + rec.pattern_len + 1, FOLIO_ERR_CORRUPT,
+                        "store '%s': record of '%s' malformed", s->path, x->id);
+    /* copy id and title out: the value is invalid after the next write */
+    char *idtitle = malloc(head - sizeof rec);
+    FOLIO_CHECK_ALLOC(idtitle);
+    memcpy(idtitle, (const char *)dv.mv_data + sizeof rec, head - sizeof rec);
+    char oldpat[512];
+    size_t opn = rec.pattern_len < sizeof oldpat ? rec.pattern_len : sizeof oldpat - 1;
+    memcpy(oldpat, (const char *)dv.mv_data + head, opn);
+    oldpat[opn] = '\0';
+
+    folio_status_t st = pattern_count_add(s, txn, oldpat, opn, -1);
+    if (st == FOLIO_OK) st = pattern_count_add(s, txn, x->pattern, x->pattern_len, +1);
+    rec.flags = x->flags;
+    rec.d = x->flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE ? res->d : 0;
+    rec.n_blocks = res->n_blocks;
+    rec.pattern_len = (uint32_t)x->pattern_len;
+    MDB_val nv = {head + x->pattern_len + 1, NULL};
+    if (st == FOLIO_OK) {
+        rc = mdb_put(txn, s->dbi[DB_DOCS], &dk, &nv, MDB_RESERVE);
+        if (rc == MDB_MAP_FULL) s->map_full = true;
+        else if (rc) folio_log(FOLIO_LOG_ERROR, "store '%s': record of '%s': %s", s->path, x->id, mdb_strerror(rc));
+        st = folio_store_mdb_status(rc);
+    }
+    if (st == FOLIO_OK) {
+        char *p = nv.mv_data;
+        memcpy(p, &rec, sizeof rec);
+        memcpy(p + sizeof rec, idtitle, head - sizeof rec);
+        if (x->pattern_len) memcpy(p + head, x->pattern, x->pattern_len);
+        p[head + x->pattern_len] = '\0';
+    }
+    free(idtitle);
+    FOLIO_TRY(st);
+
+    size_t d = rec.d;
+    const struct { int db; uint32_t flag; const float *data; size_t n; } arr[] = {
+        {DB_SENTVEC, FOLIO_STORE_HAS_SENT_VECS, res->sent_vecs, (size_t)rec.n_sents * d},
+        {DB_BLOCKVEC, FOLIO_STORE_HAS_BLOCK_VECS, res->block_vecs, (size_t)rec.n_blocks * d},
+        {DB_SECVEC, FOLIO_STORE_HAS_SECTION_VECS, res->section_vecs, (size_t)rec.n_sections * d},
+        {DB_DOCVEC, FOLIO_STORE_HAS_DOC_VEC, res->doc_vec, d},
+        {DB_SALIENCE, FOLIO_STORE_HAS_SALIENCE, res->salience, rec.n_sents},
+    };
+    for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++) {
+        if (x->flags & arr[i].flag) FOLIO_TRY(put_num(s, txn, arr[i].db, num, arr[i].data, arr[i].n * 4));
+        else FOLIO_TRY(del_num(s, txn, arr[i].db, num));
+    }
+    return FOLIO_OK;
+}
+
+folio_status_t folio_store_put_results(folio_store_t *s, const char *id, const folio_doc_results_t *res)
+{
+    FOLIO_TRY(check_id(id, "put_results"));
+    FOLIO_CHECK_GENERIC(res, FOLIO_ERR_ARG, "put_results '%s': no results", id);
+    res_ctx_t x = {id, res, 0, res->pattern ? res->pattern : "", 0};
+    x.pattern_len = strlen(x.pattern);
+    FOLIO_CHECK_GENERIC(x.pattern_len < 500, FOLIO_ERR_ARG, "put_results '%s': pattern spec too long", id);
+    if (res->sent_vecs) x.flags |= FOLIO_STORE_HAS_SENT_VECS;
+    if (res->block_vecs) x.flags |= FOLIO_STORE_HAS_BLOCK_VECS;
+    if (res->section_vecs) x.flags |= FOLIO_STORE_HAS_SECTION_VECS;
+    if (res->doc_vec) x.flags |= FOLIO_STORE_HAS_DOC_VEC;
+    if (res->salience) x.flags |= FOLIO_STORE_HAS_SALIENCE;
+    FOLIO_CHECK_GENERIC(!(x.flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE) || res->d > 0, FOLIO_ERR_ARG,
+                        "put_results '%s': vectors given with width d = 0", id);
+    return run_write_txn(s, put_results_body, &x);
+}

@@ -279,6 +279,13 @@ folio_status_t folio_store_commit_duplicate(folio_store_t *s, const char *id, co
  * unknown id.  The summary is dropped when the doc is replaced. */
 folio_status_t folio_store_put_summary(folio_store_t *s, const char *id, const char *json, size_t len);
 
+/* Replaces the whole result set (pattern, d, n_blocks, vectors, salience) of
+ * committed doc id, in one txn, leaving text, layout, postings and summary
+ * alone: the arrays given are stored, those NULL are removed.  Array sizes
+ * follow the stored n_sents / n_sections and res->n_blocks, res->d.
+ * FOLIO_ERR_NOT_FOUND for an unknown id. */
+folio_status_t folio_store_put_results(folio_store_t *s, const char *id, const folio_doc_results_t *res);
+
 /* ------------------------------------------------------------- reads
  * A reader wraps one LMDB read txn (a consistent snapshot).  Every pointer
  * it hands out points into the read-only LMDB map, or into copies owned by

@@ -1217,3 +1217,58 @@ Test(store, reader_process_survives_writer_growth, .timeout = 60)
     folio_store_close(&s);
     rm_store(path);
 }
+
+/* Results added after the commit (put_results) store exactly what a commit
+ * with results stores; replacing them with fewer arrays drops the rest. */
+Test(store, put_results_later, .timeout = 60)
+{
+    enum { N = 15 };
+    folio_doc_t docs[N];
+    synth_res_t res[N];
+    char *p1 = tmp_store(), *p2 = tmp_store();
+    folio_store_t *s1 = open_store(p1, 0), *s2 = open_store(p2, 64 << 10);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%02d", i);
+        synth_doc(&docs[i], id, 600 + i, 1 + i * 3, 80);
+        synth_results(&res[i], &docs[i], 12, i);
+        cr_assert_eq(folio_store_commit_doc(s1, &docs[i], &res[i].r), FOLIO_OK);
+        cr_assert_eq(folio_store_commit_doc(s2, &docs[i], NULL), FOLIO_OK);
+    }
+    for (int i = N - 1; i >= 0; i--) cr_assert_eq(folio_store_put_results(s2, docs[i].id, &res[i].r), FOLIO_OK);
+    size_t l1, l2;
+    char *e1 = export_store(s1, &l1), *e2 = export_store(s2, &l2);
+    cr_assert_eq(l1, l2);
+    cr_assert_eq(memcmp(e1, e2, l1), 0);
+    free(e1);
+    free(e2);
+    cr_assert_eq(check_faults(s2), 0);
+
+    /* only salience, another pattern: vectors gone, pattern counts follow */
+    folio_doc_results_t only = {.pattern = "local", .n_blocks = 0, .salience = res[4].r.salience};
+    cr_assert_eq(folio_store_put_results(s2, docs[4].id, &only), FOLIO_OK);
+    folio_store_reader_t *r;
+    folio_stored_doc_t d;
+    cr_assert_eq(folio_store_reader_open(s2, &r), FOLIO_OK);
+    cr_assert_eq(folio_store_get_doc(r, docs[4].id, &d), FOLIO_OK);
+    cr_assert_null(d.sent_vecs);
+    cr_assert_null(d.doc_vec);
+    cr_assert_eq(d.d, 0);
+    cr_assert_str_eq(d.pattern, "local");
+    cr_assert_str_eq(d.title, docs[4].title);
+    cr_assert_eq(memcmp(d.salience, res[4].r.salience, d.n_sents * 4ul), 0);
+    folio_store_reader_close(&r);
+    cr_assert_eq(check_faults(s2), 0);
+    folio_doc_results_t bad = {.d = 0, .doc_vec = res[0].r.doc_vec};
+    cr_assert_eq(folio_store_put_results(s2, docs[0].id, &bad), FOLIO_ERR_ARG);
+    cr_assert_eq(folio_store_put_results(s2, "nope", &only), FOLIO_ERR_NOT_FOUND);
+
+    folio_store_close(&s1);
+    folio_store_close(&s2);
+    rm_store(p1);
+    rm_store(p2);
+    for (int i = 0; i < N; i++) {
+        folio_doc_clear(&docs[i]);
+        free(res[i].buf);
+    }
+}
