@@ -31,6 +31,7 @@
  */
 #include "shard_internal.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,20 +228,40 @@ static uint64_t stem_hash_norm(const char *norm, size_t n)
  * thousand words make most of any text, so with the memo stemming leaves
  * the ingest path (and the per-token folio_stem_hash calls of the jobs).
  * The memo is a pure cache — same results with or without it — allocated
- * on a thread's first use (STEM_CACHE_SLOTS * 16 bytes) and kept for the
- * thread's life.  If the allocation fails, stems are computed every time.
+ * on a thread's first use (STEM_CACHE_SLOTS * 16 bytes) and freed when the
+ * thread exits.  If the allocation fails, stems are computed every time.
  * A 64-bit term-hash collision (~2^-64 a pair) would alias two words' stems,
  * the same risk every term-hash key in folio already takes. */
 #define STEM_CACHE_BITS 15
 #define STEM_CACHE_SLOTS ((size_t)1 << STEM_CACHE_BITS)
 typedef struct { uint64_t term, stem; } stem_slot_t;
 static _Thread_local stem_slot_t *stem_memo;
+/* The memo is freed when its thread exits, through a pthread key whose only
+ * job is that destructor (created once per process, never changed). */
+static pthread_once_t stem_memo_once = PTHREAD_ONCE_INIT;
+static pthread_key_t stem_memo_key;
+static bool stem_memo_key_ok;
+static void stem_memo_free(void *p) { free(p); }
+static void stem_memo_key_init(void) { stem_memo_key_ok = pthread_key_create(&stem_memo_key, stem_memo_free) == 0; }
+
+static stem_slot_t *stem_memo_get(void)
+{
+    if (stem_memo) return stem_memo;
+    pthread_once(&stem_memo_once, stem_memo_key_init);
+    if (!stem_memo_key_ok) return NULL; /* no way to free it: go without */
+    stem_memo = calloc(STEM_CACHE_SLOTS, sizeof *stem_memo);
+    if (stem_memo && pthread_setspecific(stem_memo_key, stem_memo) != 0) {
+        free(stem_memo);
+        stem_memo = NULL;
+    }
+    return stem_memo;
+}
 
 static inline uint64_t stem_hash_cached(const char *norm, size_t n, uint64_t term)
 {
-    if (!stem_memo) stem_memo = calloc(STEM_CACHE_SLOTS, sizeof *stem_memo);
-    if (!stem_memo) return stem_hash_norm(norm, n);
-    stem_slot_t *e = &stem_memo[term >> (64 - STEM_CACHE_BITS)];
+    stem_slot_t *memo = stem_memo_get();
+    if (!memo) return stem_hash_norm(norm, n);
+    stem_slot_t *e = &memo[term >> (64 - STEM_CACHE_BITS)];
     /* term hash 0 marks an empty slot; a real 0 hash just always misses */
     if (e->term == term && term != 0) return e->stem;
     uint64_t h = stem_hash_norm(norm, n);
