@@ -11,7 +11,7 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 DATA=${FOLIO_DATA:-$SRC/../shared/data}
 T=$(mktemp -d /tmp/folio-shard-bench.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-cc -std=gnu11 -O3 -march=native -I"$SRC" "$SRC/bench/shard_bench.c" "$SRC"/shard/*.c "$SRC"/common/*.c -lm -o "$T/shard_bench"
+cc -std=gnu11 -O3 -march=native -I"$SRC" "$SRC/bench/shard_bench.c" "$SRC"/shard/*.c "$SRC"/common/*.c -lm -pthread -o "$T/shard_bench"
 echo "# $(date -u +%F) $(lscpu | sed -n 's/Model name: *//p'), 1 core, load $(cut -d' ' -f1 /proc/loadavg)"
 "$T/shard_bench" speed "$DATA/spdx-licenses.jsonl" "$DATA/pubmed-dev.jsonl" "$DATA/billsum-dev.jsonl" "$DATA/sciqa-dev.jsonl"
 
