@@ -208,10 +208,13 @@ typedef struct {
                                NULL = none */
 } folio_attn_args_t;
 
-/* The fast kernel: 64-wide key tiles (FlashAttention-style online softmax),
- * window as dense tiles, the block's summary keys gathered once, vectorized
- * with GCC/Clang vector extensions (AVX-512/AVX2 under -march=native, plain
- * SSE/scalar elsewhere), OpenMP over (block, head).  Memory O(B * d) per thread. */
+/* The fast kernel: 64-key tiles with a FlashAttention-style online softmax;
+ * the window keys of 8 consecutive query blocks are transposed once per head
+ * into a per-thread buffer ((B*8 + 2W) * d_h floats: O(d_h * (B + W)), or
+ * O(d_h * n) for dense W = n), each block's summary keys gathered once;
+ * 4 queries x 64 keys register-blocked score and value micro-kernels in GCC/
+ * Clang vector extensions (AVX-512/AVX2 under -march=native, narrower ISAs
+ * get the same code lowered); OpenMP over (8-block chunk, head) tasks. */
 folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a);
 
 /* The obviously-right O(n^2) reference: per head, attention of every token
