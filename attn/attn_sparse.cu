@@ -3,8 +3,11 @@
  * online softmax).  Semantics: attn/attn_cuda.h (same as the CPU kernel
  * folio_attn_sparse_fwd_cpu of attn/attn.h).
  *
- * One CTA = one query block of 64 tokens x one head, 4 warps of 16 query
- * rows.  Its key tiles (64 keys each) are, in order:
+ * One CTA = one query block of 64 tokens x one head: 2 warps of 32 query
+ * rows by default (FOLIO_ATTN_MF=2: each K/V fragment read from shared
+ * memory feeds two m16 row fragments), or 4 warps of 16 rows (MF=1; ~5 %
+ * slower on an H200, kept for comparison).  Its key tiles (64 keys each) are,
+ * in order:
  *   1. the window tiles [lo, hi) with lo = max(0, qs - W), hi = min(n_doc,
  *      qe + W): only tiles that cross a band edge (or the document edge) are
  *      masked element-wise, the others run unmasked;
@@ -12,8 +15,10 @@
  *      queries, which is what makes the pattern tensor-core friendly), the
  *      last tile masked beyond s.
  * K/V tiles are double-buffered in shared memory with cp.async (16-byte
- * chunks, XOR swizzle so ldmatrix is free of bank conflicts).  Scores never
- * leave registers: memory is O(n * d).
+ * chunks, XOR swizzle so ldmatrix is free of bank conflicts); when k == v
+ * (folio's Q = K = V) one tile serves as both.  Scores never leave
+ * registers: memory is O(n * d).  Measurements and version history:
+ * bench/GPU_NOTES.md.
  *
  * node_mass (optional) needs each node's FINAL softmax weight, known only
  * after the last tile; a short second pass re-scores the summary tiles with
