@@ -505,3 +505,81 @@ Test(jobs_json, summary_json_parses_and_escapes)
     folio_buf_free(&b);
     folio_doc_clear(&d);
 }
+
+/* ------------------------------------------------------------ store */
+
+/* Store-wide ask: candidate documents come from the postings, answers slice
+ * the stored text, and the document that holds the answer wins. */
+Test(jobs_store, ask_across_store)
+{
+    char dir[] = "/tmp/folio-test-jobs-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    folio_store_t *s = NULL;
+    cr_assert_eq(folio_store_open(dir, NULL, &s), FOLIO_OK);
+    static folio_doc_t docs[8];
+    size_t nd = load_rows("billsum-dev.jsonl", docs, NULL, 6);
+    for (size_t i = 0; i < nd; i++) cr_assert_eq(folio_store_commit_doc(s, &docs[i], NULL), FOLIO_OK);
+    folio_doc_t extra;
+    const char *t = "Glaciers retreat every summer. The penguin colony counts nine thousand birds near the pole.";
+    make_doc(&extra, "penguins", t, strlen(t));
+    cr_assert_eq(folio_store_commit_doc(s, &extra, NULL), FOLIO_OK);
+    folio_store_reader_t *r = NULL;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    folio_query_t *q = NULL;
+    const char *question = "How many birds are in the penguin colony?";
+    cr_assert_eq(folio_query_create(question, strlen(question), &q), FOLIO_OK);
+    folio_ask_cfg_t cfg;
+    folio_ask_cfg_default(&cfg);
+    folio_answer_t *a = NULL;
+    uint32_t n = 0;
+    cr_assert_eq(folio_ask_store(s, r, q, &cfg, 5, 0, &a, &n), FOLIO_OK);
+    cr_assert_geq(n, 1u);
+    folio_stored_doc_t d;
+    cr_assert_eq(folio_store_get_doc_by_num(r, a[0].doc, &d), FOLIO_OK);
+    cr_expect_str_eq(d.id, "penguins");
+    cr_expect_eq(strncmp(d.text + a[0].start, "The penguin colony", 18), 0);
+    for (uint32_t i = 0; i < n; i++) {
+        cr_assert_eq(folio_store_get_doc_by_num(r, a[i].doc, &d), FOLIO_OK);
+        cr_assert_leq(a[i].end, d.len);
+        bool is_sentence = false;
+        for (uint32_t k = 0; k < d.n_sents; k++)
+            is_sentence |= d.sents[k].start == a[i].start && d.sents[k].end == a[i].end;
+        cr_expect(is_sentence, "answer %u is a stored sentence", i);
+        if (i) cr_expect_geq(a[i - 1].score, a[i].score);
+    }
+    free(a);
+    folio_query_destroy(&q);
+    /* no known word: nothing, no error */
+    cr_assert_eq(folio_query_create("zyzzyva", 7, &q), FOLIO_OK);
+    cr_assert_eq(folio_ask_store(s, r, q, &cfg, 5, 0, &a, &n), FOLIO_OK);
+    cr_expect_eq(n, 0u);
+    free(a);
+    folio_query_destroy(&q);
+    /* the stored view summarizes like the in-memory one (same sentences) */
+    cr_assert_eq(folio_store_get_doc(r, docs[0].id, &d), FOLIO_OK);
+    folio_doc_view_t vs, vm;
+    folio_doc_view_from_stored(&d, &vs);
+    folio_doc_view_from_doc(&docs[0], &vm);
+    folio_doc_feats_t *fs = NULL, *fm = NULL;
+    cr_assert_eq(folio_doc_feats_create(&vs, &fs), FOLIO_OK);
+    cr_assert_eq(folio_doc_feats_create(&vm, &fm), FOLIO_OK);
+    folio_summarize_cfg_t sc;
+    folio_summarize_cfg_default(&sc);
+    folio_pick_t *ps = NULL, *pm = NULL;
+    uint32_t ns = 0, nm = 0;
+    cr_assert_eq(folio_summarize(&vs, fs, &sc, &ps, &ns), FOLIO_OK);
+    cr_assert_eq(folio_summarize(&vm, fm, &sc, &pm, &nm), FOLIO_OK);
+    cr_assert_eq(ns, nm);
+    for (uint32_t i = 0; i < ns; i++) cr_expect_eq(ps[i].index, pm[i].index);
+    free(ps);
+    free(pm);
+    folio_doc_feats_destroy(&fs);
+    folio_doc_feats_destroy(&fm);
+    folio_store_reader_close(&r);
+    folio_store_close(&s);
+    for (size_t i = 0; i < nd; i++) folio_doc_clear(&docs[i]);
+    folio_doc_clear(&extra);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
