@@ -69,6 +69,7 @@ void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
     cfg->w_ctx_rank = 1.0f;
     cfg->w_par = 0.0f;
     cfg->w_vec = 0.0f;
+    cfg->w_tie = 0.0f;
     cfg->k1_fused = 0.0f;
 }
 
@@ -265,10 +266,7 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
         if (q->vec && v->sent_vecs && v->d == q->d) {
             for (uint32_t s = 0; s < ns; s++) {
                 float c = cos_vec(q->vec, v->sent_vecs + (size_t)s * v->d, v->d);
-                /* dense and lexical similarity together: the dense cosine
-                 * alone ranks every sentence, so keep it only as a tie-breaker
-                 * weight among lexically related sentences */
-                dns[s] = c > 0 ? c : 0;
+                dns[s] = c > 0 ? c : 0; /* (0, 1]: cosine of unit-mean vectors */
             }
         }
         /* headings answer nothing, but a question word in a heading makes
@@ -295,6 +293,9 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
             if (s > 0 && heading[s - 1] && !jobs_is_heading(v, s - 1)) x += bm[s - 1];
                 if (q->numeric && f->has_num[s]) x += cfg->w_type * bmax;
             }
+            /* dense similarity breaks ties among sentences that match the
+             * same question terms (frequent with k1 = 0) */
+            if (x > 0) x += cfg->w_tie * dns[s];
             bm2[s] = x;
         }
         free(secb);

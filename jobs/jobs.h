@@ -87,6 +87,7 @@ typedef struct {
     float mmr_lambda;      /* MMR trade-off: relevance vs redundancy, in [0, 1]   */
     uint32_t min_tokens;   /* sentences with fewer index terms are not chosen     */
     bool section_cover;    /* give every major section a voice when budget allows */
+    float pos_tau;         /* position prior 1 / (1 + sentence / pos_tau)         */
 } folio_summarize_cfg_t;
 
 /* Defaults (the tuned method of bench/RESULTS.md); budget 200 words. */
@@ -133,6 +134,7 @@ typedef struct {
 typedef struct {
     folio_ask_method_t method;
     float k1, b;           /* BM25 (defaults 1.2, 0.75)                            */
+    float w_tie;           /* dense cosine added to the lexical score (tie-breaker) */
     float k1_fused;        /* k1 of the lexical ranking inside the fused method (0) */
     float w_dense;         /* weight of dense similarity in the fusion              */
     float w_context;       /* weight of the previous sentence's BM25 (context)      */

@@ -40,6 +40,7 @@ void folio_summarize_cfg_default(folio_summarize_cfg_t *cfg)
     cfg->mmr_lambda = 0.6f;
     cfg->min_tokens = 4;
     cfg->section_cover = true;
+    cfg->pos_tau = 8.0f;
 }
 
 static float dotf(const float *a, const float *b, uint32_t d)
@@ -143,7 +144,7 @@ folio_status_t folio_summarize(const folio_doc_view_t *v, const folio_doc_feats_
     }
     /* position prior: start of the document, and start of each section */
     for (uint32_t s = 0; s < ns; s++) {
-        float p = 1.0f / (1.0f + (float)s / 8.0f);
+        float p = 1.0f / (1.0f + (float)s / cfg->pos_tau);
         uint32_t sec = v->sents[s].section;
         if (sec < v->n_sections && v->n_sections > 1) {
             uint32_t off = s - v->sections[sec].sent_begin;
