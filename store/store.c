@@ -10,7 +10,7 @@
 
 #define STORE_MAGIC 0x464F4C49u
 #define STORE_ENDIAN_PROBE 0x0102030405060708ull
-#define STORE_DEFAULT_MAP ((size_t)256 << 20)
+#define STORE_DEFAULT_MAP ((size_t)1 << 30)
 #define STORE_MIN_MAP ((size_t)64 << 10)
 #define STORE_MAX_MAP ((size_t)1 << 44) /* 16 TiB: beyond this growth is a bug */
 
@@ -258,7 +258,7 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
         rc = mdb_env_create(&s->env);
         if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
         if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
-        if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | MDB_WRITEMAP, 0664);
+        if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC, 0664);
         if (rc == MDB_SUCCESS && exists) {
             MDB_envinfo ei;
             mdb_env_info(s->env, &ei);
@@ -535,6 +535,41 @@ folio_status_t folio_store_df_lookup(folio_store_t *s, const uint64_t *terms, ui
     return FOLIO_OK;
 }
 
+/* A reader maps more than the store (see open), so the map size the
+ * writers recorded is read from LMDB's two meta pages (0.9 layout: after
+ * the 16-byte page header, magic u32, version u32, address ptr, mapsize
+ * size_t, two 48-byte MDB_db, last_pg, txnid; the newer txnid wins).
+ * Falls back to max(file length, used) if the layout is not recognized. */
+static uint64_t recorded_map_size(const char *path, unsigned psize, uint64_t used)
+{
+    char datafile[4096];
+    snprintf(datafile, sizeof datafile, "%s/data.mdb", path);
+    uint64_t best = 0, best_txn = 0;
+    FILE *f = fopen(datafile, "rb");
+    if (f) {
+        for (int m = 0; m < 2; m++) {
+            unsigned char pg[160];
+            if (fseek(f, (long)m * (long)psize, SEEK_SET) || fread(pg, 1, sizeof pg, f) != sizeof pg) break;
+            uint32_t magic;
+            uint64_t mapsize, txnid;
+            memcpy(&magic, pg + 16, 4);
+            memcpy(&mapsize, pg + 32, 8);
+            memcpy(&txnid, pg + 144, 8);
+            if (magic != 0xBEEFC0DEu) continue;
+            if (best == 0 || txnid > best_txn) {
+                best = mapsize;
+                best_txn = txnid;
+            }
+        }
+        if (best == 0) {
+            struct stat sb;
+            if (fstat(fileno(f), &sb) == 0) best = (uint64_t)sb.st_size;
+        }
+        fclose(f);
+    }
+    return best > used ? best : used;
+}
+
 folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info)
 {
     memset(info, 0, sizeof *info);
@@ -559,16 +594,9 @@ folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info)
     info->n_summaries = c.n_summaries;
     info->avg_doc_tokens = c.n_docs ? (double)c.n_tokens / (double)c.n_docs : 0.0;
     info->map_bytes = ei.me_mapsize;
-    if (s->readonly) {
-        /* a reader maps more than the store (see open); the writer's map
-         * size is the file's length (MDB_WRITEMAP extends it to the map) */
-        char datafile[4096];
-        struct stat sb;
-        snprintf(datafile, sizeof datafile, "%s/data.mdb", s->path);
-        if (stat(datafile, &sb) == 0) info->map_bytes = (uint64_t)sb.st_size;
-    }
     info->page_bytes = es.ms_psize;
     info->used_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    if (s->readonly) info->map_bytes = recorded_map_size(s->path, es.ms_psize, info->used_bytes);
     return FOLIO_OK;
 }
 

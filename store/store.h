@@ -65,11 +65,10 @@
  *   page cache when mdb_txn_commit returns, so it survives kill -9 of the
  *   process (not a power loss); folio_store_sync / folio_store_close flush
  *   to disk.  This keeps per-document commits cheap (no fsync per doc).
- *   Writers use MDB_WRITEMAP (pages are written in the shared map, not
- *   through write(2): twice the commit throughput); copy-on-write still
- *   keeps a killed writer's half-written pages unreachable.  With it the
- *   data.mdb file is as long as the map (a sparse file: `du` shows the
- *   real use; `folio stats` shows both).
+ *   Writers do NOT use MDB_WRITEMAP: it doubles single-document commit
+ *   speed, but a full disk then kills the process with SIGBUS (a write to
+ *   a hole of the sparse map) instead of failing the commit cleanly;
+ *   batched commits (folio_store_commit_docs) are as fast without it.
  * - Map growth: MDB_MAP_FULL (from a put or the commit) aborts the txn,
  *   doubles the map (mdb_env_set_mapsize) and retries the whole document.
  *   LMDB only allows this while this process has no open transaction, so a
@@ -168,7 +167,7 @@ typedef struct folio_store folio_store_t;
 
 typedef struct {
     bool readonly;            /* open an existing store for reading only     */
-    size_t initial_map_bytes; /* 0 = default (256 MiB); an existing store's
+    size_t initial_map_bytes; /* 0 = default (1 GiB); an existing store's
                                  larger size wins; rounded up to 64 KiB      */
 } folio_store_opts_t;
 

@@ -603,6 +603,21 @@ Test(store, map_grows_from_64k, .timeout = 60)
     cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
     cr_assert_gt(in.map_bytes, 64u << 10);
     cr_assert_eq(in.n_docs, N);
+    { /* a read-only open reports the map size the writer recorded */
+        folio_store_close(&s);
+        folio_store_opts_t ro = {.readonly = true};
+        cr_assert_eq(folio_store_open(path, &ro, &s), FOLIO_OK);
+        folio_store_info_t rin;
+        cr_assert_eq(folio_store_info(s, &rin), FOLIO_OK);
+        cr_assert_eq(rin.map_bytes, in.map_bytes);
+        cr_assert_eq(rin.used_bytes, in.used_bytes);
+        folio_store_close(&s);
+        s = open_store(path, 0 /* default 1 GiB > current: grows */);
+        cr_assert_eq(folio_store_info(s, &rin), FOLIO_OK);
+        cr_assert_eq(rin.map_bytes, 1u << 30);
+        folio_store_close(&s);
+        s = open_store(path, 64 << 10);
+    }
     for (int i = 0; i < N; i++) nums[i] = docnum_of(s, docs[i].id);
     assert_index_matches(s, docs, nums, N);
     cr_assert_eq(check_faults(s), 0);
