@@ -8,15 +8,24 @@
  *         tf saturation k1 = 1.2, length normalization b = 0.75 over the
  *         sentence's token count.  Stopwords of the question are dropped
  *         (all kept when the question has nothing else).
- *  folio  (default) reciprocal-rank fusion of three rankings:
- *         1. BM25 as above;
- *         2. similarity: the cosine of the question vector to the contextual
- *            sentence vector when the store has vectors and the question was
- *            encoded, else the TF-IDF cosine (sublinear tf, in-document idf);
- *         3. context: BM25 of the sentence plus w_context x the BM25 of its
- *            neighbours (the answer often sits next to the sentence that
- *            repeats the question's words);
- *         fused score = sum over rankings of 1 / (rrf_k + rank).
+ *  folio  (default) reciprocal-rank fusion (1 / (rrf_k + rank)) of:
+ *         1. lexical: the same formula with k1_fused = 0, i.e. the sum of the
+ *            idf of the question terms the sentence contains (sentences are
+ *            short: tf saturation and length penalties only added noise on
+ *            the dev questions), plus w_section x the BM25 of its section's
+ *            title, plus the match of a preceding short label line
+ *            ("Recommendation diversity."), plus a bonus for sentences with
+ *            numbers when the question asks a quantity;
+ *         2. the TF-IDF cosine of question and sentence (w_dense);
+ *         3. context: the lexical score plus w_context x the previous and
+ *            w_context_next x the next sentence's (the answer often sits
+ *            next to the sentence that repeats the question's words);
+ *         4. dense: the cosine of the encoded question (folio_query_encode)
+ *            to the stored contextual sentence vector (w_vec, 0 by default:
+ *            it lowered hit@5 on the dev questions, see bench/RESULTS.md).
+ *         Headings and label lines are never answers; equal scores rank the
+ *         earlier sentence first; a sentence whose text repeats a better one
+ *         is dropped.
  * Answers are whole sentences: byte offsets [start, end) of the sentence in
  * the original text. */
 #include <math.h>

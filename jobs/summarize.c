@@ -1,26 +1,30 @@
 /* jobs/summarize.c — extractive summaries under a word or sentence budget.
  *
  * Sentence relevance (each feature scaled to [0, 1] by its maximum over the
- * document, then weighted by folio_summarize_cfg_t):
- *   centroid  TF-IDF cosine of the sentence to the document centroid (the sum
- *             of the unit TF-IDF vectors of all sentences): the TF-IDF
- *             centroid baseline, and at the same time LexRank-style lexical
- *             centrality (a unit vector's dot with the sum of all unit
- *             vectors is n x its mean cosine to the others), linear in n;
- *   central   the sentence's mean TF-IDF weight of terms that recur across
- *             the document (how much of the document's recurring vocabulary it
- *             carries): favors content-dense sentences over boilerplate;
- *   position  a prior for the start of the document and of each section;
- *   salience  attention-derived salience stored by the encoder (mass that
- *             the document's tokens put on the summary nodes above the
- *             sentence), when present;
- *   dense     cosine of the contextual sentence vector to its section's and
- *             the document's summary vectors, when present.
- * Selection: MMR (relevance vs the highest lexical cosine to an already
- * chosen sentence); with section_cover, every major section first gets its
- * best sentence while the budget allows one sentence per section.  The word
- * budget is never exceeded: a sentence is taken only if it fits whole.
- * Output in document order with byte offsets of the original text. */
+ * document, then weighted by folio_summarize_cfg_t; defaults in brackets):
+ *   centroid  [1]   TF-IDF cosine of the sentence to the document centroid
+ *                   (the sum of the unit TF-IDF vectors of all sentences;
+ *                   in-document sentence idf): the TF-IDF centroid method
+ *                   and, at the same time, LexRank-style centrality (a unit
+ *                   vector's dot with the sum of all unit vectors is n x its
+ *                   mean cosine to the others) in linear time;
+ *   central   [0]   content density: idf mass of the sentence's recurring
+ *                   terms per token (lowered ROUGE on dev: kept off);
+ *   position  [0.4] 1 / (1 + i / pos_tau), pos_tau = 8, and half that
+ *                   prior again from the start of each section;
+ *   salience  [0]   attention-derived salience stored by ingest (+0.4 R1 on
+ *                   pubmed-dev but -0.9 R1 on billsum-dev at 0.6: off);
+ *   dense     [1]   mean of the cosines of the stored contextual sentence
+ *                   vector to the document vector and to its section's
+ *                   vector (no-op when the store has no vectors).
+ * Headings (section titles, all-caps lines) and sentences with fewer than
+ * min_tokens index terms are not chosen.  Selection: MMR (lambda x relevance
+ * - (1 - lambda) x the highest TF-IDF cosine to a chosen sentence); with
+ * section_cover, each major section (top level, >= 3 sentences, best
+ * sentence at least half as relevant as the document's best) first gets its
+ * best sentence when the budget holds one average sentence per section.
+ * The word budget is never exceeded: a sentence is taken only if it fits
+ * whole.  Output in document order with byte offsets of the original text. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -583,3 +583,47 @@ Test(jobs_store, ask_across_store)
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* Section coverage: four sections about different things, the first one
+ * much longer (so centrality alone would draw every pick from it); with a
+ * budget for several sentences, every section gets a voice. */
+Test(jobs_summarize, every_major_section_gets_a_voice)
+{
+    folio_buf_t b = {0};
+    const char *topics[4][3] = {{"reactor", "coolant", "turbine"},
+                                {"orchard", "apples", "harvest"},
+                                {"violin", "concerto", "orchestra"},
+                                {"glacier", "penguins", "iceberg"}};
+    const char *titles[4] = {"Energy", "Farming", "Music", "Polar"};
+    for (int x = 0; x < 4; x++) {
+        folio_buf_printf(&b, "%d. %s\n\n", x + 1, titles[x]);
+        int n = x == 0 ? 12 : 4;
+        for (int i = 0; i < n; i++)
+            folio_buf_printf(&b, "The %s and the %s depend on the %s in case %d of this part. ", topics[x][i % 3],
+                             topics[x][(i + 1) % 3], topics[x][(i + 2) % 3], i);
+        folio_buf_append(&b, "\n\n", 2);
+    }
+    folio_doc_t d;
+    make_doc(&d, "sections", b.data, b.len);
+    folio_buf_free(&b);
+    uint32_t major = 0;
+    for (uint32_t x = 0; x < d.n_sections; x++) major += d.sections[x].sent_end - d.sections[x].sent_begin >= 3;
+    cr_assert_geq(major, 4u, "the test document should have 4 sections (got %u of %u)", major, d.n_sections);
+    folio_summarize_cfg_t cfg;
+    folio_summarize_cfg_default(&cfg);
+    cfg.max_words = 0;
+    cfg.max_sents = 5;
+    cfg.w_position = 0;
+    folio_pick_t *p = NULL;
+    uint32_t n = 0;
+    summarize_doc(&d, &cfg, &p, &n);
+    check_summary(&d, p, n, &cfg);
+    for (int x = 0; x < 4; x++) {
+        bool seen = false;
+        for (uint32_t i = 0; i < n; i++) seen |= strstr(d.text + p[i].start, topics[x][0]) < d.text + p[i].end &&
+                                                  strstr(d.text + p[i].start, topics[x][0]) != NULL;
+        cr_expect(seen, "no sentence about %s", titles[x]);
+    }
+    free(p);
+    folio_doc_clear(&d);
+}
