@@ -8,13 +8,20 @@
  *     no context: markdown "#", legal keywords ("SECTION 1.", "SEC. 2.",
  *     "ARTICLE IV", "Chapter 3", "TITLE I--"), and "§ 101".
  *     The document mode is decided here: line-oriented ("one sentence or one
- *     paragraph per line": >= 60% of >= 3 token lines end with sentence
- *     punctuation, e.g. pubmed, sciqa, most SPDX texts) or wrapped prose
+ *     paragraph per line": of >= 3 token lines, >= 80% end with sentence
+ *     punctuation or ':', or >= 25% are longer than 100 bytes, which wrapped
+ *     text never is; e.g. pubmed, sciqa, most SPDX texts) or wrapped prose
  *     (billsum, plain-text licences), where a single newline is just space.
+ *     Wrapped prose is the safe default: punctuation still splits there.
  *  2. "Weak" headings that need their neighbours: numbered ("1. Introduction",
- *     "2.1 Methods", "IV. Remedies"), all-caps lines that are not part of an
- *     all-caps paragraph, and short title-like lines standing alone (blank
- *     line after them in prose; in line mode a new paragraph may follow).
+ *     "2.1 Methods", "IV. Remedies"; not a wrapped paragraph opener such as
+ *     "4. Redistribution. You may ..."), all-caps lines that are not part of
+ *     an all-caps paragraph, and short title-like lines standing alone (blank
+ *     line after them in prose; in line mode a new paragraph may follow; or
+ *     a much longer capitalized line follows).  A keyword heading wrapped
+ *     onto further all-caps lines keeps them.  Runs of three or more
+ *     same-kind headings with nothing between (tables of contents, "#"
+ *     comment blocks) are demoted to ordinary lines.
  *  3. Sentences: a boundary between two tokens when
  *       - a separator line (blank line) lies between them;
  *       - either token's line is a heading (a heading is its own sentence,
@@ -26,9 +33,10 @@
  *         that can start a sentence (capital, digit, or an opening quote or
  *         bracket; in a document without capitals any word), unless the '.'
  *         ends an abbreviation ("U.S.C.", "e.g.", "et al.", "Fig.", "No.",
- *         initials "J."), an enumeration label at the start of a line
- *         ("1. The ..."), or a weak abbreviation ("Inc.", "etc.") before a
- *         non-capital;
+ *         initials "J."), an enumeration label at the start of a line or
+ *         sentence ("1. The ...", "Sec. 1. Short title"), or a weak
+ *         abbreviation ("Inc.", "etc.") before a non-capital;
+ *       - citation numbers glued to a period ("the hand.1,2 However");
  *       - a sentence reached FOLIO_SENT_MAX_TOKENS: cut at the last ',', ';',
  *         ':' or line break in its second half, else right there.
  *     Spans: from the first token (or the first non-space byte of its line
