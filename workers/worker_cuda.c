@@ -234,6 +234,23 @@ folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)
     FOLIO_CHECK_MPI(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm));
     ncclComm_t c;
     FOLIO_CHECK_NCCL(ncclCommInitRank(&c, size, id, rank));
+    /* NCCL connects peers lazily, on the first operation (hundreds of ms):
+     * do it here, at set-up, so per-layer exchanges measure steady state. */
+    float *probe = NULL;
+    FOLIO_CHECK_CUDA(cudaMalloc((void **)&probe, 4096 * sizeof *probe));
+    ncclResult_t wr = ncclAllReduce(probe, probe, 4096, ncclFloat, ncclSum, c, NULL);
+    if (wr == ncclSuccess) {
+        ncclGroupStart();
+        int me = rank, P = size;
+        if (P > 1) {
+            ncclSend(probe, 1024, ncclFloat, (me + 1) % P, c, NULL);
+            ncclRecv(probe + 1024, 1024, ncclFloat, (me + P - 1) % P, c, NULL);
+        }
+        wr = ncclGroupEnd();
+    }
+    cudaStreamSynchronize(NULL);
+    cudaFree(probe);
+    FOLIO_CHECK_GENERIC(wr == ncclSuccess, FOLIO_ERR_NCCL, "NCCL warm-up: %s", ncclGetErrorString(wr));
     *out = c;
     return FOLIO_OK;
 }
