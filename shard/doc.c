@@ -19,7 +19,7 @@ static void free_analysis(folio_doc_t *doc)
     doc->n_tokens = doc->n_sents = doc->n_sections = 0;
 }
 
-folio_status_t folio_doc_analyze(folio_doc_t *doc)
+static folio_status_t analyze(folio_doc_t *doc, bool segment)
 {
     FOLIO_CHECK_GENERIC(doc && (doc->text || doc->len == 0), FOLIO_ERR_ARG, "folio_doc_analyze: no text");
     free_analysis(doc); /* analyzing twice replaces the first result */
@@ -34,8 +34,10 @@ folio_status_t folio_doc_analyze(folio_doc_t *doc)
     /* Sentences first: the splitter's line table is freed before the hash
      * arrays (16 B a token) exist, which keeps the peak of a huge document
      * lower (text + 24 B a token + sentences). */
-    st = folio_shard_segment(doc);
-    if (st != FOLIO_OK) goto fail;
+    if (segment) {
+        st = folio_shard_segment(doc);
+        if (st != FOLIO_OK) goto fail;
+    }
     doc->term_hashes = malloc((size_t)doc->n_tokens * sizeof *doc->term_hashes);
     doc->stem_hashes = malloc((size_t)doc->n_tokens * sizeof *doc->stem_hashes);
     if (!doc->term_hashes || !doc->stem_hashes) { st = FOLIO_ERR_NOMEM; goto fail; }
@@ -46,6 +48,10 @@ fail:
     free_analysis(doc);
     return st;
 }
+
+folio_status_t folio_doc_analyze(folio_doc_t *doc) { return analyze(doc, true); }
+
+folio_status_t folio_doc_analyze_terms(folio_doc_t *doc) { return analyze(doc, false); }
 
 void folio_doc_clear(folio_doc_t *doc)
 {

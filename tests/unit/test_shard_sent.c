@@ -465,3 +465,29 @@ Test(shard_sent, table_of_contents_is_not_sections)
                             "# retained in distributions of this program in source form.\n";
     SECTIONS(C, "1", "Copyright (c) 2006  Micah Cowan");
 }
+
+Test(shard_sent, analyze_terms_matches_analyze)
+{
+    folio_doc_t a, b;
+    cr_assert_eq(tsh_analyze(&a, APACHE), FOLIO_OK);
+    memset(&b, 0, sizeof b);
+    b.text = strdup(APACHE);
+    b.len = strlen(APACHE);
+    cr_assert_eq(folio_doc_analyze_terms(&b), FOLIO_OK);
+    cr_assert_eq(b.n_tokens, a.n_tokens);
+    cr_assert_null(b.sents);
+    cr_assert_eq(b.n_sents, 0);
+    cr_assert_eq(b.n_sections, 0);
+    cr_assert_arr_eq(b.hash, a.hash, 16);
+    cr_assert_arr_eq(b.tokens, a.tokens, a.n_tokens * sizeof *a.tokens);
+    cr_assert_arr_eq(b.term_hashes, a.term_hashes, a.n_tokens * 8);
+    cr_assert_arr_eq(b.stem_hashes, a.stem_hashes, a.n_tokens * 8);
+    /* then the full analysis on the same document */
+    cr_assert_eq(folio_doc_analyze(&b), FOLIO_OK);
+    cr_assert_eq(b.n_sents, a.n_sents);
+    folio_doc_clear(&a);
+    folio_doc_clear(&b);
+    cr_assert_eq(tsh_analyze(&a, " \n "), FOLIO_ERR_EMPTY);
+    cr_assert_eq(folio_doc_analyze_terms(&a), FOLIO_ERR_EMPTY);
+    folio_doc_clear(&a);
+}
