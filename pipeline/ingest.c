@@ -167,7 +167,8 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
         return plan_push(g, &e);
     }
     g->c->bytes += doc->len;
-    folio_status_t st = folio_doc_analyze(doc);
+    /* Planning needs the content hash and the terms, not the sentences. */
+    folio_status_t st = folio_doc_analyze_terms(doc);
     if (st == FOLIO_ERR_EMPTY) {
         g->c->empty++;
         folio_log(FOLIO_LOG_INFO, "empty document %s: no words, nothing stored", doc->origin ? doc->origin : doc->id);
