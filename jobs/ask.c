@@ -79,6 +79,7 @@ void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
     cfg->w_par = 0.0f;
     cfg->w_vec = 0.0f;
     cfg->w_tie = 0.0f;
+    cfg->w_doc = 0.3f;
     cfg->k1_fused = 0.0f;
 }
 
@@ -452,6 +453,7 @@ folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const 
     double avgdl = 1;
     folio_status_t st = FOLIO_OK;
     uint32_t max_df = 0;
+    float *qidf_store = NULL, qidf_sum = 0;
     typedef struct { const folio_posting_t *p; uint32_t n, df; } plist_t;
     plist_t *pl = calloc(q->n, sizeof *pl);
     if (!pl) { free(acc); return FOLIO_ERR_NOMEM; }
@@ -523,6 +525,12 @@ folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const 
     }
     qsort(acc, n, sizeof *acc, cmp_docscore);
     if (n > max_docs) n = max_docs;
+    qidf_store = calloc(q->n, sizeof *qidf_store);
+    if (!qidf_store) { st = FOLIO_ERR_NOMEM; goto done2; }
+    for (uint32_t i = 0; i < q->n; i++) {
+        qidf_store[i] = pl[i].df ? logf(1.0f + ((float)n_docs - (float)pl[i].df + 0.5f) / ((float)pl[i].df + 0.5f)) : 0;
+        qidf_sum += qidf_store[i];
+    }
     /* 2. sentences within the candidate documents */
     {
         size_t acap = (size_t)n * top_k + 1, an = 0;
@@ -547,9 +555,21 @@ folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const 
                  * the document's BM25 relative to the best document */
                 float best = a[0].score > 0 ? a[0].score : 1;
                 for (uint32_t k = 0; k < na; k++) {
+                    /* store-level evidence of the sentence itself: the sum
+                     * of the store idf of the question terms it contains,
+                     * relative to all question terms (comparable across docs) */
+                    float g = 0;
+                    for (uint32_t t = 0; t < q->n; t++) {
+                        uint32_t id = jobs_termmap_get(&f->map, q->terms[t]);
+                        if (id == UINT32_MAX) continue;
+                        for (uint32_t x = f->sent_off[a[k].sent]; x < f->sent_off[a[k].sent + 1]; x++)
+                            if (f->term[x] == id) { g += qidf_store[t]; break; }
+                    }
                     all[an] = a[k];
                     all[an].doc = acc[i].doc;
-                    all[an].score = (a[k].score / best) * (top > 0 ? acc[i].score / top : 1.0f);
+                    float docpart = top > 0 ? acc[i].score / top : 1.0f;
+                    all[an].score = cfg->w_doc * docpart + (1.0f - cfg->w_doc) * (qidf_sum > 0 ? g / qidf_sum : 0) +
+                                    0.01f * (a[k].score / best); /* in-document rank breaks ties */
                     an++;
                 }
             }
@@ -566,6 +586,7 @@ folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const 
         }
     }
 done2:
+    free(qidf_store);
     free(dl);
     free(hslot);
 done:

@@ -135,6 +135,8 @@ typedef struct {
     folio_ask_method_t method;
     float k1, b;           /* BM25 (defaults 1.2, 0.75)                            */
     float w_tie;           /* dense cosine added to the lexical score (tie-breaker) */
+    float w_doc;           /* store-wide ask: share of the document's BM25 (vs the
+                              sentence's own store-idf match) in an answer's score */
     float k1_fused;        /* k1 of the lexical ranking inside the fused method (0) */
     float w_dense;         /* weight of dense similarity in the fusion              */
     float w_context;       /* weight of the previous sentence's BM25 (context)      */
@@ -159,8 +161,9 @@ folio_status_t folio_ask_doc(const folio_doc_view_t *v, const folio_doc_feats_t 
 
 /* Across a store: BM25 over the stored postings (doc level) picks candidate
  * documents, then folio_ask_doc runs on those only; answers of all
- * candidates merged by score (sentence score relative to its document's
- * best x document BM25 relative to the best document).  s gives the totals
+ * candidates merged by score: w_doc x the document's BM25 relative to the
+ * best document + (1 - w_doc) x the share of the question's store idf that
+ * the sentence itself contains (+ a small in-document rank term).  s gives the totals
  * (N, avgdl) of BM25; r is a reader of s.  answers' doc is the docnum; ids come from
  * folio_store_get_head_by_num.  max_docs: candidates examined (0 = 20). */
 folio_status_t folio_ask_store(folio_store_t *s, folio_store_reader_t *r, const folio_query_t *q, const folio_ask_cfg_t *cfg,
