@@ -377,6 +377,11 @@ static folio_status_t eval_prepare(const char *cmd, const char *data, bool in_me
         fprintf(stderr, "folio eval %s: MPI_Init failed\n", cmd);
         return FOLIO_ERR_MPI;
     }
+    /* under mpirun every rank would run the whole evaluation: rank 0 does
+     * it, the others return at once */
+    int wrank = 0;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    if (wrank != 0) return FOLIO_EOF;
     folio_ingest_cfg_t ic = {0};
     ic.db = tmpdir;
     ic.backend = FOLIO_BACKEND_AUTO;
@@ -466,6 +471,7 @@ int cmd_eval_summarize(int argc, char **argv)
     folio_store_t *s = NULL;
     folio_store_reader_t *r = NULL;
     folio_status_t st = eval_prepare("summarize", data, memory, &argc, &argv, tmpdir, sizeof tmpdir, &s, &r);
+    if (st == FOLIO_EOF) { eval_finish(tmpdir, &s, &r); return FOLIO_EXIT_OK; } /* rank > 0 under mpirun */
     FILE *df = NULL;
     if (st == FOLIO_OK && details && !(df = fopen(details, "w"))) {
         fprintf(stderr, "folio eval summarize: cannot write --details '%s': %m\n", details);
@@ -542,6 +548,7 @@ int cmd_eval_qa(int argc, char **argv)
     folio_store_t *s = NULL;
     folio_store_reader_t *r = NULL;
     folio_status_t st = eval_prepare("qa", data, memory, &argc, &argv, tmpdir, sizeof tmpdir, &s, &r);
+    if (st == FOLIO_EOF) { eval_finish(tmpdir, &s, &r); return FOLIO_EXIT_OK; } /* rank > 0 under mpirun */
     FILE *df = NULL;
     if (st == FOLIO_OK && details && !(df = fopen(details, "w"))) {
         fprintf(stderr, "folio eval qa: cannot write --details '%s': %m\n", details);
