@@ -66,7 +66,8 @@ void folio_doc_view_from_stored(const folio_stored_doc_t *doc, folio_doc_view_t 
 /* Per-document lexical features shared by summarize and ask: for every
  * sentence its index terms (stem hashes of non-stopword tokens), term
  * frequencies, whitespace word count, and in-document sentence frequencies.
- * Owned by the handle; built once per document (O(n_tokens)). */
+ * Built once per document (O(n_tokens)); the handle may point into the
+ * view's token arrays, so destroy it before the view's source goes away. */
 typedef struct folio_doc_feats folio_doc_feats_t;
 folio_status_t folio_doc_feats_create(const folio_doc_view_t *v, folio_doc_feats_t **out);
 void folio_doc_feats_destroy(folio_doc_feats_t **f);
@@ -80,7 +81,7 @@ typedef struct {
                               two must be set                                      */
     /* Weights of the sentence score (see jobs/summarize.c): */
     float w_centroid;      /* TF-IDF cosine to the document centroid              */
-    float w_central;       /* lexical centrality (mean similarity to others)      */
+    float w_central;       /* content density: idf of recurring terms per token   */
     float w_position;      /* position prior (start of doc and of sections)       */
     float w_salience;      /* attention-derived salience (when stored)            */
     float w_dense;         /* similarity to section/doc summary vectors            */
