@@ -86,6 +86,8 @@ void folio_ask_cfg_default(folio_ask_cfg_t *cfg)
 folio_status_t folio_query_create(const char *question, size_t len, folio_query_t **out)
 {
     *out = NULL;
+    FOLIO_CHECK_GENERIC(len <= FOLIO_QUERY_MAX_BYTES, FOLIO_ERR_TOO_LARGE,
+                        "question of %zu bytes is too long (at most %d)", len, FOLIO_QUERY_MAX_BYTES);
     folio_query_t *q = calloc(1, sizeof *q);
     FOLIO_CHECK_ALLOC(q);
     folio_span_t *toks = NULL;
@@ -103,14 +105,16 @@ folio_status_t folio_query_create(const char *question, size_t len, folio_query_
         stop[i] = folio_is_stopword(norm, n);
         n_content += !stop[i];
     }
+    jobs_termmap_t seen;
+    if (jobs_termmap_init(&seen, nt) != FOLIO_OK) { free(stop); free(toks); folio_query_destroy(&q); return FOLIO_ERR_NOMEM; }
     for (uint32_t i = 0; i < nt; i++) {
         if (n_content && stop[i]) continue;
         uint64_t h = folio_stem_hash(question, toks[i]);
-        uint32_t j = 0;
-        while (j < q->n && q->terms[j] != h) j++;
+        uint32_t j = jobs_termmap_add(&seen, h); /* ids are dense, in first-seen order */
         if (j == q->n) { q->terms[q->n] = h; q->qtf[q->n++] = 0; }
         q->qtf[j]++;
     }
+    jobs_termmap_free(&seen);
     free(stop);
     free(toks);
     q->numeric = asks_quantity(question, len);

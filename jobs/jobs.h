@@ -114,6 +114,8 @@ typedef enum { FOLIO_ASK_FOLIO = 0, FOLIO_ASK_BM25 = 1 } folio_ask_method_t;
  * nothing else is left), with counts.  qvec: optional question vector of
  * width d from the encoder (NULL = lexical only). */
 typedef struct folio_query folio_query_t;
+enum { FOLIO_QUERY_MAX_BYTES = 65536 };
+/* FOLIO_ERR_TOO_LARGE for a question longer than FOLIO_QUERY_MAX_BYTES. */
 folio_status_t folio_query_create(const char *question, size_t len, folio_query_t **out);
 void folio_query_destroy(folio_query_t **q);
 uint32_t folio_query_n_terms(const folio_query_t *q);
