@@ -168,6 +168,21 @@ void folio_hier_log_sizes(const folio_hier_t *h, float *out);
 folio_status_t folio_embed(const char *text, const folio_span_t *spans, const float *weights,
                            uint32_t n, uint32_t d, uint64_t seed, float *X);
 
+/* The encoder's fixed inputs, shared by ingest (documents) and jobs
+ * (questions) so both are encoded alike.  The seed is part of the encoder's
+ * definition: changing it changes every stored vector. */
+#define FOLIO_EMBED_SEED 0x666f6c696f656d62ull /* "folioemb" */
+
+/* IDF weight of a term in n_docs documents, df of them containing it:
+ * BM25's ln(1 + (N - df + 0.5) / (df + 0.5)), floored at a small positive
+ * value so no token vanishes entirely. */
+static inline float folio_idf(uint64_t n_docs, uint64_t df)
+{
+    if (df > n_docs) df = n_docs;
+    double v = log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
+    return (float)(v < 0.05 ? 0.05 : v);
+}
+
 /* ================================================================ kernels */
 
 /* One attention layer over queries [q0, q1) (global token indices, q0 % B == 0)

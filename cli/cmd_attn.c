@@ -14,7 +14,7 @@
 #include "../attn/attn.h"
 #include "../attn/attn_cuda.h"
 #include "../shard/shard.h"
-#include "../workers/workers.h" /* folio_idf, FOLIO_EMBED_SEED: encode exactly as ingest does */
+#include "../attn/attn.h" /* FOLIO_EMBED_SEED, folio_idf: encode exactly as ingest does */
 
 /* ================================================================ eval pattern */
 

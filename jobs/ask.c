@@ -35,7 +35,7 @@
 #include "jobs.h"
 #include "jobs_internal.h"
 #include "../attn/attn.h"
-#include "../workers/workers.h" /* FOLIO_EMBED_SEED and folio_idf: the encoder's own embedding and IDF */
+#include "../attn/attn.h" /* FOLIO_EMBED_SEED, folio_idf: encode exactly as ingest does */
 
 struct folio_query {
     uint64_t *terms;   /* distinct index terms (stem hashes) */

@@ -120,7 +120,7 @@ folio_status_t folio_query_create(const char *question, size_t len, folio_query_
 void folio_query_destroy(folio_query_t **q);
 uint32_t folio_query_n_terms(const folio_query_t *q);
 /* Encodes the question as ingest encodes documents' tokens: the hashed
- * embedding (attn's folio_embed, the workers' seed) weighted by the store's
+ * embedding (attn's folio_embed, FOLIO_EMBED_SEED) weighted by the store's
  * IDF, mean-pooled and normalized to width d (the stored vectors' width);
  * sets it with folio_query_set_vec.  d == 0: nothing to do. */
 folio_status_t folio_query_encode(folio_query_t *q, folio_store_t *s, uint32_t d);

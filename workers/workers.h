@@ -17,10 +17,6 @@
 
 typedef enum { FOLIO_BACKEND_AUTO, FOLIO_BACKEND_CPU, FOLIO_BACKEND_CUDA } folio_backend_t;
 
-/* Seed of the hashed embedding.  Part of the encoder's definition: changing
- * it changes every stored vector, so it is a constant, not an option. */
-#define FOLIO_EMBED_SEED 0x666f6c696f656d62ull /* "folioemb" */
-
 typedef struct {
     folio_pattern_t pattern; /* as configured (budget mode resolved per doc) */
     folio_backend_t backend; /* AUTO/CPU/CUDA as asked                       */
@@ -98,15 +94,5 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
 
 /* The pattern resolved for a document of n tokens (budget mode). */
 folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_pattern_t *out);
-
-/* IDF weight used for document and query tokens alike: BM25's
- * ln(1 + (N - df + 0.5) / (df + 0.5)), floored at a small positive value so
- * no token vanishes entirely. */
-static inline float folio_idf(uint64_t n_docs, uint64_t df)
-{
-    if (df > n_docs) df = n_docs;
-    double v = log(1.0 + ((double)n_docs - (double)df + 0.5) / ((double)df + 0.5));
-    return (float)(v < 0.05 ? 0.05 : v);
-}
 
 #endif
