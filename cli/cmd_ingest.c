@@ -49,6 +49,15 @@ static void print_counts(const folio_ingest_counts_t *c)
     fflush(stdout);
 }
 
+/* The counters line is the last stdout line of every ingest, even one that
+ * never started, so scripts can always parse it. */
+static int usage_fail(int rc)
+{
+    folio_ingest_counts_t zero = {0};
+    print_counts(&zero);
+    return rc;
+}
+
 int cmd_ingest(int argc, char **argv)
 {
     folio_ingest_cfg_t cfg = {0};
@@ -72,51 +81,26 @@ int cmd_ingest(int argc, char **argv)
             if (!strcmp(optarg, "auto")) cfg.backend = FOLIO_BACKEND_AUTO;
             else if (!strcmp(optarg, "cpu")) cfg.backend = FOLIO_BACKEND_CPU;
             else if (!strcmp(optarg, "cuda")) cfg.backend = FOLIO_BACKEND_CUDA;
-            else return cli_usage_error("ingest", "--backend must be auto, cpu or cuda, not '%s'", optarg);
+            else return usage_fail(cli_usage_error("ingest", "--backend must be auto, cpu or cuda, not '%s'", optarg));
             break;
         case 'p': cfg.pattern = optarg; break;
         case 't':
             if (!cli_parse_long(optarg, 1, 4096, &v))
-                return cli_usage_error("ingest", "--threads needs a number from 1 to 4096, not '%s'", optarg);
+                return usage_fail(cli_usage_error("ingest", "--threads needs a number from 1 to 4096, not '%s'", optarg));
             cfg.threads = (int)v;
             break;
         case 'P': progress = 1; break;
         case 'q': quiet = true; progress = 0; break;
         case 'h': fputs(INGEST_HELP, stdout); return FOLIO_EXIT_OK;
-        default: return cli_usage_error("ingest", "unknown option");
+        default: return usage_fail(cli_usage_error("ingest", "unknown option"));
         }
     }
-    if (optind >= argc) return cli_usage_error("ingest", "no INPUT given");
+    if (optind >= argc) return usage_fail(cli_usage_error("ingest", "no INPUT given"));
 
-    int provided;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-        fprintf(stderr, "folio ingest: MPI_Init failed\n");
-        return FOLIO_EXIT_FAIL;
-    }
     MPI_Comm comm;
-    MPI_Comm_dup(MPI_COMM_WORLD, &comm);
     int rank, size;
-    MPI_Comm_rank(comm, &rank);
-    MPI_Comm_size(comm, &size);
-    if (size > 1) folio_log_set_rank(rank);
-    /* srun without PMI support starts N singletons that each believe they
-     * are alone: every one would ingest everything into the same store. */
-    const char *env_n = getenv("SLURM_STEP_NUM_TASKS");
-    const char *env_src = "SLURM_STEP_NUM_TASKS";
-    if (!env_n && getenv("SLURM_PROCID")) { env_n = getenv("SLURM_NTASKS"); env_src = "SLURM_NTASKS"; }
-    if (!env_n) { env_n = getenv("OMPI_COMM_WORLD_SIZE"); env_src = "OMPI_COMM_WORLD_SIZE"; }
-    long env_size = env_n ? strtol(env_n, NULL, 10) : 0;
-    if (env_size > 1 && env_size != size && !getenv("FOLIO_IGNORE_TASK_COUNT")) {
-        if (rank == 0)
-            fprintf(stderr,
-                    "folio ingest: %s=%ld but MPI sees %d process(es): the launcher started "
-                    "independent singletons (srun without PMI?). Use mpirun, or srun --mpi=pmix "
-                    "(see cluster/), or set FOLIO_IGNORE_TASK_COUNT=1 if this is intended.\n",
-                    env_src, env_size, size);
-        MPI_Comm_free(&comm);
-        MPI_Finalize();
-        return FOLIO_EXIT_USAGE;
-    }
+    int early = cli_mpi_start("ingest", &argc, &argv, &comm, &rank, &size);
+    if (early) return usage_fail(early);
     if (quiet) folio_log_set_level(FOLIO_LOG_WARN);
     cfg.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
     cfg.comm = comm;
@@ -140,8 +124,6 @@ int cmd_ingest(int argc, char **argv)
                 counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0,
                 folio_peak_rss_kb() / 1024);
     if (rank == 0) print_counts(&counts);
-    MPI_Comm_free(&comm);
-    if (st != FOLIO_OK && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
-    MPI_Finalize();
+    cli_mpi_end(&comm, st != FOLIO_OK, rc);
     return rc;
 }

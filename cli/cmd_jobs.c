@@ -113,17 +113,10 @@ int cmd_summarize(int argc, char **argv)
     if (outp && !all) return cli_usage_error("summarize", "--out goes with --all");
 
     if (all) {
-        int provided;
-        if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
-            fprintf(stderr, "folio summarize: MPI_Init failed\n");
-            return FOLIO_EXIT_FAIL;
-        }
         MPI_Comm comm;
-        MPI_Comm_dup(MPI_COMM_WORLD, &comm);
         int rank, size;
-        MPI_Comm_rank(comm, &rank);
-        MPI_Comm_size(comm, &size);
-        if (size > 1) folio_log_set_rank(rank);
+        int early = cli_mpi_start("summarize", &argc, &argv, &comm, &rank, &size);
+        if (early) return early;
         FILE *jf = NULL;
         folio_status_t st = FOLIO_OK;
         if (rank == 0 && outp) {
@@ -145,8 +138,7 @@ int cmd_summarize(int argc, char **argv)
                 fprintf(stderr, "folio summarize: --all failed: %s\n", folio_status_str(st));
         }
         int rc = st == FOLIO_OK ? FOLIO_EXIT_OK : FOLIO_EXIT_FAIL;
-        MPI_Comm_free(&comm);
-        MPI_Finalize();
+        cli_mpi_end(&comm, false, rc); /* folio_summarize_all already agreed on the outcome */
         return rc;
     }
 

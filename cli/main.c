@@ -58,6 +58,45 @@ bool cli_parse_long(const char *s, long min, long max, long *out)
     return true;
 }
 
+int cli_mpi_start(const char *cmd, int *argc, char ***argv, MPI_Comm *comm, int *rank, int *size)
+{
+    int provided;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        fprintf(stderr, "folio %s: MPI_Init failed\n", cmd);
+        return FOLIO_EXIT_FAIL;
+    }
+    MPI_Comm_dup(MPI_COMM_WORLD, comm);
+    MPI_Comm_rank(*comm, rank);
+    MPI_Comm_size(*comm, size);
+    if (*size > 1) folio_log_set_rank(*rank);
+    const char *env_n = getenv("SLURM_STEP_NUM_TASKS");
+    const char *env_src = "SLURM_STEP_NUM_TASKS";
+    if (!env_n && getenv("SLURM_PROCID")) { env_n = getenv("SLURM_NTASKS"); env_src = "SLURM_NTASKS"; }
+    if (!env_n) { env_n = getenv("OMPI_COMM_WORLD_SIZE"); env_src = "OMPI_COMM_WORLD_SIZE"; }
+    long env_size = env_n ? strtol(env_n, NULL, 10) : 0;
+    if (env_size > 1 && env_size != *size && !getenv("FOLIO_IGNORE_TASK_COUNT")) {
+        if (*rank == 0)
+            fprintf(stderr,
+                    "folio %s: %s=%ld but MPI sees %d process(es): the launcher started "
+                    "independent singletons (srun without PMI?). Use mpirun, or srun --mpi=pmix "
+                    "(see cluster/README.md), or set FOLIO_IGNORE_TASK_COUNT=1 if this is intended.\n",
+                    cmd, env_src, env_size, *size);
+        MPI_Comm_free(comm);
+        MPI_Finalize();
+        return FOLIO_EXIT_USAGE;
+    }
+    return 0;
+}
+
+void cli_mpi_end(MPI_Comm *comm, bool failed, int rc)
+{
+    int size = 1;
+    MPI_Comm_size(*comm, &size);
+    MPI_Comm_free(comm);
+    if (failed && size > 1) MPI_Abort(MPI_COMM_WORLD, rc);
+    MPI_Finalize();
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
