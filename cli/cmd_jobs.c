@@ -147,7 +147,11 @@ int cmd_summarize(int argc, char **argv)
     folio_status_t st = open_store_ro("summarize", db, &s, &r);
     if (st != FOLIO_OK) return FOLIO_EXIT_FAIL;
     folio_stored_doc_t d;
-    st = folio_store_get_doc(r, doc_id, &d);
+    const char *canon = NULL;
+    st = folio_store_resolve_id(r, doc_id, &canon);
+    if (st == FOLIO_OK && strcmp(canon, doc_id))
+        fprintf(stderr, "folio summarize: '%s' has the same content as '%s'\n", doc_id, canon);
+    if (st == FOLIO_OK) st = folio_store_get_doc(r, canon, &d);
     if (st != FOLIO_OK) {
         if (st == FOLIO_ERR_NOT_FOUND) fprintf(stderr, "folio summarize: no document '%s' in %s\n", doc_id, db);
         else fprintf(stderr, "folio summarize: cannot read '%s': %s\n", doc_id, folio_status_str(st));
@@ -262,7 +266,9 @@ int cmd_ask(int argc, char **argv)
     folio_stored_doc_t one;
     bool single = doc_id != NULL;
     if (single) {
-        st = folio_store_get_doc(r, doc_id, &one);
+        const char *canon = NULL;
+        st = folio_store_resolve_id(r, doc_id, &canon);
+        if (st == FOLIO_OK) st = folio_store_get_doc(r, canon, &one);
         if (st == FOLIO_ERR_NOT_FOUND) {
             fprintf(stderr, "folio ask: no document '%s' in %s\n", doc_id, db);
             goto out;

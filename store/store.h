@@ -328,6 +328,12 @@ folio_status_t folio_store_get_doc_by_num(folio_store_reader_t *r, uint32_t docn
 folio_status_t folio_store_get_head_by_num(folio_store_reader_t *r, uint32_t docnum,
                                            folio_stored_doc_t *out);
 
+/* The id of the document that holds id's content: id itself when it is a
+ * committed document, its dup_of when id was recorded as a duplicate (an
+ * alias of the same content).  *doc_id valid until the reader closes.
+ * FOLIO_ERR_NOT_FOUND when id is neither (not logged). */
+folio_status_t folio_store_resolve_id(folio_store_reader_t *r, const char *id, const char **doc_id);
+
 typedef struct { uint32_t doc; uint32_t tf; } folio_posting_t;
 
 /* Postings of a term in increasing docnum order; *p owned by the reader

@@ -195,6 +195,36 @@ folio_status_t folio_store_get_doc(folio_store_reader_t *r, const char *id, foli
     return st;
 }
 
+folio_status_t folio_store_resolve_id(folio_store_reader_t *r, const char *id, const char **doc_id)
+{
+    uint32_t num = 0;
+    *doc_id = NULL;
+    folio_status_t st = lookup_id(r, id, &num);
+    if (st != FOLIO_ERR_NOT_FOUND) {
+        if (st == FOLIO_OK) *doc_id = id;
+        return st;
+    }
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > FOLIO_STORE_MAX_ID) return FOLIO_ERR_NOT_FOUND;
+    MDB_val k = {n, (void *)id}, v;
+    int rc = mdb_get(r->txn, r->s->dbi[DB_DUPS], &k, &v);
+    if (rc == MDB_NOTFOUND) return FOLIO_ERR_NOT_FOUND;
+    FOLIO_CHECK_MDB(rc, "store '%s': looking up duplicate '%s'", r->s->path, id);
+    folio_store_duprec_t d;
+    const char *p = v.mv_data;
+    FOLIO_CHECK_GENERIC(v.mv_size >= sizeof d, FOLIO_ERR_CORRUPT, "store '%s': duplicate record of '%s' malformed",
+                        r->s->path, id);
+    memcpy(&d, p, sizeof d);
+    FOLIO_CHECK_GENERIC(v.mv_size == sizeof d + (size_t)d.dup_of_len + 1 + d.origin_len + 1 &&
+                            p[sizeof d + d.dup_of_len] == '\0',
+                        FOLIO_ERR_CORRUPT, "store '%s': duplicate record of '%s' malformed", r->s->path, id);
+    char *target = store_reader_alloc(r, (size_t)d.dup_of_len + 1);
+    FOLIO_CHECK_ALLOC(target);
+    memcpy(target, p + sizeof d, (size_t)d.dup_of_len + 1);
+    *doc_id = target;
+    return FOLIO_OK;
+}
+
 folio_status_t folio_store_postings(folio_store_reader_t *r, uint64_t stem_hash, const folio_posting_t **p,
                                     uint32_t *n, uint32_t *df)
 {

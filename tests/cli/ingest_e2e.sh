@@ -41,6 +41,10 @@ expect_eq "$(json_field "$line" rejected)" 5 rejected
 expect_eq "$(json_field "$line" seen)" 133 seen
 
 "$FOLIO" check --db "$T/a.lmdb" || fail "check after first run"
+# A duplicate's id stays usable: it answers through the document holding its content.
+sum_b=$("$FOLIO" summarize --db "$T/a.lmdb" --doc "sub/dup_b.txt" --sentences 1 2>/dev/null) || fail "summarize of a duplicate id"
+sum_a=$("$FOLIO" summarize --db "$T/a.lmdb" --doc "dup_a.txt" --sentences 1)
+expect_eq "$sum_b" "$sum_a" "summary of a duplicate id"
 "$FOLIO" export --db "$T/a.lmdb" --vectors > "$T/export1.jsonl"
 
 set +e
