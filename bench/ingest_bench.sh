@@ -12,6 +12,7 @@ FOLIO=${1:-build/folio}
 MB=${2:-1024}
 DATA=${FOLIO_DATA:-$(dirname "$0")/../../shared/data}
 T=${BENCH_TMP:-$(mktemp -d /tmp/folio-bench.XXXXXX)}
+mkdir -p "$T"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 echo "# $(date -u +%F) $(lscpu | sed -n 's/Model name: *//p') $(nproc) cores; folio=$FOLIO"
 
