@@ -269,6 +269,12 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
         folio_log(FOLIO_LOG_ERROR, "cannot open store '%s': %s", path, mdb_strerror(rc));
         st = rc == EACCES ? FOLIO_ERR_IO : folio_store_mdb_status(rc);
     } else {
+        /* free the reader slots of processes that died holding a read txn
+         * (kill -9 of a serve or export): they would keep old pages from
+         * reuse and grow the file */
+        int dead = 0;
+        if (mdb_reader_check(s->env, &dead) == MDB_SUCCESS && dead > 0)
+            folio_log(FOLIO_LOG_INFO, "store '%s': cleared %d stale reader slot%s", path, dead, dead == 1 ? "" : "s");
         st = store_open_dbis(s);
     }
     if (st != FOLIO_OK) {
@@ -352,6 +358,9 @@ typedef folio_status_t (*txn_body_fn)(folio_store_t *s, MDB_txn *txn, void *ctx)
 
 static folio_status_t grow_map(folio_store_t *s)
 {
+    /* readers of dead processes pin old pages: free them while we are here */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
     size_t cur = info.me_mapsize, next = cur * 2;

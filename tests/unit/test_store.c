@@ -1290,3 +1290,58 @@ Test(store, put_results_later, .timeout = 60)
         free(res[i].buf);
     }
 }
+
+/* A reader process killed while holding a read txn leaves a reader slot;
+ * opening the store clears it (otherwise old pages could never be reused). */
+static int find_pid(const char *msg, void *ctx)
+{
+    char pid[32];
+    snprintf(pid, sizeof pid, " %d ", *(int *)ctx);
+    if (strstr(msg, pid)) ((int *)ctx)[1]++;
+    return 0;
+}
+
+static pid_t spawn_reader(const char *path, int fd_ready, bool with_txn)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        folio_store_opts_t ro = {.readonly = true};
+        folio_store_t *c = NULL;
+        folio_store_reader_t *r = NULL;
+        if (folio_store_open(path, &ro, &c) != FOLIO_OK) _exit(3);
+        if (with_txn && folio_store_reader_open(c, &r) != FOLIO_OK) _exit(3);
+        if (write(fd_ready, "x", 1) != 1) _exit(4);
+        pause();
+        _exit(0);
+    }
+    char b;
+    cr_assert_eq(read(fd_ready - 1, &b, 1), 1);
+    return pid;
+}
+
+Test(store, stale_reader_slots_cleared, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    folio_store_close(&s);
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    cr_assert_eq(fds[1], fds[0] + 1);
+    /* a holder keeps the lock file in use, so LMDB does not reset the
+     * reader table at the next open; then a reader dies mid-txn */
+    pid_t holder = spawn_reader(path, fds[1], false);
+    pid_t pid = spawn_reader(path, fds[1], true);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s = open_store(path, 0);
+    int ctx[2] = {(int)pid, 0};
+    mdb_reader_list(folio_store_env(s), find_pid, ctx);
+    folio_store_close(&s);
+    kill(holder, SIGKILL); /* before any assert: a paused child would outlive the test */
+    waitpid(holder, NULL, 0);
+    cr_assert_eq(ctx[1], 0, "reader slot of dead pid %d still listed", (int)pid);
+    close(fds[0]);
+    close(fds[1]);
+    rm_store(path);
+}
