@@ -1111,42 +1111,6 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
     return FOLIO_OK;
 }
 
-/* LSD radix sort of n hashes, 8 bits a pass (tmp: n scratch); a pass whose
- * byte is the same in every key is skipped.  Hashes are uniform, so this is
- * several times faster than qsort for the token counts of real documents. */
-static void sort_u64(uint64_t *a, uint64_t *tmp, size_t n)
-{
-    if (n < 32) { /* insertion sort */
-        for (size_t i = 1; i < n; i++) {
-            uint64_t x = a[i];
-            size_t j = i;
-            while (j && a[j - 1] > x) {
-                a[j] = a[j - 1];
-                j--;
-            }
-            a[j] = x;
-        }
-        return;
-    }
-    uint64_t *src = a, *dst = tmp;
-    for (int shift = 0; shift < 64; shift += 8) {
-        size_t cnt[256] = {0};
-        for (size_t i = 0; i < n; i++) cnt[(src[i] >> shift) & 255]++;
-        if (cnt[(src[0] >> shift) & 255] == n) continue;
-        size_t sum = 0;
-        for (int b = 0; b < 256; b++) {
-            size_t c = cnt[b];
-            cnt[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++) dst[cnt[(src[i] >> shift) & 255]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != a) memcpy(a, src, n * sizeof *a);
-}
-
 /* Validates doc/res and fills x (distinct terms with frequencies).  x owns
  * terms/tfs afterwards: free_commit releases them. */
 static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_results_t *res, commit_ctx_t *x)
@@ -1182,36 +1146,88 @@ static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_res
         }
     }
     if (doc->n_tokens == 0) return FOLIO_OK;
-    /* distinct terms with their frequencies: sort a copy of the stem hashes */
-    size_t n = doc->n_tokens;
-    uint64_t *h = malloc(n * 2 * 8);
-    FOLIO_CHECK_ALLOC(h);
-    memcpy(h, doc->stem_hashes, n * 8);
-    sort_u64(h, h + n, n);
-    uint32_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (i == 0 || h[i] != h[i - 1]) m++;
-    x->terms = malloc((size_t)m * 8);
-    x->tfs = malloc((size_t)m * 4);
-    if (!x->terms || !x->tfs) {
-        free(h);
+    /* distinct terms with their frequencies: count in a hash table (memory
+     * grows with the distinct terms, not the tokens: a 100 MB document has
+     * ~20M tokens but far fewer distinct stems), then sort those */
+    size_t n = doc->n_tokens, cap = 1024, used = 0;
+    uint64_t *key = calloc(cap, 8);
+    uint32_t *cnt = calloc(cap, 4);
+    uint32_t zero_cnt = 0; /* the key 0 is counted apart (0 marks empty slots) */
+    folio_status_t st = key && cnt ? FOLIO_OK : FOLIO_ERR_NOMEM;
+    for (size_t i = 0; i < n && st == FOLIO_OK; i++) {
+        uint64_t h = doc->stem_hashes[i];
+        if (h == 0) {
+            zero_cnt++;
+            continue;
+        }
+        size_t mask = cap - 1, j = (size_t)((h * 0x9E3779B97F4A7C15ull) >> 20) & mask;
+        while (cnt[j] && key[j] != h) j = (j + 1) & mask;
+        if (cnt[j]++) continue;
+        key[j] = h;
+        if (++used * 2 <= cap) continue;
+        /* grow x2 and rehash */
+        size_t ncap = cap * 2;
+        uint64_t *nk = calloc(ncap, 8);
+        uint32_t *nc = calloc(ncap, 4);
+        if (!nk || !nc) {
+            free(nk);
+            free(nc);
+            st = FOLIO_ERR_NOMEM;
+            break;
+        }
+        for (size_t k = 0; k < cap; k++) {
+            if (!cnt[k]) continue;
+            size_t q = (size_t)((key[k] * 0x9E3779B97F4A7C15ull) >> 20) & (ncap - 1);
+            while (nc[q]) q = (q + 1) & (ncap - 1);
+            nk[q] = key[k];
+            nc[q] = cnt[k];
+        }
+        free(key);
+        free(cnt);
+        key = nk;
+        cnt = nc;
+        cap = ncap;
+    }
+    uint32_t m = (uint32_t)used + (zero_cnt > 0);
+    uint64_t *sk = NULL, *sv = NULL;
+    if (st == FOLIO_OK) {
+        sk = malloc((size_t)m * 8);
+        sv = malloc((size_t)m * 8);
+        x->terms = malloc((size_t)m * 8);
+        x->tfs = malloc((size_t)m * 4);
+        if (!sk || !sv || !x->terms || !x->tfs) st = FOLIO_ERR_NOMEM;
+    }
+    if (st == FOLIO_OK) {
+        size_t j = 0;
+        if (zero_cnt) {
+            sk[j] = 0;
+            sv[j++] = zero_cnt;
+        }
+        for (size_t k = 0; k < cap; k++)
+            if (cnt[k]) {
+                sk[j] = key[k];
+                sv[j++] = cnt[k];
+            }
+        st = sort_pairs(sk, sv, m);
+    }
+    if (st == FOLIO_OK) {
+        for (uint32_t i = 0; i < m; i++) {
+            x->terms[i] = sk[i];
+            x->tfs[i] = (uint32_t)sv[i];
+        }
+        x->m = m;
+    }
+    free(key);
+    free(cnt);
+    free(sk);
+    free(sv);
+    if (st != FOLIO_OK) {
         free(x->terms);
         free(x->tfs);
         x->terms = NULL;
         x->tfs = NULL;
-        return FOLIO_ERR_NOMEM;
+        FOLIO_CHECK_GENERIC(false, st, "commit '%s': out of memory counting terms", name);
     }
-    uint32_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (i == 0 || h[i] != h[i - 1]) {
-            x->terms[j] = h[i];
-            x->tfs[j++] = 1;
-        } else {
-            x->tfs[j - 1]++;
-        }
-    }
-    x->m = m;
-    free(h);
     return FOLIO_OK;
 }
 

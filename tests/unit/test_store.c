@@ -1345,3 +1345,31 @@ Test(store, stale_reader_slots_cleared, .timeout = 60)
     close(fds[1]);
     rm_store(path);
 }
+
+/* Term counting: hash value 0 (the table's empty mark), heavy repeats and a
+ * large doc with few distinct stems count like a brute-force sort. */
+Test(store, term_counting_edge_cases, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 0);
+    folio_doc_t d;
+    synth_doc(&d, "zero", 99, 3000, 7); /* ~19k tokens over 7 words */
+    for (uint32_t i = 0; i < d.n_tokens; i += 3) d.stem_hashes[i] = 0;
+    for (uint32_t i = 1; i < d.n_tokens; i += 97) d.stem_hashes[i] = (uint64_t)i; /* many singletons */
+    cr_assert_eq(folio_store_commit_doc(s, &d, NULL), FOLIO_OK);
+    uint64_t *t, *rt;
+    uint32_t *tf, *rtf, m;
+    cr_assert_eq(folio_store_doc_terms(s, "zero", &t, &tf, &m), FOLIO_OK);
+    uint32_t rm = ref_terms(&d, &rt, &rtf);
+    cr_assert_eq(m, rm);
+    cr_assert_eq(t[0], 0);
+    cr_assert_eq(memcmp(t, rt, m * 8ul), 0);
+    cr_assert_eq(memcmp(tf, rtf, m * 4ul), 0);
+    uint32_t nums[1] = {docnum_of(s, "zero")};
+    assert_index_matches(s, &d, nums, 1);
+    cr_assert_eq(check_faults(s), 0);
+    free(t); free(tf); free(rt); free(rtf);
+    folio_doc_clear(&d);
+    folio_store_close(&s);
+    rm_store(path);
+}
