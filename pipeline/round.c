@@ -305,6 +305,14 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         packed[i] = pack_result(i, est, &it[i].doc, &res, &packed_sz[i]);
         if (!packed[i]) st = FOLIO_ERR_NOMEM;
     }
+    /* Longest first, so the round does not end waiting on one late long
+     * document (ties by item index: the order is deterministic, though the
+     * results do not depend on it). */
+    for (int64_t a2 = 1; a2 < ns; a2++) {
+        int64_t v = small[a2], b2 = a2;
+        while (b2 > 0 && it[small[b2 - 1]].doc.n_tokens < it[v].doc.n_tokens) { small[b2] = small[b2 - 1]; b2--; }
+        small[b2] = v;
+    }
     if (st == FOLIO_OK && ns > 0) {
         folio_status_t pst = FOLIO_OK;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rc->threads)
