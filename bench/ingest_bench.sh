@@ -3,7 +3,7 @@
 #   bench/ingest_bench.sh [FOLIO] [CORPUS_MB]
 # 1. spdx-licenses.jsonl with the default pattern (the full pipeline).
 # 2. A corpus of CORPUS_MB (default 1024) made by repeating the dev data under
-#    new ids, with the cheapest pattern (window 0, one 8-wide head) so that the
+#    new ids (each copy's texts prefixed by its number, so none is a duplicate), with the cheapest pattern (window 0, one 8-wide head) so that the
 #    figure is the tokenizing + committing path the foundation targets; and
 #    the same at a quarter of the size, to show peak RSS does not grow with it.
 # 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun).
@@ -36,7 +36,10 @@ make_corpus() { # MB -> file
     : > "$f"
     while [ "$(stat -c %s "$f")" -lt $((want * 1000000)) ]; do
         for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
-            sed "s/^{\"id\": *\"/{\"id\": \"r$i-/" "$DATA/$src.jsonl" >> "$f"
+            # new id and new content (a copy number in front of the text), or
+            # every copy would be stored once and counted as duplicate
+            sed -e "s/^{\"id\": *\"/{\"id\": \"r$i-/" -e "s/\"text\": *\"/\"text\": \"Copy $i. /" \
+                "$DATA/$src.jsonl" >> "$f"
         done
         i=$((i + 1))
     done
