@@ -113,7 +113,10 @@ static inline float folio_pattern_scale(const folio_pattern_t *p)
  * Budget mode (K = budget): n <= K -> window covering the document (exact
  * dense attention); otherwise window W, group G and topk k are chosen so that
  * folio_pattern_keys_bound(out, n) <= K with ~1/4 of K for summary keys and
- * the rest for the window, hence cost per token ~K whatever n (10 .. 10^9).
+ * the rest for the window, hence cost per token ~K whatever n (10 .. 10^9);
+ * routing (whose exact top-k costs ~2*nb*d flops per token) is dropped
+ * (topk = 0) once ceil(n/B) > B*K/8, where it would exceed 1/16 of the
+ * attention's cost.
  * out->budget is kept (records the mode); out is a fixed pattern for n. */
 folio_status_t folio_pattern_resolve(const folio_pattern_t *p, uint64_t n, folio_pattern_t *out);
 

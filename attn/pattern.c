@@ -308,6 +308,11 @@ folio_status_t folio_pattern_resolve(const folio_pattern_t *p, uint64_t n, folio
     uint64_t S = K / 4;
     uint32_t k = r.kind == FOLIO_PATTERN_HIER_TOPK ? p->topk : 0;
     if (k > K / 16) k = (uint32_t)(K / 16);
+    /* exact routing costs ~2*nb*d flops per token against ~4*K*d for the
+     * attention: beyond nb = B*K/8 (1/16 of it) it would break the constant
+     * cost per token, so long documents get no routed keys in budget mode */
+    const uint64_t nb = (n + r.block - 1) / r.block;
+    if (nb > (uint64_t)r.block * K / 8) k = 0;
     uint32_t bestG = 0;
     for (;;) {
         for (uint32_t G = 2; G <= 65536; G++) {

@@ -112,6 +112,11 @@ Test(attn_pattern, budget_holds_from_10_to_1e6)
                               (unsigned long long)kb);
                 char err[256];
                 cr_assert_eq(folio_pattern_validate(&r, err, sizeof err), FOLIO_OK, "%s", err);
+                /* routing cost per token (~2*nb*d) stays within 1/16 of the attention's (4*K*d) */
+                uint64_t nb = (n + r.block - 1) / r.block;
+                if (r.kind == FOLIO_PATTERN_HIER_TOPK && r.topk > 0)
+                    cr_assert_leq(nb, (uint64_t)r.block * budgets[bi] / 8, "%s n=%llu: routing over %llu blocks", spec,
+                                  (unsigned long long)n, (unsigned long long)nb);
             }
         }
 }
