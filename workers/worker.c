@@ -44,7 +44,7 @@ folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t
         if (gst != FOLIO_OK && cfg->backend == FOLIO_BACKEND_CUDA) {
             folio_log(FOLIO_LOG_ERROR, "--backend cuda: %s", gst == FOLIO_ERR_NO_DEVICE
                       ? "no usable CUDA device (or this build has no CUDA)"
-                      : gst == FOLIO_ERR_UNSUPPORTED ? "the CUDA kernels need head_dim=64 and block=64"
+                      : gst == FOLIO_ERR_UNSUPPORTED ? "the CUDA kernels need head_dim=64, block=64 and no sumbias"
                       : folio_status_str(gst));
             free(w);
             return gst;

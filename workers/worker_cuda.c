@@ -62,7 +62,8 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
 {
     *out = NULL;
     if (!folio_cuda_available()) return FOLIO_ERR_NO_DEVICE;
-    if (p->head_dim != 64 || p->block != 64) return FOLIO_ERR_UNSUPPORTED;
+    /* The CUDA kernel implements head_dim 64, block 64 and no summary bias. */
+    if (p->head_dim != 64 || p->block != 64 || p->sumbias) return FOLIO_ERR_UNSUPPORTED;
     int n = 0;
     FOLIO_CHECK_CUDA(cudaGetDeviceCount(&n));
     if (n <= 0) return FOLIO_ERR_NO_DEVICE;
