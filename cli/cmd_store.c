@@ -61,7 +61,7 @@ static const char *const EXPORT_HELP =
     "Exit status: 0 success, 1 the store cannot be read or is damaged, 2 usage error.\n";
 
 static const char *const CHECK_HELP =
-    "usage: folio check [--db P] [--max-faults N] [--json]\n"
+    "usage: folio check [--db P] [--deep] [--max-faults N] [--json]\n"
     "\n"
     "Verifies every invariant of the store schema (store/store.h) in one\n"
     "consistent snapshot: every document record has its done-marker and vice\n"
@@ -77,6 +77,9 @@ static const char *const CHECK_HELP =
     "\n"
     "options:\n"
     "  --db P            store directory (default $FOLIO_DB, else ./folio.lmdb)\n"
+    "  --deep            also re-tokenize every text and verify token counts,\n"
+    "                    sentence token ranges and the index terms against it\n"
+    "                    (slower: a tokenization of the whole store)\n"
     "  --max-faults N    print at most N faults (default 100; all are counted)\n"
     "  --json            also print {\"ok\":true|false,\"faults\":N,\"documents\":N} on stdout\n"
     "  -h, --help        this text\n"
@@ -223,8 +226,9 @@ int cmd_check(int argc, char **argv)
     static const struct option opts[] = {
         {"db", required_argument, 0, 'd'}, {"max-faults", required_argument, 0, 'm'},
         {"json", no_argument, 0, 'j'},     {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
+        {"deep", no_argument, 0, 'D'},     {0, 0, 0, 0},
     };
+    bool deep = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -235,6 +239,7 @@ int cmd_check(int argc, char **argv)
                 return cli_usage_error("check", "--max-faults needs a non-negative number, not '%s'", optarg);
             break;
         case 'j': json = true; break;
+        case 'D': deep = true; break;
         case 'h': fputs(CHECK_HELP, stdout); return FOLIO_EXIT_OK;
         default: return cli_usage_error("check", "unknown option");
         }
@@ -245,7 +250,7 @@ int cmd_check(int argc, char **argv)
     if (rc) return rc;
     uint64_t faults = 0;
     folio_store_info_t in = {0};
-    folio_status_t st = folio_store_check(s, stderr, (uint64_t)max_faults, &faults);
+    folio_status_t st = folio_store_check_ex(s, deep, stderr, (uint64_t)max_faults, &faults);
     if (st == FOLIO_OK) folio_store_info(s, &in);
     folio_store_close(&s);
     if (st != FOLIO_OK) {

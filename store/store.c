@@ -1111,51 +1111,23 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
     return FOLIO_OK;
 }
 
-/* Validates doc/res and fills x (distinct terms with frequencies).  x owns
- * terms/tfs afterwards: free_commit releases them. */
-static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_results_t *res, commit_ctx_t *x)
+folio_status_t store_count_terms(const uint64_t *hashes, size_t n, uint64_t **terms_out, uint32_t **tfs_out,
+                                 uint32_t *m_out)
 {
-    memset(x, 0, sizeof *x);
-    FOLIO_CHECK_GENERIC(doc, FOLIO_ERR_ARG, "commit_doc: no document");
-    FOLIO_TRY(check_id(doc->id, "commit"));
-    const char *name = doc->id;
-    FOLIO_CHECK_GENERIC(doc->text || doc->len == 0, FOLIO_ERR_ARG, "commit '%s': no text", name);
-    FOLIO_CHECK_GENERIC(doc->len < UINT32_MAX, FOLIO_ERR_TOO_LARGE,
-                        "commit '%s': %zu bytes exceed the 4 GiB limit", name, doc->len);
-    FOLIO_CHECK_GENERIC(doc->n_tokens == 0 || doc->stem_hashes, FOLIO_ERR_ARG,
-                        "commit '%s': document not analyzed (no stem hashes)", name);
-    char why[256];
-    FOLIO_CHECK_GENERIC(store_layout_valid(doc->len, doc->n_tokens, doc->sents, doc->n_sents, doc->sections,
-                                           doc->n_sections, why, sizeof why),
-                        FOLIO_ERR_ARG, "commit '%s': %s", name, why);
-    x->doc = doc;
-    x->res = res;
-    x->pattern = res && res->pattern ? res->pattern : "";
-    x->pattern_len = strlen(x->pattern);
-    FOLIO_CHECK_GENERIC(x->pattern_len < 500, FOLIO_ERR_ARG, "commit '%s': pattern spec too long", name);
-    if (res) {
-        x->n_blocks = res->n_blocks;
-        if (res->sent_vecs) x->flags |= FOLIO_STORE_HAS_SENT_VECS;
-        if (res->block_vecs) x->flags |= FOLIO_STORE_HAS_BLOCK_VECS;
-        if (res->section_vecs) x->flags |= FOLIO_STORE_HAS_SECTION_VECS;
-        if (res->doc_vec) x->flags |= FOLIO_STORE_HAS_DOC_VEC;
-        if (res->salience) x->flags |= FOLIO_STORE_HAS_SALIENCE;
-        if (x->flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE) {
-            FOLIO_CHECK_GENERIC(res->d > 0, FOLIO_ERR_ARG, "commit '%s': vectors given with width d = 0", name);
-            x->d = res->d;
-        }
-    }
-    if (doc->n_tokens == 0) return FOLIO_OK;
+    *terms_out = NULL;
+    *tfs_out = NULL;
+    *m_out = 0;
+    if (n == 0) return FOLIO_OK;
     /* distinct terms with their frequencies: count in a hash table (memory
      * grows with the distinct terms, not the tokens: a 100 MB document has
      * ~20M tokens but far fewer distinct stems), then sort those */
-    size_t n = doc->n_tokens, cap = 1024, used = 0;
+    size_t cap = 1024, used = 0;
     uint64_t *key = calloc(cap, 8);
     uint32_t *cnt = calloc(cap, 4);
     uint32_t zero_cnt = 0; /* the key 0 is counted apart (0 marks empty slots) */
     folio_status_t st = key && cnt ? FOLIO_OK : FOLIO_ERR_NOMEM;
     for (size_t i = 0; i < n && st == FOLIO_OK; i++) {
-        uint64_t h = doc->stem_hashes[i];
+        uint64_t h = hashes[i];
         if (h == 0) {
             zero_cnt++;
             continue;
@@ -1191,11 +1163,11 @@ static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_res
     uint32_t m = (uint32_t)used + (zero_cnt > 0);
     uint64_t *sk = NULL, *sv = NULL;
     if (st == FOLIO_OK) {
-        sk = malloc((size_t)m * 8);
-        sv = malloc((size_t)m * 8);
-        x->terms = malloc((size_t)m * 8);
-        x->tfs = malloc((size_t)m * 4);
-        if (!sk || !sv || !x->terms || !x->tfs) st = FOLIO_ERR_NOMEM;
+        sk = malloc((size_t)m * 8 + 8);
+        sv = malloc((size_t)m * 8 + 8);
+        *terms_out = malloc((size_t)m * 8 + 8);
+        *tfs_out = malloc((size_t)m * 4 + 4);
+        if (!sk || !sv || !*terms_out || !*tfs_out) st = FOLIO_ERR_NOMEM;
     }
     if (st == FOLIO_OK) {
         size_t j = 0;
@@ -1212,22 +1184,62 @@ static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_res
     }
     if (st == FOLIO_OK) {
         for (uint32_t i = 0; i < m; i++) {
-            x->terms[i] = sk[i];
-            x->tfs[i] = (uint32_t)sv[i];
+            (*terms_out)[i] = sk[i];
+            (*tfs_out)[i] = (uint32_t)sv[i];
         }
-        x->m = m;
+        *m_out = m;
     }
     free(key);
     free(cnt);
     free(sk);
     free(sv);
     if (st != FOLIO_OK) {
-        free(x->terms);
-        free(x->tfs);
-        x->terms = NULL;
-        x->tfs = NULL;
-        FOLIO_CHECK_GENERIC(false, st, "commit '%s': out of memory counting terms", name);
+        free(*terms_out);
+        free(*tfs_out);
+        *terms_out = NULL;
+        *tfs_out = NULL;
     }
+    return st;
+}
+
+
+/* Validates doc/res and fills x (distinct terms with frequencies).  x owns
+ * terms/tfs afterwards: free_commit releases them. */
+static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_results_t *res, commit_ctx_t *x)
+{
+    memset(x, 0, sizeof *x);
+    FOLIO_CHECK_GENERIC(doc, FOLIO_ERR_ARG, "commit_doc: no document");
+    FOLIO_TRY(check_id(doc->id, "commit"));
+    const char *name = doc->id;
+    FOLIO_CHECK_GENERIC(doc->text || doc->len == 0, FOLIO_ERR_ARG, "commit '%s': no text", name);
+    FOLIO_CHECK_GENERIC(doc->len < UINT32_MAX, FOLIO_ERR_TOO_LARGE,
+                        "commit '%s': %zu bytes exceed the 4 GiB limit", name, doc->len);
+    FOLIO_CHECK_GENERIC(doc->n_tokens == 0 || doc->stem_hashes, FOLIO_ERR_ARG,
+                        "commit '%s': document not analyzed (no stem hashes)", name);
+    char why[256];
+    FOLIO_CHECK_GENERIC(store_layout_valid(doc->len, doc->n_tokens, doc->sents, doc->n_sents, doc->sections,
+                                           doc->n_sections, why, sizeof why),
+                        FOLIO_ERR_ARG, "commit '%s': %s", name, why);
+    x->doc = doc;
+    x->res = res;
+    x->pattern = res && res->pattern ? res->pattern : "";
+    x->pattern_len = strlen(x->pattern);
+    FOLIO_CHECK_GENERIC(x->pattern_len < 500, FOLIO_ERR_ARG, "commit '%s': pattern spec too long", name);
+    if (res) {
+        x->n_blocks = res->n_blocks;
+        if (res->sent_vecs) x->flags |= FOLIO_STORE_HAS_SENT_VECS;
+        if (res->block_vecs) x->flags |= FOLIO_STORE_HAS_BLOCK_VECS;
+        if (res->section_vecs) x->flags |= FOLIO_STORE_HAS_SECTION_VECS;
+        if (res->doc_vec) x->flags |= FOLIO_STORE_HAS_DOC_VEC;
+        if (res->salience) x->flags |= FOLIO_STORE_HAS_SALIENCE;
+        if (x->flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE) {
+            FOLIO_CHECK_GENERIC(res->d > 0, FOLIO_ERR_ARG, "commit '%s': vectors given with width d = 0", name);
+            x->d = res->d;
+        }
+    }
+    if (doc->n_tokens == 0) return FOLIO_OK;
+    folio_status_t st = store_count_terms(doc->stem_hashes, doc->n_tokens, &x->terms, &x->tfs, &x->m);
+    FOLIO_CHECK_GENERIC(st == FOLIO_OK, st, "commit '%s': out of memory counting terms", name);
     return FOLIO_OK;
 }
 

@@ -371,6 +371,12 @@ folio_status_t folio_store_iter_patterns(folio_store_reader_t *r, folio_store_pa
  * store could not be read at all. */
 folio_status_t folio_store_check(folio_store_t *s, FILE *report, uint64_t max_report,
                                  uint64_t *n_faults);
+/* deep: also re-tokenize every text with shard's tokenizer and verify the
+ * token counts, the sentences' token ranges and the index terms (Porter
+ * stems) against it — catches an index built by another tokenizer version;
+ * costs a tokenization of the whole store. */
+folio_status_t folio_store_check_ex(folio_store_t *s, bool deep, FILE *report, uint64_t max_report,
+                                    uint64_t *n_faults);
 
 /* Deterministic JSONL dump (see cli/cmd_store.c --help for the format):
  * documents in id order, then duplicates, then summaries.  The same content

@@ -24,7 +24,57 @@ typedef struct {
     pat_count_t *pats;
     size_t n_pats, cap_pats;
     uint32_t max_docnum;
+    bool deep;
 } chk_t;
+
+__attribute__((format(printf, 2, 3))) static void fault(chk_t *c, const char *fmt, ...);
+
+/* Deep check of one doc: re-tokenize its text with shard's tokenizer and
+ * compare token count, sentence token ranges and the term list (stems). */
+static void check_deep(chk_t *c, const char *id, const char *text, const folio_store_docrec_t *rec,
+                       const folio_sentence_t *sents, const uint64_t *terms, const uint32_t *tfs)
+{
+    folio_span_t *toks = NULL;
+    uint32_t nt = 0;
+    if (folio_tokenize(text, rec->bytes, &toks, &nt) != FOLIO_OK) {
+        fault(c, "doc '%s': its text cannot be tokenized", id);
+        return;
+    }
+    if (nt != rec->n_tokens) {
+        fault(c, "doc '%s': text has %u tokens, the record says %u", id, nt, rec->n_tokens);
+        free(toks);
+        return;
+    }
+    for (uint32_t i = 0; sents && i < rec->n_sents; i++) {
+        const folio_sentence_t *q = &sents[i];
+        if (q->tok_begin < q->tok_end && q->tok_end <= nt &&
+            (toks[q->tok_begin].start < q->start || toks[q->tok_end - 1].end > q->end)) {
+            fault(c, "doc '%s': sentence %u bytes [%u,%u) do not hold its tokens [%u,%u)", id, i, q->start, q->end,
+                  q->tok_begin, q->tok_end);
+            break;
+        }
+    }
+    uint64_t *h = malloc((size_t)nt * 8 + 8);
+    uint64_t *rt = NULL;
+    uint32_t *rtf = NULL, m = 0;
+    if (h) {
+        for (uint32_t i = 0; i < nt; i++) h[i] = folio_stem_hash(text, toks[i]);
+        if (store_count_terms(h, nt, &rt, &rtf, &m) == FOLIO_OK) {
+            if (m != rec->n_terms || (m && (!terms || memcmp(rt, terms, (size_t)m * 8) != 0 ||
+                                           memcmp(rtf, tfs, (size_t)m * 4) != 0)))
+                fault(c, "doc '%s': stored index terms differ from the stems of its text (%u stored, %u in the text)",
+                      id, rec->n_terms, m);
+        } else {
+            fault(c, "out of memory");
+        }
+    } else {
+        fault(c, "out of memory");
+    }
+    free(h);
+    free(rt);
+    free(rtf);
+    free(toks);
+}
 
 __attribute__((format(printf, 2, 3))) static void fault(chk_t *c, const char *fmt, ...)
 {
@@ -185,6 +235,9 @@ static void check_doc(chk_t *c, MDB_cursor *post, uint32_t num, MDB_val v)
         fault(c, "doc '%s': %s", id, why);
 
     /* terms <-> postings */
+    const uint64_t *dterms = NULL;
+    const uint32_t *dtfs = NULL;
+    bool terms_ok = false;
     MDB_val mv;
     rc = mdb_get(c->txn, c->dbi[DB_TERMS], &k, &mv);
     if (rc || mv.mv_size != (size_t)rec.n_terms * 12) {
@@ -210,13 +263,19 @@ static void check_doc(chk_t *c, MDB_cursor *post, uint32_t num, MDB_val v)
             MDB_val a = {8, &t}, b = {8, &pk};
             if (mdb_cursor_get(post, &a, &b, MDB_GET_BOTH) != MDB_SUCCESS) missing++;
         }
+        dterms = terms;
+        dtfs = tfs;
+        terms_ok = true;
         if (missing) fault(c, "doc '%s': %u of its %u terms have no matching posting", id, missing, rec.n_terms);
         if (tf_sum != rec.n_tokens)
             fault(c, "doc '%s': term frequencies sum to %llu, the doc has %u tokens", id,
                   (unsigned long long)tf_sum, rec.n_tokens);
     } else if (rec.n_tokens) {
         fault(c, "doc '%s': %u tokens but no terms", id, rec.n_tokens);
+    } else {
+        terms_ok = true;
     }
+    if (c->deep && text && arrays_ok && terms_ok) check_deep(c, id, text, &rec, sents, dterms, dtfs);
 
     /* optional results */
     size_t d = rec.d;
@@ -378,6 +437,12 @@ static void check_dups(chk_t *c)
 
 folio_status_t folio_store_check(folio_store_t *s, FILE *report, uint64_t max_report, uint64_t *n_faults)
 {
+    return folio_store_check_ex(s, false, report, max_report, n_faults);
+}
+
+folio_status_t folio_store_check_ex(folio_store_t *s, bool deep, FILE *report, uint64_t max_report,
+                                    uint64_t *n_faults)
+{
     *n_faults = 0;
     folio_store_reader_t *r;
     FOLIO_TRY(folio_store_reader_open(s, &r));
@@ -387,6 +452,7 @@ folio_status_t folio_store_check(folio_store_t *s, FILE *report, uint64_t max_re
     c.max_report = max_report;
     c.txn = r->txn;
     c.dbi = s->dbi;
+    c.deep = deep;
 
     folio_store_counters_t cnt;
     MDB_val ck = {8, "counters"}, cv;

@@ -51,6 +51,11 @@ bool store_layout_valid(size_t len, uint32_t n_tokens, const folio_sentence_t *s
                         uint32_t n_sents, const folio_section_t *sections, uint32_t n_sections,
                         char *why, size_t whylen);
 
+/* Distinct values of hashes[n] in increasing order with their counts
+ * (malloc'd, caller frees both; counted in a hash table, so memory grows
+ * with the distinct values). */
+folio_status_t store_count_terms(const uint64_t *hashes, size_t n, uint64_t **terms, uint32_t **tfs, uint32_t *m);
+
 /* Writes x as JSON (NUL-terminated, at most 16 bytes + NUL; "null" when not
  * finite) with 9 significant digits: parses back to exactly x.  Returns
  * the length.  Used by export. */

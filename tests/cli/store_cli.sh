@@ -53,6 +53,7 @@ LC_ALL=C sort -c "$T/ids" || fail "export not in id order"
 
 # ---- check: clean, then one flipped byte of stored text
 "$FOLIO" check --db "$T/a.lmdb" 2>"$T/err" || fail "check on a good store: $(cat "$T/err")"
+"$FOLIO" check --db "$T/a.lmdb" --deep 2>"$T/err" || fail "check --deep on a good store: $(cat "$T/err")"
 cj=$("$FOLIO" check --db "$T/a.lmdb" --json 2>/dev/null)
 expect_eq "$(json_field "$cj" faults)" 0 "check --json faults"
 # a long word run from the first document's text, located in data.mdb
