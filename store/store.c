@@ -14,6 +14,15 @@
 #define STORE_MIN_MAP ((size_t)64 << 10)
 #define STORE_MAX_MAP ((size_t)1 << 44) /* 16 TiB: beyond this growth is a bug */
 
+/* The stored layouts: a change here changes the on-disk format (bump
+ * FOLIO_STORE_VERSION). */
+_Static_assert(sizeof(folio_store_format_t) == 16, "format record layout");
+_Static_assert(sizeof(folio_store_counters_t) == 80, "counters record layout");
+_Static_assert(sizeof(folio_store_docrec_t) == 72, "document record layout");
+_Static_assert(sizeof(folio_store_duprec_t) == 24, "duplicate record layout");
+_Static_assert(sizeof(folio_sentence_t) == 20, "sentence array layout");
+_Static_assert(sizeof(folio_section_t) == 28, "section array layout");
+
 const char *const folio_store_db_names[DB_COUNT] = {
     "meta", "done", "hashes", "docs", "text", "sents", "sections", "terms",
     "sentvec", "blockvec", "secvec", "docvec", "salience", "summaries",
@@ -289,6 +298,15 @@ void folio_store_close(folio_store_t **sp)
 {
     if (!sp || !*sp) return;
     folio_store_t *s = *sp;
+    int open_readers = atomic_load(&s->open_readers);
+    if (open_readers > 0) {
+        /* closing the env under a live txn is undefined in LMDB, and the
+         * readers still point at s: leave both alive (a leak, not a crash) */
+        folio_log(FOLIO_LOG_ERROR, "store '%s' closed with %d reader%s still open: a bug in the caller; "
+                  "the store is left open", s->path, open_readers, open_readers == 1 ? "" : "s");
+        *sp = NULL;
+        return;
+    }
     if (s->env) {
         if (!s->readonly) mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
