@@ -49,9 +49,10 @@
  *            in "done"; its hash equals the hash of the doc dup_of.
  *
  * ============================================================== semantics
- * - One write transaction per document holds everything of it: record,
- *   text, arrays, vectors, terms, postings, df, counters, pattern count and
- *   the done-marker.  A kill -9 at any point leaves either the whole
+ * - One write transaction per document (or per batch of whole documents,
+ *   folio_store_commit_docs) holds everything of it: record, text, arrays,
+ *   vectors, terms, postings, df, counters, pattern count and the
+ *   done-marker.  A kill -9 at any point leaves either the whole
  *   document or none of it, and df/counters always match the committed docs.
  * - Replace (same id, new content): in the same txn the old version's
  *   postings, df contributions, hash entry, arrays, vectors, summary and
@@ -73,8 +74,12 @@
  *   doubles the map (mdb_env_set_mapsize) and retries the whole document.
  *   LMDB only allows this while this process has no open transaction, so a
  *   commit made while a folio_store_reader_t of the same store is open
- *   returns FOLIO_ERR_MAP_FULL instead of growing.  Other processes reading
- *   the store (serve) pick the new size up by themselves.
+ *   returns FOLIO_ERR_MAP_FULL instead of growing.  Read-only opens map
+ *   1 TiB of address space (less under a `ulimit -v`), so a writer growing
+ *   the store in another process never blocks their new readers.
+ * - Reader slots left by processes killed inside a read txn are cleared at
+ *   open and before growing (they would pin old pages).  A store whose lock
+ *   file is not writable is read without locks (with a warning).
  * - Readers: MDB_NOTLS, so a reader may be used by any one thread at a
  *   time; any number of readers (up to LMDB's 126) and one writer coexist,
  *   also across processes.
