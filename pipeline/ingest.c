@@ -311,31 +311,68 @@ typedef struct {
     uint64_t done, done_bytes, done_tokens;
 } commit_ctx_t;
 
-static folio_status_t commit_item(void *vctx, folio_round_item_t *item, folio_status_t est,
-                                  const folio_doc_results_t *res, int from_rank)
+static folio_status_t commit_one(commit_ctx_t *cc, folio_round_item_t *item, folio_status_t est,
+                                 const folio_doc_results_t *res, int from_rank, bool committed)
 {
-    commit_ctx_t *cc = vctx;
     ingest_t *g = cc->g;
     folio_doc_t *doc = &item->doc;
-    double tc = folio_now();
-    if (est == FOLIO_OK) est = folio_store_commit_doc(g->store, doc, res);
-    g->c->commit_seconds += folio_now() - tc;
+    if (est == FOLIO_OK && !committed) {
+        double tc = folio_now();
+        est = folio_store_commit_doc(g->store, doc, res);
+        g->c->commit_seconds += folio_now() - tc;
+    }
     if (est == FOLIO_OK) {
         g->c->committed++;
         g->c->tokens += doc->n_tokens;
         cc->done++;
         cc->done_bytes += doc->len;
         cc->done_tokens += doc->n_tokens;
-        progress(g, false, "ingest", cc->done, g->planned_docs, cc->done_bytes, cc->done_tokens);
         return FOLIO_OK;
     }
     if (est == FOLIO_ERR_ARG || est == FOLIO_ERR_TOO_LARGE) {
         reject(g, doc, folio_status_str(est));
         return FOLIO_OK;
     }
-    folio_log(FOLIO_LOG_ERROR, "rank %d failed on document %s (%s): %s", from_rank, doc->id,
-              doc->origin ? doc->origin : "", folio_status_str(est));
+    if (from_rank < 0)
+        folio_log(FOLIO_LOG_ERROR, "document %s (%s), split over all ranks: %s", doc->id,
+                  doc->origin ? doc->origin : "", folio_status_str(est));
+    else
+        folio_log(FOLIO_LOG_ERROR, "rank %d failed on document %s (%s): %s", from_rank, doc->id,
+                  doc->origin ? doc->origin : "", folio_status_str(est));
     return est;
+}
+
+/* A round's documents commit as one batch transaction (each document whole
+ * with its done-marker, so atomic per document; one transaction per round
+ * writes each shared index page once instead of once per document).  When
+ * the batch is refused for one document's sake, they commit one by one so
+ * only that one is rejected. */
+static folio_status_t commit_round(void *vctx, folio_round_item_t *items, const folio_status_t *est,
+                                   const folio_doc_results_t *res, const int *from_rank, int64_t n)
+{
+    commit_ctx_t *cc = vctx;
+    ingest_t *g = cc->g;
+    const folio_doc_t **docs = malloc(((size_t)n + 1) * sizeof *docs);
+    const folio_doc_results_t **rs = malloc(((size_t)n + 1) * sizeof *rs);
+    FOLIO_CHECK_ALLOC(docs && rs ? docs : NULL);
+    uint32_t m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (est[i] != FOLIO_OK) continue;
+        docs[m] = &items[i].doc;
+        rs[m++] = &res[i];
+    }
+    double tc = folio_now();
+    folio_status_t bst = m ? folio_store_commit_docs(g->store, docs, rs, m) : FOLIO_OK;
+    g->c->commit_seconds += folio_now() - tc;
+    free(docs);
+    free(rs);
+    if (bst != FOLIO_OK && bst != FOLIO_ERR_ARG && bst != FOLIO_ERR_CORRUPT && bst != FOLIO_ERR_TOO_LARGE)
+        return bst;
+    folio_status_t st = FOLIO_OK;
+    for (int64_t i = 0; st == FOLIO_OK && i < n; i++)
+        st = commit_one(cc, &items[i], est[i], est[i] == FOLIO_OK ? &res[i] : NULL, from_rank[i], bst == FOLIO_OK);
+    progress(g, false, "ingest", cc->done, g->planned_docs, cc->done_bytes, cc->done_tokens);
+    return st;
 }
 
 static void items_clear(folio_round_item_t *items, int64_t n)
@@ -352,7 +389,7 @@ static void items_clear(folio_round_item_t *items, int64_t n)
 static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *const *inputs, int n_inputs)
 {
     commit_ctx_t cc = {g, 0, 0, 0};
-    rc->commit = commit_item;
+    rc->commit = commit_round;
     rc->commit_ctx = &cc;
     folio_reader_t *r = NULL;
     folio_status_t st = folio_reader_create(inputs, n_inputs, &r);

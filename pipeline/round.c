@@ -366,17 +366,24 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         packed_sz[h.item] = sz;
         from[h.item] = ms.MPI_SOURCE;
     }
-    /* ... and commits everything in item order. */
+    /* ... and commits everything in item order, as one batch. */
+    folio_status_t *est = NULL;
+    folio_doc_results_t *resv = NULL;
+    if (me == 0 && st == FOLIO_OK) {
+        est = calloc((size_t)n_items, sizeof *est);
+        resv = calloc((size_t)n_items, sizeof *resv);
+        if (!est || !resv) st = FOLIO_ERR_NOMEM;
+    }
     for (int64_t i = 0; me == 0 && st == FOLIO_OK && i < n_items; i++) {
         result_head_t h;
-        folio_doc_results_t res;
         if (!packed[i]) { st = FOLIO_ERR_INTERNAL; break; }
-        st = unpack_result(packed[i], packed_sz[i], n_items, spec, &h, &res);
-        if (st == FOLIO_OK)
-            st = rc->commit(rc->commit_ctx, &items[i], (folio_status_t)h.status,
-                            h.status == FOLIO_OK ? &res : NULL,
-                            meta[i * META_N + META_OWNER] < 0 ? -1 : from[i]);
+        st = unpack_result(packed[i], packed_sz[i], n_items, spec, &h, &resv[i]);
+        est[i] = (folio_status_t)h.status;
+        if (meta[i * META_N + META_OWNER] < 0) from[i] = -1;
     }
+    if (me == 0 && st == FOLIO_OK) st = rc->commit(rc->commit_ctx, items, est, resv, from, n_items);
+    free(est);
+    free(resv);
     free(from);
     for (int64_t i = 0; packed && i < n_items; i++) free(packed[i]);
     free(packed);

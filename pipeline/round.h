@@ -10,10 +10,11 @@ typedef struct {
     size_t plan_idx;   /* rank 0: index in the plan                          */
 } folio_round_item_t;
 
-/* Rank 0's commit of one item's results (res NULL when est != OK; from_rank
- * is the rank that computed it). */
-typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *item, folio_status_t est,
-                                                const folio_doc_results_t *res, int from_rank);
+/* Rank 0's commit of a round, in item order: n items with each one's
+ * encode status, results (NULL when est[i] != OK) and the rank that computed
+ * it (-1: all ranks, a split document). */
+typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *items, const folio_status_t *est,
+                                                const folio_doc_results_t *res, const int *from_rank, int64_t n);
 
 /* Documents shorter than this are encoded one per thread, longer ones with
  * all of the rank's threads inside the document. */
