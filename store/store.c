@@ -934,8 +934,11 @@ static folio_status_t pending_flush(folio_store_t *s, MDB_txn *txn, pending_t *p
     FOLIO_TRY(sort_pairs(p->key, p->val, p->n));
     folio_store_counters_t c;
     FOLIO_TRY(get_counters(s, txn, &c));
-    MDB_cursor *cur;
+    MDB_cursor *cur, *dcur;
     BODY_MDB(s, mdb_cursor_open(txn, s->dbi[DB_POSTINGS], &cur), "cursor on postings");
+    int orc = mdb_cursor_open(txn, s->dbi[DB_DF], &dcur);
+    if (orc) mdb_cursor_close(cur);
+    BODY_MDB(s, orc, "cursor on df");
     folio_status_t st = FOLIO_OK;
     for (size_t i = 0; i < p->n && st == FOLIO_OK;) {
         size_t j = i;
@@ -950,10 +953,12 @@ static folio_status_t pending_flush(folio_store_t *s, MDB_txn *txn, pending_t *p
             }
         }
         if (st != FOLIO_OK) break;
+        /* one descent: position on the term, then overwrite in place */
         MDB_val k = {8, &p->key[i]}, dv;
         uint32_t df = 0;
-        int rc = mdb_get(txn, s->dbi[DB_DF], &k, &dv);
-        if (rc == MDB_SUCCESS && dv.mv_size == 4) memcpy(&df, dv.mv_data, 4);
+        int rc = mdb_cursor_get(dcur, &k, &dv, MDB_SET_KEY);
+        bool found = rc == MDB_SUCCESS;
+        if (found && dv.mv_size == 4) memcpy(&df, dv.mv_data, 4);
         else if (rc == MDB_NOTFOUND) c.n_terms++;
         else {
             folio_log(FOLIO_LOG_ERROR, "store '%s': reading df: %s", s->path, rc ? mdb_strerror(rc) : "malformed");
@@ -961,9 +966,8 @@ static folio_status_t pending_flush(folio_store_t *s, MDB_txn *txn, pending_t *p
             break;
         }
         df += (uint32_t)(j - i);
-        dv.mv_size = 4;
-        dv.mv_data = &df;
-        rc = mdb_put(txn, s->dbi[DB_DF], &k, &dv, 0);
+        MDB_val nk = {8, &p->key[i]}, nv = {4, &df};
+        rc = mdb_cursor_put(dcur, &nk, &nv, found ? MDB_CURRENT : 0);
         if (rc) {
             if (rc == MDB_MAP_FULL) s->map_full = true;
             else folio_log(FOLIO_LOG_ERROR, "store '%s': writing df: %s", s->path, mdb_strerror(rc));
@@ -972,6 +976,7 @@ static folio_status_t pending_flush(folio_store_t *s, MDB_txn *txn, pending_t *p
         i = j;
     }
     mdb_cursor_close(cur);
+    mdb_cursor_close(dcur);
     FOLIO_TRY(st);
     p->n = 0;
     return put_counters(s, txn, &c);
@@ -1095,23 +1100,9 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
             FOLIO_TRY(put_num(s, txn, DB_SALIENCE, num, res->salience, (size_t)doc->n_sents * 4));
     }
 
-    /* postings and df */
+    /* postings and df: a batch collects them for one sorted pass at its
+     * end; a single doc writes them below, after the counters */
     if (x->pend) FOLIO_TRY(pending_add(x->pend, x->terms, x->tfs, x->m, num));
-    for (uint32_t i = 0; i < x->m && !x->pend; i++) {
-        uint64_t t = x->terms[i], pk = store_posting_pack(num, x->tfs[i]);
-        MDB_val k = {8, &t}, pv = {8, &pk};
-        BODY_MDB(s, mdb_put(txn, s->dbi[DB_POSTINGS], &k, &pv, MDB_NODUPDATA), "posting of '%s'", doc->id);
-        MDB_val dfv;
-        uint32_t df = 0;
-        rc = mdb_get(txn, s->dbi[DB_DF], &k, &dfv);
-        if (rc == MDB_SUCCESS && dfv.mv_size == 4) memcpy(&df, dfv.mv_data, 4);
-        else if (rc == MDB_NOTFOUND) c.n_terms++;
-        else BODY_MDB(s, rc ? rc : MDB_CORRUPTED, "df of '%s'", doc->id);
-        df++;
-        dfv.mv_size = 4;
-        dfv.mv_data = &df;
-        BODY_MDB(s, mdb_put(txn, s->dbi[DB_DF], &k, &dfv, 0), "df of '%s'", doc->id);
-    }
     c.n_postings += x->m;
 
     FOLIO_TRY(pattern_count_add(s, txn, x->pattern, x->pattern_len, +1));
@@ -1121,6 +1112,14 @@ static folio_status_t commit_doc_body(folio_store_t *s, MDB_txn *txn, void *vctx
     c.n_sections += doc->n_sections;
     c.n_bytes += doc->len;
     FOLIO_TRY(put_counters(s, txn, &c));
+    if (!x->pend && x->m) { /* flush reads and updates the counters (n_terms) */
+        pending_t one = {0};
+        folio_status_t st = pending_add(&one, x->terms, x->tfs, x->m, num);
+        if (st == FOLIO_OK) st = pending_flush(s, txn, &one);
+        free(one.key);
+        free(one.val);
+        FOLIO_TRY(st);
+    }
 
     MDB_val nv = {4, &num};
     BODY_MDB(s, mdb_put(txn, s->dbi[DB_HASHES], &hk, &nv, 0), "hash of '%s'", doc->id);
