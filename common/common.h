@@ -111,6 +111,9 @@ static inline uint64_t folio_splitmix64(uint64_t *state)
 /* ------------------------------------------------------------------ time */
 double folio_now(void);          /* monotonic seconds */
 long folio_peak_rss_kb(void);    /* peak resident set size of this process */
+/* Current anonymous resident memory (heap, stacks; not file-backed pages
+ * such as an LMDB map, which the kernel can drop at will), -1 if unknown. */
+long folio_rss_anon_kb(void);
 
 /* ------------------------------------------------------------------ JSON
  * A small DOM parser for JSONL inputs and evaluation data.  Strings are

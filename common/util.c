@@ -21,6 +21,18 @@ long folio_peak_rss_kb(void)
     return ru.ru_maxrss; /* Linux reports kilobytes */
 }
 
+long folio_rss_anon_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "RssAnon:", 8)) { kb = strtol(line + 8, NULL, 10); break; }
+    fclose(f);
+    return kb;
+}
+
 folio_status_t folio_buf_reserve(folio_buf_t *b, size_t cap)
 {
     if (cap + 1 <= b->cap) return FOLIO_OK;

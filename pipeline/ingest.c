@@ -372,6 +372,8 @@ static folio_status_t commit_round(void *vctx, folio_round_item_t *items, const 
     for (int64_t i = 0; st == FOLIO_OK && i < n; i++)
         st = commit_one(cc, &items[i], est[i], est[i] == FOLIO_OK ? &res[i] : NULL, from_rank[i], bst == FOLIO_OK);
     progress(g, false, "ingest", cc->done, g->planned_docs, cc->done_bytes, cc->done_tokens);
+    long anon = folio_rss_anon_kb(); /* results of the round are still held here */
+    if (anon > g->c->peak_anon_kb) g->c->peak_anon_kb = anon;
     return st;
 }
 

@@ -27,6 +27,8 @@ typedef struct {
     double commit_seconds;   /* rank 0: LMDB commits                        */
     double compute_seconds;  /* rank 0: time in encodes (incl. exchange)   */
     double exchange_seconds; /* rank 0: time in halo/summary exchange      */
+    long peak_anon_kb;       /* rank 0: largest anonymous RSS seen at round ends
+                                (the store's mapped file pages excluded)   */
 } folio_ingest_counts_t;
 
 /* Runs the whole ingest of inputs (files, directories, .jsonl) into cfg->db.
