@@ -6,7 +6,8 @@
 #    new ids (each copy's texts prefixed by its number, so none is a duplicate), with the cheapest pattern (window 0, one 8-wide head) so that the
 #    figure is the tokenizing + committing path the foundation targets; and
 #    the same at a quarter of the size, to show peak RSS does not grow with it.
-# 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun).
+# 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun), one
+#    thread per rank (by default one rank already uses every core).
 set -euo pipefail
 FOLIO=${1:-build/folio}
 MB=${2:-1024}
@@ -57,9 +58,9 @@ for np in 1 2; do
     rm -rf "$T/db"
     s=$(date +%s.%N)
     out=$(mpiexec --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np $np \
-          "$FOLIO" ingest --db "$T/db" --progress "$DATA/pubmed-dev.jsonl" "$DATA/billsum-dev.jsonl" 2> "$T/err")
+          "$FOLIO" ingest --db "$T/db" --progress --threads 1 "$DATA/pubmed-dev.jsonl" "$DATA/billsum-dev.jsonl" 2> "$T/err")
     e=$(date +%s.%N)
-    echo "mpirun -np $np dev data (pubmed+billsum), default pattern: $(printf '%s\n' "$out" | tail -n 1) wall $(echo "$e - $s" | bc)s"
+    echo "mpirun -np $np --threads 1, dev data (pubmed+billsum), default pattern: $(printf '%s\n' "$out" | tail -n 1) wall $(echo "$e - $s" | bc)s"
     echo "    $(grep '^ranks' "$T/err" | tail -n 1)"
 done
 [ -n "${BENCH_TMP:-}" ] || rm -rf "$T"
