@@ -327,16 +327,15 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
      * the binary search valid by pooling them all on every rank's range. */
     if (st == FOLIO_OK) {
         uint64_t m2 = nsec;
-        int64_t *acc = calloc(m2 * d + 1, sizeof *acc), *all = NULL;
+        /* Sections are few: every rank reduces a full (n_sections, d) table
+         * in place onto rank 0. */
+        int64_t *acc = calloc(m2 * d + 1, sizeof *acc);
         if (!acc) st = FOLIO_ERR_NOMEM;
         if (st == FOLIO_OK) {
             pool_partial(X + hl * d, t0, t1, d, w->rb, w->re, 0, m2, acc);
-            if (me == 0) { all = calloc(m2 * d + 1, sizeof *all); if (!all) st = FOLIO_ERR_NOMEM; }
-            folio_status_t r = fx_reduce_i64(x, acc, m2 * d);
-            if (st == FOLIO_OK) st = r;
+            st = fx_reduce_i64(x, acc, m2 * d);
             if (st == FOLIO_OK && me == 0) pool_finish(acc, w->rb, w->re, m2, d, w->sec);
         }
-        free(all);
         free(acc);
     }
     double tm_pool = folio_now();
