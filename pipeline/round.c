@@ -163,6 +163,26 @@ static folio_status_t send_result(const char *buf, size_t bytes, MPI_Comm comm)
     return send_bytes(buf, bytes, 0, TAG_RESULT + 1, comm);
 }
 
+/* idx[0..n) reordered longest document first, ties by index (stable
+ * insertion sort: a round holds at most a few thousand items). */
+static void sort_longest_first(const folio_round_item_t *it, int64_t *idx, int64_t n)
+{
+    for (int64_t a = 1; a < n; a++) {
+        int64_t v = idx[a], b = a;
+        while (b > 0 && it[idx[b - 1]].doc.n_tokens < it[v].doc.n_tokens) { idx[b] = idx[b - 1]; b--; }
+        idx[b] = v;
+    }
+}
+
+/* Encodes one whole document on this rank and packs its results (or its
+ * failure) for rank 0. */
+static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64_t i, size_t *bytes)
+{
+    folio_doc_results_t res;
+    folio_status_t est = folio_worker_encode(w, &it[i].doc, it[i].weights, &res);
+    return pack_result(i, est, &it[i].doc, &res, bytes);
+}
+
 /* ------------------------------------------------------------ the round */
 
 folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items, int64_t n_items)
@@ -206,12 +226,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
             if (split) for (int r = 0; r < P; r++) load[r] += d->n_tokens / (uint64_t)P;
             else order[no++] = i;
         }
-        /* Largest first (ties by item index): insertion sort is fine for a round. */
-        for (int64_t a = 1; a < no; a++) {
-            int64_t v = order[a], b = a;
-            while (b > 0 && items[order[b - 1]].doc.n_tokens < items[v].doc.n_tokens) { order[b] = order[b - 1]; b--; }
-            order[b] = v;
-        }
+        sort_longest_first(items, order, no); /* LPT packing */
         for (int64_t a = 0; a < no; a++) {
             int best = 0;
             for (int r = 1; r < P; r++) if (load[r] < load[best]) best = r;
@@ -296,37 +311,18 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
             small[ns++] = i;
             continue;
         }
-        folio_exchange_t *xl = NULL;
-        folio_doc_results_t res;
-        folio_status_t est = folio_exchange_create_local(&xl);
-        if (est == FOLIO_OK)
-            est = folio_worker_encode_range(rc->worker, xl, &it[i].doc, it[i].weights, 0, it[i].doc.n_tokens, &res);
-        folio_exchange_destroy(&xl);
-        packed[i] = pack_result(i, est, &it[i].doc, &res, &packed_sz[i]);
+        packed[i] = encode_whole(rc->worker, it, i, &packed_sz[i]);
         if (!packed[i]) st = FOLIO_ERR_NOMEM;
     }
     /* Longest first, so the round does not end waiting on one late long
-     * document (ties by item index: the order is deterministic, though the
-     * results do not depend on it). */
-    for (int64_t a2 = 1; a2 < ns; a2++) {
-        int64_t v = small[a2], b2 = a2;
-        while (b2 > 0 && it[small[b2 - 1]].doc.n_tokens < it[v].doc.n_tokens) { small[b2] = small[b2 - 1]; b2--; }
-        small[b2] = v;
-    }
+     * document (the results do not depend on the order). */
+    sort_longest_first(it, small, ns);
     if (st == FOLIO_OK && ns > 0) {
         folio_status_t pst = FOLIO_OK;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(rc->threads)
         for (int64_t k = 0; k < ns; k++) {
-            int tid = omp_get_thread_num();
             int64_t i = small[k];
-            folio_exchange_t *xl = NULL;
-            folio_doc_results_t res;
-            folio_status_t est = folio_exchange_create_local(&xl);
-            if (est == FOLIO_OK)
-                est = folio_worker_encode_range(rc->thread_workers[tid], xl, &it[i].doc, it[i].weights, 0,
-                                                it[i].doc.n_tokens, &res);
-            folio_exchange_destroy(&xl);
-            packed[i] = pack_result(i, est, &it[i].doc, &res, &packed_sz[i]);
+            packed[i] = encode_whole(rc->thread_workers[omp_get_thread_num()], it, i, &packed_sz[i]);
             if (!packed[i]) {
 #pragma omp critical(folio_round_status)
                 pst = FOLIO_ERR_NOMEM;

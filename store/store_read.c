@@ -195,6 +195,16 @@ folio_status_t folio_store_get_doc(folio_store_reader_t *r, const char *id, foli
     return st;
 }
 
+/* A duplicate record: header, dup_of NUL, origin NUL, sizes consistent. */
+static bool duprec_valid(const MDB_val *v, folio_store_duprec_t *d)
+{
+    const char *p = v->mv_data;
+    if (v->mv_size < sizeof *d) return false;
+    memcpy(d, p, sizeof *d);
+    return v->mv_size == sizeof *d + (size_t)d->dup_of_len + 1 + d->origin_len + 1 &&
+           p[sizeof *d + d->dup_of_len] == '\0' && p[v->mv_size - 1] == '\0';
+}
+
 folio_status_t folio_store_resolve_id(folio_store_reader_t *r, const char *id, const char **doc_id)
 {
     uint32_t num = 0;
@@ -211,17 +221,9 @@ folio_status_t folio_store_resolve_id(folio_store_reader_t *r, const char *id, c
     if (rc == MDB_NOTFOUND) return FOLIO_ERR_NOT_FOUND;
     FOLIO_CHECK_MDB(rc, "store '%s': looking up duplicate '%s'", r->s->path, id);
     folio_store_duprec_t d;
-    const char *p = v.mv_data;
-    FOLIO_CHECK_GENERIC(v.mv_size >= sizeof d, FOLIO_ERR_CORRUPT, "store '%s': duplicate record of '%s' malformed",
+    FOLIO_CHECK_GENERIC(duprec_valid(&v, &d), FOLIO_ERR_CORRUPT, "store '%s': duplicate record of '%s' malformed",
                         r->s->path, id);
-    memcpy(&d, p, sizeof d);
-    FOLIO_CHECK_GENERIC(v.mv_size == sizeof d + (size_t)d.dup_of_len + 1 + d.origin_len + 1 &&
-                            p[sizeof d + d.dup_of_len] == '\0',
-                        FOLIO_ERR_CORRUPT, "store '%s': duplicate record of '%s' malformed", r->s->path, id);
-    char *target = store_reader_alloc(r, (size_t)d.dup_of_len + 1);
-    FOLIO_CHECK_ALLOC(target);
-    memcpy(target, p + sizeof d, (size_t)d.dup_of_len + 1);
-    *doc_id = target;
+    *doc_id = (const char *)v.mv_data + sizeof d; /* NUL-terminated inside the map */
     return FOLIO_OK;
 }
 
@@ -320,13 +322,7 @@ folio_status_t folio_store_iter_duplicates(folio_store_reader_t *r, folio_store_
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         folio_store_duprec_t d;
         const char *p = v.mv_data;
-        bool ok = v.mv_size >= sizeof d;
-        if (ok) {
-            memcpy(&d, p, sizeof d);
-            ok = v.mv_size == sizeof d + (size_t)d.dup_of_len + 1 + d.origin_len + 1 &&
-                 p[sizeof d + d.dup_of_len] == '\0' && p[v.mv_size - 1] == '\0';
-        }
-        if (!ok || k.mv_size > FOLIO_STORE_MAX_ID) {
+        if (!duprec_valid(&v, &d) || k.mv_size > FOLIO_STORE_MAX_ID) {
             folio_log(FOLIO_LOG_ERROR, "store '%s': duplicate record of '%.*s' malformed", r->s->path,
                       (int)k.mv_size, (const char *)k.mv_data);
             st = FOLIO_ERR_CORRUPT;

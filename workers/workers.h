@@ -36,7 +36,9 @@ bool folio_worker_on_gpu(const folio_worker_t *w);
 /* Canonical spec of the worker's pattern (stored with the results). */
 const char *folio_worker_pattern_spec(const folio_worker_t *w);
 
-/* Encodes one analyzed document with per-token weights (IDF, (n_tokens)).
+/* Encodes one analyzed document, whole, on this rank (no MPI call: any
+ * thread may use it with a worker of its own), with per-token weights
+ * (IDF, (n_tokens)).
  * res gets pointers into the worker's buffers (valid until the next call):
  * sentence, block, section and document vectors and salience. */
 folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
