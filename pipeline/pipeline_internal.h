@@ -1,5 +1,6 @@
-/* pipeline/pipeline_internal.h — open-addressing hash tables used by the
- * planner (not part of the public API). */
+/* pipeline/pipeline_internal.h — the planner's data structures (not part of
+ * the public API): an in-memory hash table for per-term state, and on-disk
+ * per-document state (scratch.c). */
 #ifndef FOLIO_PIPELINE_INTERNAL_H
 #define FOLIO_PIPELINE_INTERNAL_H
 
@@ -22,5 +23,45 @@ int64_t *folio_u64map_slot(folio_u64map_t *m, uint64_t key);
 int64_t *folio_u64map_find(const folio_u64map_t *m, uint64_t key);
 
 static inline uint64_t folio_u64map_key(uint64_t k) { return k ? k : 1; }
+
+/* ------------------------------------------------------------ plan log
+ * One entry per input document, in input order: written by pass 1, read back
+ * by pass 2.  Kept in an unlinked file in dir (the store's directory), so
+ * memory does not grow with the number of documents. */
+enum { FOLIO_PLAN_SKIP = 0, FOLIO_PLAN_ENCODE = 1, FOLIO_PLAN_DUP = 2 };
+
+typedef struct {
+    uint8_t action;    /* FOLIO_PLAN_*                                        */
+    uint8_t hash[16];  /* content hash, to notice inputs changed between passes */
+    char dup_of[512];  /* FOLIO_PLAN_DUP: the id holding this content         */
+} folio_plan_entry_t;
+
+typedef struct folio_planlog folio_planlog_t;
+
+folio_status_t folio_planlog_create(const char *dir, folio_planlog_t **out);
+void folio_planlog_destroy(folio_planlog_t **p); /* NULL-safe, nulls *p */
+folio_status_t folio_planlog_append(folio_planlog_t *p, const folio_plan_entry_t *e);
+/* Ends writing; entries are then read back from the first one. */
+folio_status_t folio_planlog_rewind(folio_planlog_t *p);
+/* The next entry, or FOLIO_EOF after the last one. */
+folio_status_t folio_planlog_next(folio_planlog_t *p, folio_plan_entry_t *e);
+
+/* ------------------------------------------------------------ job index
+ * The ids and content hashes of the documents this job will encode (exact
+ * keys, on disk: an unlinked private LMDB file in dir), for duplicate and
+ * same-id detection within the job.  Finds see every earlier put. */
+typedef struct folio_jobidx folio_jobidx_t;
+
+folio_status_t folio_jobidx_create(const char *dir, folio_jobidx_t **out);
+void folio_jobidx_destroy(folio_jobidx_t **x); /* NULL-safe, nulls *x */
+/* hash of the document id was put with; *found false when none (ids that
+ * are empty or longer than FOLIO_STORE_MAX_ID are never found). */
+folio_status_t folio_jobidx_find_id(folio_jobidx_t *x, const char *id, uint8_t hash[16], bool *found);
+/* id (into id[cap]) of the document put with this content hash. */
+folio_status_t folio_jobidx_find_content(folio_jobidx_t *x, const uint8_t hash[16], char *id, size_t cap,
+                                         bool *found);
+/* Records id (1..FOLIO_STORE_MAX_ID bytes) with content hash, and when
+ * content is true also hash -> id (id is where this content will be). */
+folio_status_t folio_jobidx_put(folio_jobidx_t *x, const char *id, const uint8_t hash[16], bool content);
 
 #endif

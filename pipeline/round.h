@@ -7,7 +7,6 @@
 typedef struct {
     folio_doc_t doc;   /* analyzed                                           */
     float *weights;    /* (doc.n_tokens) IDF weights                         */
-    size_t plan_idx;   /* rank 0: index in the plan                          */
 } folio_round_item_t;
 
 /* Rank 0's commit of a round, in item order: n items with each one's
