@@ -347,6 +347,18 @@ void folio_encoded_clear(folio_encoded_t *e);
 folio_status_t folio_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
                                  const uint32_t *end, uint32_t m, float *out);
 
+/* Fixed-point pooled sums, the exact form used when a range is split over
+ * ranks or devices: acc[r*d + j] += sum over tokens t of range r clipped to
+ * [t0, t1) of llrint(X[t - t0][j] * FOLIO_POOL_ONE).  Integer sums do not
+ * depend on the order or the split, so partial sums from any number of ranks
+ * add up to the same value.  X: rows of tokens [t0, t1); begin/end: (m)
+ * ranges in document tokens; acc: (m, d), added to.  Ranges may be empty or
+ * lie outside [t0, t1) (they add nothing).  (|x| <= sqrt(d_h) after the
+ * per-head normalization, so 2^32 leaves room for 2^27 tokens per range.) */
+#define FOLIO_POOL_ONE 4294967296.0
+void folio_pool_fixed(const float *X, uint64_t t0, uint64_t t1, uint32_t d, const uint32_t *begin,
+                      const uint32_t *end, uint64_t m, int64_t *acc);
+
 /* Attention-derived salience per range (sentence).  The mass a node received
  * (sum over layers, heads and queries of the softmax weight on it) is spread
  * evenly over the tokens under it; a token's salience is the sum over its

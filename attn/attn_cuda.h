@@ -127,6 +127,15 @@ folio_status_t folio_cuda_attn_select(const folio_pattern_t *p, const folio_hier
 folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
                                       const uint32_t *end, uint32_t m, float *out, void *stream);
 
+/* Fixed-point pooled sums, as folio_pool_fixed (attn.h), bit-identical:
+ * X: (rows, d) fp32 device rows of tokens [t0, t1) (local row = token - t0);
+ * items: (m_items, 3) uint32 device triples (range r, first local row, end
+ * local row), several items may share a range (a long range cut in pieces);
+ * acc: (ranges, d) int64 device, added to with integer atomics (exact in any
+ * order).  The caller clips ranges to [t0, t1) and zeroes acc. */
+folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, const uint32_t *items, uint32_t m_items,
+                                     int64_t *acc, void *stream);
+
 /* Salience mass, as folio_mass_accumulate: mass[sel[..]] +=
  * llrint(node_mass * FOLIO_MASS_ONE) for every selected slot, with integer
  * atomics (exact, order-independent).  All device; mass: (n_nodes) int64. */
@@ -160,6 +169,14 @@ typedef struct {
 folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum,
                                      int out_bf16, int with_node_mass, int reps,
                                      folio_attn_cuda_bench_t *res);
+
+/* Times folio_cuda_attn_select (hierarchy + routed top-k) alone for a
+ * document of n tokens under pattern p (resolved), on random summaries:
+ * median ms of `reps`.  route_ms (optional, 2): the routed top-k alone,
+ * [0] the tiled kernel in use, [1] the previous one-thread-per-row kernel
+ * (hier+topk with k <= 8 only; left untouched otherwise).  Needs a device. */
+folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int reps, double *ms_median,
+                                       double *route_ms);
 
 #else /* !FOLIO_HAVE_CUDA: stubs so callers compile everywhere */
 
@@ -196,6 +213,9 @@ static inline folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *
 static inline folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, const uint32_t *begin,
                                                     const uint32_t *end, uint32_t m, float *out, void *stream)
 { (void)X; (void)n; (void)d; (void)begin; (void)end; (void)m; (void)out; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, const uint32_t *items, uint32_t m_items,
+                                                   int64_t *acc, void *stream)
+{ (void)X; (void)d; (void)items; (void)m_items; (void)acc; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float *node_mass,
                                                         uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream)
 { (void)sel; (void)sel_n; (void)node_mass; (void)n_qblocks; (void)H; (void)s_max; (void)mass; (void)stream;
@@ -220,6 +240,9 @@ static inline folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, in
 { (void)n; (void)H; (void)d_h; (void)W; (void)s_sum; (void)out_bf16; (void)with_node_mass;
   (void)reps; (void)res; return FOLIO_ERR_UNSUPPORTED; }
 
+static inline folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int reps, double *ms_median,
+                                                     double *route_ms)
+{ (void)p; (void)n; (void)reps; (void)ms_median; (void)route_ms; return FOLIO_ERR_UNSUPPORTED; }
 #endif /* FOLIO_HAVE_CUDA */
 
 #ifdef __cplusplus

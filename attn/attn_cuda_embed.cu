@@ -1,6 +1,7 @@
 /* attn/attn_cuda_embed.cu — the hashed embedding, pooling and salience-mass
  * kernels of the CUDA backend; each computes exactly what its CPU twin in
- * attn/ computes (folio_embed, folio_pool_ranges, folio_mass_accumulate) and
+ * attn/ computes (folio_embed, folio_pool_ranges, folio_pool_fixed,
+ * folio_mass_accumulate) and
  * tests/unit/test_cuda_embed.c compares them. */
 #include "attn_cuda.h"
 
@@ -185,6 +186,20 @@ __global__ void pool_kernel(const float *X, uint32_t d, const uint32_t *begin, c
     for (uint32_t c = threadIdx.x; c < d; c += blockDim.x) out[(size_t)r * d + c] = (float)(acc[c] * f);
 }
 
+/* One CTA per item (range r, local rows [b, e)): columns over threads,
+ * tokens summed in int64 fixed point, then one integer atomic per column
+ * (a range cut into several items adds up exactly in any order). */
+__global__ void pool_fixed_kernel(const float *X, uint32_t d, const uint32_t *items, int64_t *acc)
+{
+    const uint32_t *it = items + 3 * (size_t)blockIdx.x;
+    const uint32_t r = it[0], b = it[1], e = it[2];
+    for (uint32_t c = threadIdx.x; c < d; c += blockDim.x) {
+        long long s = 0;
+        for (uint32_t t = b; t < e; t++) s += __double2ll_rn((double)X[(size_t)t * d + c] * FOLIO_POOL_ONE);
+        atomicAdd((unsigned long long *)&acc[(size_t)r * d + c], (unsigned long long)s);
+    }
+}
+
 __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const float *node_mass, uint64_t rows,
                             int s_max, int64_t *mass)
 {
@@ -224,6 +239,17 @@ extern "C" folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uin
     (void)n;
     if (m == 0) return FOLIO_OK;
     pool_kernel<<<m, 256, (size_t)d * sizeof(double), (cudaStream_t)stream>>>(X, d, begin, end, out);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, const uint32_t *items, uint32_t m_items,
+                                                int64_t *acc, void *stream)
+{
+    FOLIO_CHECK_GENERIC(d >= 1 && (m_items == 0 || (X && items && acc)), FOLIO_ERR_ARG,
+                        "pool fixed cuda: bad arguments (d=%u items=%u)", d, m_items);
+    if (m_items == 0) return FOLIO_OK;
+    pool_fixed_kernel<<<m_items, d < 256 ? ((d + 31) / 32) * 32 : 256, 0, (cudaStream_t)stream>>>(X, d, items, acc);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

@@ -34,13 +34,42 @@ __global__ void block_means_kernel(const float *X, int64_t n, int d, int B, floa
 }
 
 /* ------------------------------------------------------------ routed top-k
- * One thread per (query block, head): its mean query (the block summary's
- * head slice, 64 floats) stays in registers; candidate blocks stream through
- * shared memory in chunks shared by the CTA's 128 threads.  Each thread keeps
- * a sorted top-KMAX list (descending score, ascending index on ties) with
- * compile-time indexing only, so it stays in registers. */
-constexpr int kRouteThreads = 128;
-constexpr int kRouteChunk = 32;
+ * A tiled score product, as an SGEMM: a CTA takes 64 query blocks of one
+ * head; candidate blocks stream through shared memory in tiles of 64; each
+ * of the 256 threads computes a 4 x 4 patch of the 64 x 64 score tile with
+ * operands transposed in shared memory (one float4 of queries and one of
+ * candidates per 16 FMAs).  Every score is one fmaf chain over the 64
+ * dimensions in order, starting from 0 — the CPU's arithmetic, so scores
+ * are the same to the bit.  The tile is then scanned by 4 threads per query
+ * row (interleaved columns), each keeping a sorted top-KMAX list in
+ * registers (descending score, ascending index on ties); the 4 lists of a
+ * row merge at the end by the same order, which gives exactly the ordered
+ * top-k of all candidates. */
+constexpr int kRouteThreads = 256;
+constexpr int kRT = 64;        /* query rows and candidates per tile */
+constexpr int kSStride = 68;   /* score tile row stride: conflict-free scans */
+
+template <int KMAX>
+__device__ __forceinline__ void topk_insert(float (&bs)[KMAX], int32_t (&bi)[KMAX], float sc, int32_t j)
+{
+    /* candidates reach a list in increasing index, so an equal score never
+     * displaces an earlier one */
+    if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) return;
+    float cs = sc;
+    int32_t ci = j;
+    bool ins = false;
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) {
+        const bool take = ins || cs > bs[e] || bi[e] < 0;
+        ins = take;
+        const float ts = bs[e];
+        const int32_t ti = bi[e];
+        bs[e] = take ? cs : ts;
+        bi[e] = take ? ci : ti;
+        cs = take ? ts : cs;
+        ci = take ? ti : ci;
+    }
+}
 
 template <int KMAX>
 __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *node_q, const float *node_k,
@@ -49,11 +78,127 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
                                                                    int32_t *out, int32_t *out_n)
 {
     constexpr int D = 64;
+    __shared__ __align__(16) float qt[D][kRT];                 /* queries, [dim][row]      */
+    __shared__ __align__(16) float kts[kRT * kSStride];        /* candidates [dim][col], then scores [row][col] */
+    float (*kt)[kRT] = reinterpret_cast<float (*)[kRT]>(kts);
+    const int h = blockIdx.y, t = threadIdx.x;
+    const int64_t r0 = qb0 + (int64_t)blockIdx.x * kRT;
+    const int nrows = (int)min((int64_t)kRT, qb1 - r0);
+    /* load + transpose the query tile (rows past qb1 are zeros, never output) */
+    for (int idx = t; idx < kRT * (D / 4); idx += kRouteThreads) {
+        const int r = idx % kRT, c4 = idx / kRT;
+        float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+        if (r < nrows) v = *reinterpret_cast<const float4 *>(node_q + (r0 + r) * ld + h * D + 4 * c4);
+        qt[4 * c4][r] = v.x;
+        qt[4 * c4 + 1][r] = v.y;
+        qt[4 * c4 + 2][r] = v.z;
+        qt[4 * c4 + 3][r] = v.w;
+    }
+    /* product patch: rows pr..pr+3, columns pc..pc+3 of the tile */
+    const int pr = (t / 16) * 4, pc = (t % 16) * 4;
+    /* scan role: row sr, columns sq, sq+4, ... */
+    const int sr = t / 4, sq = t % 4;
+    const int64_t my_qb = r0 + sr;
+    const int64_t g0 = sr < nrows ? (my_qb / G) * G : -1, g1 = g0 + G;
+    float bs[KMAX];
+    int32_t bi[KMAX];
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) { bs[e] = -INFINITY; bi[e] = -1; }
+
+    for (int64_t j0 = 0; j0 < nb; j0 += kRT) {
+        __syncthreads(); /* previous scan done with the score tile */
+        for (int idx = t; idx < kRT * (D / 4); idx += kRouteThreads) {
+            const int r = idx % kRT, c4 = idx / kRT;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (j0 + r < nb) v = *reinterpret_cast<const float4 *>(node_k + (j0 + r) * ld + h * D + 4 * c4);
+            kt[4 * c4][r] = v.x;
+            kt[4 * c4 + 1][r] = v.y;
+            kt[4 * c4 + 2][r] = v.z;
+            kt[4 * c4 + 3][r] = v.w;
+        }
+        __syncthreads();
+        float acc[4][4];
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) acc[i][j] = 0.f;
+#pragma unroll 16
+        for (int c = 0; c < D; c++) {
+            const float4 a = *reinterpret_cast<const float4 *>(&qt[c][pr]);
+            const float4 b = *reinterpret_cast<const float4 *>(&kt[c][pc]);
+            const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+        }
+        __syncthreads(); /* everyone done reading the candidates */
+#pragma unroll
+        for (int i = 0; i < 4; i++)
+            *reinterpret_cast<float4 *>(&kts[(pr + i) * kSStride + pc]) =
+                make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+        __syncthreads();
+        if (sr < nrows) {
+            const int cn = (int)min((int64_t)kRT, nb - j0);
+            for (int u = sq; u < cn; u += 4) {
+                const int64_t j = j0 + u;
+                if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
+                topk_insert<KMAX>(bs, bi, kts[sr * kSStride + u], (int32_t)j);
+            }
+        }
+    }
+    /* Merge the 4 lists of each row: its 4 scan threads are 4 consecutive
+     * lanes of one warp, so the head of every list is compared by shuffles
+     * (higher score, then lower index wins; indices differ across lists)
+     * and the winner's list shifts up.  Every lane takes part. */
+    const int64_t row = ((my_qb - qb0) * H + h) * (int64_t)k;
+    int cnt = 0;
+    for (int e = 0; e < k; e++) {
+        float bsc = bs[0];
+        int32_t bix = bi[0];
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            const float os = __shfl_xor_sync(0xffffffffu, bsc, off);
+            const int32_t oi = __shfl_xor_sync(0xffffffffu, bix, off);
+            if (oi >= 0 && (bix < 0 || os > bsc || (os == bsc && oi < bix))) {
+                bsc = os;
+                bix = oi;
+            }
+        }
+        if (bix >= 0 && bi[0] == bix) {
+#pragma unroll
+            for (int q = 0; q + 1 < KMAX; q++) {
+                bs[q] = bs[q + 1];
+                bi[q] = bi[q + 1];
+            }
+            bs[KMAX - 1] = -INFINITY;
+            bi[KMAX - 1] = -1;
+        }
+        if (sq == 0 && sr < nrows) out[row + e] = bix;
+        cnt += bix >= 0;
+    }
+    if (sq != 0 || sr >= nrows) return;
+    out_n[(my_qb - qb0) * H + h] = cnt;
+}
+
+/* The previous routing kernel (one thread per query block and head, an
+ * fmaf chain per candidate, candidates broadcast from shared memory): kept
+ * only so that `folio bench attn --backend cuda` times both in one run. */
+constexpr int kRowThreads = 128;
+constexpr int kRowChunk = 32;
+
+template <int KMAX>
+__global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const float *node_q, const float *node_k,
+                                                                   int64_t ld, int64_t nb, int H,
+                                                                   int G, int k, int64_t qb0, int64_t qb1,
+                                                                   int32_t *out, int32_t *out_n)
+{
+    constexpr int D = 64;
     /* every thread reads the same candidate row at once (a broadcast), so
      * rows need no padding and float4 reads quarter the shared loads */
-    __shared__ __align__(16) float cand[kRouteChunk][D];
+    __shared__ __align__(16) float cand[kRowChunk][D];
     const int h = blockIdx.y;
-    const int64_t qb = qb0 + (int64_t)blockIdx.x * kRouteThreads + threadIdx.x;
+    const int64_t qb = qb0 + (int64_t)blockIdx.x * kRowThreads + threadIdx.x;
     const bool live = qb < qb1;
     float q[D];
 #pragma unroll
@@ -64,15 +209,15 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
 #pragma unroll
     for (int e = 0; e < KMAX; e++) { bs[e] = -INFINITY; bi[e] = -1; }
 
-    for (int64_t j0 = 0; j0 < nb; j0 += kRouteChunk) {
+    for (int64_t j0 = 0; j0 < nb; j0 += kRowChunk) {
         __syncthreads();
-        for (int idx = threadIdx.x; idx < kRouteChunk * D; idx += kRouteThreads) {
+        for (int idx = threadIdx.x; idx < kRowChunk * D; idx += kRowThreads) {
             const int r = idx / D, c = idx % D;
             const int64_t j = j0 + r;
             cand[r][c] = j < nb ? node_k[j * ld + h * D + c] : 0.f;
         }
         __syncthreads();
-        const int cn = (int)min((int64_t)kRouteChunk, nb - j0);
+        const int cn = (int)min((int64_t)kRowChunk, nb - j0);
         for (int r = 0; r < cn; r++) {
             const int64_t j = j0 + r;
             if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
@@ -260,7 +405,9 @@ extern "C" folio_status_t folio_cuda_route_topk(const float *node_q, const float
                         FOLIO_ERR_ARG, "route top-k: bad G=%d H=%d ld=%lld range [%lld,%lld) of %lld blocks",
                         G, H, (long long)ld, (long long)qb0, (long long)qb1, (long long)nb);
     if (qb1 == qb0) return FOLIO_OK;
-    dim3 grid((unsigned)((qb1 - qb0 + kRouteThreads - 1) / kRouteThreads), (unsigned)H);
+    FOLIO_CHECK_GENERIC(ld % 4 == 0 && ((uintptr_t)node_q % 16) == 0 && ((uintptr_t)node_k % 16) == 0,
+                        FOLIO_ERR_ARG, "route top-k: rows must be 16-byte aligned (ld=%lld)", (long long)ld);
+    dim3 grid((unsigned)((qb1 - qb0 + kRT - 1) / kRT), (unsigned)H);
     cudaStream_t st = (cudaStream_t)stream;
     if (k <= 8)
         route_topk_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
@@ -611,5 +758,90 @@ extern "C" folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W
     res->pairs = pairs * H;
     res->tflops_useful = 4.0 * d_h * res->pairs / (res->ms_median * 1e-3) / 1e12;
     res->tflops_computed = 4.0 * d_h * tiles * 64 * 64 * H / (res->ms_median * 1e-3) / 1e12;
+    return FOLIO_OK;
+}
+
+/* Routing alone on the device: random fp32 level-1 summaries of a document
+ * of n tokens (upper levels built), folio_cuda_attn_select over all query
+ * blocks, median of `reps` (events on the legacy stream). */
+__global__ void fill_random_f32(float *x, int64_t n, uint64_t seed)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+        uint64_t z = seed + (uint64_t)i * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        x[i] = (float)((double)(z >> 40) / 16777216.0 * 2.0 - 1.0);
+    }
+}
+
+extern "C" folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int reps, double *ms_median,
+                                                  double *route_ms)
+{
+    FOLIO_CHECK_GENERIC(p && ms_median && n >= 1 && reps >= 1, FOLIO_ERR_ARG, "bench select cuda: bad arguments");
+    FOLIO_CHECK_GENERIC(folio_cuda_available(), FOLIO_ERR_NO_DEVICE, "bench select cuda: no CUDA device");
+    folio_hier_t h;
+    FOLIO_TRY(folio_hier_init(&h, (uint64_t)n, p->block, p->group));
+    const int64_t d = (int64_t)p->heads * p->head_dim, nb = h.count[1];
+    const int s_max = (int)folio_pattern_summary_max(p, (uint64_t)n);
+    *ms_median = 0;
+    if (s_max == 0) return FOLIO_OK;
+    DevBufs db;
+    float *dN;
+    int32_t *dSel, *dSelN;
+    FOLIO_CUDA_CHECK(db.alloc(&dN, (size_t)h.n_nodes * d * 4));
+    FOLIO_CUDA_CHECK(db.alloc(&dSel, (size_t)nb * p->heads * s_max * 4));
+    FOLIO_CUDA_CHECK(db.alloc(&dSelN, (size_t)nb * p->heads * 4));
+    fill_random_f32<<<grid_for(nb * d, 256), 256>>>(dN, nb * d, 4242);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    FOLIO_TRY(folio_cuda_hier_build_upper(&h, (int)d, dN, NULL));
+    FOLIO_TRY(folio_cuda_attn_select(p, &h, dN, dN, d, 0, (uint32_t)nb, dSel, dSelN, s_max, NULL)); /* warm-up */
+    FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+    cudaEvent_t e0, e1;
+    FOLIO_CUDA_CHECK(cudaEventCreate(&e0));
+    FOLIO_CUDA_CHECK(cudaEventCreate(&e1));
+    std::vector<float> ms((size_t)reps);
+    for (int r = 0; r < reps; r++) {
+        cudaEventRecord(e0);
+        folio_status_t st = folio_cuda_attn_select(p, &h, dN, dN, d, 0, (uint32_t)nb, dSel, dSelN, s_max, NULL);
+        cudaEventRecord(e1);
+        cudaEventSynchronize(e1);
+        cudaEventElapsedTime(&ms[(size_t)r], e0, e1);
+        if (st != FOLIO_OK) {
+            cudaEventDestroy(e0);
+            cudaEventDestroy(e1);
+            return st;
+        }
+    }
+    /* routing alone, the tiled kernel and the previous one (k <= 8) */
+    const int k = (int)p->topk;
+    if (route_ms && p->kind == FOLIO_PATTERN_HIER_TOPK && h.n_levels >= 2 && k >= 1 && k <= 8 && p->head_dim == 64) {
+        int32_t *dR, *dRN;
+        FOLIO_CUDA_CHECK(db.alloc(&dR, (size_t)nb * p->heads * k * 4));
+        FOLIO_CUDA_CHECK(db.alloc(&dRN, (size_t)nb * p->heads * 4));
+        for (int v = 0; v < 2; v++) {
+            std::vector<float> rm((size_t)reps);
+            for (int r = 0; r < reps + 1; r++) {
+                cudaEventRecord(e0);
+                if (v == 0) {
+                    FOLIO_TRY(folio_cuda_route_topk(dN, dN, d, nb, (int)p->heads, 64, (int)h.G, k, 0, nb, dR, dRN, NULL));
+                } else {
+                    dim3 grid((unsigned)((nb + kRowThreads - 1) / kRowThreads), p->heads);
+                    route_topk_rowwise_kernel<8><<<grid, kRowThreads>>>(dN, dN, d, nb, (int)p->heads, (int)h.G, k, 0, nb,
+                                                                       dR, dRN);
+                }
+                cudaEventRecord(e1);
+                cudaEventSynchronize(e1);
+                if (r > 0) cudaEventElapsedTime(&rm[(size_t)r - 1], e0, e1);
+            }
+            FOLIO_CUDA_CHECK(cudaGetLastError());
+            std::sort(rm.begin(), rm.end());
+            route_ms[v] = rm[(size_t)reps / 2];
+        }
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ms.begin(), ms.end());
+    *ms_median = ms[(size_t)reps / 2];
     return FOLIO_OK;
 }

@@ -24,10 +24,24 @@ export PKG_CONFIG_PATH=$PCSTUB${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 nvidia-smi -L | tee "$OUT/cards.txt"
 nproc
 SRC=${SRC:-.}   # a clean snapshot (git archive) may be given
-cmake -S "$SRC" -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=OFF > "$OUT/cmake.log" 2>&1
+D=$PWD/.gpu/data
+cmake -S "$SRC" -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=ON \
+      -DFOLIO_DATA_DIR="$D" > "$OUT/cmake.log" 2>&1
 cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 F=$PWD/build-gpu/folio
-D=$PWD/.gpu/data
+# The device's own checks first: every CUDA kernel against its CPU reference,
+# and the 2-GPU ingest against the 1-GPU and CPU ones.
+echo "== GPU tests" | tee -a "$OUT/table.txt"
+ctest --test-dir build-gpu -R 'cuda|gpu' --output-on-failure > "$OUT/ctest.log" 2>&1 \
+    && echo "GPU tests passed" | tee -a "$OUT/table.txt" \
+    || { echo "GPU TESTS FAILED"; tail -60 "$OUT/ctest.log"; } | tee -a "$OUT/table.txt"
+grep -E 'tests passed|Passed|Failed|Skipped' "$OUT/ctest.log" | tail -8 | tee -a "$OUT/table.txt"
+# The kernel and the summary-key selection alone (routing is O(blocks^2)).
+echo "== bench attn --backend cuda (default pattern; select = hierarchy + routing of one layer)" | tee -a "$OUT/table.txt"
+for n in 65536 1048576 9830400; do
+    "$F" bench attn --backend cuda --n "$n" --reps 3 2>&1 | tee -a "$OUT/table.txt"
+done
+export FOLIO_PROFILE=1  # stage timings of documents >= 64k tokens on stderr
 W=/tmp/gi; rm -rf "$W"; mkdir -p "$W"
 MPI="mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH"
 

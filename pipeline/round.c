@@ -185,6 +185,13 @@ static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64
 
 /* ------------------------------------------------------------ the round */
 
+/* On a GPU the device, not the rank's threads, works inside a document: a
+ * thread per document (each thread's worker has its own stream and device
+ * buffers) keeps the device busy with several documents at once and runs
+ * their host work (staging, pooling) in parallel.  The bound keeps each
+ * thread's device buffers under ~1 GB. */
+enum { ROUND_SMALL_TOKENS_GPU = 262144 };
+
 folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items, int64_t n_items)
 {
     MPI_Comm comm = rc->comm;
@@ -307,7 +314,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner < 0) continue;
         if (owner != me) { if (me == 0) remote++; continue; }
-        if (!rc->gpu && rc->threads > 1 && it[i].doc.n_tokens < FOLIO_ROUND_SMALL_TOKENS) {
+        if (rc->threads > 1 && it[i].doc.n_tokens < (rc->gpu ? ROUND_SMALL_TOKENS_GPU : FOLIO_ROUND_SMALL_TOKENS)) {
             small[ns++] = i;
             continue;
         }
@@ -377,7 +384,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         est[i] = (folio_status_t)h.status;
         if (meta[i * META_N + META_OWNER] < 0) from[i] = -1;
     }
-    if (me == 0 && st == FOLIO_OK) st = rc->commit(rc->commit_ctx, items, est, resv, from, n_items);
+    if (me == 0 && st == FOLIO_OK) st = rc->commit(rc->commit_ctx, items, est, resv, from, packed, n_items);
     free(est);
     free(resv);
     free(from);

@@ -103,10 +103,8 @@ folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_p
 /* Fixed-point sum of rows [b, e) of X (local rows from t0) into a[d]. */
 static void pool_rows(const float *X, uint64_t t0, uint64_t b, uint64_t e, uint32_t d, int64_t *a)
 {
-    for (uint64_t t = b; t < e; t++) {
-        const float *x = X + (t - t0) * d;
-        for (uint32_t j = 0; j < d; j++) a[j] += (int64_t)llrint((double)x[j] * FOLIO_POOL_ONE);
-    }
+    const uint32_t b32 = (uint32_t)b, e32 = (uint32_t)e;
+    folio_pool_fixed(X, t0, e, d, &b32, &e32, 1, a);
 }
 
 /* Ranges are independent (each writes its own row) and integer sums are
@@ -174,9 +172,20 @@ static void ranges_hit(const uint32_t *rb, const uint32_t *re, uint64_t m, uint6
     *hi = e > a ? e : a;
 }
 
+/* This rank's fixed-point partial sums of ranges [lo, lo + cnt): from the
+ * device-resident X when the worker is on a GPU, else from host X. */
+static folio_status_t partial_sums(folio_worker_t *w, const float *X, uint64_t t0, uint64_t t1, uint32_t d,
+                                   const uint32_t *rb, const uint32_t *re, uint64_t lo, uint64_t cnt,
+                                   int64_t *acc)
+{
+    if (w->gpu) return folio_gpu_pool_fixed(w->gpu, rb + lo, re + lo, cnt, acc);
+    pool_partial(X, t0, t1, d, rb, re, lo, cnt, acc);
+    return FOLIO_OK;
+}
+
 /* Pools ranges [rb, re) of X (local rows [t0, t1)) into out on rank 0. */
-static folio_status_t pool_ranges_x(folio_exchange_t *x, const float *X, uint64_t t0, uint64_t t1,
-                                    uint32_t d, const uint32_t *rb, const uint32_t *re, uint64_t m,
+static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, const float *X, uint64_t t0,
+                                    uint64_t t1, uint32_t d, const uint32_t *rb, const uint32_t *re, uint64_t m,
                                     float *out)
 {
     if (m == 0) return FOLIO_OK;
@@ -184,7 +193,12 @@ static folio_status_t pool_ranges_x(folio_exchange_t *x, const float *X, uint64_
     ranges_hit(rb, re, m, t0, t1, &lo, &hi);
     int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
     FOLIO_CHECK_ALLOC(mine);
-    pool_partial(X, t0, t1, d, rb, re, lo, hi - lo, mine);
+    folio_status_t pst = partial_sums(w, X, t0, t1, d, rb, re, lo, hi - lo, mine);
+    if (pst != FOLIO_OK) {
+        /* Every rank must take part in the gather below: contribute zeros
+         * and report the failure after it. */
+        memset(mine, 0, (hi - lo) * d * sizeof *mine);
+    }
     int64_t *all = NULL;
     folio_status_t st = FOLIO_OK;
     if (folio_exchange_rank(x) == 0) {
@@ -193,6 +207,7 @@ static folio_status_t pool_ranges_x(folio_exchange_t *x, const float *X, uint64_
     }
     /* Every rank must take part even if rank 0 failed to allocate. */
     folio_status_t gst = fx_gather_rows_i64(x, mine, lo, hi - lo, d, all ? all : mine);
+    if (st == FOLIO_OK) st = pst;
     if (st == FOLIO_OK) st = gst;
     if (st == FOLIO_OK && all) pool_finish(all, rb, re, m, d, out);
     free(all);
@@ -275,28 +290,34 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     float *X = NULL, *Xout = NULL, *nodes = NULL;
     int32_t *sel = NULL, *seln = NULL;
     int64_t *mass = NULL;
-    X = malloc(nx * d * sizeof *X);
-    Xout = malloc(len * d * sizeof *Xout);
     nodes = malloc(((size_t)h.n_nodes + 1) * d * sizeof *nodes);
-    sel = malloc(((size_t)(qb1 - qb0) * H * (s_max > 0 ? s_max : 1)) * sizeof *sel);
-    seln = malloc((size_t)(qb1 - qb0) * H * sizeof *seln);
     mass = calloc((size_t)h.n_nodes + 1, sizeof *mass);
-    if (!X || !Xout || !nodes || !sel || !seln || !mass) st = FOLIO_ERR_NOMEM;
-    /* Layer 0 input, halo included: the embedding is per token, so each rank
-     * embeds its halo rows itself instead of receiving them. */
-    if (st == FOLIO_OK)
-        st = folio_embed(doc->text, doc->tokens + x0, weights + x0, (uint32_t)nx, d, FOLIO_EMBED_SEED, X);
-    double tm_embed = folio_now();
+    if (!nodes || !mass) st = FOLIO_ERR_NOMEM;
     folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
-    if (st == FOLIO_OK) {
-        if (w->gpu)
-            st = folio_worker_layers_cuda(w->gpu, x, &sp, X, nodes, mass);
-        else
-            st = layers_cpu(w, x, &sp, X, Xout, nodes, sel, seln, mass);
+    double tm_embed = folio_now(), tm_layers = tm_embed;
+    if (w->gpu) {
+        /* Everything from the embedding to the final block means on the
+         * device; X never comes back to the host. */
+        if (st == FOLIO_OK) st = folio_gpu_encode(w->gpu, x, &sp, doc, weights, nodes, mass);
+        tm_layers = folio_now(); /* "layers" = the whole device encode */
+    } else {
+        X = malloc(nx * d * sizeof *X);
+        Xout = malloc(len * d * sizeof *Xout);
+        sel = malloc(((size_t)(qb1 - qb0) * H * (s_max > 0 ? s_max : 1)) * sizeof *sel);
+        seln = malloc((size_t)(qb1 - qb0) * H * sizeof *seln);
+        if (!X || !Xout || !sel || !seln) st = FOLIO_ERR_NOMEM;
+        /* Layer 0 input, halo included: the embedding is per token, so each
+         * rank embeds its halo rows itself instead of receiving them. */
+        if (st == FOLIO_OK)
+            st = folio_embed(doc->text, doc->tokens + x0, weights ? weights + x0 : NULL, (uint32_t)nx, d,
+                             FOLIO_EMBED_SEED, X);
+        tm_embed = folio_now();
+        if (st == FOLIO_OK) st = layers_cpu(w, x, &sp, X, Xout, nodes, sel, seln, mass);
+        tm_layers = folio_now();
+        /* Block summaries of the final token vectors. */
+        if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
     }
-    double tm_layers = folio_now();
-    /* Block summaries of the final token vectors, and the salience mass. */
-    if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
+    /* Every rank's block summaries, and the salience mass summed on rank 0. */
     if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
     if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
 
@@ -315,7 +336,8 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         w->rb[i] = doc->sents[i].tok_begin;
         w->re[i] = doc->sents[i].tok_end;
     }
-    if (st == FOLIO_OK) st = pool_ranges_x(x, X + hl * d, t0, t1, d, w->rb, w->re, ns, w->sent);
+    const float *Xmid = X ? X + hl * d : NULL; /* NULL on the GPU: X is on the device */
+    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, ns, w->sent);
     if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, w->sal);
     for (uint32_t i = 0; i < nsec; i++) {
         const folio_section_t *s = &doc->sections[i];
@@ -332,15 +354,17 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         int64_t *acc = calloc(m2 * d + 1, sizeof *acc);
         if (!acc) st = FOLIO_ERR_NOMEM;
         if (st == FOLIO_OK) {
-            pool_partial(X + hl * d, t0, t1, d, w->rb, w->re, 0, m2, acc);
+            folio_status_t pst = partial_sums(w, Xmid, t0, t1, d, w->rb, w->re, 0, m2, acc);
+            if (pst != FOLIO_OK) memset(acc, 0, m2 * d * sizeof *acc); /* still take part */
             st = fx_reduce_i64(x, acc, m2 * d);
+            if (st == FOLIO_OK) st = pst;
             if (st == FOLIO_OK && me == 0) pool_finish(acc, w->rb, w->re, m2, d, w->sec);
         }
         free(acc);
     }
     double tm_pool = folio_now();
     uint32_t all_b = 0, all_e = (uint32_t)n;
-    if (st == FOLIO_OK) st = pool_ranges_x(x, X + hl * d, t0, t1, d, &all_b, &all_e, 1, w->docv);
+    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, &all_b, &all_e, 1, w->docv);
 
     if (w->profile && n >= 65536)
         folio_log(FOLIO_LOG_INFO, "profile %s [%llu,%llu) of %llu: alloc+embed %.3fs, layers %.3fs (%s), "

@@ -1,13 +1,20 @@
-/* workers/worker_cuda.c — the GPU worker: the L layers of a document (or of
- * a rank's share of one) on the device, with halos and block summaries
- * exchanged through NCCL between the GPUs that share the document.
+/* workers/worker_cuda.c — the GPU worker: a document (or a rank's share of
+ * one) stays on the device from the embedding to the pooled sums; only the
+ * text, token spans and IDF weights go up, and only block summaries, the
+ * salience mass and fixed-point pooled sums come back.  Halos and block
+ * summaries travel by NCCL between the GPUs that share a document.
  *
- * Per layer, all on one stream: block means -> (NCCL broadcast of every
- * rank's block rows) -> upper hierarchy levels -> summary-key selection ->
- * bf16 copies of X and the nodes -> fused block-sparse attention (tensor
- * cores) -> residual + per-head RMS normalization -> (NCCL halo exchange).
- * The salience mass is accumulated on the host in exact fixed point, as on
- * the CPU.  The CPU reference of every kernel is in attn/ (tests compare).
+ * Per document: hashed embedding -> L layers, each on one stream: block
+ * means -> (NCCL broadcast of every rank's block rows) -> upper hierarchy
+ * levels -> summary-key selection -> bf16 copies of X and the nodes ->
+ * fused block-sparse attention (tensor cores) -> residual + per-head RMS
+ * normalization -> salience mass (int64 atomics, exact) -> (NCCL halo
+ * exchange) ; then the final block means.  Pooling runs on demand over the
+ * resident X (folio_gpu_pool_fixed).  Every kernel has its CPU reference in
+ * attn/ and a test comparing them.
+ *
+ * One folio_gpu_t per worker (threads each have their own worker, stream and
+ * buffers, so short documents from several threads overlap on the device).
  */
 #include "workers_internal.h"
 
@@ -43,8 +50,19 @@ struct folio_gpu {
     uint16_t *nodesb; size_t nodesb_cap;
     int32_t *sel; size_t sel_cap;    /* (nqb, H, s_max)                       */
     int32_t *seln; size_t seln_cap;  /* (nqb, H)                              */
-    float *mass; size_t mass_cap;    /* (nqb, H, s_max)                       */
-    int32_t *h_sel, *h_seln; float *h_mass; size_t h_cap, h_ncap;
+    float *mass; size_t mass_cap;    /* (nqb, H, s_max) node mass per slot    */
+    int64_t *nmass; size_t nmass_cap;/* (n_nodes) salience mass, fixed point  */
+    char *text; size_t text_cap;     /* the tokens' bytes                     */
+    folio_span_t *spans; size_t spans_cap; /* (nx) spans, rebased on text     */
+    float *w; size_t w_cap;          /* (nx) IDF weights                      */
+    uint32_t *items; size_t items_cap;   /* pooling work items (m, 3)         */
+    int64_t *acc; size_t acc_cap;    /* pooled fixed-point sums               */
+    folio_span_t *h_spans; size_t h_spans_cap; /* host staging                */
+    uint32_t *h_items; size_t h_items_cap;
+    /* geometry of the resident document (folio_gpu_pool_fixed) */
+    uint64_t t0, t1, hl;
+    uint32_t d;
+    bool resident;
 };
 
 static folio_status_t dgrow(void **p, size_t *cap, size_t bytes)
@@ -84,8 +102,9 @@ void folio_gpu_destroy(folio_gpu_t **pg)
     if (!pg || !*pg) return;
     folio_gpu_t *g = *pg;
     cudaFree(g->X); cudaFree(g->Xb); cudaFree(g->out); cudaFree(g->nodes); cudaFree(g->nodesb);
-    cudaFree(g->sel); cudaFree(g->seln); cudaFree(g->mass);
-    free(g->h_sel); free(g->h_seln); free(g->h_mass);
+    cudaFree(g->sel); cudaFree(g->seln); cudaFree(g->mass); cudaFree(g->nmass);
+    cudaFree(g->text); cudaFree(g->spans); cudaFree(g->w); cudaFree(g->items); cudaFree(g->acc);
+    free(g->h_spans); free(g->h_items);
     if (g->stream) cudaStreamDestroy(g->stream);
     free(g);
     *pg = NULL;
@@ -136,8 +155,18 @@ static folio_status_t nccl_halo(folio_exchange_t *x, folio_gpu_t *g, const folio
     return FOLIO_OK;
 }
 
-folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
-                                        float *X, float *nodes, int64_t *mass)
+static folio_status_t hgrow(void **p, size_t *cap, size_t bytes)
+{
+    if (bytes <= *cap) return FOLIO_OK;
+    void *q = realloc(*p, bytes);
+    FOLIO_CHECK_ALLOC(q);
+    *p = q;
+    *cap = bytes;
+    return FOLIO_OK;
+}
+
+folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass)
 {
     const folio_pattern_t *p = sp->p;
     const uint32_t d = sp->d, H = p->heads;
@@ -145,7 +174,10 @@ folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, con
     const uint64_t nqb = sp->qb1 - sp->qb0;
     const int s_max = sp->s_max, sm1 = s_max > 0 ? s_max : 1;
     const bool multi = sp->P > 1;
+    g->resident = false;
     FOLIO_CHECK_GENERIC(!multi || fx_nccl(x), FOLIO_ERR_INTERNAL, "GPU layers over ranks need a NCCL communicator");
+    FOLIO_CHECK_GENERIC(nx > 0 && nx <= UINT32_MAX, FOLIO_ERR_TOO_LARGE, "%s: %llu token rows on one GPU",
+                        doc->id, (unsigned long long)nx);
     FOLIO_CHECK_CUDA(cudaSetDevice(g->device));
     FOLIO_TRY(dgrow((void **)&g->X, &g->X_cap, nx * d * 4));
     FOLIO_TRY(dgrow((void **)&g->Xb, &g->Xb_cap, nx * d * 2));
@@ -155,20 +187,31 @@ folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, con
     FOLIO_TRY(dgrow((void **)&g->sel, &g->sel_cap, nqb * H * sm1 * 4));
     FOLIO_TRY(dgrow((void **)&g->seln, &g->seln_cap, nqb * H * 4));
     FOLIO_TRY(dgrow((void **)&g->mass, &g->mass_cap, nqb * H * sm1 * 4));
-    if (g->h_cap < nqb * H * sm1) {
-        free(g->h_sel); free(g->h_mass);
-        g->h_sel = malloc(nqb * H * sm1 * 4);
-        g->h_mass = malloc(nqb * H * sm1 * 4);
-        g->h_cap = (g->h_sel && g->h_mass) ? nqb * H * sm1 : 0;
-        FOLIO_CHECK_ALLOC(g->h_cap ? g->h_sel : NULL);
+    FOLIO_TRY(dgrow((void **)&g->nmass, &g->nmass_cap, (nn + 1) * 8));
+
+    /* Layer-0 input on the device: the bytes of tokens [x0, x0 + nx), the
+     * spans rebased on them, the weights (halo rows are embedded here too,
+     * the embedding being per token). */
+    const folio_span_t *tk = doc->tokens + sp->x0;
+    const uint64_t base = tk[0].start, bytes = tk[nx - 1].end - base;
+    FOLIO_TRY(dgrow((void **)&g->text, &g->text_cap, bytes + 1));
+    FOLIO_TRY(dgrow((void **)&g->spans, &g->spans_cap, nx * sizeof(folio_span_t)));
+    FOLIO_TRY(hgrow((void **)&g->h_spans, &g->h_spans_cap, nx * sizeof(folio_span_t)));
+    for (uint64_t i = 0; i < nx; i++) {
+        g->h_spans[i] = tk[i];
+        g->h_spans[i].start -= (uint32_t)base;
+        g->h_spans[i].end -= (uint32_t)base;
     }
-    if (g->h_ncap < nqb * H) {
-        free(g->h_seln);
-        g->h_seln = malloc(nqb * H * 4);
-        g->h_ncap = g->h_seln ? nqb * H : 0;
-        FOLIO_CHECK_ALLOC(g->h_seln);
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->text, doc->text + base, bytes, cudaMemcpyHostToDevice, g->stream));
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->spans, g->h_spans, nx * sizeof(folio_span_t), cudaMemcpyHostToDevice,
+                                     g->stream));
+    if (weights) {
+        FOLIO_TRY(dgrow((void **)&g->w, &g->w_cap, nx * 4));
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->w, weights + sp->x0, nx * 4, cudaMemcpyHostToDevice, g->stream));
     }
-    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->X, X, nx * d * 4, cudaMemcpyHostToDevice, g->stream));
+    FOLIO_TRY(folio_cuda_embed(g->text, bytes, g->spans, weights ? g->w : NULL, (uint32_t)nx, d,
+                               FOLIO_EMBED_SEED, g->X, g->stream));
+    FOLIO_CHECK_CUDA(cudaMemsetAsync(g->nmass, 0, nn * 8, g->stream));
 
     for (uint32_t l = 0; l < p->layers; l++) {
         float *mine = g->nodes + (size_t)sp->qb0 * d;
@@ -206,18 +249,65 @@ folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, con
         FOLIO_TRY(folio_attn_sparse_fwd_cuda(&a));
         FOLIO_TRY(folio_cuda_residual_l2norm(g->X + sp->hl * d, g->out, (int64_t)len, (int)H, (int)p->head_dim,
                                              g->stream));
-        if (s_max > 0) {
-            FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->h_sel, g->sel, nqb * H * s_max * 4, cudaMemcpyDeviceToHost, g->stream));
-            FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->h_seln, g->seln, nqb * H * 4, cudaMemcpyDeviceToHost, g->stream));
-            FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->h_mass, g->mass, nqb * H * s_max * 4, cudaMemcpyDeviceToHost, g->stream));
-            FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
-            folio_mass_accumulate(g->h_sel, g->h_seln, g->h_mass, (uint32_t)nqb, (int)H, s_max, mass);
-        }
+        if (s_max > 0)
+            FOLIO_TRY(folio_cuda_mass_accumulate(g->sel, g->seln, g->mass, (uint32_t)nqb, (int)H, s_max, g->nmass,
+                                                 g->stream));
         if (multi && l + 1 < p->layers) FOLIO_TRY(nccl_halo(x, g, sp));
     }
-    FOLIO_CHECK_CUDA(cudaMemcpyAsync(X, g->X, nx * d * 4, cudaMemcpyDeviceToHost, g->stream));
+    /* Block summaries of the final token vectors (this rank's blocks) and
+     * the salience mass come back; X stays for pooling. */
+    FOLIO_TRY(folio_cuda_block_means(g->X + sp->hl * d, (int64_t)len, (int)d, (int)p->block,
+                                     g->nodes + (size_t)sp->qb0 * d, g->stream));
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(nodes + (size_t)sp->qb0 * d, g->nodes + (size_t)sp->qb0 * d, nqb * d * 4,
+                                     cudaMemcpyDeviceToHost, g->stream));
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(mass, g->nmass, nn * 8, cudaMemcpyDeviceToHost, g->stream));
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
-    (void)nodes;
+    g->t0 = sp->t0;
+    g->t1 = sp->t1;
+    g->hl = sp->hl;
+    g->d = d;
+    g->resident = true;
+    return FOLIO_OK;
+}
+
+/* Items of at most this many tokens: a long range (a section, the whole
+ * document) is summed by many CTAs at once. */
+enum { POOL_ITEM_TOKENS = 1024 };
+
+folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                    int64_t *acc)
+{
+    FOLIO_CHECK_GENERIC(g->resident, FOLIO_ERR_INTERNAL, "GPU pooling without an encoded document");
+    const uint32_t d = g->d;
+    memset(acc, 0, m * d * sizeof *acc);
+    if (m == 0) return FOLIO_OK;
+    FOLIO_CHECK_CUDA(cudaSetDevice(g->device));
+    uint64_t ni = 0;
+    for (uint64_t r = 0; r < m; r++) {
+        const uint64_t b = begin[r] > g->t0 ? begin[r] : g->t0, e = end[r] < g->t1 ? end[r] : g->t1;
+        if (e > b) ni += (e - b + POOL_ITEM_TOKENS - 1) / POOL_ITEM_TOKENS;
+    }
+    if (ni == 0) return FOLIO_OK;
+    FOLIO_CHECK_GENERIC(ni <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "GPU pooling: too many ranges");
+    FOLIO_TRY(hgrow((void **)&g->h_items, &g->h_items_cap, ni * 3 * sizeof(uint32_t)));
+    FOLIO_TRY(dgrow((void **)&g->items, &g->items_cap, ni * 3 * sizeof(uint32_t)));
+    FOLIO_TRY(dgrow((void **)&g->acc, &g->acc_cap, m * d * sizeof(int64_t)));
+    uint64_t k = 0;
+    for (uint64_t r = 0; r < m; r++) {
+        const uint64_t b = begin[r] > g->t0 ? begin[r] : g->t0, e = end[r] < g->t1 ? end[r] : g->t1;
+        for (uint64_t c = b; c < e; c += POOL_ITEM_TOKENS) {
+            g->h_items[3 * k] = (uint32_t)r;
+            g->h_items[3 * k + 1] = (uint32_t)(c - g->t0);
+            g->h_items[3 * k + 2] = (uint32_t)((c + POOL_ITEM_TOKENS < e ? c + POOL_ITEM_TOKENS : e) - g->t0);
+            k++;
+        }
+    }
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->items, g->h_items, ni * 3 * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                                     g->stream));
+    FOLIO_CHECK_CUDA(cudaMemsetAsync(g->acc, 0, m * d * sizeof(int64_t), g->stream));
+    FOLIO_TRY(folio_cuda_pool_fixed(g->X + g->hl * d, d, g->items, (uint32_t)ni, g->acc, g->stream));
+    FOLIO_CHECK_CUDA(cudaMemcpyAsync(acc, g->acc, m * d * sizeof(int64_t), cudaMemcpyDeviceToHost, g->stream));
+    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     return FOLIO_OK;
 }
 
@@ -274,10 +364,16 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
     return FOLIO_ERR_NO_DEVICE;
 }
 void folio_gpu_destroy(folio_gpu_t **g) { if (g) *g = NULL; }
-folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
-                                        float *X, float *nodes, int64_t *mass)
+folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass)
 {
-    (void)g; (void)x; (void)sp; (void)X; (void)nodes; (void)mass;
+    (void)g; (void)x; (void)sp; (void)doc; (void)weights; (void)nodes; (void)mass;
+    return FOLIO_ERR_UNSUPPORTED;
+}
+folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                    int64_t *acc)
+{
+    (void)g; (void)begin; (void)end; (void)m; (void)acc;
     return FOLIO_ERR_UNSUPPORTED;
 }
 folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)

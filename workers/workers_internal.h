@@ -46,19 +46,23 @@ typedef struct folio_gpu folio_gpu_t;
  * pattern is not one the CUDA kernels implement. */
 folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_t **out);
 void folio_gpu_destroy(folio_gpu_t **g);
-/* The L layers on the device: same contract as the CPU loop (X host (nx, d)
- * in: layer-0 input with halos; out: last layer's rows [hl, hl+len) valid),
- * nodes/mass host scratch.  Halos and block summaries travel by NCCL when
- * the exchange has a NCCL communicator, by MPI otherwise. */
-folio_status_t folio_worker_layers_cuda(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
-                                        float *X, float *nodes, int64_t *mass);
+/* A document's share [t0, t1) on the device: embeds tokens [x0, x0+nx)
+ * from doc's text (weights: IDF per document token, or NULL), runs the p
+ * layers (halos and block summaries by NCCL when the exchange has a
+ * communicator), then writes this rank's final block means into host
+ * nodes rows [qb0, qb1) and the salience mass of all nodes into host mass
+ * (n_nodes, overwritten).  The final X stays on the device for
+ * folio_gpu_pool_fixed until the next encode. */
+folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass);
+/* folio_pool_fixed (attn.h) over the resident document's rows [t0, t1):
+ * acc (m, d) host, overwritten with this rank's partial sums. */
+folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                    int64_t *acc);
 /* NCCL communicator of an exchange (NULL when none) and its CUDA stream. */
 void *fx_nccl(const folio_exchange_t *x);
 void fx_add_seconds(folio_exchange_t *x, double s);
 
-/* Fixed-point unit of pooled sums: exact, order-independent accumulation
- * (|x| <= sqrt(d_h) after RMS normalization, so 2^32 leaves room for 2^27
- * tokens in one range before an int64 could overflow). */
-#define FOLIO_POOL_ONE 4294967296.0
+/* FOLIO_POOL_ONE, the fixed-point unit of pooled sums: attn/attn.h. */
 
 #endif

@@ -155,3 +155,67 @@ Test(cuda_embed, mass_accumulate_exact)
     folio_cuda_free(&dmass);
     free(sel); free(sel_n); free(nm); free(mc); free(mg);
 }
+
+/* Fixed-point pooled sums: the device's integer sums must equal the CPU's
+ * exactly, for ranges that are empty, cut into several device items (longer
+ * than 1024 tokens), partly or wholly outside the rank's rows [t0, t1), and
+ * for d not a multiple of the CTA width. */
+static void check_pool_fixed(uint32_t d, uint64_t t0, uint64_t t1, uint32_t seed)
+{
+    const uint64_t rows = t1 - t0;
+    float *X = malloc(rows * d * sizeof *X);
+    uint64_t s = seed;
+    for (uint64_t i = 0; i < rows * d; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        X[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 16.0 - 8.0);
+    }
+    enum { M = 9 };
+    const uint32_t b[M] = {0, (uint32_t)t0, (uint32_t)t0 + 3, (uint32_t)t0 + 5, (uint32_t)t0 + 7,
+                           (uint32_t)(t0 > 100 ? t0 - 100 : 0), (uint32_t)t1 - 1, (uint32_t)t1 + 5, (uint32_t)t0};
+    const uint32_t e[M] = {0, (uint32_t)t1, (uint32_t)t0 + 3, (uint32_t)t0 + 6, (uint32_t)t0 + 2500,
+                           (uint32_t)t0 + 40, (uint32_t)t1 + 300, (uint32_t)t1 + 9, (uint32_t)t0 + 1025};
+    uint32_t ub[M], ue[M], items[3 * 64];
+    uint32_t ni = 0;
+    for (int r = 0; r < M; r++) {
+        ub[r] = b[r];
+        ue[r] = e[r] < b[r] ? b[r] : e[r];
+        uint64_t lo = ub[r] > t0 ? ub[r] : t0, hi = ue[r] < t1 ? ue[r] : t1;
+        for (uint64_t c = lo; c < hi; c += 1024) {
+            items[3 * ni] = (uint32_t)r;
+            items[3 * ni + 1] = (uint32_t)(c - t0);
+            items[3 * ni + 2] = (uint32_t)((c + 1024 < hi ? c + 1024 : hi) - t0);
+            ni++;
+        }
+    }
+    int64_t *ref = calloc((size_t)M * d, sizeof *ref), *got = calloc((size_t)M * d, sizeof *got);
+    folio_pool_fixed(X, t0, t1, d, ub, ue, M, ref);
+    void *dx = dev_copy(X, rows * d * sizeof *X), *di = dev_copy(items, (size_t)3 * (ni ? ni : 1) * 4);
+    void *da = dev_copy(got, (size_t)M * d * sizeof *got); /* zeros */
+    cr_assert_eq(folio_cuda_pool_fixed(dx, d, di, ni, da, NULL), FOLIO_OK);
+    cr_assert_eq(folio_cuda_sync(), FOLIO_OK);
+    cr_assert_eq(folio_cuda_download(got, da, (size_t)M * d * sizeof *got), FOLIO_OK);
+    for (int r = 0; r < M; r++)
+        for (uint32_t c = 0; c < d; c++)
+            cr_assert_eq(got[(size_t)r * d + c], ref[(size_t)r * d + c],
+                         "d=%u range %d [%u,%u) column %u: device %lld != cpu %lld", d, r, ub[r], ue[r], c,
+                         (long long)got[(size_t)r * d + c], (long long)ref[(size_t)r * d + c]);
+    /* the sums are not trivially zero */
+    int nonzero = 0;
+    for (size_t i = 0; i < (size_t)M * d; i++) nonzero |= ref[i] != 0;
+    cr_assert(nonzero);
+    folio_cuda_free(&dx);
+    folio_cuda_free(&di);
+    folio_cuda_free(&da);
+    free(X);
+    free(ref);
+    free(got);
+}
+
+Test(cuda_embed, pool_fixed_exact)
+{
+    SKIP_WITHOUT_GPU();
+    check_pool_fixed(256, 0, 3000, 1);
+    check_pool_fixed(100, 4096, 7001, 2);
+    check_pool_fixed(1, 130, 2200, 3);
+    check_pool_fixed(300, 2048, 5120, 4);
+}

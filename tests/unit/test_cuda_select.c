@@ -180,6 +180,68 @@ Test(cuda_select, hier_no_routing)         { SKIP_WITHOUT_GPU(); check_pattern(5
 Test(cuda_select, longt5_all_blocks)       { SKIP_WITHOUT_GPU(); check_pattern(6, 64 * 9 + 3, 4, 8, FOLIO_PATTERN_LONGT5); }
 Test(cuda_select, topk_larger_than_blocks) { SKIP_WITHOUT_GPU(); check_pattern(7, 64 * 10, 4, 20, FOLIO_PATTERN_HIER_TOPK); }
 
+/* The device's routed top-k against the CPU's folio_attn_select on the SAME
+ * fp32 summaries: the scores are the same fmaf chains, so the selections
+ * must be identical slot for slot, including exact ties (blocks repeated so
+ * that many candidates score exactly the same: ties go to the lower index),
+ * for query ranges that start and end inside a 64-row tile, k of 1, 8, 13
+ * and 32 (the three list sizes), and more candidates than one tile. */
+static void check_routing_vs_cpu(uint64_t seed, uint32_t nb, uint32_t G, uint32_t k, uint32_t qb0, uint32_t qb1,
+                                 uint32_t distinct)
+{
+    uint64_t st = seed;
+    folio_pattern_t p = folio_pattern_default();
+    p.kind = FOLIO_PATTERN_HIER_TOPK;
+    p.group = G;
+    p.topk = k;
+    p.heads = 2;
+    p.head_dim = 64;
+    const uint32_t d = p.heads * p.head_dim;
+    const uint64_t n = (uint64_t)nb * p.block;
+    folio_hier_t h;
+    cr_assert_eq(folio_hier_init(&h, n, p.block, p.group), FOLIO_OK);
+    cr_assert_geq(h.n_levels, 2u);
+    /* level-1 summaries drawn from `distinct` different rows: exact ties */
+    float *pool = rand_mat(&st, (size_t)distinct * d, 1.0f);
+    float *nodes = calloc((size_t)h.n_nodes * d, sizeof *nodes);
+    for (uint32_t b = 0; b < nb; b++)
+        memcpy(nodes + (size_t)b * d, pool + (size_t)(folio_splitmix64(&st) % distinct) * d, d * 4);
+    cr_assert_eq(folio_hier_build_upper(&h, d, nodes), FOLIO_OK);
+    const int s_max = (int)folio_pattern_summary_max(&p, n);
+    const uint32_t nq = qb1 - qb0;
+    int32_t *cs = malloc((size_t)nq * p.heads * s_max * 4), *cn = malloc((size_t)nq * p.heads * 4);
+    cr_assert_eq(folio_attn_select(&p, &h, nodes, nodes, qb0, qb1, cs, cn, s_max, 1), FOLIO_OK);
+    float *dN = dev_copy(nodes, (size_t)h.n_nodes * d * 4);
+    int32_t *dS = dev_copy(NULL, (size_t)nq * p.heads * s_max * 4), *dSN = dev_copy(NULL, (size_t)nq * p.heads * 4);
+    cr_assert_eq(folio_cuda_attn_select(&p, &h, dN, dN, d, qb0, qb1, dS, dSN, s_max, NULL), FOLIO_OK);
+    int32_t *gs = malloc((size_t)nq * p.heads * s_max * 4), *gn = malloc((size_t)nq * p.heads * 4);
+    cr_assert_eq(folio_cuda_download(gs, dS, (size_t)nq * p.heads * s_max * 4), FOLIO_OK);
+    cr_assert_eq(folio_cuda_download(gn, dSN, (size_t)nq * p.heads * 4), FOLIO_OK);
+    for (uint32_t r = 0; r < nq * p.heads; r++) {
+        cr_assert_eq(gn[r], cn[r], "nb=%u k=%u block %u head %u: %d keys, cpu %d", nb, k, qb0 + r / p.heads,
+                     r % p.heads, gn[r], cn[r]);
+        for (int e = 0; e < cn[r]; e++)
+            cr_assert_eq(gs[(size_t)r * s_max + e], cs[(size_t)r * s_max + e],
+                         "nb=%u k=%u block %u head %u slot %d: device %d, cpu %d", nb, k, qb0 + r / p.heads,
+                         r % p.heads, e, gs[(size_t)r * s_max + e], cs[(size_t)r * s_max + e]);
+    }
+    folio_cuda_free((void **)&dN);
+    folio_cuda_free((void **)&dS);
+    folio_cuda_free((void **)&dSN);
+    free(pool); free(nodes); free(cs); free(cn); free(gs); free(gn);
+}
+
+Test(cuda_select, routing_equals_cpu_with_ties)
+{
+    SKIP_WITHOUT_GPU();
+    check_routing_vs_cpu(11, 300, 16, 8, 0, 300, 7);      /* heavy ties */
+    check_routing_vs_cpu(12, 300, 16, 8, 37, 251, 300);   /* distinct, ragged range */
+    check_routing_vs_cpu(13, 1031, 64, 1, 5, 1031, 40);   /* prime nb, k = 1 */
+    check_routing_vs_cpu(14, 1031, 64, 13, 0, 700, 3);    /* 16-entry lists, 3 distinct rows */
+    check_routing_vs_cpu(15, 2050, 64, 32, 1000, 2050, 2050); /* 32-entry lists */
+    check_routing_vs_cpu(16, 129, 64, 8, 64, 129, 1);     /* every score equal */
+}
+
 Test(cuda_select, residual_rmsnorm)
 {
     SKIP_WITHOUT_GPU();
