@@ -11,8 +11,15 @@
  *
  * Pass 2 (work + commit) streams the inputs again in the same order, encodes
  * the planned documents and commits each in its own transaction with its
- * done-marker.  Memory stays bounded by one document plus the plan (a few
- * bytes per document) and the vocabulary of the new documents.
+ * done-marker.
+ *
+ * Memory does not grow with the number of documents: the per-document plan
+ * (action, hash, duplicate target) goes to an unlinked file and is read back
+ * in order, and the ids and hashes of the documents this job encodes (for
+ * duplicates and repeated ids within the job) to an on-disk index (both in
+ * scratch.c).  What stays in memory is a round of documents and results and
+ * one entry per distinct term of the new documents (the df delta, then the
+ * IDF weights): it grows with the vocabulary, not with the documents.
  */
 #include "pipeline.h"
 
@@ -27,32 +34,19 @@
 #include "pipeline_internal.h"
 #include "round.h"
 
-enum { ACT_SKIP = 0, ACT_ENCODE = 1, ACT_DUP = 2 };
-
-typedef struct {
-    uint8_t action;
-    uint8_t hash[16]; /* content hash, to notice inputs changed between passes */
-    char *dup_of;     /* ACT_DUP: id holding this content (owned)            */
-} plan_entry_t;
-
-typedef struct {
-    plan_entry_t *v;
-    size_t n, cap;
-} plan_t;
-
 typedef struct {
     const folio_ingest_cfg_t *cfg;
     folio_store_t *store;
     folio_ingest_counts_t *c;
-    plan_t plan;
-    folio_u64map_t df_delta;    /* stem hash -> change of df by this job     */
-    folio_u64map_t ids;         /* hash of id -> stream index + 1            */
-    folio_u64map_t contents;    /* low 64 bits of content hash -> index + 1  */
-    char **planned_ids;         /* (plan.n) id of ENCODE entries, else NULL  */
+    folio_planlog_t *plan;      /* one entry per input document (on disk)   */
+    uint64_t plan_n;            /* entries written                          */
+    folio_jobidx_t *jobidx;     /* ids and hashes of planned encodes (disk)  */
+    /* stem hash -> change of df by this job (pass 1); build_idf then turns
+     * each value into the float bits of the term's IDF weight, in place */
+    folio_u64map_t terms;
     int64_t n_docs_delta;
     uint64_t n_docs_store;
     uint64_t planned_docs, planned_bytes, planned_tokens;
-    folio_u64map_t idf;         /* stem hash -> float bits of the IDF weight  */
     double t0, last_progress;
 } ingest_t;
 
@@ -82,30 +76,6 @@ static void progress(ingest_t *g, bool final, const char *stage, uint64_t done, 
 
 /* ------------------------------------------------------------ plan */
 
-static folio_status_t plan_push(ingest_t *g, const plan_entry_t *e)
-{
-    if (g->plan.n == g->plan.cap) {
-        size_t nc = g->plan.cap ? g->plan.cap * 2 : 1024;
-        plan_entry_t *v = realloc(g->plan.v, nc * sizeof *v);
-        FOLIO_CHECK_ALLOC(v);
-        char **ids = realloc(g->planned_ids, nc * sizeof *ids);
-        FOLIO_CHECK_ALLOC(ids);
-        g->plan.v = v;
-        g->planned_ids = ids;
-        g->plan.cap = nc;
-    }
-    g->planned_ids[g->plan.n] = NULL;
-    g->plan.v[g->plan.n++] = *e;
-    return FOLIO_OK;
-}
-
-static uint64_t hash_low(const uint8_t h[16])
-{
-    uint64_t v;
-    memcpy(&v, h, 8);
-    return folio_u64map_key(v);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -123,7 +93,7 @@ static folio_status_t df_add_doc(ingest_t *g, const folio_doc_t *doc, int sign)
     qsort(t, n, sizeof *t, cmp_u64);
     for (uint32_t i = 0; i < n; i++) {
         if (i && t[i] == t[i - 1]) continue;
-        int64_t *s = folio_u64map_slot(&g->df_delta, folio_u64map_key(t[i]));
+        int64_t *s = folio_u64map_slot(&g->terms, folio_u64map_key(t[i]));
         if (!s) { free(t); return FOLIO_ERR_NOMEM; }
         *s += sign;
     }
@@ -140,7 +110,7 @@ static folio_status_t df_remove_stored(ingest_t *g, const char *id)
     if (st == FOLIO_ERR_NOT_FOUND) return FOLIO_OK;
     if (st != FOLIO_OK) return st;
     for (uint32_t i = 0; i < n; i++) {
-        int64_t *s = folio_u64map_slot(&g->df_delta, folio_u64map_key(terms[i]));
+        int64_t *s = folio_u64map_slot(&g->terms, folio_u64map_key(terms[i]));
         if (!s) { st = FOLIO_ERR_NOMEM; break; }
         *s -= 1;
     }
@@ -158,9 +128,18 @@ static void reject(ingest_t *g, const folio_doc_t *doc, const char *reason)
               doc->id && doc->origin && strcmp(doc->id, doc->origin) ? doc->id : "", reason);
 }
 
+static folio_status_t plan_push(ingest_t *g, const folio_plan_entry_t *e)
+{
+    g->plan_n++;
+    return folio_planlog_append(g->plan, e);
+}
+
 static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst, const char *reason)
 {
-    plan_entry_t e = {0};
+    folio_plan_entry_t e;
+    e.action = FOLIO_PLAN_SKIP;
+    memset(e.hash, 0, sizeof e.hash);
+    e.dup_of[0] = 0;
     g->c->seen++;
     if (rst != FOLIO_OK) {
         reject(g, doc, reason[0] ? reason : folio_status_str(rst));
@@ -182,11 +161,11 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
 
     /* The same id twice in one job: same content is a duplicate, other
      * content is rejected (the first occurrence wins, deterministically). */
-    uint64_t idk = folio_u64map_key(folio_hash64(doc->id, strlen(doc->id), 0x1d));
-    int64_t *prev = folio_u64map_find(&g->ids, idk);
-    if (prev && *prev > 0 && g->planned_ids[*prev - 1] && !strcmp(g->planned_ids[*prev - 1], doc->id)) {
-        const plan_entry_t *pe = &g->plan.v[*prev - 1];
-        if (!memcmp(pe->hash, doc->hash, 16)) {
+    uint8_t prev_hash[16];
+    bool found;
+    FOLIO_TRY(folio_jobidx_find_id(g->jobidx, doc->id, prev_hash, &found));
+    if (found) {
+        if (!memcmp(prev_hash, doc->hash, 16)) {
             g->c->duplicate++;
         } else {
             char why[256];
@@ -197,43 +176,39 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
     }
 
     folio_doc_state_t state;
-    char other[FOLIO_STORE_MAX_ID + 1] = "";
-    st = folio_store_classify(g->store, doc->id, doc->hash, &state, other, sizeof other);
+    st = folio_store_classify(g->store, doc->id, doc->hash, &state, e.dup_of, sizeof e.dup_of);
     if (st == FOLIO_ERR_ARG) {
         reject(g, doc, "invalid document id (empty or longer than 500 bytes)");
         return plan_push(g, &e);
     }
     FOLIO_TRY(st);
 
-    int64_t *cprev = folio_u64map_find(&g->contents, hash_low(doc->hash));
+    /* Every id settled by this job (stored as is, recorded as a duplicate,
+     * or to be encoded) is indexed with its content, so that a later
+     * occurrence with other content is rejected whether or not an earlier
+     * run already stored the first: a re-run or a resumed run then keeps
+     * the same version as an uninterrupted one. */
     if (state == FOLIO_DOC_SAME) {
         g->c->duplicate++;
+        FOLIO_TRY(folio_jobidx_put(g->jobidx, doc->id, doc->hash, false));
         return plan_push(g, &e);
     }
-    if (state == FOLIO_DOC_DUPLICATE || (cprev && *cprev > 0 && g->planned_ids[*cprev - 1] &&
-                                         !memcmp(g->plan.v[*cprev - 1].hash, doc->hash, 16))) {
-        const char *target = state == FOLIO_DOC_DUPLICATE ? other : g->planned_ids[*cprev - 1];
-        e.action = ACT_DUP;
-        e.dup_of = strdup(target);
-        FOLIO_CHECK_ALLOC(e.dup_of);
+    bool planned_dup = false;
+    if (state != FOLIO_DOC_DUPLICATE)
+        FOLIO_TRY(folio_jobidx_find_content(g->jobidx, doc->hash, e.dup_of, sizeof e.dup_of, &planned_dup));
+    if (state == FOLIO_DOC_DUPLICATE || planned_dup) {
+        e.action = FOLIO_PLAN_DUP; /* e.dup_of: the stored or planned holder */
         /* If this id currently holds other content, that version leaves. */
         FOLIO_TRY(df_remove_stored(g, doc->id));
+        FOLIO_TRY(folio_jobidx_put(g->jobidx, doc->id, doc->hash, false));
         return plan_push(g, &e);
     }
     if (state == FOLIO_DOC_REPLACE) FOLIO_TRY(df_remove_stored(g, doc->id));
     FOLIO_TRY(df_add_doc(g, doc, +1));
     g->n_docs_delta += 1;
-    e.action = ACT_ENCODE;
+    e.action = FOLIO_PLAN_ENCODE;
     FOLIO_TRY(plan_push(g, &e));
-    size_t idx = g->plan.n - 1;
-    g->planned_ids[idx] = strdup(doc->id);
-    FOLIO_CHECK_ALLOC(g->planned_ids[idx]);
-    int64_t *s = folio_u64map_slot(&g->ids, idk);
-    FOLIO_CHECK_ALLOC(s);
-    *s = (int64_t)idx + 1;
-    s = folio_u64map_slot(&g->contents, hash_low(doc->hash));
-    FOLIO_CHECK_ALLOC(s);
-    *s = (int64_t)idx + 1;
+    FOLIO_TRY(folio_jobidx_put(g->jobidx, doc->id, doc->hash, true));
     g->planned_docs++;
     g->planned_bytes += doc->len;
     g->planned_tokens += doc->n_tokens;
@@ -261,7 +236,8 @@ static folio_status_t plan_pass(ingest_t *g, const char *const *inputs, int n_in
 }
 
 /* IDF of every term of the planned documents, from the store's df and the
- * delta, in batches of one read transaction each. */
+ * delta, in batches of one read transaction each; written over the delta in
+ * g->terms (no second table of the vocabulary's size). */
 static folio_status_t build_idf(ingest_t *g)
 {
     folio_store_info_t info;
@@ -269,31 +245,28 @@ static folio_status_t build_idf(ingest_t *g)
     g->n_docs_store = info.n_docs;
     int64_t n_docs = (int64_t)info.n_docs + g->n_docs_delta;
     if (n_docs < 1) n_docs = 1;
-    FOLIO_TRY(folio_u64map_init(&g->idf, g->df_delta.n));
     enum { BATCH = 4096 };
     uint64_t keys[BATCH];
     uint32_t df[BATCH];
-    int64_t delta[BATCH];
+    size_t slot[BATCH];
     size_t nb = 0;
-    for (size_t i = 0; i <= g->df_delta.cap; i++) {
-        bool flush = i == g->df_delta.cap;
-        if (!flush && g->df_delta.keys[i]) {
-            keys[nb] = g->df_delta.keys[i];
-            delta[nb] = g->df_delta.vals[i];
-            nb++;
+    folio_u64map_t *m = &g->terms;
+    for (size_t i = 0; i <= m->cap; i++) {
+        bool flush = i == m->cap;
+        if (!flush && m->keys[i]) {
+            keys[nb] = m->keys[i];
+            slot[nb++] = i;
             flush = nb == BATCH;
         }
         if (!flush || nb == 0) continue;
         FOLIO_TRY(folio_store_df_lookup(g->store, keys, (uint32_t)nb, df));
         for (size_t j = 0; j < nb; j++) {
-            int64_t d = (int64_t)df[j] + delta[j];
+            int64_t d = (int64_t)df[j] + m->vals[slot[j]];
             if (d < 0) d = 0;
             float w = folio_idf((uint64_t)n_docs, (uint64_t)d);
-            int64_t *s = folio_u64map_slot(&g->idf, keys[j]);
-            FOLIO_CHECK_ALLOC(s);
             int32_t bits;
             memcpy(&bits, &w, 4);
-            *s = bits;
+            m->vals[slot[j]] = bits;
         }
         nb = 0;
     }
@@ -406,44 +379,60 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     if (ROUND_DOCS > ROUND_DOCS_MAX) ROUND_DOCS = ROUND_DOCS_MAX;
     folio_round_item_t *items = calloc((size_t)ROUND_DOCS, sizeof *items);
     folio_doc_t *dups = calloc((size_t)ROUND_DOCS, sizeof *dups);
-    size_t *dup_idx = calloc((size_t)ROUND_DOCS, sizeof *dup_idx);
-    if (!items || !dups || !dup_idx) st = FOLIO_ERR_NOMEM;
+    char **dup_of = calloc((size_t)ROUND_DOCS, sizeof *dup_of);
+    folio_plan_entry_t *e = malloc(sizeof *e);
+    if (!items || !dups || !dup_of || !e) st = FOLIO_ERR_NOMEM;
+    if (st == FOLIO_OK) st = folio_planlog_rewind(g->plan);
     int64_t ni = 0, nd = 0;
     size_t round_bytes = 0;
     bool eof = false;
-    for (size_t idx = 0; st == FOLIO_OK && !eof; idx++) {
+    while (st == FOLIO_OK && !eof) {
         folio_doc_t doc = {0};
         char reason[512] = "";
         folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
         if (rst == FOLIO_EOF) {
             eof = true;
             folio_doc_clear(&doc);
-        } else if (idx >= g->plan.n) {
-            folio_log(FOLIO_LOG_ERROR, "inputs changed during the job: more documents than planned");
+        } else if ((st = folio_planlog_next(g->plan, e)) != FOLIO_OK) {
+            if (st == FOLIO_EOF) {
+                folio_log(FOLIO_LOG_ERROR, "inputs changed during the job: more documents than planned");
+                st = FOLIO_ERR_IO;
+            }
             folio_doc_clear(&doc);
-            st = FOLIO_ERR_IO;
             break;
         } else {
-            plan_entry_t *e = &g->plan.v[idx];
-            if (e->action != ACT_SKIP) {
+            if (e->action == FOLIO_PLAN_DUP) {
+                /* Only the id, the hash and the origin are recorded: no
+                 * analysis, and the text is not held until the round ends. */
+                uint8_t h[16] = {0};
+                if (rst == FOLIO_OK) folio_hash128(doc.text, doc.len, h);
+                if (rst != FOLIO_OK || memcmp(h, e->hash, 16)) {
+                    reject(g, &doc, "input changed during the job");
+                } else {
+                    memcpy(doc.hash, h, 16);
+                    free(doc.text);
+                    doc.text = NULL;
+                    doc.len = 0;
+                    dups[nd] = doc;
+                    dup_of[nd] = strdup(e->dup_of);
+                    if (!dup_of[nd]) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
+                    nd++;
+                    memset(&doc, 0, sizeof doc);
+                }
+            } else if (e->action == FOLIO_PLAN_ENCODE) {
                 folio_status_t ast = rst == FOLIO_OK ? folio_doc_analyze(&doc) : rst;
                 if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
                     reject(g, &doc, "input changed during the job");
-                } else if (e->action == ACT_DUP) {
-                    dups[nd] = doc;
-                    dup_idx[nd++] = idx;
-                    memset(&doc, 0, sizeof doc);
                 } else {
                     folio_round_item_t *it = &items[ni];
                     it->weights = malloc((size_t)doc.n_tokens * sizeof(float) + 1);
                     if (!it->weights) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
                     for (uint32_t i = 0; i < doc.n_tokens; i++) {
-                        int64_t *s = folio_u64map_find(&g->idf, folio_u64map_key(doc.stem_hashes[i]));
+                        int64_t *s = folio_u64map_find(&g->terms, folio_u64map_key(doc.stem_hashes[i]));
                         int32_t bits = s ? (int32_t)*s : 0;
                         memcpy(&it->weights[i], &bits, 4);
                         if (!s) it->weights[i] = 1.0f; /* unreachable: planned terms are all there */
                     }
-                    it->plan_idx = idx;
                     round_bytes += doc.len;
                     it->doc = doc;
                     memset(&doc, 0, sizeof doc);
@@ -459,26 +448,31 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
             ni = 0;
             round_bytes = 0;
             for (int64_t k = 0; k < nd; k++) {
-                plan_entry_t *e = &g->plan.v[dup_idx[k]];
                 if (st == FOLIO_OK) {
                     folio_status_t dst = folio_store_commit_duplicate(g->store, dups[k].id, dups[k].hash,
-                                                                      e->dup_of, dups[k].origin);
+                                                                      dup_of[k], dups[k].origin);
                     if (dst == FOLIO_OK) g->c->duplicate++;
                     else if (dst == FOLIO_ERR_NOT_FOUND)
                         reject(g, &dups[k], "duplicate of a document that could not be stored");
                     else st = dst;
                 }
                 folio_doc_clear(&dups[k]);
+                free(dup_of[k]);
+                dup_of[k] = NULL;
             }
             nd = 0;
         }
     }
     items_clear(items, ni);
-    for (int64_t k = 0; k < nd; k++) folio_doc_clear(&dups[k]);
+    for (int64_t k = 0; k < nd; k++) {
+        folio_doc_clear(&dups[k]);
+        free(dup_of[k]);
+    }
     progress(g, true, "ingest", cc.done, g->planned_docs, cc.done_bytes, cc.done_tokens);
     free(items);
     free(dups);
-    free(dup_idx);
+    free(dup_of);
+    free(e);
     folio_reader_destroy(&r);
     return st;
 }
@@ -487,16 +481,9 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
 
 static void ingest_free(ingest_t *g)
 {
-    for (size_t i = 0; i < g->plan.n; i++) {
-        free(g->plan.v[i].dup_of);
-        free(g->planned_ids[i]);
-    }
-    free(g->plan.v);
-    free(g->planned_ids);
-    folio_u64map_free(&g->df_delta);
-    folio_u64map_free(&g->ids);
-    folio_u64map_free(&g->contents);
-    folio_u64map_free(&g->idf);
+    folio_planlog_destroy(&g->plan);
+    folio_jobidx_destroy(&g->jobidx);
+    folio_u64map_free(&g->terms);
 }
 
 static void round_ctx_free(folio_round_ctx_t *rc)
@@ -607,13 +594,14 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     g.c = counts;
     g.t0 = t0;
     if (st == FOLIO_OK) st = folio_store_open(cfg->db, NULL, &g.store);
-    if (st == FOLIO_OK) st = folio_u64map_init(&g.df_delta, 1 << 16);
-    if (st == FOLIO_OK) st = folio_u64map_init(&g.ids, 1024);
-    if (st == FOLIO_OK) st = folio_u64map_init(&g.contents, 1024);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g.terms, 1 << 16);
+    if (st == FOLIO_OK) st = folio_planlog_create(cfg->db, &g.plan);
+    if (st == FOLIO_OK) st = folio_jobidx_create(cfg->db, &g.jobidx);
     double tp = folio_now();
     if (st == FOLIO_OK) st = plan_pass(&g, inputs, n_inputs);
     counts->plan_seconds = folio_now() - tp;
     if (st == FOLIO_OK) progress(&g, true, "planning", counts->seen, 0, counts->bytes, 0);
+    folio_jobidx_destroy(&g.jobidx); /* pass 2 only needs the plan log */
     if (st == FOLIO_OK) st = build_idf(&g);
     if (st == FOLIO_OK) st = work_pass(&g, &rc, inputs, n_inputs);
     /* End the job for the other ranks (a failure inside a round is ended by
