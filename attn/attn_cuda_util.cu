@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
+#include <mma.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,86 +182,160 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
     out_n[(my_qb - qb0) * H + h] = cnt;
 }
 
-/* The previous routing kernel (one thread per query block and head, an
- * fmaf chain per candidate, candidates broadcast from shared memory): kept
- * only so that `folio bench attn --backend cuda` times both in one run. */
-constexpr int kRowThreads = 128;
-constexpr int kRowChunk = 32;
+/* ------------------------------------------------------------ routed top-k on tensor cores
+ * The same exact selection as route_topk_kernel, with the score tile first
+ * computed from bf16 copies on the tensor cores (wmma 16x16x16, fp32
+ * accumulation).  That approximate score s' differs from the exact fp32
+ * fmaf chain s by at most kRouteEps * |q| * |k| (bf16 rounding of both
+ * operands: 2^-7 relative per product, bounded by |q| |k| through
+ * Cauchy-Schwarz; plus fp32 accumulation, < 2e-5), so a candidate whose
+ * upper bound s' + eps cannot beat a thread's current k-th exact score is
+ * one the exact kernel would reject too; every other candidate is scored
+ * exactly (the fmaf chain, from the fp32 rows) and goes through the same
+ * insertion.  The result is therefore identical to the fp32 kernel's, ties
+ * included, while only ~k log(nb/k) candidates per row need the fp32 chain. */
+constexpr float kRouteEps = 0.0085f;
+constexpr int kBStride = 72; /* bf16 tile row stride (16-byte multiple, fewer conflicts) */
+
+/* bf16 copy (H, nb, 64) head-major, so a tile of 64 candidates is one
+ * contiguous 8 KB run, and the fp32 norm (H, nb) of every row's head slice. */
+__global__ void route_prep_kernel(const float *node, int64_t ld, int64_t nb, int H, __nv_bfloat16 *nb16,
+                                  float *norm)
+{
+    const int64_t i = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; /* (j, h) row */
+    const int lane = threadIdx.x & 31;
+    if (i >= nb * H) return;
+    const int64_t j = i / H;
+    const int h = (int)(i % H);
+    const float a = node[j * ld + h * 64 + lane], b = node[j * ld + h * 64 + 32 + lane];
+    __nv_bfloat16 *dst = nb16 + ((int64_t)h * nb + j) * 64;
+    dst[lane] = __float2bfloat16_rn(a);
+    dst[32 + lane] = __float2bfloat16_rn(b);
+    float ss = a * a + b * b;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (lane == 0) norm[(int64_t)h * nb + j] = sqrtf(ss);
+}
+
+/* Exact score: the fmaf chain over the 64 dimensions in order, from 0. */
+__device__ __forceinline__ float exact_score(const float *q, const float *k)
+{
+    float s = 0.f;
+#pragma unroll
+    for (int c4 = 0; c4 < 16; c4++) {
+        const float4 a = __ldg(reinterpret_cast<const float4 *>(q) + c4);
+        const float4 b = __ldg(reinterpret_cast<const float4 *>(k) + c4);
+        s = fmaf(a.x, b.x, s);
+        s = fmaf(a.y, b.y, s);
+        s = fmaf(a.z, b.z, s);
+        s = fmaf(a.w, b.w, s);
+    }
+    return s;
+}
 
 template <int KMAX>
-__global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const float *node_q, const float *node_k,
-                                                                   int64_t ld, int64_t nb, int H,
-                                                                   int G, int k, int64_t qb0, int64_t qb1,
-                                                                   int32_t *out, int32_t *out_n)
+__global__ void __launch_bounds__(kRouteThreads) route_topk_tc_kernel(
+    const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
+    const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
+    int32_t *out_n)
 {
+    using namespace nvcuda;
     constexpr int D = 64;
-    /* every thread reads the same candidate row at once (a broadcast), so
-     * rows need no padding and float4 reads quarter the shared loads */
-    __shared__ __align__(16) float cand[kRowChunk][D];
-    const int h = blockIdx.y;
-    const int64_t qb = qb0 + (int64_t)blockIdx.x * kRowThreads + threadIdx.x;
-    const bool live = qb < qb1;
-    float q[D];
-#pragma unroll
-    for (int c = 0; c < D; c++) q[c] = live ? node_q[qb * ld + h * D + c] : 0.f;
-    const int64_t g0 = live ? (qb / G) * G : -1, g1 = g0 + G;
+    __shared__ __align__(128) __nv_bfloat16 qs[kRT * kBStride];
+    __shared__ __align__(128) __nv_bfloat16 ks[kRT * kBStride];
+    __shared__ __align__(128) float sc[kRT * kSStride];
+    __shared__ float kn[kRT];
+    const int h = blockIdx.y, t = threadIdx.x, warp = t / 32;
+    const int64_t r0 = qb0 + (int64_t)blockIdx.x * kRT;
+    const int nrows = (int)min((int64_t)kRT, qb1 - r0);
+    /* query tile, bf16 (rows past qb1 are zeros, never output) */
+    for (int idx = t; idx < kRT * (D / 8); idx += kRouteThreads) {
+        const int r = idx / (D / 8), c8 = idx % (D / 8);
+        uint4 v = make_uint4(0, 0, 0, 0);
+        if (r < nrows) v = *reinterpret_cast<const uint4 *>(q16 + ((int64_t)h * nb + r0 + r) * D + 8 * c8);
+        *reinterpret_cast<uint4 *>(qs + r * kBStride + 8 * c8) = v;
+    }
+    const int sr = t / 4, sq = t % 4;
+    const int64_t my_qb = r0 + sr;
+    const bool live = sr < nrows;
+    const int64_t g0 = live ? (my_qb / G) * G : -1, g1 = g0 + G;
+    const float qn = live ? qnorm[(int64_t)h * nb + my_qb] * kRouteEps : 0.f;
+    const float *qrow = node_q + (live ? my_qb : 0) * ld + h * D;
     float bs[KMAX];
     int32_t bi[KMAX];
 #pragma unroll
     for (int e = 0; e < KMAX; e++) { bs[e] = -INFINITY; bi[e] = -1; }
+    /* warp w computes output fragments (w / 2, 2 (w % 2)) and (w / 2, 2 (w % 2) + 1) */
+    const int fm = warp / 2, fn0 = 2 * (warp % 2);
 
-    for (int64_t j0 = 0; j0 < nb; j0 += kRowChunk) {
-        __syncthreads();
-        for (int idx = threadIdx.x; idx < kRowChunk * D; idx += kRowThreads) {
-            const int r = idx / D, c = idx % D;
-            const int64_t j = j0 + r;
-            cand[r][c] = j < nb ? node_k[j * ld + h * D + c] : 0.f;
+    for (int64_t j0 = 0; j0 < nb; j0 += kRT) {
+        const int cn = (int)min((int64_t)kRT, nb - j0);
+        __syncthreads(); /* the previous tile's scan is done */
+        for (int idx = t; idx < kRT * (D / 8); idx += kRouteThreads) {
+            const int r = idx / (D / 8), c8 = idx % (D / 8);
+            uint4 v = make_uint4(0, 0, 0, 0);
+            if (r < cn) v = *reinterpret_cast<const uint4 *>(k16 + ((int64_t)h * nb + j0 + r) * D + 8 * c8);
+            *reinterpret_cast<uint4 *>(ks + r * kBStride + 8 * c8) = v;
         }
+        if (t < kRT) kn[t] = t < cn ? knorm[(int64_t)h * nb + j0 + t] : 0.f;
         __syncthreads();
-        const int cn = (int)min((int64_t)kRowChunk, nb - j0);
-        for (int r = 0; r < cn; r++) {
-            const int64_t j = j0 + r;
-            if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
-            float sc = 0.f;
-            const float4 *cr = reinterpret_cast<const float4 *>(cand[r]);
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+        wmma::fill_fragment(acc[0], 0.f);
+        wmma::fill_fragment(acc[1], 0.f);
 #pragma unroll
-            for (int c4 = 0; c4 < D / 4; c4++) {
-                const float4 v = cr[c4];
-                sc = fmaf(q[4 * c4], v.x, sc);
-                sc = fmaf(q[4 * c4 + 1], v.y, sc);
-                sc = fmaf(q[4 * c4 + 2], v.z, sc);
-                sc = fmaf(q[4 * c4 + 3], v.w, sc);
+        for (int kk = 0; kk < D / 16; kk++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+            wmma::load_matrix_sync(a, qs + fm * 16 * kBStride + kk * 16, kBStride);
+#pragma unroll
+            for (int f = 0; f < 2; f++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+                wmma::load_matrix_sync(b, ks + (fn0 + f) * 16 * kBStride + kk * 16, kBStride);
+                wmma::mma_sync(acc[f], a, b, acc[f]);
             }
-            if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) continue;
-            /* insert after every entry with score >= sc (candidates come in index
-             * order, so equal scores stay in index order), shifting the rest */
-            float cs = sc;
-            int32_t ci = (int32_t)j;
-            bool ins = false;
+        }
 #pragma unroll
-            for (int e = 0; e < KMAX; e++) {
-                const bool take = ins || cs > bs[e] || bi[e] < 0;
-                ins = take;
-                const float ts = bs[e];
-                const int32_t ti = bi[e];
-                bs[e] = take ? cs : ts;
-                bi[e] = take ? ci : ti;
-                cs = take ? ts : cs;
-                ci = take ? ti : ci;
+        for (int f = 0; f < 2; f++)
+            wmma::store_matrix_sync(sc + fm * 16 * kSStride + (fn0 + f) * 16, acc[f], kSStride, wmma::mem_row_major);
+        __syncthreads();
+        if (live) {
+            for (int u = sq; u < cn; u += 4) {
+                const int64_t j = j0 + u;
+                if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
+                const float upper = sc[sr * kSStride + u] + qn * kn[u];
+                if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue; /* cannot enter: exact <= upper */
+                topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
             }
         }
     }
-    if (!live) return;
-    const int64_t row = ((qb - qb0) * H + h) * (int64_t)k;
+    /* Merge the 4 lists of each row, as route_topk_kernel. */
+    const int64_t row = ((my_qb - qb0) * H + h) * (int64_t)k;
     int cnt = 0;
+    for (int e = 0; e < k; e++) {
+        float bsc = bs[0];
+        int32_t bix = bi[0];
 #pragma unroll
-    for (int e = 0; e < KMAX; e++) {
-        if (e < k) {
-            out[row + e] = bi[e];
-            cnt += bi[e] >= 0;
+        for (int off = 1; off < 4; off <<= 1) {
+            const float os = __shfl_xor_sync(0xffffffffu, bsc, off);
+            const int32_t oi = __shfl_xor_sync(0xffffffffu, bix, off);
+            if (oi >= 0 && (bix < 0 || os > bsc || (os == bsc && oi < bix))) {
+                bsc = os;
+                bix = oi;
+            }
         }
+        if (bix >= 0 && bi[0] == bix) {
+#pragma unroll
+            for (int q = 0; q + 1 < KMAX; q++) {
+                bs[q] = bs[q + 1];
+                bi[q] = bi[q + 1];
+            }
+            bs[KMAX - 1] = -INFINITY;
+            bi[KMAX - 1] = -1;
+        }
+        if (sq == 0 && live) out[row + e] = bix;
+        cnt += bix >= 0;
     }
-    out_n[(qb - qb0) * H + h] = cnt;
+    if (sq != 0 || !live) return;
+    out_n[(my_qb - qb0) * H + h] = cnt;
 }
 
 /* ------------------------------------------------------------ residual + norm */
@@ -395,6 +470,145 @@ extern "C" folio_status_t folio_cuda_block_means(const float *X, int64_t n, int 
     return FOLIO_OK;
 }
 
+/* The previous routing kernel (one thread per query block and head, an
+ * fmaf chain per candidate, candidates broadcast from shared memory): kept
+ * only so that `folio bench attn --backend cuda` times both in one run. */
+constexpr int kRowThreads = 128;
+constexpr int kRowChunk = 32;
+
+template <int KMAX>
+__global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const float *node_q, const float *node_k,
+                                                                   int64_t ld, int64_t nb, int H,
+                                                                   int G, int k, int64_t qb0, int64_t qb1,
+                                                                   int32_t *out, int32_t *out_n)
+{
+    constexpr int D = 64;
+    /* every thread reads the same candidate row at once (a broadcast), so
+     * rows need no padding and float4 reads quarter the shared loads */
+    __shared__ __align__(16) float cand[kRowChunk][D];
+    const int h = blockIdx.y;
+    const int64_t qb = qb0 + (int64_t)blockIdx.x * kRowThreads + threadIdx.x;
+    const bool live = qb < qb1;
+    float q[D];
+#pragma unroll
+    for (int c = 0; c < D; c++) q[c] = live ? node_q[qb * ld + h * D + c] : 0.f;
+    const int64_t g0 = live ? (qb / G) * G : -1, g1 = g0 + G;
+    float bs[KMAX];
+    int32_t bi[KMAX];
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) { bs[e] = -INFINITY; bi[e] = -1; }
+
+    for (int64_t j0 = 0; j0 < nb; j0 += kRowChunk) {
+        __syncthreads();
+        for (int idx = threadIdx.x; idx < kRowChunk * D; idx += kRowThreads) {
+            const int r = idx / D, c = idx % D;
+            const int64_t j = j0 + r;
+            cand[r][c] = j < nb ? node_k[j * ld + h * D + c] : 0.f;
+        }
+        __syncthreads();
+        const int cn = (int)min((int64_t)kRowChunk, nb - j0);
+        for (int r = 0; r < cn; r++) {
+            const int64_t j = j0 + r;
+            if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
+            float sc = 0.f;
+            const float4 *cr = reinterpret_cast<const float4 *>(cand[r]);
+#pragma unroll
+            for (int c4 = 0; c4 < D / 4; c4++) {
+                const float4 v = cr[c4];
+                sc = fmaf(q[4 * c4], v.x, sc);
+                sc = fmaf(q[4 * c4 + 1], v.y, sc);
+                sc = fmaf(q[4 * c4 + 2], v.z, sc);
+                sc = fmaf(q[4 * c4 + 3], v.w, sc);
+            }
+            if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) continue;
+            /* insert after every entry with score >= sc (candidates come in index
+             * order, so equal scores stay in index order), shifting the rest */
+            float cs = sc;
+            int32_t ci = (int32_t)j;
+            bool ins = false;
+#pragma unroll
+            for (int e = 0; e < KMAX; e++) {
+                const bool take = ins || cs > bs[e] || bi[e] < 0;
+                ins = take;
+                const float ts = bs[e];
+                const int32_t ti = bi[e];
+                bs[e] = take ? cs : ts;
+                bi[e] = take ? ci : ti;
+                cs = take ? ts : cs;
+                ci = take ? ti : ci;
+            }
+        }
+    }
+    if (!live) return;
+    const int64_t row = ((qb - qb0) * H + h) * (int64_t)k;
+    int cnt = 0;
+#pragma unroll
+    for (int e = 0; e < KMAX; e++) {
+        if (e < k) {
+            out[row + e] = bi[e];
+            cnt += bi[e] >= 0;
+        }
+    }
+    out_n[(qb - qb0) * H + h] = cnt;
+}
+
+/* Launches one of the routing kernels: 0 = tensor-core filtered (in use),
+ * 1 = tiled fp32, 2 = one thread per row (the previous one; k <= 8). */
+static folio_status_t route_launch(int variant, const float *node_q, const float *node_k, int64_t ld, int64_t nb,
+                                   int H, int G, int k, int64_t qb0, int64_t qb1, int32_t *out, int32_t *out_n,
+                                   cudaStream_t st)
+{
+    if (variant == 2) {
+        FOLIO_CHECK_GENERIC(k <= 8, FOLIO_ERR_UNSUPPORTED, "route rowwise: k <= 8 only");
+        dim3 grid((unsigned)((qb1 - qb0 + kRowThreads - 1) / kRowThreads), (unsigned)H);
+        route_topk_rowwise_kernel<8><<<grid, kRowThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out,
+                                                                   out_n);
+        FOLIO_CUDA_CHECK(cudaGetLastError());
+        return FOLIO_OK;
+    }
+    dim3 grid((unsigned)((qb1 - qb0 + kRT - 1) / kRT), (unsigned)H);
+    if (variant == 1) {
+        if (k <= 8)
+            route_topk_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+        else if (k <= 16)
+            route_topk_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+        else
+            route_topk_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
+        FOLIO_CUDA_CHECK(cudaGetLastError());
+        return FOLIO_OK;
+    }
+    /* bf16 copies and norms of the queries and candidates (shared when
+     * node_q == node_k, the weightless encoder) */
+    const bool same = node_q == node_k;
+    __nv_bfloat16 *k16 = nullptr, *q16 = nullptr;
+    float *kn = nullptr, *qn = nullptr;
+    const size_t nrow = (size_t)nb * H;
+    FOLIO_CUDA_CHECK(cudaMallocAsync((void **)&k16, nrow * 64 * 2 * (same ? 1 : 2), st));
+    if (cudaMallocAsync((void **)&kn, nrow * 4 * (same ? 1 : 2), st) != cudaSuccess) {
+        cudaFreeAsync(k16, st);
+        FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k: out of device memory");
+    }
+    q16 = same ? k16 : k16 + nrow * 64;
+    qn = same ? kn : kn + nrow;
+    const unsigned pg = (unsigned)((nrow + 7) / 8);
+    route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
+    if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
+    if (k <= 8)
+        route_topk_tc_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
+                                                                k16, kn, out, out_n);
+    else if (k <= 16)
+        route_topk_tc_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
+                                                                 k16, kn, out, out_n);
+    else
+        route_topk_tc_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
+                                                                 k16, kn, out, out_n);
+    const cudaError_t le = cudaGetLastError();
+    cudaFreeAsync(k16, st);
+    cudaFreeAsync(kn, st);
+    FOLIO_CHECK_GENERIC(le == cudaSuccess, FOLIO_ERR_CUDA, "route top-k: %s", cudaGetErrorString(le));
+    return FOLIO_OK;
+}
+
 extern "C" folio_status_t folio_cuda_route_topk(const float *node_q, const float *node_k, int64_t ld,
                                                 int64_t nb, int H, int d_h, int G, int k, int64_t qb0,
                                                 int64_t qb1, int32_t *out, int32_t *out_n, void *stream)
@@ -407,16 +621,7 @@ extern "C" folio_status_t folio_cuda_route_topk(const float *node_q, const float
     if (qb1 == qb0) return FOLIO_OK;
     FOLIO_CHECK_GENERIC(ld % 4 == 0 && ((uintptr_t)node_q % 16) == 0 && ((uintptr_t)node_k % 16) == 0,
                         FOLIO_ERR_ARG, "route top-k: rows must be 16-byte aligned (ld=%lld)", (long long)ld);
-    dim3 grid((unsigned)((qb1 - qb0 + kRT - 1) / kRT), (unsigned)H);
-    cudaStream_t st = (cudaStream_t)stream;
-    if (k <= 8)
-        route_topk_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
-    else if (k <= 16)
-        route_topk_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
-    else
-        route_topk_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n);
-    FOLIO_CUDA_CHECK(cudaGetLastError());
-    return FOLIO_OK;
+    return route_launch(0, node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n, (cudaStream_t)stream);
 }
 
 /* One thread per (query block, head): hierarchical siblings, then the routed
@@ -819,17 +1024,11 @@ extern "C" folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int6
         int32_t *dR, *dRN;
         FOLIO_CUDA_CHECK(db.alloc(&dR, (size_t)nb * p->heads * k * 4));
         FOLIO_CUDA_CHECK(db.alloc(&dRN, (size_t)nb * p->heads * 4));
-        for (int v = 0; v < 2; v++) {
+        for (int v = 0; v < 3; v++) {
             std::vector<float> rm((size_t)reps);
             for (int r = 0; r < reps + 1; r++) {
                 cudaEventRecord(e0);
-                if (v == 0) {
-                    FOLIO_TRY(folio_cuda_route_topk(dN, dN, d, nb, (int)p->heads, 64, (int)h.G, k, 0, nb, dR, dRN, NULL));
-                } else {
-                    dim3 grid((unsigned)((nb + kRowThreads - 1) / kRowThreads), p->heads);
-                    route_topk_rowwise_kernel<8><<<grid, kRowThreads>>>(dN, dN, d, nb, (int)p->heads, (int)h.G, k, 0, nb,
-                                                                       dR, dRN);
-                }
+                FOLIO_TRY(route_launch(v, dN, dN, d, nb, (int)p->heads, (int)h.G, k, 0, nb, dR, dRN, NULL));
                 cudaEventRecord(e1);
                 cudaEventSynchronize(e1);
                 if (r > 0) cudaEventElapsedTime(&rm[(size_t)r - 1], e0, e1);

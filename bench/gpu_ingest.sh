@@ -58,7 +58,7 @@ ingest() { # label db np backend threads inputs...
     e=$(date +%s.%N)
     stats=$(grep '^ranks' "$W/err" | tail -n 1 || true)
     cp "$W/err" "$OUT/$label.err"
-    printf '%-28s wall %7.2fs  %s\n    %s\n' "$label" "$(echo "$e - $s" | bc)" "$line" "$stats" | tee -a "$OUT/table.txt"
+    printf '%-28s wall %7.2fs  %s\n    %s\n' "$label" "$(awk -v a="$s" -v b="$e" 'BEGIN { print b - a }')" "$line" "$stats" | tee -a "$OUT/table.txt"
 }
 
 echo "== agreement (sciqa + billsum)" | tee -a "$OUT/table.txt"
@@ -94,3 +94,5 @@ for g in 1 2 4; do
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
 echo "== table"; cat "$OUT/table.txt"
+# one archive, so that every log comes back from the GPU host
+(cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz . && find . -maxdepth 1 -type f ! -name logs.tgz ! -name table.txt -delete)

@@ -1,7 +1,7 @@
 /* workers/exchange.c — the MPI implementation of the document exchange:
  * halo rows with the neighbours (MPI_Sendrecv), all block summaries of the
- * document (MPI_Allgatherv), exact int64 sums to rank 0 (MPI_Reduce /
- * MPI_Gatherv).  The NCCL path implements the same calls (workers_cuda). */
+ * document (MPI_Allgatherv), exact int64 sums and results to rank 0
+ * (MPI_Reduce, MPI_Gatherv, point-to-point blobs).  The NCCL path implements the same calls (workers_cuda). */
 #include "workers_internal.h"
 
 #include <stdlib.h>
@@ -12,7 +12,8 @@ struct folio_exchange {
     void *nccl;    /* ncclComm_t for device buffers, or NULL */
     bool local;    /* one rank, no MPI at all: safe from any thread */
     int rank, size;
-    double seconds;
+    double seconds;        /* halos + block summaries                       */
+    double gather_seconds; /* results to rank 0                             */
 };
 
 folio_status_t folio_exchange_create_local(folio_exchange_t **out)
@@ -51,6 +52,7 @@ void *fx_nccl(const folio_exchange_t *x) { return x->nccl; }
 void fx_add_seconds(folio_exchange_t *x, double s) { x->seconds += s; }
 int folio_exchange_size(const folio_exchange_t *x) { return x->size; }
 double folio_exchange_seconds(const folio_exchange_t *x) { return x->seconds; }
+double folio_exchange_gather_seconds(const folio_exchange_t *x) { return x->gather_seconds; }
 
 /* MPI counts are int: move large buffers in chunks of whole rows. */
 #define CHUNK_BYTES ((size_t)1 << 30)
@@ -114,7 +116,7 @@ folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n)
         void *sb = x->rank == 0 ? MPI_IN_PLACE : (void *)(buf + o);
         FOLIO_CHECK_MPI(MPI_Reduce(sb, buf + o, c, MPI_INT64_T, MPI_SUM, 0, x->comm));
     }
-    x->seconds += folio_now() - t;
+    x->gather_seconds += folio_now() - t;
     return FOLIO_OK;
 }
 
@@ -164,7 +166,7 @@ folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint
         free(tmp);
         free(metas);
     }
-    x->seconds += folio_now() - t;
+    x->gather_seconds += folio_now() - t;
     return FOLIO_OK;
 }
 
@@ -178,4 +180,72 @@ folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n
     FOLIO_CHECK_MPI(MPI_Allgather(mine, n, MPI_UINT64_T, all, n, MPI_UINT64_T, x->comm));
     x->seconds += folio_now() - t;
     return FOLIO_OK;
+}
+
+folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0, size_t row_floats,
+                              float *all)
+{
+    if (x->local) {
+        if (mine != all + row0[0] * row_floats)
+            memmove(all + row0[0] * row_floats, mine, (row0[1] - row0[0]) * row_floats * sizeof *all);
+        return FOLIO_OK;
+    }
+    double t = folio_now();
+    int P = x->size;
+    int *counts = malloc(2 * (size_t)P * sizeof *counts);
+    FOLIO_CHECK_ALLOC(counts);
+    int *displs = counts + P;
+    for (int r = 0; r < P; r++) {
+        uint64_t c = (row0[r + 1] - row0[r]) * row_floats, o = row0[r] * row_floats;
+        if (c >= (uint64_t)1 << 31 || o >= (uint64_t)1 << 31) { free(counts); return FOLIO_ERR_TOO_LARGE; }
+        counts[r] = (int)c;
+        displs[r] = (int)o;
+    }
+    /* rank 0's rows are in place already when mine points into all */
+    const void *sb = x->rank == 0 && mine == all + row0[0] * row_floats ? MPI_IN_PLACE : (const void *)mine;
+    int rc = MPI_Gatherv(sb, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, x->comm);
+    free(counts);
+    x->gather_seconds += folio_now() - t;
+    FOLIO_CHECK_GENERIC(rc == MPI_SUCCESS, FOLIO_ERR_MPI, "MPI_Gatherv of block vectors failed");
+    return FOLIO_OK;
+}
+
+folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t bytes, fx_blob_fn fn, void *ctx)
+{
+    if (x->local) return fn(ctx, 0, blob, bytes);
+    double t = folio_now();
+    const int P = x->size;
+    uint64_t sz = bytes, *sizes = NULL;
+    if (x->rank == 0) {
+        sizes = malloc((size_t)P * sizeof *sizes);
+        FOLIO_CHECK_ALLOC(sizes);
+    }
+    int rc = MPI_Gather(&sz, 1, MPI_UINT64_T, sizes, 1, MPI_UINT64_T, 0, x->comm);
+    if (rc != MPI_SUCCESS) { free(sizes); FOLIO_CHECK_MPI(rc); }
+    folio_status_t st = FOLIO_OK;
+    if (x->rank != 0) {
+        for (size_t o = 0; o < bytes; o += CHUNK_BYTES) {
+            int c = (int)(bytes - o < CHUNK_BYTES ? bytes - o : CHUNK_BYTES);
+            FOLIO_CHECK_MPI(MPI_Send((const char *)blob + o, c, MPI_BYTE, 0, 22, x->comm));
+        }
+    } else {
+        st = fn(ctx, 0, blob, bytes);
+        size_t maxb = 0;
+        for (int p = 1; p < P; p++) if (sizes[p] > maxb) maxb = sizes[p];
+        char *tmp = maxb ? malloc(maxb) : NULL;
+        if (maxb && !tmp) { free(sizes); return FOLIO_ERR_NOMEM; }
+        /* every blob is received even after an error, so no rank blocks */
+        for (int p = 1; p < P; p++) {
+            for (size_t o = 0; o < sizes[p]; o += CHUNK_BYTES) {
+                int c = (int)(sizes[p] - o < CHUNK_BYTES ? sizes[p] - o : CHUNK_BYTES);
+                rc = MPI_Recv(tmp + o, c, MPI_BYTE, p, 22, x->comm, MPI_STATUS_IGNORE);
+                if (rc != MPI_SUCCESS) { free(tmp); free(sizes); FOLIO_CHECK_MPI(rc); }
+            }
+            if (st == FOLIO_OK) st = fn(ctx, p, tmp, sizes[p]);
+        }
+        free(tmp);
+    }
+    free(sizes);
+    x->gather_seconds += folio_now() - t;
+    return st;
 }

@@ -183,7 +183,76 @@ static folio_status_t partial_sums(folio_worker_t *w, const float *X, uint64_t t
     return FOLIO_OK;
 }
 
-/* Pools ranges [rb, re) of X (local rows [t0, t1)) into out on rank 0. */
+/* Rank 0's side of a pooled-ranges gather: finished rows go straight to
+ * out; partial sums of ranges cut by a rank boundary are added up per range
+ * (at most two per rank) and finished once all have arrived. */
+typedef struct {
+    const uint32_t *rb, *re;
+    uint64_t m;
+    uint32_t d;
+    float *out;
+    int64_t *pacc;       /* (np_cap, d) partial sums                 */
+    uint64_t *pidx;      /* (np_cap) their range index               */
+    size_t np, np_cap;
+    folio_status_t remote; /* first failure reported by a rank       */
+} pooled_gather_t;
+
+/* blob: u64 {status, lo, hi, wlo, whi}, floats (whi - wlo, d), then int64
+ * rows of the ranges [lo, wlo) and [whi, hi). */
+enum { POOL_HDR = 5 };
+
+static folio_status_t pooled_take(void *ctx, int rank, const void *blob, size_t bytes)
+{
+    pooled_gather_t *g = ctx;
+    const uint32_t d = g->d;
+    uint64_t hd[POOL_HDR];
+    FOLIO_CHECK_GENERIC(bytes >= sizeof hd, FOLIO_ERR_INTERNAL, "pooled results of rank %d: short blob", rank);
+    memcpy(hd, blob, sizeof hd);
+    if (hd[0] != FOLIO_OK) {
+        if (g->remote == FOLIO_OK) g->remote = (folio_status_t)hd[0];
+        return FOLIO_OK;
+    }
+    const uint64_t lo = hd[1], hi = hd[2], wlo = hd[3], whi = hd[4];
+    const uint64_t npart = (wlo - lo) + (hi - whi);
+    FOLIO_CHECK_GENERIC(lo <= wlo && wlo <= whi && whi <= hi && hi <= g->m &&
+                        bytes == sizeof hd + (whi - wlo) * d * sizeof(float) + npart * d * sizeof(int64_t),
+                        FOLIO_ERR_INTERNAL, "pooled results of rank %d: bad blob", rank);
+    const char *p = (const char *)blob + sizeof hd;
+    memcpy(g->out + wlo * d, p, (whi - wlo) * d * sizeof(float));
+    p += (whi - wlo) * d * sizeof(float);
+    for (uint64_t r = lo; r < hi; r++) {
+        if (r == wlo) r = whi;
+        if (r >= hi) break;
+        size_t k = 0;
+        while (k < g->np && g->pidx[k] != r) k++;
+        if (k == g->np) {
+            if (g->np == g->np_cap) {
+                size_t nc = g->np_cap ? 2 * g->np_cap : 8;
+                int64_t *a = realloc(g->pacc, nc * d * sizeof *a);
+                FOLIO_CHECK_ALLOC(a);
+                g->pacc = a;
+                uint64_t *ix = realloc(g->pidx, nc * sizeof *ix);
+                FOLIO_CHECK_ALLOC(ix);
+                g->pidx = ix;
+                g->np_cap = nc;
+            }
+            memset(g->pacc + k * d, 0, d * sizeof *g->pacc);
+            g->pidx[k] = r;
+            g->np++;
+        }
+        int64_t row[d];
+        memcpy(row, p, d * sizeof row[0]);
+        p += d * sizeof row[0];
+        for (uint32_t j = 0; j < d; j++) g->pacc[k * d + j] += row[j];
+    }
+    return FOLIO_OK;
+}
+
+/* Pools ranges [rb, re) of X (local rows [t0, t1)) into out on rank 0.
+ * A range that lies wholly in this rank's tokens is finished here (its
+ * fixed-point sum is complete), so only a float row travels; a range cut
+ * by a rank boundary sends its partial sum, which rank 0 adds up exactly
+ * before finishing it the same way.  Results do not depend on the split. */
 static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, const float *X, uint64_t t0,
                                     uint64_t t1, uint32_t d, const uint32_t *rb, const uint32_t *re, uint64_t m,
                                     float *out)
@@ -191,27 +260,50 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     if (m == 0) return FOLIO_OK;
     uint64_t lo, hi;
     ranges_hit(rb, re, m, t0, t1, &lo, &hi);
+    uint64_t wlo = lo, whi = hi;
+    while (wlo < hi && rb[wlo] < t0) wlo++;
+    while (whi > wlo && re[whi - 1] > t1) whi--;
+    const uint64_t nfin = whi - wlo, npart = (wlo - lo) + (hi - whi);
     int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
     FOLIO_CHECK_ALLOC(mine);
     folio_status_t pst = partial_sums(w, X, t0, t1, d, rb, re, lo, hi - lo, mine);
+    const size_t bytes = POOL_HDR * sizeof(uint64_t) + nfin * d * sizeof(float) + npart * d * sizeof(int64_t);
+    char *blob = malloc(bytes);
+    if (!blob) {
+        free(mine);
+        pst = FOLIO_ERR_NOMEM;
+    }
+    uint64_t hd[POOL_HDR] = {(uint64_t)pst, lo, hi, wlo, whi};
     if (pst != FOLIO_OK) {
-        /* Every rank must take part in the gather below: contribute zeros
-         * and report the failure after it. */
-        memset(mine, 0, (hi - lo) * d * sizeof *mine);
+        /* still take part in the gather (a header only), so no rank waits */
+        hd[1] = hd[2] = hd[3] = hd[4] = 0;
+        uint64_t *h = blob ? (uint64_t *)blob : hd;
+        if (blob) memcpy(h, hd, sizeof hd);
+        pooled_gather_t g0 = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
+        folio_status_t gst = fx_gather_each(x, h, sizeof hd, pooled_take, &g0);
+        free(g0.pacc);
+        free(g0.pidx);
+        free(blob);
+        free(blob ? mine : NULL);
+        return pst != FOLIO_OK ? pst : gst;
     }
-    int64_t *all = NULL;
-    folio_status_t st = FOLIO_OK;
-    if (folio_exchange_rank(x) == 0) {
-        all = calloc(m * d, sizeof *all);
-        if (!all) st = FOLIO_ERR_NOMEM;
-    }
-    /* Every rank must take part even if rank 0 failed to allocate. */
-    folio_status_t gst = fx_gather_rows_i64(x, mine, lo, hi - lo, d, all ? all : mine);
-    if (st == FOLIO_OK) st = pst;
-    if (st == FOLIO_OK) st = gst;
-    if (st == FOLIO_OK && all) pool_finish(all, rb, re, m, d, out);
-    free(all);
+    memcpy(blob, hd, sizeof hd);
+    char *p = blob + sizeof hd;
+    pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, (float *)p);
+    p += nfin * d * sizeof(float);
+    if (wlo > lo) memcpy(p, mine, (wlo - lo) * d * sizeof *mine), p += (wlo - lo) * d * sizeof *mine;
+    if (hi > whi) memcpy(p, mine + (whi - lo) * d, (hi - whi) * d * sizeof *mine);
     free(mine);
+    pooled_gather_t g = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
+    /* ranges no rank holds (empty ones at a boundary) stay zero */
+    if (folio_exchange_rank(x) == 0) memset(out, 0, m * d * sizeof *out);
+    folio_status_t st = fx_gather_each(x, blob, bytes, pooled_take, &g);
+    free(blob);
+    if (st == FOLIO_OK && g.remote != FOLIO_OK) st = g.remote;
+    for (size_t k = 0; st == FOLIO_OK && k < g.np; k++)
+        pool_finish(g.pacc + k * d, rb + g.pidx[k], re + g.pidx[k], 1, d, out + g.pidx[k] * d);
+    free(g.pacc);
+    free(g.pidx);
     return st;
 }
 
@@ -317,8 +409,9 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         /* Block summaries of the final token vectors. */
         if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
     }
-    /* Every rank's block summaries, and the salience mass summed on rank 0. */
-    if (st == FOLIO_OK) st = fx_allgather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
+    /* Every rank's block vectors (stored by rank 0 only) and the salience
+     * mass summed on rank 0. */
+    if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
     if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
 
     const uint32_t ns = doc->n_sents, nsec = doc->n_sections;

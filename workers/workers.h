@@ -68,8 +68,11 @@ void folio_exchange_destroy(folio_exchange_t **x); /* NULL-safe */
 int folio_exchange_rank(const folio_exchange_t *x);
 int folio_exchange_size(const folio_exchange_t *x);
 /* Seconds spent inside exchange calls since creation (for the benchmark's
- * "exchange share of step time"). */
+ * "exchange share of step time"): halos and block summaries of the layers
+ * (waits for slower ranks included), not the results travelling to rank 0
+ * (folio_exchange_gather_seconds). */
 double folio_exchange_seconds(const folio_exchange_t *x);
+double folio_exchange_gather_seconds(const folio_exchange_t *x);
 
 /* Per-call MPI checks log file, line, rank and MPI's own message. */
 #define FOLIO_CHECK_MPI(call)                                                  \

@@ -21,6 +21,16 @@ folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n);
 folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint64_t lo, uint64_t cnt,
                                   size_t row_len, int64_t *all);
 
+/* Rank 0 gets all rows: rank r contributes rows [row0[r], row0[r+1]) (the
+ * other ranks' `all` is not touched).  A result gather, timed apart. */
+folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0, size_t row_floats,
+                              float *all);
+/* Every rank's blob to rank 0, which calls fn(ctx, rank, blob, bytes) for
+ * each in rank order (its own first) and stops at the first error; blobs of
+ * any size (sent in 1 GB pieces).  A result gather, timed apart. */
+typedef folio_status_t (*fx_blob_fn)(void *ctx, int rank, const void *blob, size_t bytes);
+folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t bytes, fx_blob_fn fn, void *ctx);
+
 /* all[r * n + i] = rank r's mine[i]. */
 folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n, uint64_t *all);
 
