@@ -120,9 +120,11 @@ static folio_status_t df_remove_stored(ingest_t *g, const char *id)
     return st;
 }
 
-static void reject(ingest_t *g, const folio_doc_t *doc, const char *reason)
+/* Counts (into *rejected: the commit thread has counters of its own) and
+ * says why. */
+static void reject(uint64_t *rejected, const folio_doc_t *doc, const char *reason)
 {
-    g->c->rejected++;
+    (*rejected)++;
     folio_log(FOLIO_LOG_WARN, "rejected %s%s%s: %s", doc->origin ? doc->origin : "(input)",
               doc->id && doc->origin && strcmp(doc->id, doc->origin) ? " id " : "",
               doc->id && doc->origin && strcmp(doc->id, doc->origin) ? doc->id : "", reason);
@@ -142,7 +144,7 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
     e.dup_of[0] = 0;
     g->c->seen++;
     if (rst != FOLIO_OK) {
-        reject(g, doc, reason[0] ? reason : folio_status_str(rst));
+        reject(&g->c->rejected, doc, reason[0] ? reason : folio_status_str(rst));
         return plan_push(g, &e);
     }
     g->c->bytes += doc->len;
@@ -154,7 +156,7 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
         return plan_push(g, &e);
     }
     if (st != FOLIO_OK) {
-        reject(g, doc, folio_status_str(st));
+        reject(&g->c->rejected, doc, folio_status_str(st));
         return plan_push(g, &e);
     }
     memcpy(e.hash, doc->hash, 16);
@@ -170,7 +172,7 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
         } else {
             char why[256];
             snprintf(why, sizeof why, "id '%.100s' appears twice in this job with different content; the first one is kept", doc->id);
-            reject(g, doc, why);
+            reject(&g->c->rejected, doc, why);
         }
         return plan_push(g, &e);
     }
@@ -178,7 +180,7 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
     folio_doc_state_t state;
     st = folio_store_classify(g->store, doc->id, doc->hash, &state, e.dup_of, sizeof e.dup_of);
     if (st == FOLIO_ERR_ARG) {
-        reject(g, doc, "invalid document id (empty or longer than 500 bytes)");
+        reject(&g->c->rejected, doc, "invalid document id (empty or longer than 500 bytes)");
         return plan_push(g, &e);
     }
     FOLIO_TRY(st);
@@ -273,37 +275,121 @@ static folio_status_t build_idf(ingest_t *g)
     return FOLIO_OK;
 }
 
-/* ------------------------------------------------------------ work + commit */
+/* ------------------------------------------------------------ work + commit
+ *
+ * Rank 0's main thread reads, analyzes and computes round k+1 while a commit
+ * thread (handoff.c) commits round k: the round's documents and results are
+ * handed over whole, commits stay in input order, one write transaction per
+ * round (each document with its done-marker), and the duplicate records of
+ * the round follow it.  At most one round is in flight, so rank 0 holds two
+ * rounds at most.  The commit thread is the only one using the store in
+ * pass 2 (the main thread's store calls all belong to pass 1), and it owns
+ * the counters of what it commits until it has ended. */
 
 /* A round's text; its results (~70 bytes per token at d = 256) are held on
  * rank 0 until the round commits, so this bounds rank 0's memory. */
 enum { ROUND_BYTES = 8 << 20, ROUND_DOCS_MAX = 4096 };
 
+/* One round handed to the commit thread (all of it owned). */
 typedef struct {
-    ingest_t *g;
-    uint64_t done, done_bytes, done_tokens;
+    int64_t n;
+    folio_doc_t *docs;        /* (n) analyzed, moved out of the round's items */
+    folio_status_t *est;      /* (n) encode status                            */
+    folio_doc_results_t *res; /* (n) views into bufs[i] (when est[i] == OK)   */
+    int *from;                /* (n) rank that computed it, -1 = all (split)  */
+    char **bufs;              /* (n) result buffers                           */
+    int64_t nd, cap_d;
+    folio_doc_t *dups;        /* (nd) id, hash, origin (no text)              */
+    char **dup_of;            /* (nd) the id holding the content              */
+} commit_job_t;
+
+static void commit_job_free(void *vjob)
+{
+    commit_job_t *j = vjob;
+    if (!j) return;
+    for (int64_t i = 0; i < j->n; i++) {
+        folio_doc_clear(&j->docs[i]);
+        free(j->bufs[i]);
+    }
+    for (int64_t k = 0; k < j->nd; k++) {
+        folio_doc_clear(&j->dups[k]);
+        free(j->dup_of[k]);
+    }
+    free(j->docs);
+    free(j->est);
+    free(j->res);
+    free(j->from);
+    free(j->bufs);
+    free(j->dups);
+    free(j->dup_of);
+    free(j);
+}
+
+static commit_job_t *commit_job_new(int64_t cap_dups)
+{
+    commit_job_t *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->cap_d = cap_dups;
+    j->dups = calloc((size_t)cap_dups, sizeof *j->dups);
+    j->dup_of = calloc((size_t)cap_dups, sizeof *j->dup_of);
+    if (!j->dups || !j->dup_of) {
+        commit_job_free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* The round's commit callback (main thread, inside folio_round_run): moves
+ * the documents and result buffers into the pending job. */
+static folio_status_t hand_round(void *vctx, folio_round_item_t *items, const folio_status_t *est,
+                                 const folio_doc_results_t *res, const int *from_rank, char **bufs, int64_t n)
+{
+    commit_job_t *j = *(commit_job_t **)vctx;
+    j->docs = calloc((size_t)n, sizeof *j->docs);
+    j->est = calloc((size_t)n, sizeof *j->est);
+    j->res = calloc((size_t)n, sizeof *j->res);
+    j->from = calloc((size_t)n, sizeof *j->from);
+    j->bufs = calloc((size_t)n, sizeof *j->bufs);
+    FOLIO_CHECK_ALLOC(j->docs && j->est && j->res && j->from && j->bufs ? j : NULL);
+    for (int64_t i = 0; i < n; i++) {
+        j->docs[i] = items[i].doc;
+        memset(&items[i].doc, 0, sizeof items[i].doc);
+        j->est[i] = est[i];
+        j->res[i] = res[i];
+        j->from[i] = from_rank[i];
+        j->bufs[i] = bufs[i];
+        bufs[i] = NULL;
+    }
+    j->n = n;
+    return FOLIO_OK;
+}
+
+/* The commit thread's state and counts (merged into the job's counters once
+ * the thread has ended). */
+typedef struct {
+    ingest_t *g; /* store, cfg, planned_docs; progress state (pass 2: this thread only) */
+    uint64_t committed, duplicate, rejected, tokens, bytes;
+    double commit_seconds;
+    long peak_anon_kb;
 } commit_ctx_t;
 
-static folio_status_t commit_one(commit_ctx_t *cc, folio_round_item_t *item, folio_status_t est,
+static folio_status_t commit_one(commit_ctx_t *cc, const folio_doc_t *doc, folio_status_t est,
                                  const folio_doc_results_t *res, int from_rank, bool committed)
 {
     ingest_t *g = cc->g;
-    folio_doc_t *doc = &item->doc;
     if (est == FOLIO_OK && !committed) {
         double tc = folio_now();
         est = folio_store_commit_doc(g->store, doc, res);
-        g->c->commit_seconds += folio_now() - tc;
+        cc->commit_seconds += folio_now() - tc;
     }
     if (est == FOLIO_OK) {
-        g->c->committed++;
-        g->c->tokens += doc->n_tokens;
-        cc->done++;
-        cc->done_bytes += doc->len;
-        cc->done_tokens += doc->n_tokens;
+        cc->committed++;
+        cc->tokens += doc->n_tokens;
+        cc->bytes += doc->len;
         return FOLIO_OK;
     }
     if (est == FOLIO_ERR_ARG || est == FOLIO_ERR_TOO_LARGE) {
-        reject(g, doc, folio_status_str(est));
+        reject(&cc->rejected, doc, folio_status_str(est));
         return FOLIO_OK;
     }
     if (from_rank < 0)
@@ -319,34 +405,58 @@ static folio_status_t commit_one(commit_ctx_t *cc, folio_round_item_t *item, fol
  * with its done-marker, so atomic per document; one transaction per round
  * writes each shared index page once instead of once per document).  When
  * the batch is refused for one document's sake, they commit one by one so
- * only that one is rejected. */
-static folio_status_t commit_round(void *vctx, folio_round_item_t *items, const folio_status_t *est,
-                                   const folio_doc_results_t *res, const int *from_rank, int64_t n)
+ * only that one is rejected.  Then the round's duplicate records, whose
+ * targets are committed by now.  Runs on the commit thread. */
+static folio_status_t commit_job_run(void *vctx, void *vjob)
 {
     commit_ctx_t *cc = vctx;
+    commit_job_t *j = vjob;
     ingest_t *g = cc->g;
-    const folio_doc_t **docs = malloc(((size_t)n + 1) * sizeof *docs);
-    const folio_doc_results_t **rs = malloc(((size_t)n + 1) * sizeof *rs);
-    FOLIO_CHECK_ALLOC(docs && rs ? docs : NULL);
-    uint32_t m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (est[i] != FOLIO_OK) continue;
-        docs[m] = &items[i].doc;
-        rs[m++] = &res[i];
-    }
-    double tc = folio_now();
-    folio_status_t bst = m ? folio_store_commit_docs(g->store, docs, rs, m) : FOLIO_OK;
-    g->c->commit_seconds += folio_now() - tc;
-    free(docs);
-    free(rs);
-    if (bst != FOLIO_OK && bst != FOLIO_ERR_ARG && bst != FOLIO_ERR_CORRUPT && bst != FOLIO_ERR_TOO_LARGE)
-        return bst;
     folio_status_t st = FOLIO_OK;
-    for (int64_t i = 0; st == FOLIO_OK && i < n; i++)
-        st = commit_one(cc, &items[i], est[i], est[i] == FOLIO_OK ? &res[i] : NULL, from_rank[i], bst == FOLIO_OK);
-    progress(g, false, "ingest", cc->done, g->planned_docs, cc->done_bytes, cc->done_tokens);
-    long anon = folio_rss_anon_kb(); /* results of the round are still held here */
-    if (anon > g->c->peak_anon_kb) g->c->peak_anon_kb = anon;
+    if (j->n > 0) {
+        const folio_doc_t **docs = malloc((size_t)j->n * sizeof *docs);
+        const folio_doc_results_t **rs = malloc((size_t)j->n * sizeof *rs);
+        FOLIO_CHECK_ALLOC(docs && rs ? docs : NULL);
+        uint32_t m = 0;
+        for (int64_t i = 0; i < j->n; i++) {
+            if (j->est[i] != FOLIO_OK) continue;
+            docs[m] = &j->docs[i];
+            rs[m++] = &j->res[i];
+        }
+        double tc = folio_now();
+        folio_status_t bst = m ? folio_store_commit_docs(g->store, docs, rs, m) : FOLIO_OK;
+        cc->commit_seconds += folio_now() - tc;
+        if (bst != FOLIO_OK && bst != FOLIO_ERR_ARG && bst != FOLIO_ERR_CORRUPT && bst != FOLIO_ERR_TOO_LARGE) {
+            folio_log(FOLIO_LOG_ERROR, "commit of %u documents (%s ... %s) failed: %s; the store keeps "
+                      "every earlier round, run the same command again to resume", m, docs[0]->id,
+                      docs[m - 1]->id, folio_status_str(bst));
+            free(docs);
+            free(rs);
+            return bst;
+        }
+        free(docs);
+        free(rs);
+        for (int64_t i = 0; st == FOLIO_OK && i < j->n; i++)
+            st = commit_one(cc, &j->docs[i], j->est[i], j->est[i] == FOLIO_OK ? &j->res[i] : NULL, j->from[i],
+                            bst == FOLIO_OK);
+    }
+    for (int64_t k = 0; st == FOLIO_OK && k < j->nd; k++) {
+        double tc = folio_now();
+        folio_status_t dst = folio_store_commit_duplicate(g->store, j->dups[k].id, j->dups[k].hash, j->dup_of[k],
+                                                          j->dups[k].origin);
+        cc->commit_seconds += folio_now() - tc;
+        if (dst == FOLIO_OK) cc->duplicate++;
+        else if (dst == FOLIO_ERR_NOT_FOUND)
+            reject(&cc->rejected, &j->dups[k], "duplicate of a document that could not be stored");
+        else {
+            folio_log(FOLIO_LOG_ERROR, "recording %s as a duplicate of %s failed: %s", j->dups[k].id, j->dup_of[k],
+                      folio_status_str(dst));
+            st = dst;
+        }
+    }
+    progress(g, false, "ingest", cc->committed, g->planned_docs, cc->bytes, cc->tokens);
+    long anon = folio_rss_anon_kb(); /* this round's results are still held */
+    if (anon > cc->peak_anon_kb) cc->peak_anon_kb = anon;
     return st;
 }
 
@@ -359,15 +469,19 @@ static void items_clear(folio_round_item_t *items, int64_t n)
     }
 }
 
-/* Rank 0: streams the inputs again and feeds rounds; duplicate records are
- * committed after the round that holds their target. */
+/* Rank 0: streams the inputs again, computes rounds, hands each finished
+ * round to the commit thread. */
 static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *const *inputs, int n_inputs)
 {
-    commit_ctx_t cc = {g, 0, 0, 0};
-    rc->commit = commit_round;
-    rc->commit_ctx = &cc;
+    commit_ctx_t cc = {0};
+    cc.g = g;
+    commit_job_t *job = NULL; /* the round being built */
+    rc->commit = hand_round;
+    rc->commit_ctx = &job;
+    folio_handoff_t *committer = NULL;
     folio_reader_t *r = NULL;
-    folio_status_t st = folio_reader_create(inputs, n_inputs, &r);
+    folio_status_t st = folio_handoff_create(commit_job_run, commit_job_free, &cc, &committer);
+    if (st == FOLIO_OK) st = folio_reader_create(inputs, n_inputs, &r);
     /* A round is also one commit transaction: 512 documents share the index
      * pages they touch (3x the commit throughput of 64-document rounds at
      * 256 MB), and several per thread balance the ranks; ROUND_BYTES keeps
@@ -378,15 +492,14 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     if (ROUND_DOCS < 512) ROUND_DOCS = 512;
     if (ROUND_DOCS > ROUND_DOCS_MAX) ROUND_DOCS = ROUND_DOCS_MAX;
     folio_round_item_t *items = calloc((size_t)ROUND_DOCS, sizeof *items);
-    folio_doc_t *dups = calloc((size_t)ROUND_DOCS, sizeof *dups);
-    char **dup_of = calloc((size_t)ROUND_DOCS, sizeof *dup_of);
     folio_plan_entry_t *e = malloc(sizeof *e);
-    if (!items || !dups || !dup_of || !e) st = FOLIO_ERR_NOMEM;
+    if (st == FOLIO_OK && (!items || !e)) st = FOLIO_ERR_NOMEM;
     if (st == FOLIO_OK) st = folio_planlog_rewind(g->plan);
-    int64_t ni = 0, nd = 0;
+    int64_t ni = 0;
     size_t round_bytes = 0;
     bool eof = false;
     while (st == FOLIO_OK && !eof) {
+        if (!job && !(job = commit_job_new(ROUND_DOCS))) { st = FOLIO_ERR_NOMEM; break; }
         folio_doc_t doc = {0};
         char reason[512] = "";
         folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
@@ -407,22 +520,21 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
                 uint8_t h[16] = {0};
                 if (rst == FOLIO_OK) folio_hash128(doc.text, doc.len, h);
                 if (rst != FOLIO_OK || memcmp(h, e->hash, 16)) {
-                    reject(g, &doc, "input changed during the job");
+                    reject(&g->c->rejected, &doc, "input changed during the job");
                 } else {
                     memcpy(doc.hash, h, 16);
                     free(doc.text);
                     doc.text = NULL;
                     doc.len = 0;
-                    dups[nd] = doc;
-                    dup_of[nd] = strdup(e->dup_of);
-                    if (!dup_of[nd]) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
-                    nd++;
+                    job->dup_of[job->nd] = strdup(e->dup_of);
+                    if (!job->dup_of[job->nd]) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
+                    job->dups[job->nd++] = doc;
                     memset(&doc, 0, sizeof doc);
                 }
             } else if (e->action == FOLIO_PLAN_ENCODE) {
                 folio_status_t ast = rst == FOLIO_OK ? folio_doc_analyze(&doc) : rst;
                 if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
-                    reject(g, &doc, "input changed during the job");
+                    reject(&g->c->rejected, &doc, "input changed during the job");
                 } else {
                     folio_round_item_t *it = &items[ni];
                     it->weights = malloc((size_t)doc.n_tokens * sizeof(float) + 1);
@@ -442,38 +554,44 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
             folio_doc_clear(&doc);
         }
         if (st != FOLIO_OK) break;
-        if (eof || ni == ROUND_DOCS || nd == ROUND_DOCS || round_bytes >= ROUND_BYTES) {
-            if (ni > 0) st = folio_round_run(rc, items, ni);
+        if (eof || ni == ROUND_DOCS || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) {
+            if (ni > 0) st = folio_round_run(rc, items, ni); /* hand_round fills job */
             items_clear(items, ni);
             ni = 0;
             round_bytes = 0;
-            for (int64_t k = 0; k < nd; k++) {
-                if (st == FOLIO_OK) {
-                    folio_status_t dst = folio_store_commit_duplicate(g->store, dups[k].id, dups[k].hash,
-                                                                      dup_of[k], dups[k].origin);
-                    if (dst == FOLIO_OK) g->c->duplicate++;
-                    else if (dst == FOLIO_ERR_NOT_FOUND)
-                        reject(g, &dups[k], "duplicate of a document that could not be stored");
-                    else st = dst;
-                }
-                folio_doc_clear(&dups[k]);
-                free(dup_of[k]);
-                dup_of[k] = NULL;
+            /* Both rounds are held here: the one just computed and the one
+             * the commit thread may still be on. */
+            long anon = folio_rss_anon_kb();
+            if (anon > g->c->peak_anon_kb) g->c->peak_anon_kb = anon;
+            if (st == FOLIO_OK && (job->n > 0 || job->nd > 0)) {
+                double tw = folio_now();
+                st = folio_handoff_submit(committer, job); /* owns job from here */
+                g->c->commit_wait_seconds += folio_now() - tw;
+            } else {
+                commit_job_free(job);
             }
-            nd = 0;
+            job = NULL;
         }
     }
+    commit_job_free(job);
     items_clear(items, ni);
-    for (int64_t k = 0; k < nd; k++) {
-        folio_doc_clear(&dups[k]);
-        free(dup_of[k]);
-    }
-    progress(g, true, "ingest", cc.done, g->planned_docs, cc.done_bytes, cc.done_tokens);
     free(items);
-    free(dups);
-    free(dup_of);
     free(e);
     folio_reader_destroy(&r);
+    /* What was handed over is committed even when this thread failed: it is
+     * whole, and in order. */
+    double tw = folio_now();
+    folio_status_t cst = committer ? folio_handoff_finish(committer) : FOLIO_OK;
+    g->c->commit_wait_seconds += folio_now() - tw;
+    folio_handoff_destroy(&committer);
+    if (st == FOLIO_OK) st = cst;
+    g->c->committed += cc.committed;
+    g->c->duplicate += cc.duplicate;
+    g->c->rejected += cc.rejected;
+    g->c->tokens += cc.tokens;
+    g->c->commit_seconds += cc.commit_seconds;
+    if (cc.peak_anon_kb > g->c->peak_anon_kb) g->c->peak_anon_kb = cc.peak_anon_kb;
+    progress(g, true, "ingest", cc.committed, g->planned_docs, cc.bytes, cc.tokens);
     return st;
 }
 

@@ -24,7 +24,10 @@ typedef struct {
     uint64_t bytes;
     double seconds;
     double plan_seconds;     /* rank 0: pass 1 (read, validate, analyze, classify) */
-    double commit_seconds;   /* rank 0: LMDB commits                        */
+    double commit_seconds;   /* rank 0: LMDB commits (on the commit thread,
+                                overlapped with the next round)             */
+    double commit_wait_seconds; /* rank 0: the main thread waiting for the
+                                commit thread (what the overlap left)       */
     double compute_seconds;  /* rank 0: time in encodes (incl. exchange)   */
     double exchange_seconds; /* rank 0: time in halo/summary exchange      */
     long peak_anon_kb;       /* rank 0: largest anonymous RSS seen at round ends

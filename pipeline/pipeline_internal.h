@@ -64,4 +64,29 @@ folio_status_t folio_jobidx_find_content(folio_jobidx_t *x, const uint8_t hash[1
  * content is true also hash -> id (id is where this content will be). */
 folio_status_t folio_jobidx_put(folio_jobidx_t *x, const char *id, const uint8_t hash[16], bool content);
 
+/* ------------------------------------------------------------ hand-off
+ * A thread that runs jobs in submission order, one at a time (rank 0's
+ * commits, overlapped with the next round's compute).  run() is called on
+ * the thread; free_job() after it (or instead of it, once a job failed:
+ * nothing runs past the first error).  A job is owned by the hand-off from
+ * submit on, whatever submit returns. */
+typedef struct folio_handoff folio_handoff_t;
+typedef folio_status_t (*folio_handoff_fn)(void *ctx, void *job);
+typedef void (*folio_handoff_free_fn)(void *job);
+
+folio_status_t folio_handoff_create(folio_handoff_fn run, folio_handoff_free_fn free_job, void *ctx,
+                                    folio_handoff_t **out);
+/* Waits until the thread is idle (so at most one job is in flight), then
+ * hands job over.  Returns the first error of an earlier job (job is then
+ * freed, not run). */
+folio_status_t folio_handoff_submit(folio_handoff_t *h, void *job);
+/* Waits until every submitted job is done; the first error of any job. */
+folio_status_t folio_handoff_wait(folio_handoff_t *h);
+/* Runs what was submitted, ends the thread; the first error of any job. */
+folio_status_t folio_handoff_finish(folio_handoff_t *h);
+/* Seconds the thread spent in run() and free_job() so far. */
+double folio_handoff_busy_seconds(folio_handoff_t *h);
+/* Finishes (if not yet) and frees; NULL-safe, nulls *h. */
+void folio_handoff_destroy(folio_handoff_t **h);
+
 #endif

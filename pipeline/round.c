@@ -384,7 +384,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         est[i] = (folio_status_t)h.status;
         if (meta[i * META_N + META_OWNER] < 0) from[i] = -1;
     }
-    if (me == 0 && st == FOLIO_OK) st = rc->commit(rc->commit_ctx, items, est, resv, from, n_items);
+    if (me == 0 && st == FOLIO_OK) st = rc->commit(rc->commit_ctx, items, est, resv, from, packed, n_items);
     free(est);
     free(resv);
     free(from);

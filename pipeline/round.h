@@ -11,9 +11,13 @@ typedef struct {
 
 /* Rank 0's commit of a round, in item order: n items with each one's
  * encode status, results (NULL when est[i] != OK) and the rank that computed
- * it (-1: all ranks, a split document). */
+ * it (-1: all ranks, a split document).  res[i] points into bufs[i]; the
+ * callback may keep a buffer past the call by setting bufs[i] to NULL (it
+ * then frees it), and may move documents out of items (zeroing them), so
+ * that the commit itself can run later, on another thread. */
 typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *items, const folio_status_t *est,
-                                                const folio_doc_results_t *res, const int *from_rank, int64_t n);
+                                                const folio_doc_results_t *res, const int *from_rank,
+                                                char **bufs, int64_t n);
 
 /* Documents shorter than this are encoded one per thread, longer ones with
  * all of the rank's threads inside the document. */
