@@ -8,6 +8,8 @@
 #    the same at a quarter of the size, to show peak RSS does not grow with it.
 # 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun), one
 #    thread per rank (by default one rank already uses every core).
+# BENCH_PARTS (default "spdx corpus mpi") picks the parts; BENCH_SIZES
+# (default "CORPUS_MB/4 CORPUS_MB") the corpus sizes of part 2, in MB.
 set -euo pipefail
 FOLIO=${1:-build/folio}
 MB=${2:-1024}
@@ -29,8 +31,13 @@ run() { # label, args...
     echo "    $stats"
 }
 
+PARTS=${BENCH_PARTS:-spdx corpus mpi}
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if part spdx; then
 run "spdx default pattern, 1 thread" --threads 1 "$DATA/spdx-licenses.jsonl"
 run "spdx default pattern, all cores" "$DATA/spdx-licenses.jsonl"
+fi
 
 make_corpus() { # MB -> file
     local want=$1 f=$T/corpus-$1.jsonl i=0
@@ -48,12 +55,15 @@ make_corpus() { # MB -> file
 }
 cheap="local,window=0,layers=1,heads=1,head_dim=8"
 q=$((MB / 4)); [ "$q" -ge 1 ] || q=1
-c1=$(make_corpus "$q")
-run "${q} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c1"
-c2=$(make_corpus "$MB")
-run "${MB} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c2"
-rm -f "$c1" "$c2"
+if part corpus; then
+for size in ${BENCH_SIZES:-$q $MB}; do
+    c=$(make_corpus "$size")
+    run "${size} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c"
+    rm -f "$c"
+done
+fi
 
+part mpi || { [ -n "${BENCH_TMP:-}" ] || rm -rf "$T"; exit 0; }
 for np in 1 2; do
     rm -rf "$T/db"
     s=$(date +%s.%N)
