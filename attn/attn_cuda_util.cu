@@ -268,43 +268,92 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_tc_kernel(
     /* warp w computes output fragments (w / 2, 2 (w % 2)) and (w / 2, 2 (w % 2) + 1) */
     const int fm = warp / 2, fn0 = 2 * (warp % 2);
 
-    for (int64_t j0 = 0; j0 < nb; j0 += kRT) {
-        const int cn = (int)min((int64_t)kRT, nb - j0);
-        __syncthreads(); /* the previous tile's scan is done */
-        for (int idx = t; idx < kRT * (D / 8); idx += kRouteThreads) {
-            const int r = idx / (D / 8), c8 = idx % (D / 8);
-            uint4 v = make_uint4(0, 0, 0, 0);
-            if (r < cn) v = *reinterpret_cast<const uint4 *>(k16 + ((int64_t)h * nb + j0 + r) * D + 8 * c8);
-            *reinterpret_cast<uint4 *>(ks + r * kBStride + 8 * c8) = v;
-        }
-        if (t < kRT) kn[t] = t < cn ? knorm[(int64_t)h * nb + j0 + t] : 0.f;
-        __syncthreads();
-        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
-        wmma::fill_fragment(acc[0], 0.f);
-        wmma::fill_fragment(acc[1], 0.f);
-#pragma unroll
-        for (int kk = 0; kk < D / 16; kk++) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-            wmma::load_matrix_sync(a, qs + fm * 16 * kBStride + kk * 16, kBStride);
-#pragma unroll
-            for (int f = 0; f < 2; f++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
-                wmma::load_matrix_sync(b, ks + (fn0 + f) * 16 * kBStride + kk * 16, kBStride);
-                wmma::mma_sync(acc[f], a, b, acc[f]);
+    /* Two sweeps over the candidates.  Sweep 0 keeps, per thread, the KMAX
+     * largest LOWER bounds s' - eps of its candidates; their merge gives T,
+     * the row's k-th largest lower bound: k candidates score at least T, so
+     * the exact k-th best is >= T and no candidate whose upper bound s' + eps
+     * is below T can be selected.  Sweep 1 scores exactly only candidates
+     * with upper bound >= T (~k plus the few within 2 eps of the boundary). */
+    float T = -INFINITY;
+    for (int sweep = 0; sweep < 2; sweep++) {
+        for (int64_t j0 = 0; j0 < nb; j0 += kRT) {
+            const int cn = (int)min((int64_t)kRT, nb - j0);
+            __syncthreads(); /* the previous tile's scan is done */
+            for (int idx = t; idx < kRT * (D / 8); idx += kRouteThreads) {
+                const int r = idx / (D / 8), c8 = idx % (D / 8);
+                uint4 v = make_uint4(0, 0, 0, 0);
+                if (r < cn) v = *reinterpret_cast<const uint4 *>(k16 + ((int64_t)h * nb + j0 + r) * D + 8 * c8);
+                *reinterpret_cast<uint4 *>(ks + r * kBStride + 8 * c8) = v;
             }
-        }
+            if (t < kRT) kn[t] = t < cn ? knorm[(int64_t)h * nb + j0 + t] : 0.f;
+            __syncthreads();
+            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+            wmma::fill_fragment(acc[0], 0.f);
+            wmma::fill_fragment(acc[1], 0.f);
 #pragma unroll
-        for (int f = 0; f < 2; f++)
-            wmma::store_matrix_sync(sc + fm * 16 * kSStride + (fn0 + f) * 16, acc[f], kSStride, wmma::mem_row_major);
-        __syncthreads();
-        if (live) {
+            for (int kk = 0; kk < D / 16; kk++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+                wmma::load_matrix_sync(a, qs + fm * 16 * kBStride + kk * 16, kBStride);
+#pragma unroll
+                for (int f = 0; f < 2; f++) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+                    wmma::load_matrix_sync(b, ks + (fn0 + f) * 16 * kBStride + kk * 16, kBStride);
+                    wmma::mma_sync(acc[f], a, b, acc[f]);
+                }
+            }
+#pragma unroll
+            for (int f = 0; f < 2; f++)
+                wmma::store_matrix_sync(sc + fm * 16 * kSStride + (fn0 + f) * 16, acc[f], kSStride,
+                                        wmma::mem_row_major);
+            __syncthreads();
+            if (!live) continue;
             for (int u = sq; u < cn; u += 4) {
                 const int64_t j = j0 + u;
                 if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
-                const float upper = sc[sr * kSStride + u] + qn * kn[u];
-                if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue; /* cannot enter: exact <= upper */
-                topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
+                const float s1 = sc[sr * kSStride + u], e = qn * kn[u];
+                if (sweep == 0) {
+                    const float lower = s1 - e;
+                    if (!(lower > bs[KMAX - 1])) continue;
+                    float cv = lower; /* sorted insert, values only */
+#pragma unroll
+                    for (int q = 0; q < KMAX; q++) {
+                        const float o = bs[q];
+                        const bool take = cv > o;
+                        bs[q] = take ? cv : o;
+                        cv = take ? o : cv;
+                    }
+                } else {
+                    const float upper = s1 + e;
+                    if (upper < T) continue;                                  /* cannot be selected */
+                    if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue;  /* cannot enter this list */
+                    topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
+                }
             }
+        }
+        if (sweep == 0) {
+            /* T = the k-th largest of the row's 4 lists (ties between lanes
+             * go to the lower lane, so one value leaves per step) */
+            for (int e = 0; e < k; e++) {
+                float bv = bs[0];
+                int bl = sq;
+#pragma unroll
+                for (int off = 1; off < 4; off <<= 1) {
+                    const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
+                    const int ol = __shfl_xor_sync(0xffffffffu, bl, off);
+                    if (ov > bv || (ov == bv && ol < bl)) {
+                        bv = ov;
+                        bl = ol;
+                    }
+                }
+                if (bl == sq) {
+#pragma unroll
+                    for (int q = 0; q + 1 < KMAX; q++) bs[q] = bs[q + 1];
+                    bs[KMAX - 1] = -INFINITY;
+                }
+                T = bv;
+            }
+#pragma unroll
+            for (int e = 0; e < KMAX; e++) bs[e] = -INFINITY;
         }
     }
     /* Merge the 4 lists of each row, as route_topk_kernel. */

@@ -341,6 +341,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
 {
     memset(res, 0, sizeof *res);
     double tm_start = folio_now();
+    const double ex0 = folio_exchange_seconds(x), ga0 = folio_exchange_gather_seconds(x);
     const uint64_t n = doc->n_tokens;
     const uint32_t d = w->d;
     const int P = folio_exchange_size(x), me = folio_exchange_rank(x);
@@ -461,9 +462,10 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
 
     if (w->profile && n >= 65536)
         folio_log(FOLIO_LOG_INFO, "profile %s [%llu,%llu) of %llu: alloc+embed %.3fs, layers %.3fs (%s), "
-                  "mass+pool %.3fs, doc pool %.3fs", doc->id, (unsigned long long)t0, (unsigned long long)t1,
-                  (unsigned long long)n, tm_embed - tm_start, tm_layers - tm_embed, w->gpu ? "cuda" : "cpu",
-                  tm_pool - tm_layers, folio_now() - tm_pool);
+                  "mass+pool %.3fs, doc pool %.3fs; of which exchange %.3fs, gathers+sync %.3fs", doc->id,
+                  (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)n, tm_embed - tm_start,
+                  tm_layers - tm_embed, w->gpu ? "cuda (embed+layers+block means)" : "cpu", tm_pool - tm_layers,
+                  folio_now() - tm_pool, folio_exchange_seconds(x) - ex0, folio_exchange_gather_seconds(x) - ga0);
     if (st == FOLIO_OK && me == 0) {
         memcpy(w->blk, nodes, (size_t)nb * d * sizeof *w->blk);
         res->pattern = w->spec;
