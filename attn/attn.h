@@ -292,9 +292,15 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
  * node_q: (nb, d) mean query of each block (= level-1 summaries when Q = X),
  * node_k: (n_nodes, d) summary keys.  Order inside a block: hierarchical keys
  * level by level in index order, then routed keys by descending score.
- * Cost: routing is exact, so O(nb^2 * d) FMAs per layer (register-blocked,
- * candidates streamed in tiles with a running top-k): ~15 % of a layer at
- * 1M tokens with the default pattern, negligible below ~100k. */
+ * Routing is exact: the k best blocks by the fp32 score (q . k, one fused
+ * multiply-add chain over c = 0 .. d_h-1, as the CUDA route_topk_kernel),
+ * ties to the lower index.  Cost: O(nb^2 * d) multiply-adds per layer.  In
+ * AVX512-VNNI builds they are int8 estimates (4x the fp32 rate) with a
+ * rigorous error bound, and only blocks that the bound cannot rule out are
+ * re-scored in fp32 (~3 per selected block on random layer inputs), which
+ * selects the same blocks in the same order; other builds score everything
+ * in fp32.  At 1M tokens with the default pattern: ~0.7 s CPU per layer with
+ * VNNI, 2.1 s without (the attention kernel: ~11 s), see bench/RESULTS.md. */
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
                                  const float *node_q, const float *node_k,
                                  uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,

@@ -72,15 +72,523 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
     return FOLIO_OK;
 }
 
-/* ------------------------------------------------------------------ selection */
+/* ------------------------------------------------------------------ selection
+ *
+ * Routing = for every query block and head, the k best candidate blocks by
+ * the fp32 score s = q . k accumulated c = 0 .. dh-1 in one chain (one fused
+ * multiply-add per step where the target has FMA: the same chain as the CUDA
+ * route_topk_kernel's fmaf), ties to the lower index, own group excluded.
+ *
+ * Exact path (portable): every score in fp32, register-blocked, candidates
+ * streamed in tiles of 64 with a running top-k.  nb^2 * d FMAs per layer.
+ *
+ * Pre-filter path (AVX512-VNNI builds): every score first as an int8
+ * estimate (vpdpbusd: 4x the fp32 multiply rate), with a rigorous bound
+ * beta_q on |fp32 score - estimate| per query block; a candidate is re-scored
+ * exactly only when its estimate is within 2 beta_q of the k-th best
+ * estimate (two passes over the candidates, see route_int8).  Every block
+ * that can be in the exact top-k is re-scored, by the same fp32 chain, and
+ * offered to the same running top-k in increasing index order, so the result
+ * is the exact path's, bit for bit (tests/unit/test_attn_route.c).  The
+ * exact path remains for heads or query blocks the bound does not cover
+ * (non-finite or huge values).
+ *
+ * The bound, per head, with real arithmetic: keys k_j = sk a_j + ek_j
+ * (a_j int8, one scale sk per head), query q = sq b + eq (b int8, its own
+ * scale sq), I_j = b . a_j (exact in int32):
+ *   |q.k_j - sq sk I_j| = |eq.k_j + sq b.ek_j| <= |eq| |k_j| + sq |b| |ek_j|
+ *   |s_j - q.k_j| <= gamma_dh |q| |k_j|       (fp32 chain, gamma = dh u/(1-dh u))
+ * with |k_j| and |ek_j| bounded by their maximum over the head's blocks.
+ * If k blocks have estimates >= E, the k-th exact score is >= sq sk E - beta,
+ * so a block with sq sk I_j + beta below that can never be selected. */
 
-#define RQ 4 /* query blocks scored together against each candidate tile */
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) && defined(__AVX512VNNI__) && defined(__FMA__)
+#define ROUTE_INT8 1
+#else
+#define ROUTE_INT8 0
+#endif
+
+#define RQ 4  /* query blocks scored together against each candidate tile */
+#define QC 64 /* query blocks per task: candidates are streamed once per chunk */
+
+/* One step of the score chain, acc + q k rounded once wherever the target
+ * has FMA (spelled out, not left to the compiler's contraction, so that the
+ * pre-filter's re-scoring with fmaf is the same arithmetic; CUDA's
+ * route_topk_kernel uses fmaf too). */
+static inline v16f route_fma(v16f q, v16f k, v16f acc)
+{
+#if defined(__AVX512F__)
+    return (v16f)_mm512_fmadd_ps((__m512)q, (__m512)k, (__m512)acc);
+#elif defined(__FMA__)
+    __m256 q2[2], k2[2], a2[2];
+    memcpy(q2, &q, sizeof q);
+    memcpy(k2, &k, sizeof k);
+    memcpy(a2, &acc, sizeof acc);
+    for (int i = 0; i < 2; i++) a2[i] = _mm256_fmadd_ps(q2[i], k2[i], a2[i]);
+    memcpy(&acc, a2, sizeof acc);
+    return acc;
+#else
+    return q * k + acc;
+#endif
+}
+
+/* Offers candidate j with exact score sv to a running top-k (tv, ti: k
+ * slots, descending).  Candidates must come in increasing index order: a
+ * later equal score never displaces an earlier one. */
+static inline void topk_offer(float *tv, int32_t *ti, int *nt, float *thr, int k, float sv, int32_t j)
+{
+    if (!(sv > *thr)) return;
+    int pos = *nt < k ? *nt : k - 1;
+    while (pos > 0 && sv > tv[pos - 1]) {
+        tv[pos] = tv[pos - 1];
+        ti[pos] = ti[pos - 1];
+        pos--;
+    }
+    tv[pos] = sv;
+    ti[pos] = j;
+    if (*nt < k) (*nt)++;
+    if (*nt == k) *thr = tv[k - 1];
+}
+
+/* Exact path for query blocks [c0, c1) of head hh: K = kt of the head
+ * (dh, nbp), candidates contiguous.  Fills tv/ti/nt (QC, k+1). */
+static void route_exact(const float *node_q, uint32_t d, uint32_t hh, uint32_t dh, const float *K, uint32_t nbp,
+                        uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, int k, float *tv, int32_t *ti, int *nt,
+                        float *thr)
+{
+    for (uint32_t i = 0; i < c1 - c0; i++) {
+        nt[i] = 0;
+        thr[i] = -INFINITY;
+    }
+    for (uint32_t b0 = 0; b0 < nb; b0 += 64) {
+        for (uint32_t g0 = c0; g0 < c1; g0 += RQ) {
+            const uint32_t g1 = g0 + RQ < c1 ? g0 + RQ : c1;
+            const float *q[RQ];
+            for (uint32_t r = 0; r < RQ; r++) q[r] = node_q + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * d + hh * dh;
+            v16f acc[RQ][4];
+            for (int r = 0; r < RQ; r++)
+                for (int u = 0; u < 4; u++) acc[r][u] = (v16f){0};
+            for (uint32_t c = 0; c < dh; c++) {
+                v16f kv[4];
+                for (int u = 0; u < 4; u++) {
+                    kv[u] = v16_load(K + (size_t)c * nbp + b0 + 16 * u);
+                    V16_IN_REG(kv[u]);
+                }
+                for (int r = 0; r < RQ; r++) {
+                    v16f qq = v16_bcast(q[r][c]);
+                    for (int u = 0; u < 4; u++) acc[r][u] = route_fma(qq, kv[u], acc[r][u]);
+                }
+            }
+            for (uint32_t qb = g0; qb < g1; qb++) {
+                const uint32_t r = qb - g0, i = qb - c0;
+                const uint32_t gs = qb / G * G, ge = gs + G < nb ? gs + G : nb;
+                float row[64] __attribute__((aligned(64)));
+                for (int u = 0; u < 4; u++) v16_store(row + 16 * u, acc[r][u]);
+                /* own group (already hierarchical keys) and padding are out */
+                for (uint32_t b = b0; b < b0 + 64; b++)
+                    if (b >= nb || (b >= gs && b < ge)) row[b - b0] = -INFINITY;
+                float *tvi = tv + (size_t)i * (k + 1);
+                int32_t *tii = ti + (size_t)i * (k + 1);
+                for (int u = 0; u < 4; u++) {
+                    /* NaN lanes (never selected) read as -inf: v16_hmax
+                     * would let one hide the other 15 lanes */
+                    v16f v = v16_load(row + 16 * u);
+                    if (!(v16_hmax(v16_sel(v == v, v, v16_bcast(-INFINITY))) > thr[i])) continue;
+                    for (int j = 16 * u; j < 16 * u + 16; j++)
+                        topk_offer(tvi, tii, &nt[i], &thr[i], k, row[j], (int32_t)(b0 + j));
+                }
+            }
+        }
+    }
+}
+
+#if ROUTE_INT8
+/* Per head: keys quantized for vpdpbusd (unsigned bytes a + 128, a in
+ * [-127, 127]), laid out (tile of 64 blocks, dim quad, block, 4 dims) so one
+ * 64-byte load holds 4 dims of 16 blocks; padding blocks and dims are a = 0.
+ * kf: the head's fp32 keys, (nb, dh) contiguous, for the re-scoring. */
+typedef struct {
+    uint8_t *kp;   /* (H, ntile, nq4, 64, 4) */
+    float *kf;     /* (H, nb, dh) */
+    double *sk;    /* (H) key scale */
+    double *k2;    /* (H) max_j |k_j| (2-norm of the head's slice) */
+    double *ek2;   /* (H) max_j |k_j - sk a_j| */
+    bool *ok;      /* (H) keys finite, not all zero, |k| <= 1e15: else exact path */
+    uint32_t ntile, nq4;
+} route_keys_t;
+
+/* Values beyond this fall back to the exact path: products and sums of 64k
+ * of them stay far from fp32 overflow, so the fp32 error bound holds. */
+#define ROUTE_MAX_ABS 1e15
+
+/* Quantizes one row x (n floats) with scale s (inv = 1/s): a_c = round(x_c
+ * inv) clamped to [-127, 127], stored as bytes a_c + off (off = 128 for the
+ * keys, 0 for queries) at out[(c/4)*stride + c%4].  Returns the sums
+ * |x|^2, |a|^2 and |x - s a|^2 (fp32, in any order: callers bound them with
+ * slack). */
+static void route_quant_row(const float *x, uint32_t n, float s, float inv, int off, uint8_t *out, size_t stride,
+                            float sums[3])
+{
+    __m512 x2 = _mm512_setzero_ps(), a2 = x2, e2 = x2;
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (uint32_t c = 0; c < n; c += 16) {
+        const __mmask16 live = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(live, x + c);
+        __m512 a = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(inv)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        a = _mm512_min_ps(_mm512_max_ps(a, lo), hi);
+        const __m512 e = _mm512_fnmadd_ps(_mm512_set1_ps(s), a, v);
+        x2 = _mm512_fmadd_ps(v, v, x2);
+        a2 = _mm512_fmadd_ps(a, a, a2);
+        e2 = _mm512_fmadd_ps(e, e, e2);
+        uint32_t w[4];
+        _mm_storeu_si128((__m128i *)w, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_set1_epi32(off))));
+        /* dims past n load as 0: their bytes are a = 0 */
+        for (uint32_t q4 = 0; q4 < 4 && c + 4 * q4 < n; q4++) memcpy(out + (size_t)(c / 4 + q4) * stride, &w[q4], 4);
+    }
+    sums[0] = _mm512_reduce_add_ps(x2);
+    sums[1] = _mm512_reduce_add_ps(a2);
+    sums[2] = _mm512_reduce_add_ps(e2);
+}
+
+/* Largest |x_c| of one row, and whether every value is finite and within
+ * ROUTE_MAX_ABS (else the row is not covered by the bound). */
+static bool route_row_max(const float *x, uint32_t n, float *mx)
+{
+    __m512 m = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (uint32_t c = 0; c < n; c += 16) {
+        const __mmask16 live = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
+        const __m512 v = _mm512_abs_ps(_mm512_maskz_loadu_ps(live, x + c));
+        bad |= _mm512_mask_cmp_ps_mask(live, v, _mm512_set1_ps((float)ROUTE_MAX_ABS), _CMP_NLE_UQ); /* also NaN */
+        m = _mm512_max_ps(m, v);
+    }
+    *mx = _mm512_reduce_max_ps(m);
+    return !bad;
+}
+
+static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb, uint32_t H, uint32_t dh,
+                             int nth)
+{
+    const uint32_t d = H * dh, ntile = rk->ntile, nq4 = rk->nq4;
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t hh = 0; hh < (int64_t)H; hh++) {
+        float mx = 0;
+        bool fin = true;
+        float *kf = rk->kf + (size_t)hh * nb * dh;
+        for (uint32_t b = 0; b < nb; b++) {
+            float m;
+            memcpy(kf + (size_t)b * dh, node_k + (size_t)b * d + hh * dh, sizeof(float) * dh);
+            fin &= route_row_max(kf + (size_t)b * dh, dh, &m);
+            mx = m > mx ? m : mx;
+        }
+        rk->ok[hh] = fin && mx > 0 && (uint64_t)nb * dh < ((uint64_t)1 << 31); /* gather indices are int32 */
+        const float sk = rk->ok[hh] ? mx / 127.0f : 1.0f;
+        rk->sk[hh] = sk;
+        double k2 = 0, ek2 = 0;
+        uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
+        memset(kh, 128, (size_t)ntile * nq4 * 256); /* padding blocks and dims: a = 0 */
+        for (uint32_t b = 0; rk->ok[hh] && b < nb; b++) {
+            float sums[3];
+            route_quant_row(kf + (size_t)b * dh, dh, sk, 1.0f / sk, 128,
+                            kh + ((size_t)(b / 64) * nq4 * 64 + b % 64) * 4, 256, sums);
+            if (sums[0] > k2) k2 = sums[0];
+            if (sums[2] > ek2) ek2 = sums[2];
+        }
+        rk->k2[hh] = sqrt(k2);
+        rk->ek2[hh] = sqrt(ek2);
+    }
+}
+
+/* Scratch of one thread for the pre-filter path; per-query arrays have RQ
+ * spare entries so that groups of RQ can be loaded whole. */
+typedef struct {
+    int32_t *qw;       /* (QC, nq4) query bytes, four per word */
+    int64_t *margin;   /* (QC) 2 beta / (sq sk) rounded up, in estimate units */
+    int32_t *top;      /* (QC, k) the k largest estimates so far, descending */
+    int *ntop;         /* (QC) */
+    int32_t *kth;      /* (QC + RQ) top[k-1] once ntop == k, else INT32_MIN */
+    int32_t *cut;      /* (QC + 16) pass 2: estimates below it cannot be selected */
+    uint32_t *gs, *ge; /* (QC) own group of each query block */
+    int32_t *tmax;     /* (ntile, QC) largest estimate of each tile */
+    int32_t *pend;     /* (QC, 16) survivors waiting to be re-scored */
+    int *npend;        /* (QC) */
+} route_scratch_t;
+
+static void route_scratch_free(route_scratch_t *S)
+{
+    free(S->qw); free(S->margin); free(S->top); free(S->ntop); free(S->kth); free(S->cut);
+    free(S->gs); free(S->ge); free(S->tmax); free(S->pend); free(S->npend);
+    memset(S, 0, sizeof *S);
+}
+
+static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile, int k)
+{
+    memset(S, 0, sizeof *S);
+    S->qw = malloc(sizeof(int32_t) * QC * nq4);
+    S->margin = malloc(sizeof(int64_t) * QC);
+    S->top = malloc(sizeof(int32_t) * QC * k);
+    S->ntop = malloc(sizeof(int) * QC);
+    S->kth = malloc(sizeof(int32_t) * (QC + RQ));
+    S->cut = malloc(sizeof(int32_t) * (QC + 16));
+    S->gs = malloc(sizeof(uint32_t) * QC);
+    S->ge = malloc(sizeof(uint32_t) * QC);
+    S->tmax = malloc(sizeof(int32_t) * (size_t)ntile * QC);
+    S->pend = malloc(sizeof(int32_t) * QC * 16);
+    S->npend = malloc(sizeof(int) * QC);
+    if (S->qw && S->margin && S->top && S->ntop && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend)
+        return true;
+    route_scratch_free(S);
+    return false;
+}
+
+/* Estimates of 4 query blocks (qw rows q0..q3, nq4 words) against the 64
+ * blocks of one tile: out[r][u] = lanes 16u .. 16u+15.  Sixteen named
+ * accumulators (in an array GCC copies them around every step), and not
+ * inlined: inside route_int8 GCC runs out of registers and reloads keys. */
+__attribute__((noinline)) static void route_tile4(const uint8_t *kt, const int32_t *q0, const int32_t *q1,
+                                                  const int32_t *q2, const int32_t *q3, uint32_t nq4,
+                                                  __m512i out[RQ][4])
+{
+    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
+            a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    for (uint32_t c4 = 0; c4 < nq4; c4++) {
+        const uint8_t *kc = kt + (size_t)c4 * 256;
+        const __m512i k0 = _mm512_load_si512((const void *)kc), k1 = _mm512_load_si512((const void *)(kc + 64)),
+                      k2 = _mm512_load_si512((const void *)(kc + 128)),
+                      k3 = _mm512_load_si512((const void *)(kc + 192));
+/* one query block's word against the four key vectors */
+#define ROUTE_DP4(a0, a1, a2, a3, w)                                                                                   \
+    do {                                                                                                               \
+        const __m512i qq = _mm512_set1_epi32(w);                                                                       \
+        a0 = _mm512_dpbusd_epi32(a0, k0, qq);                                                                          \
+        a1 = _mm512_dpbusd_epi32(a1, k1, qq);                                                                          \
+        a2 = _mm512_dpbusd_epi32(a2, k2, qq);                                                                          \
+        a3 = _mm512_dpbusd_epi32(a3, k3, qq);                                                                          \
+    } while (0)
+        ROUTE_DP4(a00, a01, a02, a03, q0[c4]);
+        ROUTE_DP4(a10, a11, a12, a13, q1[c4]);
+        ROUTE_DP4(a20, a21, a22, a23, q2[c4]);
+        ROUTE_DP4(a30, a31, a32, a33, q3[c4]);
+#undef ROUTE_DP4
+    }
+    out[0][0] = a00; out[0][1] = a01; out[0][2] = a02; out[0][3] = a03;
+    out[1][0] = a10; out[1][1] = a11; out[1][2] = a12; out[1][3] = a13;
+    out[2][0] = a20; out[2][1] = a21; out[2][2] = a22; out[2][3] = a23;
+    out[3][0] = a30; out[3][1] = a31; out[3][2] = a32; out[3][3] = a33;
+}
+
+/* Lanes of tile [b0, b0+64) that are candidates of a query block whose own
+ * group is [gs, ge): real blocks outside the group. */
+static inline uint64_t route_lanes(uint32_t b0, uint32_t nb, uint32_t gs, uint32_t ge)
+{
+    uint64_t m = nb - b0 >= 64 ? ~0ull : (1ull << (nb - b0)) - 1;
+    if (ge > b0 && gs < b0 + 64) {
+        const uint32_t lo = gs > b0 ? gs - b0 : 0, hi = ge < b0 + 64 ? ge - b0 : 64;
+        m &= ~((hi - lo >= 64 ? ~0ull : (1ull << (hi - lo)) - 1) << lo);
+    }
+    return m;
+}
+
+static inline uint64_t route_mask_gt(const __m512i a[4], int32_t x)
+{
+    const __m512i xv = _mm512_set1_epi32(x);
+    return (uint64_t)_mm512_cmpgt_epi32_mask(a[0], xv) | (uint64_t)_mm512_cmpgt_epi32_mask(a[1], xv) << 16 |
+           (uint64_t)_mm512_cmpgt_epi32_mask(a[2], xv) << 32 | (uint64_t)_mm512_cmpgt_epi32_mask(a[3], xv) << 48;
+}
+
+/* The largest lane of each of the 4 query blocks' 64 lanes: a reduction
+ * network over the four at once (a quarter of four separate reductions). */
+static inline __m128i route_max4(const __m512i a[RQ][4])
+{
+    __m512i v[RQ];
+    for (int r = 0; r < RQ; r++)
+        v[r] = _mm512_max_epi32(_mm512_max_epi32(a[r][0], a[r][1]), _mm512_max_epi32(a[r][2], a[r][3]));
+    /* 128-bit quarters: x01 = (v0, v0, v1, v1) partial maxima, x23 likewise */
+    const __m512i x01 = _mm512_max_epi32(_mm512_shuffle_i32x4(v[0], v[1], 0x44), _mm512_shuffle_i32x4(v[0], v[1], 0xEE));
+    const __m512i x23 = _mm512_max_epi32(_mm512_shuffle_i32x4(v[2], v[3], 0x44), _mm512_shuffle_i32x4(v[2], v[3], 0xEE));
+    /* quarter r: four partial maxima of query block r */
+    __m512i y = _mm512_max_epi32(_mm512_shuffle_i32x4(x01, x23, 0x88), _mm512_shuffle_i32x4(x01, x23, 0xDD));
+    y = _mm512_max_epi32(y, _mm512_shuffle_epi32(y, (_MM_PERM_ENUM)0x4E));
+    y = _mm512_max_epi32(y, _mm512_shuffle_epi32(y, (_MM_PERM_ENUM)0xB1));
+    return _mm512_castsi512_si128(_mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0,
+                                                                             0, 0, 0, 0), y));
+}
+
+/* Exact fp32 scores of m <= 16 candidate rows (kf rows, dh wide) against
+ * q: the fused chain of route_exact (fmadd_ss: one rounding, as fmaf),
+ * eight independent chains at a time.  Scalar on purpose: Zen 4's gathers
+ * cost ~40 cycles each, and a lane-per-candidate vector needs dh of them. */
+static void route_rescore(const float *q, const float *kf, uint32_t dh, const int32_t *idx, int m, float *out)
+{
+    for (int t = 0; t < m; t += 8) {
+        const float *kr[8];
+        __m128 s[8];
+        for (int r = 0; r < 8; r++) {
+            kr[r] = kf + (size_t)idx[t + r < m ? t + r : t] * dh;
+            s[r] = _mm_setzero_ps();
+        }
+        for (uint32_t c = 0; c < dh; c++) {
+            const __m128 qc = _mm_load_ss(q + c);
+            for (int r = 0; r < 8; r++) s[r] = _mm_fmadd_ss(qc, _mm_load_ss(kr[r] + c), s[r]);
+        }
+        for (int r = 0; r < 8 && t + r < m; r++) out[t + r] = _mm_cvtss_f32(s[r]);
+    }
+}
+
+/* Re-scores query block i's pending survivors and offers them, in order. */
+static inline void route_flush(const float *q, const float *kf, uint32_t dh, int32_t *pend, int *np, int k, float *tv,
+                               int32_t *ti, int *nt, float *thr)
+{
+    float sc[16];
+    route_rescore(q, kf, dh, pend, *np, sc);
+    for (int e = 0; e < *np; e++) topk_offer(tv, ti, nt, thr, k, sc[e], pend[e]);
+    *np = 0;
+}
+
+/* Query blocks [c0, c1) of head hh by the pre-filter; same outputs as
+ * route_exact.  Pass 1 streams the tiles: per query block the k largest
+ * estimates and every tile's largest estimate (tmax).  Pass 2, with the
+ * final cut (k-th estimate - margin), streams the tiles again but looks
+ * only at the (query block, tile) pairs whose tmax reaches the cut: their
+ * lanes at or above it survive.  Survivors are re-scored exactly and
+ * offered in increasing index order.  Returns false when out of memory. */
+static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d, uint32_t hh,
+                       uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, int k, float *tv, int32_t *ti,
+                       int *nt, float *thr)
+{
+    const uint32_t nq4 = rk->nq4, nq = c1 - c0, ntile = rk->ntile;
+    const double sk = rk->sk[hh], K2 = rk->k2[hh], EK2 = rk->ek2[hh];
+    const double u = 0x1p-24, gamma = dh * u / (1.0 - dh * u);
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *q = node_q + (size_t)(c0 + i) * d + hh * dh;
+        uint8_t *qb = (uint8_t *)(S->qw + (size_t)i * nq4);
+        memset(qb, 0, sizeof(int32_t) * nq4); /* padding dims: b = 0 */
+        float mx;
+        /* a query the bound does not cover looks at every candidate */
+        int64_t margin = (int64_t)1 << 40;
+        if (route_row_max(q, dh, &mx) && mx > 0 && rk->ok[hh]) {
+            const float sq = mx / 127.0f;
+            float sums[3];
+            route_quant_row(q, dh, sq, 1.0f / sq, 0, qb, 4, sums);
+            const double q2 = sqrt(sums[0]), b2 = sqrt(sums[1]), e2 = sqrt(sums[2]);
+            double beta = e2 * K2 + sq * b2 * EK2 + gamma * q2 * K2;
+            /* slack for the fp32 sums and residuals above (relative dh u
+             * at most) and the double arithmetic here */
+            beta = beta * (1.0 + 1e-3 + 4.0 * dh * u) + 1e-6 * q2 * K2 + 1e-30;
+            const double m = ceil(2.0 * beta / ((double)sq * sk)) + 1.0;
+            if (m < (double)((int64_t)1 << 40)) margin = (int64_t)m;
+        }
+        S->margin[i] = margin;
+        S->ntop[i] = 0;
+        S->kth[i] = INT32_MIN;
+        S->gs[i] = (c0 + i) / G * G;
+        S->ge[i] = S->gs[i] + G < nb ? S->gs[i] + G : nb;
+    }
+    const uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
+    const __m512i none = _mm512_set1_epi32(INT32_MIN);
+    /* pass 1 */
+    for (uint32_t t = 0; t < ntile; t++) {
+        const uint32_t b0 = t * 64;
+        const uint8_t *kt = kh + (size_t)t * nq4 * 256;
+        for (uint32_t g0 = 0; g0 < nq; g0 += RQ) {
+            const uint32_t g1 = g0 + RQ < nq ? g0 + RQ : nq;
+            const int32_t *qw[RQ];
+            for (uint32_t r = 0; r < RQ; r++) qw[r] = S->qw + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * nq4;
+            __m512i acc[RQ][4];
+            route_tile4(kt, qw[0], qw[1], qw[2], qw[3], nq4, acc);
+            for (uint32_t i = g0; i < g1; i++) /* padding or own group in the tile: those lanes out */
+                if (b0 + 64 > nb || (S->ge[i] > b0 && S->gs[i] < b0 + 64)) {
+                    const uint64_t lanes = route_lanes(b0, nb, S->gs[i], S->ge[i]);
+                    for (int u4 = 0; u4 < 4; u4++)
+                        acc[i - g0][u4] = _mm512_mask_mov_epi32(none, (__mmask16)(lanes >> (16 * u4)), acc[i - g0][u4]);
+                }
+            const __m128i mx = route_max4(acc);
+            int32_t mxs[RQ];
+            _mm_storeu_si128((__m128i *)mxs, mx);
+            memcpy(S->tmax + (size_t)t * QC + g0, mxs, sizeof(int32_t) * (g1 - g0));
+            unsigned upd = _mm512_cmpgt_epi32_mask(_mm512_castsi128_si512(mx),
+                                                   _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(S->kth + g0)))) &
+                           ((1u << (g1 - g0)) - 1); /* lanes past 4 undefined: masked */
+            while (upd) { /* some lane beats the k-th estimate so far: update the k largest */
+                const uint32_t r = (uint32_t)__builtin_ctz(upd), i = g0 + r;
+                upd &= upd - 1;
+                int32_t *top = S->top + (size_t)i * k;
+                int32_t row[64] __attribute__((aligned(64)));
+                for (int u4 = 0; u4 < 4; u4++) _mm512_store_si512((void *)(row + 16 * u4), acc[r][u4]);
+                for (uint64_t m = route_mask_gt(acc[r], S->kth[i]); m; m &= m - 1) {
+                    const int32_t a = row[__builtin_ctzll(m)];
+                    if (a <= S->kth[i]) continue; /* ties in any order: only the k-th value matters */
+                    int pos = S->ntop[i] < k ? S->ntop[i] : k - 1;
+                    while (pos > 0 && a > top[pos - 1]) {
+                        top[pos] = top[pos - 1];
+                        pos--;
+                    }
+                    top[pos] = a;
+                    if (S->ntop[i] < k) S->ntop[i]++;
+                    if (S->ntop[i] == k) S->kth[i] = top[k - 1];
+                }
+            }
+        }
+    }
+    /* pass 2: a query block's survivors are re-scored 16 at a time as they
+     * come (tile by tile: in increasing index order); their key rows,
+     * scattered over the head's keys, are prefetched when found */
+    const float *kf = rk->kf + (size_t)hh * nb * dh;
+    for (uint32_t i = 0; i < nq; i++) {
+        const int64_t c = S->ntop[i] == k ? (int64_t)S->kth[i] - S->margin[i] : INT32_MIN;
+        S->cut[i] = c < INT32_MIN ? INT32_MIN : (int32_t)c;
+        S->npend[i] = 0;
+        nt[i] = 0;
+        thr[i] = -INFINITY;
+    }
+    for (uint32_t t = 0; t < ntile; t++) {
+        const uint32_t b0 = t * 64;
+        uint8_t qi[QC + RQ];
+        uint32_t ns = 0;
+        for (uint32_t i0 = 0; i0 < nq; i0 += 16) {
+            const __mmask16 live = nq - i0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (nq - i0)) - 1);
+            __mmask16 m = _mm512_mask_cmpge_epi32_mask(live, _mm512_loadu_si512((const void *)(S->tmax + (size_t)t * QC + i0)),
+                                                       _mm512_loadu_si512((const void *)(S->cut + i0)));
+            for (; m; m &= m - 1) qi[ns++] = (uint8_t)(i0 + __builtin_ctz(m));
+        }
+        for (uint32_t s0 = 0; s0 < ns; s0 += RQ) {
+            const uint32_t s1 = s0 + RQ < ns ? s0 + RQ : ns;
+            const int32_t *qw[RQ];
+            for (uint32_t r = 0; r < RQ; r++) qw[r] = S->qw + (size_t)qi[s0 + r < s1 ? s0 + r : s1 - 1] * nq4;
+            __m512i acc[RQ][4];
+            route_tile4(kh + (size_t)t * nq4 * 256, qw[0], qw[1], qw[2], qw[3], nq4, acc);
+            for (uint32_t s = s0; s < s1; s++) {
+                const uint32_t i = qi[s];
+                uint64_t lanes = route_lanes(b0, nb, S->gs[i], S->ge[i]);
+                if (S->cut[i] > INT32_MIN) lanes &= route_mask_gt(acc[s - s0], S->cut[i] - 1);
+                int32_t *pend = S->pend + (size_t)i * 16;
+                for (; lanes; lanes &= lanes - 1) {
+                    const int32_t j = (int32_t)(b0 + __builtin_ctzll(lanes));
+                    for (uint32_t c = 0; c < dh; c += 16) _mm_prefetch((const char *)(kf + (size_t)j * dh + c), _MM_HINT_T0);
+                    pend[S->npend[i]++] = j;
+                    if (S->npend[i] == 16)
+                        route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, dh, pend, &S->npend[i], k,
+                                    tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
+                }
+            }
+        }
+    }
+    for (uint32_t i = 0; i < nq; i++)
+        if (S->npend[i])
+            route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, dh, S->pend + (size_t)i * 16, &S->npend[i], k,
+                        tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
+    return true;
+}
+#endif /* ROUTE_INT8 */
 
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h, const float *node_q,
                                  const float *node_k, uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,
                                  int s_max, int threads)
 {
-    const uint32_t H = p->heads, dh = p->head_dim, d = H * dh, nb = h->count[1], G = h->G;
+    const uint32_t H = p->heads, dh = p->head_dim, d = H * dh, nb = h->count[1];
     FOLIO_CHECK_GENERIC(qb0 <= qb1 && qb1 <= nb, FOLIO_ERR_ARG, "select: query blocks [%u, %u) outside [0, %u)",
                         qb0, qb1, nb);
     uint32_t need = folio_pattern_summary_max(p, h->n);
@@ -92,30 +600,52 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
     const bool hier = p->kind == FOLIO_PATTERN_HIER || p->kind == FOLIO_PATTERN_HIER_TOPK;
     const bool routed = p->kind == FOLIO_PATTERN_HIER_TOPK && h->n_levels >= 2 && p->topk > 0;
     const uint32_t k = p->topk < nb ? p->topk : nb;
-
-    /* Routing operands per head, candidates contiguous: kt (H, dh, nbp);
-     * scores of RQ query blocks at a time against 64-candidate tiles, the
-     * same register-blocked product as the attention kernel. */
+    const int nth = threads > 0 ? threads : omp_get_max_threads();
     const uint32_t nbp = (nb + 63) / 64 * 64;
-    float *kt = NULL;
+
+    /* which heads take the pre-filter; the others (or all, without VNNI)
+     * the exact path on kt (H, dh, nbp): candidates contiguous */
+    bool any_exact = routed;
+#if ROUTE_INT8
+    route_keys_t rk = {0};
     if (routed) {
+        rk.ntile = nbp / 64;
+        rk.nq4 = (dh + 3) / 4;
+        rk.kp = aligned_alloc(64, (size_t)H * rk.ntile * rk.nq4 * 256);
+        rk.kf = malloc(sizeof(float) * (size_t)H * nb * dh);
+        rk.sk = malloc(sizeof(double) * H * 3);
+        rk.ok = malloc(sizeof(bool) * H);
+        if (!rk.kp || !rk.kf || !rk.sk || !rk.ok) {
+            free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+            FOLIO_CHECK_ALLOC(NULL);
+        }
+        rk.k2 = rk.sk + H;
+        rk.ek2 = rk.sk + 2 * H;
+        route_keys_build(&rk, node_k, nb, H, dh, nth);
+        any_exact = false;
+        for (uint32_t hh = 0; hh < H; hh++) any_exact |= !rk.ok[hh];
+    }
+#endif
+    float *kt = NULL;
+    if (any_exact) {
         kt = aligned_alloc(64, sizeof(float) * (size_t)H * dh * nbp);
-        FOLIO_CHECK_ALLOC(kt);
-#pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : omp_get_max_threads())
+        if (!kt) {
+#if ROUTE_INT8
+            free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+#endif
+            FOLIO_CHECK_ALLOC(NULL);
+        }
+#pragma omp parallel for schedule(static) num_threads(nth)
         for (int64_t hc = 0; hc < (int64_t)H * dh; hc++) {
             float *row = kt + (size_t)hc * nbp;
             for (uint32_t b = 0; b < nb; b++) row[b] = node_k[(size_t)b * d + hc];
             for (uint32_t b = nb; b < nbp; b++) row[b] = 0.0f;
         }
     }
-    /* Task = (chunk of QC query blocks, head).  Candidates stream in tiles
-     * of 64 (their keys, 16 KB, stay in cache for the whole chunk); every
-     * query block keeps a running top-k updated tile by tile, so no score
-     * row is ever stored and the keys are read nb/QC times, not nb/RQ. */
-    const uint32_t QC = 64;
+    /* Task = (chunk of QC query blocks, head): every query block of the chunk
+     * keeps a running top-k while the candidates stream past in tiles of 64. */
     const uint32_t nq = qb1 - qb0, nch = (nq + QC - 1) / QC;
     int failed = 0;
-    int nth = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel num_threads(nth) reduction(| : failed)
     {
         float *tv = routed ? malloc(sizeof(float) * QC * (k + 1)) : NULL;
@@ -123,69 +653,27 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         int *nt = routed ? malloc(sizeof(int) * QC) : NULL;
         float *thr = routed ? malloc(sizeof(float) * QC) : NULL;
         if (routed && (!tv || !ti || !nt || !thr)) failed = 1;
+#if ROUTE_INT8
+        route_scratch_t S = {0};
+        if (routed && !route_scratch_init(&S, rk.nq4, rk.ntile, (int)k)) failed = 1;
+#endif
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < (int64_t)nch * H; t++) {
             if (failed) continue;
-            const uint32_t c0 = qb0 + (uint32_t)(t / H) * QC, hh = (uint32_t)(t % H);
+            /* head-major: a thread stays on one head's keys for a while */
+            const uint32_t c0 = qb0 + (uint32_t)(t % nch) * QC, hh = (uint32_t)(t / nch);
             const uint32_t c1 = c0 + QC < qb1 ? c0 + QC : qb1;
             if (routed) {
-                for (uint32_t i = 0; i < c1 - c0; i++) {
-                    nt[i] = 0;
-                    thr[i] = -INFINITY;
-                }
-                const float *K = kt + (size_t)hh * dh * nbp;
-                for (uint32_t b0 = 0; b0 < nb; b0 += 64) {
-                    for (uint32_t g0 = c0; g0 < c1; g0 += RQ) {
-                        const uint32_t g1 = g0 + RQ < c1 ? g0 + RQ : c1;
-                        const float *q[RQ];
-                        for (uint32_t r = 0; r < RQ; r++)
-                            q[r] = node_q + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * d + hh * dh;
-                        v16f acc[RQ][4];
-                        for (int r = 0; r < RQ; r++)
-                            for (int u = 0; u < 4; u++) acc[r][u] = (v16f){0};
-                        for (uint32_t c = 0; c < dh; c++) {
-                            v16f kv[4];
-                            for (int u = 0; u < 4; u++) {
-                                kv[u] = v16_load(K + (size_t)c * nbp + b0 + 16 * u);
-                                V16_IN_REG(kv[u]);
-                            }
-                            for (int r = 0; r < RQ; r++) {
-                                v16f qq = v16_bcast(q[r][c]);
-                                for (int u = 0; u < 4; u++) acc[r][u] += qq * kv[u];
-                            }
-                        }
-                        for (uint32_t qb = g0; qb < g1; qb++) {
-                            const uint32_t r = qb - g0, i = qb - c0;
-                            const uint32_t gs = qb / G * G, ge = gs + G < nb ? gs + G : nb;
-                            float row[64] __attribute__((aligned(64)));
-                            for (int u = 0; u < 4; u++) v16_store(row + 16 * u, acc[r][u]);
-                            /* own group (already hierarchical keys) and padding are out */
-                            for (uint32_t b = b0; b < b0 + 64; b++)
-                                if (b >= nb || (b >= gs && b < ge)) row[b - b0] = -INFINITY;
-                            /* running top-k: candidates arrive in increasing index, so
-                             * a later equal score never displaces an earlier one */
-                            float *tvi = tv + (size_t)i * (k + 1);
-                            int32_t *tii = ti + (size_t)i * (k + 1);
-                            for (int u = 0; u < 4; u++) {
-                                if (!(v16_hmax(v16_load(row + 16 * u)) > thr[i])) continue;
-                                for (int j = 16 * u; j < 16 * u + 16; j++) {
-                                    float sv = row[j];
-                                    if (!(sv > thr[i])) continue;
-                                    int pos = nt[i] < (int)k ? nt[i] : (int)k - 1;
-                                    while (pos > 0 && sv > tvi[pos - 1]) {
-                                        tvi[pos] = tvi[pos - 1];
-                                        tii[pos] = tii[pos - 1];
-                                        pos--;
-                                    }
-                                    tvi[pos] = sv;
-                                    tii[pos] = (int32_t)(b0 + j);
-                                    if (nt[i] < (int)k) nt[i]++;
-                                    if (nt[i] == (int)k) thr[i] = tvi[k - 1];
-                                }
-                            }
-                        }
+#if ROUTE_INT8
+                if (rk.ok[hh]) {
+                    if (!route_int8(&rk, &S, node_q, d, hh, dh, nb, h->G, c0, c1, (int)k, tv, ti, nt, thr)) {
+                        failed = 1;
+                        continue;
                     }
-                }
+                } else
+#endif
+                    route_exact(node_q, d, hh, dh, kt + (size_t)hh * dh * nbp, nbp, nb, h->G, c0, c1, (int)k, tv, ti,
+                                nt, thr);
             }
             for (uint32_t qb = c0; qb < c1; qb++) {
                 int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
@@ -211,8 +699,14 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         free(ti);
         free(nt);
         free(thr);
+#if ROUTE_INT8
+        route_scratch_free(&S);
+#endif
     }
     free(kt);
+#if ROUTE_INT8
+    free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+#endif
     FOLIO_CHECK_GENERIC(!failed, FOLIO_ERR_NOMEM, "select: out of memory");
     return FOLIO_OK;
 }
