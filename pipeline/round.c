@@ -18,6 +18,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { TAG_PAYLOAD = 101, TAG_RESULT = 102 };
 enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_N };
@@ -61,6 +62,25 @@ static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio
     FOLIO_CHECK_ALLOC(*weights);
     memcpy(*weights, buf + off, (size_t)doc->n_tokens * sizeof(float));
     return FOLIO_OK;
+}
+
+/* Completes a request without spinning on a core.  Open MPI polls while it
+ * waits; ranks that share a node's cores (-np 2 on 2 cores) would then burn
+ * the core that rank 0's main thread or its commit thread needs: a worker
+ * rank waits for the next round while rank 0 reads and analyzes it, and
+ * rank 0 waits for the workers' results while its commit thread runs.
+ * Sleeps between tests, 50 us growing to 1 ms (rounds take 0.1 s and more). */
+static folio_status_t wait_idle(MPI_Request *req, MPI_Status *status)
+{
+    long ns = 50000;
+    for (;;) {
+        int done = 0;
+        FOLIO_CHECK_MPI(MPI_Test(req, &done, status ? status : MPI_STATUS_IGNORE));
+        if (done) return FOLIO_OK;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        if (ns < 1000000) ns *= 2;
+    }
 }
 
 /* Sends/receives a byte buffer in int-sized pieces. */
@@ -202,7 +222,9 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
 
     /* Header: number of items (-1: no more rounds). */
     int64_t hdr = n_items;
-    FOLIO_CHECK_MPI(MPI_Bcast(&hdr, 1, MPI_INT64_T, 0, comm));
+    MPI_Request hreq;
+    FOLIO_CHECK_MPI(MPI_Ibcast(&hdr, 1, MPI_INT64_T, 0, comm, &hreq)); /* the long wait of worker ranks */
+    FOLIO_TRY(wait_idle(&hreq, NULL));
     if (hdr <= 0) return hdr < 0 ? FOLIO_EOF : FOLIO_OK;
     n_items = hdr;
 
@@ -356,8 +378,10 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     for (int64_t k = 0; me == 0 && st == FOLIO_OK && k < remote; k++) {
         MPI_Status ms;
         uint64_t sz;
-        rc_mpi = MPI_Recv(&sz, 1, MPI_UINT64_T, MPI_ANY_SOURCE, TAG_RESULT, comm, &ms);
+        MPI_Request rreq;
+        rc_mpi = MPI_Irecv(&sz, 1, MPI_UINT64_T, MPI_ANY_SOURCE, TAG_RESULT, comm, &rreq);
         if (rc_mpi != MPI_SUCCESS) { st = FOLIO_ERR_MPI; break; }
+        if ((st = wait_idle(&rreq, &ms)) != FOLIO_OK) break;
         char *buf = malloc(sz);
         if (!buf) { st = FOLIO_ERR_NOMEM; break; }
         st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT + 1, comm);
