@@ -8,6 +8,11 @@
 #    the same at a quarter of the size, to show peak RSS does not grow with it.
 # 3. -np 1 vs -np 2 on the dev data with the default pattern (mpirun), one
 #    thread per rank (by default one rank already uses every core).
+# 4. (part "ranks", not in the default) -np 1 vs -np 2, --threads 1 per rank,
+#    on a corpus of RANKS_MB (default CORPUS_MB) with RANKS_PATTERN (default
+#    the cheap one), RANKS_REPEAT times each: wall seconds, rank 0's stats
+#    line, and each rank's peak RSS (VmHWM; rank 0's includes the store's
+#    mapped pages) and peak anonymous RSS (RssAnon sampled every 0.5 s).
 # BENCH_PARTS (default "spdx corpus mpi") picks the parts; BENCH_SIZES
 # (default "CORPUS_MB/4 CORPUS_MB") the corpus sizes of part 2, in MB.
 set -euo pipefail
@@ -61,6 +66,41 @@ for size in ${BENCH_SIZES:-$q $MB}; do
     run "${size} MB corpus, cheap pattern (tokenize+commit path)" --pattern "$cheap" "$c"
     rm -f "$c"
 done
+fi
+
+if part ranks; then
+rmb=${RANKS_MB:-$MB}
+c=$(make_corpus "$rmb")
+for rep in $(seq 1 "${RANKS_REPEAT:-1}"); do
+    for np in 1 2; do
+        rm -rf "$T/db"
+        s=$(date +%s.%N)
+        mpiexec --oversubscribe --bind-to none --mca btl_vader_single_copy_mechanism none -np $np \
+            "$FOLIO" ingest --db "$T/db" --progress --threads 1 --pattern "${RANKS_PATTERN:-$cheap}" "$c" \
+            > "$T/out" 2> "$T/err" &
+        launcher=$!
+        declare -A hwm=() anon=()
+        while kill -0 $launcher 2>/dev/null; do
+            for p in $(pgrep -f "ingest --db $T/db" || true); do
+                r=$(tr '\0' '\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+                [ -n "$r" ] || continue
+                h=$(awk '/VmHWM/{print $2}' /proc/$p/status 2>/dev/null); a=$(awk '/RssAnon/{print $2}' /proc/$p/status 2>/dev/null)
+                [ -n "$h" ] && [ "$h" -gt "${hwm[$r]:-0}" ] && hwm[$r]=$h
+                [ -n "$a" ] && [ "$a" -gt "${anon[$r]:-0}" ] && anon[$r]=$a
+            done
+            sleep 0.5
+        done
+        wait $launcher
+        e=$(date +%s.%N)
+        echo "${rmb} MB corpus, mpirun -np $np --threads 1, pattern ${RANKS_PATTERN:-$cheap} (run $rep): $(tail -n 1 "$T/out") wall $(echo "$e - $s" | bc)s"
+        echo "    $(grep '^ranks' "$T/err" | tail -n 1)"
+        for r in $(seq 0 $((np - 1))); do
+            echo "    rank $r: peak RSS $(( ${hwm[$r]:-0} / 1024 )) MB, peak anon RSS $(( ${anon[$r]:-0} / 1024 )) MB (sampled)"
+        done
+        unset hwm anon
+    done
+done
+rm -f "$c"
 fi
 
 part mpi || { [ -n "${BENCH_TMP:-}" ] || rm -rf "$T"; exit 0; }
