@@ -307,7 +307,8 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
 typedef struct {
     int32_t *qw;       /* (QC, nq4) query bytes, four per word */
     int64_t *margin;   /* (QC) 2 beta / (sq sk) rounded up, in estimate units */
-    int32_t *top;      /* (QC, k) the k largest estimates so far, descending */
+    int32_t *top;      /* (QC, tstride) the k largest estimates so far, descending */
+    int tstride;       /* 16 (one vector, padded with INT32_MIN) for k <= 16, else k */
     int *ntop;         /* (QC) */
     int32_t *kth;      /* (QC + RQ) top[k-1] once ntop == k, else INT32_MIN */
     int32_t *cut;      /* (QC + 16) pass 2: estimates below it cannot be selected */
@@ -329,7 +330,8 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     memset(S, 0, sizeof *S);
     S->qw = malloc(sizeof(int32_t) * QC * nq4);
     S->margin = malloc(sizeof(int64_t) * QC);
-    S->top = malloc(sizeof(int32_t) * QC * k);
+    S->tstride = k <= 16 ? 16 : k;
+    S->top = aligned_alloc(64, sizeof(int32_t) * QC * S->tstride);
     S->ntop = malloc(sizeof(int) * QC);
     S->kth = malloc(sizeof(int32_t) * (QC + RQ));
     S->cut = malloc(sizeof(int32_t) * (QC + 16));
@@ -397,6 +399,19 @@ static inline uint64_t route_mask_gt(const __m512i a[4], int32_t x)
     const __m512i xv = _mm512_set1_epi32(x);
     return (uint64_t)_mm512_cmpgt_epi32_mask(a[0], xv) | (uint64_t)_mm512_cmpgt_epi32_mask(a[1], xv) << 16 |
            (uint64_t)_mm512_cmpgt_epi32_mask(a[2], xv) << 32 | (uint64_t)_mm512_cmpgt_epi32_mask(a[3], xv) << 48;
+}
+
+/* Inserts a into top (16 lanes, descending, INT32_MIN past the filled
+ * ones; a > top[k-1], k <= 16) without branches; returns the new top[k-1]. */
+static inline int32_t route_top16_insert(int32_t *top, int k, int32_t a)
+{
+    const __m512i t = _mm512_load_si512((const void *)top), av = _mm512_set1_epi32(a);
+    const __mmask16 ge = _mm512_cmpge_epi32_mask(t, av); /* a prefix: the entries staying put */
+    const __m512i down = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), t);
+    __m512i r = _mm512_mask_blend_epi32(ge, down, t);
+    r = _mm512_mask_mov_epi32(r, (__mmask16)(~ge & (ge + 1)), av);
+    _mm512_store_si512((void *)top, r);
+    return top[k - 1];
 }
 
 /* The largest lane of each of the 4 query blocks' 64 lanes: a reduction
@@ -484,6 +499,7 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
         S->margin[i] = margin;
         S->ntop[i] = 0;
         S->kth[i] = INT32_MIN;
+        for (int e = 0; e < S->tstride; e++) S->top[(size_t)i * S->tstride + e] = INT32_MIN;
         S->gs[i] = (c0 + i) / G * G;
         S->ge[i] = S->gs[i] + G < nb ? S->gs[i] + G : nb;
     }
@@ -515,12 +531,16 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             while (upd) { /* some lane beats the k-th estimate so far: update the k largest */
                 const uint32_t r = (uint32_t)__builtin_ctz(upd), i = g0 + r;
                 upd &= upd - 1;
-                int32_t *top = S->top + (size_t)i * k;
+                int32_t *top = S->top + (size_t)i * S->tstride;
                 int32_t row[64] __attribute__((aligned(64)));
                 for (int u4 = 0; u4 < 4; u4++) _mm512_store_si512((void *)(row + 16 * u4), acc[r][u4]);
                 for (uint64_t m = route_mask_gt(acc[r], S->kth[i]); m; m &= m - 1) {
                     const int32_t a = row[__builtin_ctzll(m)];
                     if (a <= S->kth[i]) continue; /* ties in any order: only the k-th value matters */
+                    if (k <= 16) {
+                        S->kth[i] = route_top16_insert(top, k, a);
+                        continue;
+                    }
                     int pos = S->ntop[i] < k ? S->ntop[i] : k - 1;
                     while (pos > 0 && a > top[pos - 1]) {
                         top[pos] = top[pos - 1];
@@ -538,7 +558,8 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
      * scattered over the head's keys, are prefetched when found */
     const float *kf = rk->kf + (size_t)hh * nb * dh;
     for (uint32_t i = 0; i < nq; i++) {
-        const int64_t c = S->ntop[i] == k ? (int64_t)S->kth[i] - S->margin[i] : INT32_MIN;
+        /* kth stays INT32_MIN (no estimate is) until k candidates were seen */
+        const int64_t c = S->kth[i] > INT32_MIN ? (int64_t)S->kth[i] - S->margin[i] : INT32_MIN;
         S->cut[i] = c < INT32_MIN ? INT32_MIN : (int32_t)c;
         S->npend[i] = 0;
         nt[i] = 0;

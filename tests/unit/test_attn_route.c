@@ -181,7 +181,8 @@ Test(attn_route, equals_brute_force_awkward_sizes, .timeout = 300)
                            "hier+topk,window=4,block=1,group=8,topk=3,heads=2,head_dim=5",
                            "hier+topk,window=4,block=1,group=64,topk=8,heads=4,head_dim=64",
                            "hier+topk,window=4,block=1,group=2,topk=1,heads=1,head_dim=3",
-                           "hier+topk,window=4,block=1,group=5,topk=13,heads=2,head_dim=67"};
+                           "hier+topk,window=4,block=1,group=5,topk=13,heads=2,head_dim=67",
+                           "hier+topk,window=4,block=1,group=16,topk=20,heads=1,head_dim=32"};
     const uint32_t nbs[] = {1, 2, 63, 64, 65, 200, 1031};
     long checked = 0;
     for (size_t si = 0; si < sizeof specs / sizeof *specs; si++)
