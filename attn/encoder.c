@@ -307,10 +307,8 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
 typedef struct {
     int32_t *qw;       /* (QC, nq4) query bytes, four per word */
     int64_t *margin;   /* (QC) 2 beta / (sq sk) rounded up, in estimate units */
-    int32_t *top;      /* (QC, tstride) the k largest estimates so far, descending */
-    int tstride;       /* 16 (one vector, padded with INT32_MIN) for k <= 16, else k */
-    int *ntop;         /* (QC) */
-    int32_t *kth;      /* (QC + RQ) top[k-1] once ntop == k, else INT32_MIN */
+    __m512i *kv;       /* (k) sorted vectors of the k-th tile maximum selection */
+    int32_t *kth;      /* (QC + 16) k-th largest tile maximum, or INT32_MIN */
     int32_t *cut;      /* (QC + 16) pass 2: estimates below it cannot be selected */
     uint32_t *gs, *ge; /* (QC) own group of each query block */
     int32_t *tmax;     /* (ntile, QC) largest estimate of each tile */
@@ -320,7 +318,7 @@ typedef struct {
 
 static void route_scratch_free(route_scratch_t *S)
 {
-    free(S->qw); free(S->margin); free(S->top); free(S->ntop); free(S->kth); free(S->cut);
+    free(S->qw); free(S->margin); free(S->kv); free(S->kth); free(S->cut);
     free(S->gs); free(S->ge); free(S->tmax); free(S->pend); free(S->npend);
     memset(S, 0, sizeof *S);
 }
@@ -330,17 +328,15 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     memset(S, 0, sizeof *S);
     S->qw = malloc(sizeof(int32_t) * QC * nq4);
     S->margin = malloc(sizeof(int64_t) * QC);
-    S->tstride = k <= 16 ? 16 : k;
-    S->top = aligned_alloc(64, sizeof(int32_t) * QC * S->tstride);
-    S->ntop = malloc(sizeof(int) * QC);
-    S->kth = malloc(sizeof(int32_t) * (QC + RQ));
+    S->kv = aligned_alloc(64, sizeof(__m512i) * k);
+    S->kth = malloc(sizeof(int32_t) * (QC + 16));
     S->cut = malloc(sizeof(int32_t) * (QC + 16));
     S->gs = malloc(sizeof(uint32_t) * QC);
     S->ge = malloc(sizeof(uint32_t) * QC);
     S->tmax = malloc(sizeof(int32_t) * (size_t)ntile * QC);
     S->pend = malloc(sizeof(int32_t) * QC * 16);
     S->npend = malloc(sizeof(int) * QC);
-    if (S->qw && S->margin && S->top && S->ntop && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend)
+    if (S->qw && S->margin && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend)
         return true;
     route_scratch_free(S);
     return false;
@@ -401,19 +397,6 @@ static inline uint64_t route_mask_gt(const __m512i a[4], int32_t x)
            (uint64_t)_mm512_cmpgt_epi32_mask(a[2], xv) << 32 | (uint64_t)_mm512_cmpgt_epi32_mask(a[3], xv) << 48;
 }
 
-/* Inserts a into top (16 lanes, descending, INT32_MIN past the filled
- * ones; a > top[k-1], k <= 16) without branches; returns the new top[k-1]. */
-static inline int32_t route_top16_insert(int32_t *top, int k, int32_t a)
-{
-    const __m512i t = _mm512_load_si512((const void *)top), av = _mm512_set1_epi32(a);
-    const __mmask16 ge = _mm512_cmpge_epi32_mask(t, av); /* a prefix: the entries staying put */
-    const __m512i down = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14), t);
-    __m512i r = _mm512_mask_blend_epi32(ge, down, t);
-    r = _mm512_mask_mov_epi32(r, (__mmask16)(~ge & (ge + 1)), av);
-    _mm512_store_si512((void *)top, r);
-    return top[k - 1];
-}
-
 /* The largest lane of each of the 4 query blocks' 64 lanes: a reduction
  * network over the four at once (a quarter of four separate reductions). */
 static inline __m128i route_max4(const __m512i a[RQ][4])
@@ -464,12 +447,12 @@ static inline void route_flush(const float *q, const float *kf, uint32_t dh, int
 }
 
 /* Query blocks [c0, c1) of head hh by the pre-filter; same outputs as
- * route_exact.  Pass 1 streams the tiles: per query block the k largest
- * estimates and every tile's largest estimate (tmax).  Pass 2, with the
- * final cut (k-th estimate - margin), streams the tiles again but looks
- * only at the (query block, tile) pairs whose tmax reaches the cut: their
- * lanes at or above it survive.  Survivors are re-scored exactly and
- * offered in increasing index order.  Returns false when out of memory. */
+ * route_exact.  Pass 1 streams the tiles and keeps every tile's largest
+ * estimate (tmax) per query block; the k-th largest tmax, less the margin,
+ * is the cut.  Pass 2 streams the tiles again but looks only at the (query
+ * block, tile) pairs whose tmax reaches the cut: their lanes at or above it
+ * survive, are re-scored exactly and offered in increasing index order.
+ * Returns false when out of memory. */
 static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d, uint32_t hh,
                        uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, int k, float *tv, int32_t *ti,
                        int *nt, float *thr)
@@ -497,9 +480,6 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             if (m < (double)((int64_t)1 << 40)) margin = (int64_t)m;
         }
         S->margin[i] = margin;
-        S->ntop[i] = 0;
-        S->kth[i] = INT32_MIN;
-        for (int e = 0; e < S->tstride; e++) S->top[(size_t)i * S->tstride + e] = INT32_MIN;
         S->gs[i] = (c0 + i) / G * G;
         S->ge[i] = S->gs[i] + G < nb ? S->gs[i] + G : nb;
     }
@@ -525,33 +505,24 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             int32_t mxs[RQ];
             _mm_storeu_si128((__m128i *)mxs, mx);
             memcpy(S->tmax + (size_t)t * QC + g0, mxs, sizeof(int32_t) * (g1 - g0));
-            unsigned upd = _mm512_cmpgt_epi32_mask(_mm512_castsi128_si512(mx),
-                                                   _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(S->kth + g0)))) &
-                           ((1u << (g1 - g0)) - 1); /* lanes past 4 undefined: masked */
-            while (upd) { /* some lane beats the k-th estimate so far: update the k largest */
-                const uint32_t r = (uint32_t)__builtin_ctz(upd), i = g0 + r;
-                upd &= upd - 1;
-                int32_t *top = S->top + (size_t)i * S->tstride;
-                int32_t row[64] __attribute__((aligned(64)));
-                for (int u4 = 0; u4 < 4; u4++) _mm512_store_si512((void *)(row + 16 * u4), acc[r][u4]);
-                for (uint64_t m = route_mask_gt(acc[r], S->kth[i]); m; m &= m - 1) {
-                    const int32_t a = row[__builtin_ctzll(m)];
-                    if (a <= S->kth[i]) continue; /* ties in any order: only the k-th value matters */
-                    if (k <= 16) {
-                        S->kth[i] = route_top16_insert(top, k, a);
-                        continue;
-                    }
-                    int pos = S->ntop[i] < k ? S->ntop[i] : k - 1;
-                    while (pos > 0 && a > top[pos - 1]) {
-                        top[pos] = top[pos - 1];
-                        pos--;
-                    }
-                    top[pos] = a;
-                    if (S->ntop[i] < k) S->ntop[i]++;
-                    if (S->ntop[i] == k) S->kth[i] = top[k - 1];
-                }
+        }
+    }
+    /* k-th largest tile maximum of each query block (16 at a time, lanes =
+     * query blocks): tmax values pass through k sorted vectors, each keeping
+     * the larger and handing the smaller on.  The k largest tiles hold k
+     * distinct blocks with estimates >= it, so it bounds the k-th estimate
+     * from below (INT32_MIN while fewer than k tiles have candidates). */
+    for (uint32_t i0 = 0; i0 < nq; i0 += 16) {
+        for (int e = 0; e < k; e++) S->kv[e] = _mm512_set1_epi32(INT32_MIN);
+        for (uint32_t t = 0; t < ntile; t++) {
+            __m512i v = _mm512_loadu_si512((const void *)(S->tmax + (size_t)t * QC + i0));
+            for (int e = 0; e < k; e++) {
+                const __m512i hi = _mm512_max_epi32(S->kv[e], v);
+                v = _mm512_min_epi32(S->kv[e], v);
+                S->kv[e] = hi;
             }
         }
+        _mm512_storeu_si512((void *)(S->kth + i0), S->kv[k - 1]);
     }
     /* pass 2: a query block's survivors are re-scored 16 at a time as they
      * come (tile by tile: in increasing index order); their key rows,
