@@ -113,6 +113,7 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
 
 #define RQ 4  /* query blocks scored together against each candidate tile */
 #define QC 64 /* query blocks per task: candidates are streamed once per chunk */
+_Static_assert(QC % 16 == 0 && QC % RQ == 0 && QC <= 256, "chunk: whole vectors, uint8_t indices");
 
 /* One step of the score chain, acc + q k rounded once wherever the target
  * has FMA (spelled out, not left to the compiler's contraction, so that the
@@ -501,10 +502,8 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
                     for (int u4 = 0; u4 < 4; u4++)
                         acc[i - g0][u4] = _mm512_mask_mov_epi32(none, (__mmask16)(lanes >> (16 * u4)), acc[i - g0][u4]);
                 }
-            const __m128i mx = route_max4(acc);
-            int32_t mxs[RQ];
-            _mm_storeu_si128((__m128i *)mxs, mx);
-            memcpy(S->tmax + (size_t)t * QC + g0, mxs, sizeof(int32_t) * (g1 - g0));
+            /* all four: entries past nq are never read (QC % RQ == 0) */
+            _mm_storeu_si128((__m128i *)(S->tmax + (size_t)t * QC + g0), route_max4(acc));
         }
     }
     /* k-th largest tile maximum of each query block (16 at a time, lanes =
