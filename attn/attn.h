@@ -364,6 +364,13 @@ folio_status_t folio_pool_ranges(const float *X, uint64_t n, uint32_t d, const u
 #define FOLIO_POOL_ONE 4294967296.0
 void folio_pool_fixed(const float *X, uint64_t t0, uint64_t t1, uint32_t d, const uint32_t *begin,
                       const uint32_t *end, uint64_t m, int64_t *acc);
+/* Finishes complete fixed-point sums: out[r] = L2-normalized mean of range
+ * r, i.e. acc / FOLIO_POOL_ONE / (end - begin) in double, rounded to float,
+ * then scaled by (float)(1 / sqrt(sum of squares)) accumulated in double
+ * with fma in column order (zeros for an empty range or a zero sum).
+ * acc: (m, d) complete sums; out: (m, d). */
+void folio_pool_finish(const int64_t *acc, const uint32_t *begin, const uint32_t *end, uint64_t m, uint32_t d,
+                       float *out);
 
 /* Attention-derived salience per range (sentence).  The mass a node received
  * (sum over layers, heads and queries of the softmax weight on it) is spread

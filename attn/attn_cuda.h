@@ -136,6 +136,12 @@ folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, uint32_t d, co
 folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, const uint32_t *items, uint32_t m_items,
                                      int64_t *acc, void *stream);
 
+/* folio_pool_finish on the device (bit-identical but for denormals, which
+ * the device flushes): acc (m, d) int64 complete sums, begin/end (m), out
+ * (m, d) fp32; all device. */
+folio_status_t folio_cuda_pool_finish(const int64_t *acc, const uint32_t *begin, const uint32_t *end, uint32_t m,
+                                      uint32_t d, float *out, void *stream);
+
 /* Salience mass, as folio_mass_accumulate: mass[sel[..]] +=
  * llrint(node_mass * FOLIO_MASS_ONE) for every selected slot, with integer
  * atomics (exact, order-independent).  All device; mass: (n_nodes) int64. */
@@ -217,6 +223,9 @@ static inline folio_status_t folio_cuda_pool_ranges(const float *X, uint64_t n, 
 static inline folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, const uint32_t *items, uint32_t m_items,
                                                    int64_t *acc, void *stream)
 { (void)X; (void)d; (void)items; (void)m_items; (void)acc; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_pool_finish(const int64_t *acc, const uint32_t *begin, const uint32_t *end,
+                                                    uint32_t m, uint32_t d, float *out, void *stream)
+{ (void)acc; (void)begin; (void)end; (void)m; (void)d; (void)out; (void)stream; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float *node_mass,
                                                         uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream)
 { (void)sel; (void)sel_n; (void)node_mass; (void)n_qblocks; (void)H; (void)s_max; (void)mass; (void)stream;

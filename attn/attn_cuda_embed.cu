@@ -1,7 +1,7 @@
 /* attn/attn_cuda_embed.cu — the hashed embedding, pooling and salience-mass
  * kernels of the CUDA backend; each computes exactly what its CPU twin in
  * attn/ computes (folio_embed, folio_pool_ranges, folio_pool_fixed,
- * folio_mass_accumulate) and
+ * folio_pool_finish, folio_mass_accumulate) and
  * tests/unit/test_cuda_embed.c compares them. */
 #include "attn_cuda.h"
 
@@ -200,6 +200,36 @@ __global__ void pool_fixed_kernel(const float *X, uint32_t d, const uint32_t *it
     }
 }
 
+/* One warp per range, as folio_pool_finish: the lanes form the mean of
+ * their columns (double), round to float into shared memory; lane 0 sums
+ * the squares with fma in column order (the CPU's order); all scale. */
+__global__ void pool_finish_kernel(const int64_t *acc, const uint32_t *begin, const uint32_t *end, uint32_t m,
+                                   uint32_t d, float *out)
+{
+    extern __shared__ float fsm[];
+    const uint32_t warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const uint64_t r = (uint64_t)blockIdx.x * (blockDim.x >> 5) + warp;
+    if (r >= m) return;
+    float *o = fsm + (size_t)warp * d;
+    const uint64_t c = end[r] > begin[r] ? end[r] - begin[r] : 0;
+    for (uint32_t j = lane; j < d; j += 32) {
+        const double v = c ? (double)acc[r * d + j] / FOLIO_POOL_ONE / (double)c : 0.0;
+        o[j] = __double2float_rn(v);
+    }
+    __syncwarp();
+    float inv = 0.f;
+    bool scale = false;
+    if (lane == 0) {
+        double ss = 0;
+        for (uint32_t j = 0; j < d; j++) ss = fma((double)o[j], (double)o[j], ss);
+        scale = ss > 0;
+        if (scale) inv = __double2float_rn(1.0 / sqrt(ss));
+    }
+    inv = __shfl_sync(0xffffffffu, inv, 0);
+    scale = __shfl_sync(0xffffffffu, scale, 0);
+    for (uint32_t j = lane; j < d; j += 32) out[r * d + j] = scale ? __fmul_rn(o[j], inv) : o[j];
+}
+
 __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const float *node_mass, uint64_t rows,
                             int s_max, int64_t *mass)
 {
@@ -250,6 +280,20 @@ extern "C" folio_status_t folio_cuda_pool_fixed(const float *X, uint32_t d, cons
                         "pool fixed cuda: bad arguments (d=%u items=%u)", d, m_items);
     if (m_items == 0) return FOLIO_OK;
     pool_fixed_kernel<<<m_items, d < 256 ? ((d + 31) / 32) * 32 : 256, 0, (cudaStream_t)stream>>>(X, d, items, acc);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    return FOLIO_OK;
+}
+
+extern "C" folio_status_t folio_cuda_pool_finish(const int64_t *acc, const uint32_t *begin, const uint32_t *end,
+                                                 uint32_t m, uint32_t d, float *out, void *stream)
+{
+    FOLIO_CHECK_GENERIC(d >= 1 && d <= 12288 && (m == 0 || (acc && begin && end && out)), FOLIO_ERR_ARG,
+                        "pool finish cuda: bad arguments (d=%u m=%u)", d, m);
+    if (m == 0) return FOLIO_OK;
+    uint32_t wpb = 12288 / d;
+    wpb = wpb < 1 ? 1 : wpb > 8 ? 8 : wpb;
+    pool_finish_kernel<<<(m + wpb - 1) / wpb, 32 * wpb, (size_t)wpb * d * sizeof(float), (cudaStream_t)stream>>>(
+        acc, begin, end, m, d, out);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

@@ -234,7 +234,7 @@ __device__ __forceinline__ float exact_score(const float *q, const float *k)
 }
 
 template <int KMAX>
-__global__ void __launch_bounds__(kRouteThreads) route_topk_tc_kernel(
+__global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
     const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
     const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
     int32_t *out_n)
@@ -307,26 +307,40 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_tc_kernel(
                                         wmma::mem_row_major);
             __syncthreads();
             if (!live) continue;
-            for (int u = sq; u < cn; u += 4) {
-                const int64_t j = j0 + u;
-                if (j >= g0 && j < g1) continue; /* own group: covered by the hierarchy */
-                const float s1 = sc[sr * kSStride + u], e = qn * kn[u];
-                if (sweep == 0) {
-                    const float lower = s1 - e;
-                    if (!(lower > bs[KMAX - 1])) continue;
-                    float cv = lower; /* sorted insert, values only */
+            /* This thread's 16 contiguous columns of the tile (index order is
+             * kept within a thread's list); the own group and the padding
+             * become an index window test. */
+            const int c0 = 16 * sq;
+            const int ulo = (int)max((int64_t)0, min((int64_t)kRT, g0 - j0));
+            const int uhi = (int)max((int64_t)0, min((int64_t)kRT, g1 - j0));
 #pragma unroll
-                    for (int q = 0; q < KMAX; q++) {
-                        const float o = bs[q];
-                        const bool take = cv > o;
-                        bs[q] = take ? cv : o;
-                        cv = take ? o : cv;
+            for (int i4 = 0; i4 < 4; i4++) {
+                const float4 a4 = *reinterpret_cast<const float4 *>(&sc[sr * kSStride + c0 + 4 * i4]);
+                const float4 b4 = *reinterpret_cast<const float4 *>(&kn[c0 + 4 * i4]);
+                const float v[4] = {a4.x, a4.y, a4.z, a4.w};
+                const float e[4] = {qn * b4.x, qn * b4.y, qn * b4.z, qn * b4.w};
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    const int u = c0 + 4 * i4 + i;
+                    const bool ok = u < cn && (u < ulo || u >= uhi);
+                    if (sweep == 0) {
+                        const float lower = ok ? v[i] - e[i] : -INFINITY;
+                        if (!(lower > bs[KMAX - 1])) continue;
+                        float cv = lower; /* sorted insert, values only */
+#pragma unroll
+                        for (int q = 0; q < KMAX; q++) {
+                            const float o = bs[q];
+                            const bool take = cv > o;
+                            bs[q] = take ? cv : o;
+                            cv = take ? o : cv;
+                        }
+                    } else {
+                        const float upper = v[i] + e[i];
+                        if (!ok || upper < T) continue;                          /* cannot be selected */
+                        if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue; /* cannot enter this list */
+                        const int64_t j = j0 + u;
+                        topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
                     }
-                } else {
-                    const float upper = s1 + e;
-                    if (upper < T) continue;                                  /* cannot be selected */
-                    if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue;  /* cannot enter this list */
-                    topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
                 }
             }
         }
@@ -639,6 +653,10 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
     }
     q16 = same ? k16 : k16 + nrow * 64;
     qn = same ? kn : kn + nrow;
+    /* prefer shared memory over L1 so that 4 CTAs (36 KB each) fit an SM */
+    cudaFuncSetAttribute(route_topk_tc_kernel<8>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+    cudaFuncSetAttribute(route_topk_tc_kernel<16>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+    cudaFuncSetAttribute(route_topk_tc_kernel<32>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
     const unsigned pg = (unsigned)((nrow + 7) / 8);
     route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
     if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);

@@ -137,24 +137,6 @@ static void pool_partial(const float *X, uint64_t t0, uint64_t t1, uint32_t d, c
     }
 }
 
-static void pool_finish(const int64_t *acc, const uint32_t *rb, const uint32_t *re, uint64_t m,
-                        uint32_t d, float *out)
-{
-    for (uint64_t r = 0; r < m; r++) {
-        float *o = out + r * d;
-        uint64_t c = re[r] > rb[r] ? re[r] - rb[r] : 0;
-        double ss = 0;
-        for (uint32_t j = 0; j < d; j++) {
-            double v = c ? (double)acc[r * d + j] / FOLIO_POOL_ONE / (double)c : 0.0;
-            o[j] = (float)v;
-            ss += (double)o[j] * o[j];
-        }
-        if (ss > 0) {
-            float inv = (float)(1.0 / sqrt(ss));
-            for (uint32_t j = 0; j < d; j++) o[j] *= inv;
-        }
-    }
-}
 
 /* First and one-past-last range index intersecting tokens [t0, t1): ranges
  * are in order and non-overlapping (sentences, sections). */
@@ -264,36 +246,37 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     while (wlo < hi && rb[wlo] < t0) wlo++;
     while (whi > wlo && re[whi - 1] > t1) whi--;
     const uint64_t nfin = whi - wlo, npart = (wlo - lo) + (hi - whi);
-    int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
-    FOLIO_CHECK_ALLOC(mine);
-    folio_status_t pst = partial_sums(w, X, t0, t1, d, rb, re, lo, hi - lo, mine);
     const size_t bytes = POOL_HDR * sizeof(uint64_t) + nfin * d * sizeof(float) + npart * d * sizeof(int64_t);
     char *blob = malloc(bytes);
-    if (!blob) {
+    folio_status_t pst = blob ? FOLIO_OK : FOLIO_ERR_NOMEM;
+    char *fin = blob ? blob + POOL_HDR * sizeof(uint64_t) : NULL, *part = fin ? fin + nfin * d * sizeof(float) : NULL;
+    if (pst == FOLIO_OK && w->gpu) {
+        /* complete ranges finished on the device; only floats come back */
+        pst = folio_gpu_pool_ranges(w->gpu, rb + lo, re + lo, hi - lo, wlo - lo, whi - lo, (float *)fin, part);
+    } else if (pst == FOLIO_OK) {
+        int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
+        if (!mine) pst = FOLIO_ERR_NOMEM;
+        if (pst == FOLIO_OK) pst = partial_sums(w, X, t0, t1, d, rb, re, lo, hi - lo, mine);
+        if (pst == FOLIO_OK) {
+            folio_pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, (float *)fin);
+            if (wlo > lo) memcpy(part, mine, (wlo - lo) * d * sizeof *mine);
+            if (hi > whi) memcpy(part + (wlo - lo) * d * sizeof *mine, mine + (whi - lo) * d,
+                                 (hi - whi) * d * sizeof *mine);
+        }
         free(mine);
-        pst = FOLIO_ERR_NOMEM;
     }
     uint64_t hd[POOL_HDR] = {(uint64_t)pst, lo, hi, wlo, whi};
     if (pst != FOLIO_OK) {
         /* still take part in the gather (a header only), so no rank waits */
         hd[1] = hd[2] = hd[3] = hd[4] = 0;
-        uint64_t *h = blob ? (uint64_t *)blob : hd;
-        if (blob) memcpy(h, hd, sizeof hd);
         pooled_gather_t g0 = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
-        folio_status_t gst = fx_gather_each(x, h, sizeof hd, pooled_take, &g0);
+        folio_status_t gst = fx_gather_each(x, hd, sizeof hd, pooled_take, &g0);
         free(g0.pacc);
         free(g0.pidx);
         free(blob);
-        free(blob ? mine : NULL);
         return pst != FOLIO_OK ? pst : gst;
     }
     memcpy(blob, hd, sizeof hd);
-    char *p = blob + sizeof hd;
-    pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, (float *)p);
-    p += nfin * d * sizeof(float);
-    if (wlo > lo) memcpy(p, mine, (wlo - lo) * d * sizeof *mine), p += (wlo - lo) * d * sizeof *mine;
-    if (hi > whi) memcpy(p, mine + (whi - lo) * d, (hi - whi) * d * sizeof *mine);
-    free(mine);
     pooled_gather_t g = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
     /* ranges no rank holds (empty ones at a boundary) stay zero */
     if (folio_exchange_rank(x) == 0) memset(out, 0, m * d * sizeof *out);
@@ -301,7 +284,7 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     free(blob);
     if (st == FOLIO_OK && g.remote != FOLIO_OK) st = g.remote;
     for (size_t k = 0; st == FOLIO_OK && k < g.np; k++)
-        pool_finish(g.pacc + k * d, rb + g.pidx[k], re + g.pidx[k], 1, d, out + g.pidx[k] * d);
+        folio_pool_finish(g.pacc + k * d, rb + g.pidx[k], re + g.pidx[k], 1, d, out + g.pidx[k] * d);
     free(g.pacc);
     free(g.pidx);
     return st;
@@ -452,7 +435,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
             if (pst != FOLIO_OK) memset(acc, 0, m2 * d * sizeof *acc); /* still take part */
             st = fx_reduce_i64(x, acc, m2 * d);
             if (st == FOLIO_OK) st = pst;
-            if (st == FOLIO_OK && me == 0) pool_finish(acc, w->rb, w->re, m2, d, w->sec);
+            if (st == FOLIO_OK && me == 0) folio_pool_finish(acc, w->rb, w->re, m2, d, w->sec);
         }
         free(acc);
     }

@@ -57,6 +57,8 @@ struct folio_gpu {
     float *w; size_t w_cap;          /* (nx) IDF weights                      */
     uint32_t *items; size_t items_cap;   /* pooling work items (m, 3)         */
     int64_t *acc; size_t acc_cap;    /* pooled fixed-point sums               */
+    float *fin; size_t fin_cap;      /* finished pooled vectors               */
+    uint32_t *fbe; size_t fbe_cap;   /* begin/end of the finished ranges      */
     folio_span_t *h_spans; size_t h_spans_cap; /* host staging                */
     uint32_t *h_items; size_t h_items_cap;
     /* geometry of the resident document (folio_gpu_pool_fixed) */
@@ -104,6 +106,7 @@ void folio_gpu_destroy(folio_gpu_t **pg)
     cudaFree(g->X); cudaFree(g->Xb); cudaFree(g->out); cudaFree(g->nodes); cudaFree(g->nodesb);
     cudaFree(g->sel); cudaFree(g->seln); cudaFree(g->mass); cudaFree(g->nmass);
     cudaFree(g->text); cudaFree(g->spans); cudaFree(g->w); cudaFree(g->items); cudaFree(g->acc);
+    cudaFree(g->fin); cudaFree(g->fbe);
     free(g->h_spans); free(g->h_items);
     if (g->stream) cudaStreamDestroy(g->stream);
     free(g);
@@ -274,14 +277,14 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
  * document) is summed by many CTAs at once. */
 enum { POOL_ITEM_TOKENS = 1024 };
 
-folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
-                                    int64_t *acc)
+/* Device fixed-point sums of ranges [0, m) (clipped to the resident rows)
+ * into g->acc (m, d), zeroed first; asynchronous. */
+static folio_status_t pool_sums(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m)
 {
-    FOLIO_CHECK_GENERIC(g->resident, FOLIO_ERR_INTERNAL, "GPU pooling without an encoded document");
     const uint32_t d = g->d;
-    memset(acc, 0, m * d * sizeof *acc);
-    if (m == 0) return FOLIO_OK;
     FOLIO_CHECK_CUDA(cudaSetDevice(g->device));
+    FOLIO_TRY(dgrow((void **)&g->acc, &g->acc_cap, (m ? m : 1) * d * sizeof(int64_t)));
+    FOLIO_CHECK_CUDA(cudaMemsetAsync(g->acc, 0, m * d * sizeof(int64_t), g->stream));
     uint64_t ni = 0;
     for (uint64_t r = 0; r < m; r++) {
         const uint64_t b = begin[r] > g->t0 ? begin[r] : g->t0, e = end[r] < g->t1 ? end[r] : g->t1;
@@ -291,7 +294,6 @@ folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const
     FOLIO_CHECK_GENERIC(ni <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "GPU pooling: too many ranges");
     FOLIO_TRY(hgrow((void **)&g->h_items, &g->h_items_cap, ni * 3 * sizeof(uint32_t)));
     FOLIO_TRY(dgrow((void **)&g->items, &g->items_cap, ni * 3 * sizeof(uint32_t)));
-    FOLIO_TRY(dgrow((void **)&g->acc, &g->acc_cap, m * d * sizeof(int64_t)));
     uint64_t k = 0;
     for (uint64_t r = 0; r < m; r++) {
         const uint64_t b = begin[r] > g->t0 ? begin[r] : g->t0, e = end[r] < g->t1 ? end[r] : g->t1;
@@ -304,9 +306,49 @@ folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const
     }
     FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->items, g->h_items, ni * 3 * sizeof(uint32_t), cudaMemcpyHostToDevice,
                                      g->stream));
-    FOLIO_CHECK_CUDA(cudaMemsetAsync(g->acc, 0, m * d * sizeof(int64_t), g->stream));
-    FOLIO_TRY(folio_cuda_pool_fixed(g->X + g->hl * d, d, g->items, (uint32_t)ni, g->acc, g->stream));
+    return folio_cuda_pool_fixed(g->X + g->hl * d, d, g->items, (uint32_t)ni, g->acc, g->stream);
+}
+
+folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                    int64_t *acc)
+{
+    FOLIO_CHECK_GENERIC(g->resident, FOLIO_ERR_INTERNAL, "GPU pooling without an encoded document");
+    const uint32_t d = g->d;
+    if (m == 0) return FOLIO_OK;
+    FOLIO_TRY(pool_sums(g, begin, end, m));
     FOLIO_CHECK_CUDA(cudaMemcpyAsync(acc, g->acc, m * d * sizeof(int64_t), cudaMemcpyDeviceToHost, g->stream));
+    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
+    return FOLIO_OK;
+}
+
+folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                     uint64_t w0, uint64_t w1, float *fin, void *part)
+{
+    FOLIO_CHECK_GENERIC(g->resident, FOLIO_ERR_INTERNAL, "GPU pooling without an encoded document");
+    FOLIO_CHECK_GENERIC(w0 <= w1 && w1 <= m, FOLIO_ERR_ARG, "GPU pooling: finished ranges [%llu, %llu) of %llu",
+                        (unsigned long long)w0, (unsigned long long)w1, (unsigned long long)m);
+    const uint32_t d = g->d;
+    if (m == 0) return FOLIO_OK;
+    FOLIO_TRY(pool_sums(g, begin, end, m));
+    const uint64_t nf = w1 - w0;
+    if (nf > 0) {
+        FOLIO_CHECK_GENERIC(nf <= UINT32_MAX, FOLIO_ERR_TOO_LARGE, "GPU pooling: too many ranges");
+        FOLIO_TRY(dgrow((void **)&g->fin, &g->fin_cap, nf * d * sizeof(float)));
+        FOLIO_TRY(dgrow((void **)&g->fbe, &g->fbe_cap, 2 * nf * sizeof(uint32_t)));
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->fbe, begin + w0, nf * sizeof(uint32_t), cudaMemcpyHostToDevice, g->stream));
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->fbe + nf, end + w0, nf * sizeof(uint32_t), cudaMemcpyHostToDevice,
+                                         g->stream));
+        FOLIO_TRY(folio_cuda_pool_finish(g->acc + w0 * d, g->fbe, g->fbe + nf, (uint32_t)nf, d, g->fin, g->stream));
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(fin, g->fin, nf * d * sizeof(float), cudaMemcpyDeviceToHost, g->stream));
+    }
+    char *pp = part;
+    if (w0 > 0) {
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(pp, g->acc, w0 * d * sizeof(int64_t), cudaMemcpyDeviceToHost, g->stream));
+        pp += w0 * d * sizeof(int64_t);
+    }
+    if (m > w1)
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync(pp, g->acc + w1 * d, (m - w1) * d * sizeof(int64_t), cudaMemcpyDeviceToHost,
+                                         g->stream));
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     return FOLIO_OK;
 }
@@ -374,6 +416,12 @@ folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const
                                     int64_t *acc)
 {
     (void)g; (void)begin; (void)end; (void)m; (void)acc;
+    return FOLIO_ERR_UNSUPPORTED;
+}
+folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                     uint64_t w0, uint64_t w1, float *fin, void *part)
+{
+    (void)g; (void)begin; (void)end; (void)m; (void)w0; (void)w1; (void)fin; (void)part;
     return FOLIO_ERR_UNSUPPORTED;
 }
 folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)

@@ -69,6 +69,12 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
  * acc (m, d) host, overwritten with this rank's partial sums. */
 folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
                                     int64_t *acc);
+/* Ranges [0, m) of the resident document: ranges [w0, w1) (complete on
+ * this rank) finished on the device into host fin ((w1 - w0), d floats,
+ * folio_pool_finish), the others' fixed-point partial sums into host part
+ * (rows [0, w0) then [w1, m), int64, any alignment). */
+folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
+                                     uint64_t w0, uint64_t w1, float *fin, void *part);
 /* NCCL communicator of an exchange (NULL when none) and its CUDA stream. */
 void *fx_nccl(const folio_exchange_t *x);
 void fx_add_seconds(folio_exchange_t *x, double s);

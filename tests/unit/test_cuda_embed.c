@@ -203,6 +203,23 @@ static void check_pool_fixed(uint32_t d, uint64_t t0, uint64_t t1, uint32_t seed
     int nonzero = 0;
     for (size_t i = 0; i < (size_t)M * d; i++) nonzero |= ref[i] != 0;
     cr_assert(nonzero);
+    /* finishing them (mean, then L2 normalization) on the device: identical */
+    float *fr = malloc((size_t)M * d * sizeof *fr), *fg = malloc((size_t)M * d * sizeof *fg);
+    folio_pool_finish(ref, ub, ue, M, d, fr);
+    void *db = dev_copy(ub, sizeof ub), *de = dev_copy(ue, sizeof ue), *df = dev_copy(NULL, (size_t)M * d * 4);
+    cr_assert_eq(folio_cuda_pool_finish(da, db, de, M, d, df, NULL), FOLIO_OK);
+    cr_assert_eq(folio_cuda_sync(), FOLIO_OK);
+    cr_assert_eq(folio_cuda_download(fg, df, (size_t)M * d * 4), FOLIO_OK);
+    for (int r = 0; r < M; r++)
+        for (uint32_t c = 0; c < d; c++)
+            cr_assert(fg[(size_t)r * d + c] == fr[(size_t)r * d + c],
+                      "finish d=%u range %d column %u: device %.9g != cpu %.9g", d, r, c,
+                      (double)fg[(size_t)r * d + c], (double)fr[(size_t)r * d + c]);
+    folio_cuda_free(&db);
+    folio_cuda_free(&de);
+    folio_cuda_free(&df);
+    free(fr);
+    free(fg);
     folio_cuda_free(&dx);
     folio_cuda_free(&di);
     folio_cuda_free(&da);
