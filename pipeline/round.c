@@ -10,8 +10,9 @@
  * are bit-identical to a single-process run.
  *
  * Messages (tags): ROUND header and item table by MPI_Bcast; a payload
- * (id, text, IDF weights) by MPI_Bcast for a split document or MPI_Send to
- * the owner; a result (vectors, salience) by MPI_Send to rank 0.
+ * (id, text, rank 0's analysis, IDF weights) by MPI_Bcast for a split
+ * document or MPI_Send to the owner; a result (vectors, salience) by
+ * MPI_Send to rank 0.
  */
 #include "round.h"
 
@@ -21,46 +22,87 @@
 #include <time.h>
 
 enum { TAG_PAYLOAD = 101, TAG_RESULT = 102 };
-enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_N };
+enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_NSENT, META_NSEC, META_N };
 
-static size_t payload_size(size_t id_len, size_t text_len, size_t n_tok)
+/* A payload carries the analysis rank 0 already made (hash, tokens, term
+ * and stem hashes, sentences, sections) with the id, the text and the IDF
+ * weights: copying ~30 bytes a token costs far less than analyzing the
+ * text again on the worker, which on a rank that shares the node's cores
+ * with rank 0 was a serial step of every round.  Layout (8-byte aligned
+ * parts): id, text | hash[16] | tokens | term hashes | stem hashes |
+ * sentences | sections | weights. */
+typedef struct {
+    size_t hash, tokens, terms, stems, sents, secs, weights, total;
+} payload_layout_t;
+
+static size_t align8(size_t x) { return (x + 7) & ~(size_t)7; }
+
+static payload_layout_t payload_layout(const int64_t *meta)
 {
-    size_t off = id_len + text_len;
-    off = (off + 3) & ~(size_t)3;
-    return off + n_tok * sizeof(float);
+    size_t n = (size_t)meta[META_NTOK];
+    payload_layout_t l;
+    l.hash = align8((size_t)meta[META_IDLEN] + (size_t)meta[META_TEXTLEN]);
+    l.tokens = l.hash + 16;
+    l.terms = align8(l.tokens + n * sizeof(folio_span_t));
+    l.stems = l.terms + n * sizeof(uint64_t);
+    l.sents = l.stems + n * sizeof(uint64_t);
+    l.secs = align8(l.sents + (size_t)meta[META_NSENT] * sizeof(folio_sentence_t));
+    l.weights = align8(l.secs + (size_t)meta[META_NSEC] * sizeof(folio_section_t));
+    l.total = l.weights + n * sizeof(float);
+    return l;
 }
 
-static void payload_pack(const folio_doc_t *doc, const float *weights, char *buf)
+static void payload_pack(const folio_doc_t *doc, const float *weights, const int64_t *meta, char *buf)
 {
-    size_t il = strlen(doc->id);
+    payload_layout_t l = payload_layout(meta);
+    size_t il = strlen(doc->id), n = doc->n_tokens;
     memcpy(buf, doc->id, il);
     memcpy(buf + il, doc->text, doc->len);
-    size_t off = (il + doc->len + 3) & ~(size_t)3;
-    memcpy(buf + off, weights, (size_t)doc->n_tokens * sizeof(float));
+    memcpy(buf + l.hash, doc->hash, 16);
+    memcpy(buf + l.tokens, doc->tokens, n * sizeof *doc->tokens);
+    memcpy(buf + l.terms, doc->term_hashes, n * sizeof *doc->term_hashes);
+    memcpy(buf + l.stems, doc->stem_hashes, n * sizeof *doc->stem_hashes);
+    memcpy(buf + l.sents, doc->sents, (size_t)doc->n_sents * sizeof *doc->sents);
+    memcpy(buf + l.secs, doc->sections, (size_t)doc->n_sections * sizeof *doc->sections);
+    memcpy(buf + l.weights, weights, n * sizeof(float));
 }
 
-/* Rebuilds an analyzed document from a payload (worker ranks). */
+/* malloc'd copy of n bytes (at least 1, so an empty array is not NULL). */
+static void *dup_bytes(const void *src, size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (p && n) memcpy(p, src, n);
+    return p;
+}
+
+/* Rebuilds rank 0's analyzed document from a payload (worker ranks). */
 static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio_doc_t *doc, float **weights)
 {
-    size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN];
+    payload_layout_t l = payload_layout(meta);
+    size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN], n = (size_t)meta[META_NTOK];
+    size_t ns = (size_t)meta[META_NSENT], nsec = (size_t)meta[META_NSEC];
     memset(doc, 0, sizeof *doc);
     doc->id = malloc(il + 1);
     doc->text = malloc(tl + 1);
     doc->title = calloc(1, 1);
-    if (!doc->id || !doc->text || !doc->title) return FOLIO_ERR_NOMEM;
+    doc->tokens = dup_bytes(buf + l.tokens, n * sizeof *doc->tokens);
+    doc->term_hashes = dup_bytes(buf + l.terms, n * sizeof *doc->term_hashes);
+    doc->stem_hashes = dup_bytes(buf + l.stems, n * sizeof *doc->stem_hashes);
+    doc->sents = dup_bytes(buf + l.sents, ns * sizeof *doc->sents);
+    doc->sections = dup_bytes(buf + l.secs, nsec * sizeof *doc->sections);
+    *weights = dup_bytes(buf + l.weights, n * sizeof(float));
+    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->term_hashes || !doc->stem_hashes ||
+        !doc->sents || !doc->sections || !*weights)
+        return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
     memcpy(doc->id, buf, il);
     doc->id[il] = 0;
     memcpy(doc->text, buf + il, tl);
     doc->text[tl] = 0;
     doc->len = tl;
-    FOLIO_TRY(folio_doc_analyze(doc));
-    FOLIO_CHECK_GENERIC(doc->n_tokens == (uint32_t)meta[META_NTOK], FOLIO_ERR_INTERNAL,
-                        "%s: re-analysis gave %u tokens, rank 0 had %lld", doc->id, doc->n_tokens,
-                        (long long)meta[META_NTOK]);
-    size_t off = (il + tl + 3) & ~(size_t)3;
-    *weights = malloc((size_t)doc->n_tokens * sizeof(float) + 1);
-    FOLIO_CHECK_ALLOC(*weights);
-    memcpy(*weights, buf + off, (size_t)doc->n_tokens * sizeof(float));
+    memcpy(doc->hash, buf + l.hash, 16);
+    doc->n_tokens = (uint32_t)n;
+    doc->n_sents = (uint32_t)ns;
+    doc->n_sections = (uint32_t)nsec;
     return FOLIO_OK;
 }
 
@@ -175,12 +217,28 @@ static folio_status_t unpack_result(const char *buf, size_t bytes, int64_t n_ite
     return FOLIO_OK;
 }
 
-static folio_status_t send_result(const char *buf, size_t bytes, MPI_Comm comm)
+/* Starts sending a result to rank 0: its size first (so rank 0 can allocate
+ * before the possibly huge body), then the body in int-sized pieces.  Adds
+ * the requests to *reqs (grown as needed); *sz must live until they end. */
+static folio_status_t send_result_start(const char *buf, size_t bytes, uint64_t *sz, MPI_Comm comm,
+                                        MPI_Request **reqs, size_t *n, size_t *cap)
 {
-    /* Size first, so rank 0 can allocate before the (possibly huge) body. */
-    uint64_t sz = bytes;
-    FOLIO_CHECK_MPI(MPI_Send(&sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm));
-    return send_bytes(buf, bytes, 0, TAG_RESULT + 1, comm);
+    const size_t step = (size_t)1 << 30;
+    size_t need = *n + 2 + bytes / step;
+    if (need > *cap) {
+        size_t nc = need * 2;
+        MPI_Request *r = realloc(*reqs, nc * sizeof *r);
+        FOLIO_CHECK_ALLOC(r);
+        *reqs = r;
+        *cap = nc;
+    }
+    *sz = bytes;
+    FOLIO_CHECK_MPI(MPI_Isend(sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm, &(*reqs)[(*n)++]));
+    for (size_t o = 0; o < bytes; o += step) {
+        int c = (int)(bytes - o < step ? bytes - o : step);
+        FOLIO_CHECK_MPI(MPI_Isend(buf + o, c, MPI_BYTE, 0, TAG_RESULT + 1, comm, &(*reqs)[(*n)++]));
+    }
+    return FOLIO_OK;
 }
 
 /* idx[0..n) reordered longest document first, ties by index (stable
@@ -243,6 +301,8 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
             meta[i * META_N + META_IDLEN] = (int64_t)strlen(d->id);
             meta[i * META_N + META_TEXTLEN] = (int64_t)d->len;
             meta[i * META_N + META_NTOK] = d->n_tokens;
+            meta[i * META_N + META_NSENT] = d->n_sents;
+            meta[i * META_N + META_NSEC] = d->n_sections;
             folio_pattern_t p;
             bool split = false;
             if (P > 1 && d->n_tokens > total / (uint64_t)P &&
@@ -281,11 +341,10 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner == 0) continue;
         if (owner > 0 && me != 0 && me != owner) continue;
-        size_t sz = payload_size((size_t)meta[i * META_N + META_IDLEN], (size_t)meta[i * META_N + META_TEXTLEN],
-                                 (size_t)meta[i * META_N + META_NTOK]);
+        size_t sz = payload_layout(meta + i * META_N).total;
         char *buf = malloc(sz + 1);
         if (!buf) { st = FOLIO_ERR_NOMEM; break; }
-        if (me == 0) payload_pack(&items[i].doc, items[i].weights, buf);
+        if (me == 0) payload_pack(&items[i].doc, items[i].weights, meta + i * META_N, buf);
         if (owner < 0) st = bcast_bytes(buf, sz, comm);
         else if (me == 0) st = send_bytes(buf, sz, (int)owner, TAG_PAYLOAD, comm);
         else st = recv_bytes(buf, sz, 0, TAG_PAYLOAD, comm);
@@ -362,14 +421,29 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     rc->compute_seconds += folio_now() - t_whole;
     free(small);
 
-    /* Worker ranks send their results to rank 0, in item order. */
-    for (int64_t i = 0; me != 0 && st == FOLIO_OK && i < n_items; i++) {
-        if (meta[i * META_N + META_OWNER] != me) continue;
-        result_head_t h;
-        memcpy(&h, packed[i], sizeof h);
-        if (h.status != FOLIO_OK)
-            folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
-        st = send_result(packed[i], packed_sz[i], comm);
+    /* Worker ranks send their results to rank 0, in item order, without
+     * blocking: rank 0 receives them only once its own share is done, and a
+     * blocking send would spin this rank's core until then. */
+    if (me != 0 && st == FOLIO_OK) {
+        MPI_Request *reqs = NULL;
+        size_t nreq = 0, capreq = 0;
+        uint64_t *sizes = calloc((size_t)n_items, sizeof *sizes);
+        if (!sizes) st = FOLIO_ERR_NOMEM;
+        for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
+            if (meta[i * META_N + META_OWNER] != me) continue;
+            result_head_t h;
+            memcpy(&h, packed[i], sizeof h);
+            if (h.status != FOLIO_OK)
+                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
+            st = send_result_start(packed[i], packed_sz[i], &sizes[i], comm, &reqs, &nreq, &capreq);
+        }
+        /* every started send ends before its buffer is freed, even after an error */
+        for (size_t k = 0; k < nreq; k++) {
+            folio_status_t wst = wait_idle(&reqs[k], NULL);
+            if (st == FOLIO_OK) st = wst;
+        }
+        free(reqs);
+        free(sizes);
     }
 
     /* Rank 0 gathers the others' results as they come ... */
