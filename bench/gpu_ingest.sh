@@ -8,6 +8,7 @@
 # 3. strong scaling: one ~10M-token document over 1, 2, 4 GPUs
 # 4. weak scaling: one document of ~2.5M tokens per GPU over 1, 2, 4 GPUs
 # Exchange share = NCCL/MPI exchange seconds / rank-0 compute seconds.
+# SKIP_BENCH=1 leaves out the kernel/selection timings (bench attn).
 set -euo pipefail
 MAXG=${1:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -38,7 +39,7 @@ ctest --test-dir build-gpu -R 'cuda|gpu' --output-on-failure > "$OUT/ctest.log" 
 grep -E 'tests passed|Passed|Failed|Skipped' "$OUT/ctest.log" | tail -8 | tee -a "$OUT/table.txt"
 # The kernel and the summary-key selection alone (routing is O(blocks^2)).
 echo "== bench attn --backend cuda (default pattern; select = hierarchy + routing of one layer)" | tee -a "$OUT/table.txt"
-for n in 65536 1048576 9830400; do
+[ -n "${SKIP_BENCH:-}" ] || for n in 65536 1048576 9830400; do
     "$F" bench attn --backend cuda --n "$n" --reps 3 2>&1 | tee -a "$OUT/table.txt"
 done
 export FOLIO_PROFILE=1  # stage timings of documents >= 64k tokens on stderr
