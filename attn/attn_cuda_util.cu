@@ -274,77 +274,31 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
      * the exact k-th best is >= T and no candidate whose upper bound s' + eps
      * is below T can be selected.  Sweep 1 scores exactly only candidates
      * with upper bound >= T (~k plus the few within 2 eps of the boundary). */
+    /* The candidate tiles of both sweeps form one stream, and the next
+     * tile's loads are issued before this tile's products and scan, so the
+     * L2 latency hides behind the work (registers, then shared memory). */
     float T = -INFINITY;
-    for (int sweep = 0; sweep < 2; sweep++) {
-        for (int64_t j0 = 0; j0 < nb; j0 += kRT) {
-            const int cn = (int)min((int64_t)kRT, nb - j0);
-            __syncthreads(); /* the previous tile's scan is done */
-            for (int idx = t; idx < kRT * (D / 8); idx += kRouteThreads) {
-                const int r = idx / (D / 8), c8 = idx % (D / 8);
-                uint4 v = make_uint4(0, 0, 0, 0);
-                if (r < cn) v = *reinterpret_cast<const uint4 *>(k16 + ((int64_t)h * nb + j0 + r) * D + 8 * c8);
-                *reinterpret_cast<uint4 *>(ks + r * kBStride + 8 * c8) = v;
-            }
-            if (t < kRT) kn[t] = t < cn ? knorm[(int64_t)h * nb + j0 + t] : 0.f;
-            __syncthreads();
-            wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
-            wmma::fill_fragment(acc[0], 0.f);
-            wmma::fill_fragment(acc[1], 0.f);
-#pragma unroll
-            for (int kk = 0; kk < D / 16; kk++) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
-                wmma::load_matrix_sync(a, qs + fm * 16 * kBStride + kk * 16, kBStride);
-#pragma unroll
-                for (int f = 0; f < 2; f++) {
-                    wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
-                    wmma::load_matrix_sync(b, ks + (fn0 + f) * 16 * kBStride + kk * 16, kBStride);
-                    wmma::mma_sync(acc[f], a, b, acc[f]);
-                }
-            }
-#pragma unroll
-            for (int f = 0; f < 2; f++)
-                wmma::store_matrix_sync(sc + fm * 16 * kSStride + (fn0 + f) * 16, acc[f], kSStride,
-                                        wmma::mem_row_major);
-            __syncthreads();
-            if (!live) continue;
-            /* This thread's 16 contiguous columns of the tile (index order is
-             * kept within a thread's list); the own group and the padding
-             * become an index window test. */
-            const int c0 = 16 * sq;
-            const int ulo = (int)max((int64_t)0, min((int64_t)kRT, g0 - j0));
-            const int uhi = (int)max((int64_t)0, min((int64_t)kRT, g1 - j0));
-#pragma unroll
-            for (int i4 = 0; i4 < 4; i4++) {
-                const float4 a4 = *reinterpret_cast<const float4 *>(&sc[sr * kSStride + c0 + 4 * i4]);
-                const float4 b4 = *reinterpret_cast<const float4 *>(&kn[c0 + 4 * i4]);
-                const float v[4] = {a4.x, a4.y, a4.z, a4.w};
-                const float e[4] = {qn * b4.x, qn * b4.y, qn * b4.z, qn * b4.w};
-#pragma unroll
-                for (int i = 0; i < 4; i++) {
-                    const int u = c0 + 4 * i4 + i;
-                    const bool ok = u < cn && (u < ulo || u >= uhi);
-                    if (sweep == 0) {
-                        const float lower = ok ? v[i] - e[i] : -INFINITY;
-                        if (!(lower > bs[KMAX - 1])) continue;
-                        float cv = lower; /* sorted insert, values only */
-#pragma unroll
-                        for (int q = 0; q < KMAX; q++) {
-                            const float o = bs[q];
-                            const bool take = cv > o;
-                            bs[q] = take ? cv : o;
-                            cv = take ? o : cv;
-                        }
-                    } else {
-                        const float upper = v[i] + e[i];
-                        if (!ok || upper < T) continue;                          /* cannot be selected */
-                        if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue; /* cannot enter this list */
-                        const int64_t j = j0 + u;
-                        topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
-                    }
-                }
-            }
-        }
-        if (sweep == 0) {
+    const int64_t ntile = (nb + kRT - 1) / kRT;
+    uint4 pv[2];
+    float pk = 0.f;
+#define ROUTE_FETCH(IT)                                                                                      \
+    do {                                                                                                     \
+        const int64_t fj0 = ((IT) % ntile) * kRT;                                                            \
+        const int fcn = (int)min((int64_t)kRT, nb - fj0);                                                    \
+        for (int i = 0; i < 2; i++) {                                                                        \
+            const int idx = t + i * kRouteThreads, r = idx / (D / 8), c8 = idx % (D / 8);                    \
+            pv[i] = r < fcn ? *reinterpret_cast<const uint4 *>(k16 + ((int64_t)h * nb + fj0 + r) * D + 8 * c8) \
+                            : make_uint4(0, 0, 0, 0);                                                        \
+        }                                                                                                    \
+        pk = t < fcn ? knorm[(int64_t)h * nb + fj0 + t] : 0.f;                                               \
+    } while (0)
+    static_assert(kRT * (D / 8) == 2 * kRouteThreads, "two 16-byte chunks per thread and tile");
+    ROUTE_FETCH(0);
+    for (int64_t it = 0; it < 2 * ntile; it++) {
+        const int sweep = it < ntile ? 0 : 1;
+        const int64_t j0 = (it % ntile) * kRT;
+        const int cn = (int)min((int64_t)kRT, nb - j0);
+        if (it == ntile) { /* sweep 0 done */
             /* T = the k-th largest of the row's 4 lists (ties between lanes
              * go to the lower lane, so one value leaves per step) */
             for (int e = 0; e < k; e++) {
@@ -369,7 +323,72 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
 #pragma unroll
             for (int e = 0; e < KMAX; e++) bs[e] = -INFINITY;
         }
+        __syncthreads(); /* the previous tile's products and scan are done */
+        for (int i = 0; i < 2; i++) {
+            const int idx = t + i * kRouteThreads, r = idx / (D / 8), c8 = idx % (D / 8);
+            *reinterpret_cast<uint4 *>(ks + r * kBStride + 8 * c8) = pv[i];
+        }
+        if (t < kRT) kn[t] = pk;
+        __syncthreads();
+        if (it + 1 < 2 * ntile) ROUTE_FETCH(it + 1);
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+        wmma::fill_fragment(acc[0], 0.f);
+        wmma::fill_fragment(acc[1], 0.f);
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a;
+            wmma::load_matrix_sync(a, qs + fm * 16 * kBStride + kk * 16, kBStride);
+#pragma unroll
+            for (int f = 0; f < 2; f++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b;
+                wmma::load_matrix_sync(b, ks + (fn0 + f) * 16 * kBStride + kk * 16, kBStride);
+                wmma::mma_sync(acc[f], a, b, acc[f]);
+            }
+        }
+#pragma unroll
+        for (int f = 0; f < 2; f++)
+            wmma::store_matrix_sync(sc + fm * 16 * kSStride + (fn0 + f) * 16, acc[f], kSStride,
+                                    wmma::mem_row_major);
+        __syncthreads();
+        if (!live) continue;
+        /* This thread's 16 contiguous columns of the tile (index order is
+         * kept within a thread's list); the own group and the padding
+         * become an index window test. */
+        const int c0 = 16 * sq;
+        const int ulo = (int)max((int64_t)0, min((int64_t)kRT, g0 - j0));
+        const int uhi = (int)max((int64_t)0, min((int64_t)kRT, g1 - j0));
+#pragma unroll
+        for (int i4 = 0; i4 < 4; i4++) {
+            const float4 a4 = *reinterpret_cast<const float4 *>(&sc[sr * kSStride + c0 + 4 * i4]);
+            const float4 b4 = *reinterpret_cast<const float4 *>(&kn[c0 + 4 * i4]);
+            const float v[4] = {a4.x, a4.y, a4.z, a4.w};
+            const float e[4] = {qn * b4.x, qn * b4.y, qn * b4.z, qn * b4.w};
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const int u = c0 + 4 * i4 + i;
+                const bool ok = u < cn && (u < ulo || u >= uhi);
+                if (sweep == 0) {
+                    const float lower = ok ? v[i] - e[i] : -INFINITY;
+                    if (!(lower > bs[KMAX - 1])) continue;
+                    float cv = lower; /* sorted insert, values only */
+#pragma unroll
+                    for (int q = 0; q < KMAX; q++) {
+                        const float o = bs[q];
+                        const bool take = cv > o;
+                        bs[q] = take ? cv : o;
+                        cv = take ? o : cv;
+                    }
+                } else {
+                    const float upper = v[i] + e[i];
+                    if (!ok || upper < T) continue;                          /* cannot be selected */
+                    if (bi[KMAX - 1] >= 0 && upper < bs[KMAX - 1]) continue; /* cannot enter this list */
+                    const int64_t j = j0 + u;
+                    topk_insert<KMAX>(bs, bi, exact_score(qrow, node_k + j * ld + h * D), (int32_t)j);
+                }
+            }
+        }
     }
+#undef ROUTE_FETCH
     /* Merge the 4 lists of each row, as route_topk_kernel. */
     const int64_t row = ((my_qb - qb0) * H + h) * (int64_t)k;
     int cnt = 0;
