@@ -72,6 +72,43 @@ __device__ __forceinline__ void topk_insert(float (&bs)[KMAX], int32_t (&bi)[KMA
     }
 }
 
+/* Merges the sorted lists of a query row's 4 scan threads (4 consecutive
+ * lanes of one warp) into its k best: the heads are compared by shuffles
+ * (higher score, then lower index wins; indices differ across lists) and
+ * the winner's list shifts up.  Every lane must call it; out (k slots) is
+ * written by the caller's chosen lane only (NULL elsewhere).  Returns the
+ * number of valid entries. */
+template <int KMAX>
+__device__ __forceinline__ int merge_row_lists(float (&bs)[KMAX], int32_t (&bi)[KMAX], int k, int32_t *out)
+{
+    int cnt = 0;
+    for (int e = 0; e < k; e++) {
+        float bsc = bs[0];
+        int32_t bix = bi[0];
+#pragma unroll
+        for (int off = 1; off < 4; off <<= 1) {
+            const float os = __shfl_xor_sync(0xffffffffu, bsc, off);
+            const int32_t oi = __shfl_xor_sync(0xffffffffu, bix, off);
+            if (oi >= 0 && (bix < 0 || os > bsc || (os == bsc && oi < bix))) {
+                bsc = os;
+                bix = oi;
+            }
+        }
+        if (bix >= 0 && bi[0] == bix) {
+#pragma unroll
+            for (int q = 0; q + 1 < KMAX; q++) {
+                bs[q] = bs[q + 1];
+                bi[q] = bi[q + 1];
+            }
+            bs[KMAX - 1] = -INFINITY;
+            bi[KMAX - 1] = -1;
+        }
+        if (out) out[e] = bix;
+        cnt += bix >= 0;
+    }
+    return cnt;
+}
+
 template <int KMAX>
 __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *node_q, const float *node_k,
                                                                    int64_t ld, int64_t nb, int H,
@@ -153,31 +190,7 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
      * (higher score, then lower index wins; indices differ across lists)
      * and the winner's list shifts up.  Every lane takes part. */
     const int64_t row = ((my_qb - qb0) * H + h) * (int64_t)k;
-    int cnt = 0;
-    for (int e = 0; e < k; e++) {
-        float bsc = bs[0];
-        int32_t bix = bi[0];
-#pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            const float os = __shfl_xor_sync(0xffffffffu, bsc, off);
-            const int32_t oi = __shfl_xor_sync(0xffffffffu, bix, off);
-            if (oi >= 0 && (bix < 0 || os > bsc || (os == bsc && oi < bix))) {
-                bsc = os;
-                bix = oi;
-            }
-        }
-        if (bix >= 0 && bi[0] == bix) {
-#pragma unroll
-            for (int q = 0; q + 1 < KMAX; q++) {
-                bs[q] = bs[q + 1];
-                bi[q] = bi[q + 1];
-            }
-            bs[KMAX - 1] = -INFINITY;
-            bi[KMAX - 1] = -1;
-        }
-        if (sq == 0 && sr < nrows) out[row + e] = bix;
-        cnt += bix >= 0;
-    }
+    const int cnt = merge_row_lists<KMAX>(bs, bi, k, sq == 0 && sr < nrows ? out + row : nullptr);
     if (sq != 0 || sr >= nrows) return;
     out_n[(my_qb - qb0) * H + h] = cnt;
 }
@@ -391,31 +404,7 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
 #undef ROUTE_FETCH
     /* Merge the 4 lists of each row, as route_topk_kernel. */
     const int64_t row = ((my_qb - qb0) * H + h) * (int64_t)k;
-    int cnt = 0;
-    for (int e = 0; e < k; e++) {
-        float bsc = bs[0];
-        int32_t bix = bi[0];
-#pragma unroll
-        for (int off = 1; off < 4; off <<= 1) {
-            const float os = __shfl_xor_sync(0xffffffffu, bsc, off);
-            const int32_t oi = __shfl_xor_sync(0xffffffffu, bix, off);
-            if (oi >= 0 && (bix < 0 || os > bsc || (os == bsc && oi < bix))) {
-                bsc = os;
-                bix = oi;
-            }
-        }
-        if (bix >= 0 && bi[0] == bix) {
-#pragma unroll
-            for (int q = 0; q + 1 < KMAX; q++) {
-                bs[q] = bs[q + 1];
-                bi[q] = bi[q + 1];
-            }
-            bs[KMAX - 1] = -INFINITY;
-            bi[KMAX - 1] = -1;
-        }
-        if (sq == 0 && live) out[row + e] = bix;
-        cnt += bix >= 0;
-    }
+    const int cnt = merge_row_lists<KMAX>(bs, bi, k, sq == 0 && live ? out + row : nullptr);
     if (sq != 0 || !live) return;
     out_n[(my_qb - qb0) * H + h] = cnt;
 }

@@ -79,6 +79,27 @@ folio_status_t fx_halo(folio_exchange_t *x, const float *first, const float *las
     return FOLIO_OK;
 }
 
+/* MPI counts and displacements (in floats) of every rank's rows
+ * [row0[r], row0[r+1]); *counts owns both arrays (free it). */
+static folio_status_t row_counts(int P, const uint64_t *row0, size_t row_floats, int **counts, int **displs)
+{
+    int *c = malloc(2 * (size_t)P * sizeof *c);
+    FOLIO_CHECK_ALLOC(c);
+    for (int r = 0; r < P; r++) {
+        uint64_t n = (row0[r + 1] - row0[r]) * row_floats, o = row0[r] * row_floats;
+        if (n >= (uint64_t)1 << 31 || o >= (uint64_t)1 << 31) {
+            free(c);
+            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_TOO_LARGE, "exchange: %llu rows too many for MPI counts",
+                                (unsigned long long)row0[P]);
+        }
+        c[r] = (int)n;
+        c[P + r] = (int)o;
+    }
+    *counts = c;
+    *displs = c + P;
+    return FOLIO_OK;
+}
+
 folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0,
                                  size_t row_floats, float *all)
 {
@@ -88,16 +109,8 @@ folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const u
         return FOLIO_OK;
     }
     double t = folio_now();
-    int P = x->size;
-    int *counts = malloc(2 * (size_t)P * sizeof *counts);
-    FOLIO_CHECK_ALLOC(counts);
-    int *displs = counts + P;
-    for (int r = 0; r < P; r++) {
-        uint64_t c = (row0[r + 1] - row0[r]) * row_floats, o = row0[r] * row_floats;
-        if (c >= (uint64_t)1 << 31 || o >= (uint64_t)1 << 31) { free(counts); return FOLIO_ERR_TOO_LARGE; }
-        counts[r] = (int)c;
-        displs[r] = (int)o;
-    }
+    int *counts = NULL, *displs;
+    FOLIO_TRY(row_counts(x->size, row0, row_floats, &counts, &displs));
     int rc = MPI_Allgatherv(mine, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, x->comm);
     free(counts);
     x->seconds += folio_now() - t;
@@ -194,16 +207,8 @@ folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint
         return FOLIO_OK;
     }
     double t = folio_now();
-    int P = x->size;
-    int *counts = malloc(2 * (size_t)P * sizeof *counts);
-    FOLIO_CHECK_ALLOC(counts);
-    int *displs = counts + P;
-    for (int r = 0; r < P; r++) {
-        uint64_t c = (row0[r + 1] - row0[r]) * row_floats, o = row0[r] * row_floats;
-        if (c >= (uint64_t)1 << 31 || o >= (uint64_t)1 << 31) { free(counts); return FOLIO_ERR_TOO_LARGE; }
-        counts[r] = (int)c;
-        displs[r] = (int)o;
-    }
+    int *counts = NULL, *displs;
+    FOLIO_TRY(row_counts(x->size, row0, row_floats, &counts, &displs));
     /* rank 0's rows are in place already when mine points into all */
     const void *sb = x->rank == 0 && mine == all + row0[0] * row_floats ? MPI_IN_PLACE : (const void *)mine;
     int rc = MPI_Gatherv(sb, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, x->comm);
