@@ -591,23 +591,7 @@ __global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const f
                 sc = fmaf(q[4 * c4 + 2], v.z, sc);
                 sc = fmaf(q[4 * c4 + 3], v.w, sc);
             }
-            if (bi[KMAX - 1] >= 0 && !(sc > bs[KMAX - 1])) continue;
-            /* insert after every entry with score >= sc (candidates come in index
-             * order, so equal scores stay in index order), shifting the rest */
-            float cs = sc;
-            int32_t ci = (int32_t)j;
-            bool ins = false;
-#pragma unroll
-            for (int e = 0; e < KMAX; e++) {
-                const bool take = ins || cs > bs[e] || bi[e] < 0;
-                ins = take;
-                const float ts = bs[e];
-                const int32_t ti = bi[e];
-                bs[e] = take ? cs : ts;
-                bi[e] = take ? ci : ti;
-                cs = take ? ts : cs;
-                ci = take ? ti : ci;
-            }
+            topk_insert<KMAX>(bs, bi, sc, (int32_t)j);
         }
     }
     if (!live) return;

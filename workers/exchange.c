@@ -100,8 +100,10 @@ static folio_status_t row_counts(int P, const uint64_t *row0, size_t row_floats,
     return FOLIO_OK;
 }
 
-folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0,
-                                 size_t row_floats, float *all)
+/* Rows of every rank to every rank (to_all) or to rank 0 only: block
+ * summaries are an exchange, block vectors a result gather (timed apart). */
+static folio_status_t rows_collect(folio_exchange_t *x, const float *mine, const uint64_t *row0, size_t row_floats,
+                                   float *all, bool to_all)
 {
     if (x->local) {
         if (mine != all + row0[0] * row_floats)
@@ -111,11 +113,25 @@ folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const u
     double t = folio_now();
     int *counts = NULL, *displs;
     FOLIO_TRY(row_counts(x->size, row0, row_floats, &counts, &displs));
-    int rc = MPI_Allgatherv(mine, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, x->comm);
+    int rc;
+    if (to_all) {
+        rc = MPI_Allgatherv(mine, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, x->comm);
+    } else {
+        /* rank 0's rows are in place already when mine points into all */
+        const void *sb = x->rank == 0 && mine == all + row0[0] * row_floats ? MPI_IN_PLACE : (const void *)mine;
+        rc = MPI_Gatherv(sb, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, x->comm);
+    }
     free(counts);
-    x->seconds += folio_now() - t;
-    FOLIO_CHECK_GENERIC(rc == MPI_SUCCESS, FOLIO_ERR_MPI, "MPI_Allgatherv of block summaries failed");
+    *(to_all ? &x->seconds : &x->gather_seconds) += folio_now() - t;
+    FOLIO_CHECK_GENERIC(rc == MPI_SUCCESS, FOLIO_ERR_MPI, "%s of block rows failed",
+                        to_all ? "MPI_Allgatherv" : "MPI_Gatherv");
     return FOLIO_OK;
+}
+
+folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0,
+                                 size_t row_floats, float *all)
+{
+    return rows_collect(x, mine, row0, row_floats, all, true);
 }
 
 folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n)
@@ -201,21 +217,7 @@ folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n
 folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint64_t *row0, size_t row_floats,
                               float *all)
 {
-    if (x->local) {
-        if (mine != all + row0[0] * row_floats)
-            memmove(all + row0[0] * row_floats, mine, (row0[1] - row0[0]) * row_floats * sizeof *all);
-        return FOLIO_OK;
-    }
-    double t = folio_now();
-    int *counts = NULL, *displs;
-    FOLIO_TRY(row_counts(x->size, row0, row_floats, &counts, &displs));
-    /* rank 0's rows are in place already when mine points into all */
-    const void *sb = x->rank == 0 && mine == all + row0[0] * row_floats ? MPI_IN_PLACE : (const void *)mine;
-    int rc = MPI_Gatherv(sb, counts[x->rank], MPI_FLOAT, all, counts, displs, MPI_FLOAT, 0, x->comm);
-    free(counts);
-    x->gather_seconds += folio_now() - t;
-    FOLIO_CHECK_GENERIC(rc == MPI_SUCCESS, FOLIO_ERR_MPI, "MPI_Gatherv of block vectors failed");
-    return FOLIO_OK;
+    return rows_collect(x, mine, row0, row_floats, all, false);
 }
 
 folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t bytes, fx_blob_fn fn, void *ctx)
