@@ -3,17 +3,11 @@
  * attn/ computes (folio_embed, folio_pool_ranges, folio_pool_fixed,
  * folio_pool_finish, folio_mass_accumulate) and
  * tests/unit/test_cuda_embed.c compares them. */
-#include "attn_cuda.h"
+#include "attn_cuda_internal.h"
 
 #include <cuda_runtime.h>
 #include <math.h>
 
-#define FOLIO_CUDA_CHECK(call)                                                   \
-    do {                                                                         \
-        cudaError_t folio_ce_ = (call);                                          \
-        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
-                            #call, cudaGetErrorString(folio_ce_));               \
-    } while (0)
 
 namespace {
 

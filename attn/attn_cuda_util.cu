@@ -1,7 +1,7 @@
 /* attn/attn_cuda_util.cu — the smaller CUDA kernels of the encoder (block
  * summaries, routed top-k, residual + normalization), the synchronous host
  * helper used by tests, and the kernel benchmark entry.  See attn_cuda.h. */
-#include "attn_cuda.h"
+#include "attn_cuda_internal.h"
 
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -12,12 +12,6 @@
 #include <algorithm>
 #include <vector>
 
-#define FOLIO_CUDA_CHECK(call)                                                   \
-    do {                                                                         \
-        cudaError_t folio_ce_ = (call);                                          \
-        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
-                            #call, cudaGetErrorString(folio_ce_));               \
-    } while (0)
 
 namespace {
 

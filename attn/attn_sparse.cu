@@ -24,7 +24,7 @@
  * after the last tile; a short second pass re-scores the summary tiles with
  * the final row max and sum (extra QK^T work of s/(window+s), no PV).
  */
-#include "attn_cuda.h"
+#include "attn_cuda_internal.h"
 
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -34,12 +34,6 @@
 #include <algorithm>
 #include <vector>
 
-#define FOLIO_CUDA_CHECK(call)                                                   \
-    do {                                                                         \
-        cudaError_t folio_ce_ = (call);                                          \
-        FOLIO_CHECK_GENERIC(folio_ce_ == cudaSuccess, FOLIO_ERR_CUDA, "%s: %s", \
-                            #call, cudaGetErrorString(folio_ce_));               \
-    } while (0)
 
 namespace {
 

@@ -1,7 +1,8 @@
 /* workers/exchange.c — the MPI implementation of the document exchange:
  * halo rows with the neighbours (MPI_Sendrecv), all block summaries of the
  * document (MPI_Allgatherv), exact int64 sums and results to rank 0
- * (MPI_Reduce, MPI_Gatherv, point-to-point blobs).  The NCCL path implements the same calls (workers_cuda). */
+ * (MPI_Reduce, MPI_Gatherv, point-to-point blobs).  The NCCL path
+ * implements the layer exchange for device buffers (worker_cuda.c). */
 #include "workers_internal.h"
 
 #include <stdlib.h>
@@ -144,56 +145,6 @@ folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n)
         int c = (int)(n - o < step ? n - o : step);
         void *sb = x->rank == 0 ? MPI_IN_PLACE : (void *)(buf + o);
         FOLIO_CHECK_MPI(MPI_Reduce(sb, buf + o, c, MPI_INT64_T, MPI_SUM, 0, x->comm));
-    }
-    x->gather_seconds += folio_now() - t;
-    return FOLIO_OK;
-}
-
-folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint64_t lo, uint64_t cnt,
-                                  size_t row_len, int64_t *all)
-{
-    /* Each rank holds partial sums for rows [lo, lo + cnt) of a table; rank 0
-     * adds them all into all (n_rows, row_len), which it zeroed.  Integer
-     * sums: exact in any order. */
-    if (x->local) {
-        for (size_t k = 0; k < cnt * row_len; k++) all[lo * row_len + k] += mine[k];
-        return FOLIO_OK;
-    }
-    double t = folio_now();
-    int P = x->size;
-    uint64_t meta[2] = {lo, cnt};
-    uint64_t *metas = NULL;
-    if (x->rank == 0) {
-        metas = malloc(2 * (size_t)P * sizeof *metas);
-        FOLIO_CHECK_ALLOC(metas);
-    }
-    int rc = MPI_Gather(meta, 2, MPI_UINT64_T, metas, 2, MPI_UINT64_T, 0, x->comm);
-    if (rc != MPI_SUCCESS) { free(metas); FOLIO_CHECK_MPI(rc); }
-    if (x->rank != 0) {
-        size_t n = cnt * row_len, step = CHUNK_BYTES / sizeof *mine;
-        for (size_t o = 0; o < n; o += step) {
-            int c = (int)(n - o < step ? n - o : step);
-            FOLIO_CHECK_MPI(MPI_Send(mine + o, c, MPI_INT64_T, 0, 21, x->comm));
-        }
-    } else {
-        for (uint64_t r = 0; r < cnt; r++)
-            for (size_t j = 0; j < row_len; j++) all[(lo + r) * row_len + j] += mine[r * row_len + j];
-        size_t maxn = 0;
-        for (int p = 1; p < P; p++) if (metas[2 * p + 1] * row_len > maxn) maxn = metas[2 * p + 1] * row_len;
-        int64_t *tmp = maxn ? malloc(maxn * sizeof *tmp) : NULL;
-        if (maxn && !tmp) { free(metas); return FOLIO_ERR_NOMEM; }
-        for (int p = 1; p < P; p++) {
-            size_t n = metas[2 * p + 1] * row_len, step = CHUNK_BYTES / sizeof *tmp;
-            for (size_t o = 0; o < n; o += step) {
-                int c = (int)(n - o < step ? n - o : step);
-                rc = MPI_Recv(tmp + o, c, MPI_INT64_T, p, 21, x->comm, MPI_STATUS_IGNORE);
-                if (rc != MPI_SUCCESS) { free(tmp); free(metas); FOLIO_CHECK_MPI(rc); }
-            }
-            int64_t *dst = all + metas[2 * p] * row_len;
-            for (size_t k = 0; k < n; k++) dst[k] += tmp[k];
-        }
-        free(tmp);
-        free(metas);
     }
     x->gather_seconds += folio_now() - t;
     return FOLIO_OK;

@@ -256,7 +256,7 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     } else if (pst == FOLIO_OK) {
         int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
         if (!mine) pst = FOLIO_ERR_NOMEM;
-        if (pst == FOLIO_OK) pst = partial_sums(w, X, t0, t1, d, rb, re, lo, hi - lo, mine);
+        if (pst == FOLIO_OK) pool_partial(X, t0, t1, d, rb, re, lo, hi - lo, mine);
         if (pst == FOLIO_OK) {
             folio_pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, (float *)fin);
             if (wlo > lo) memcpy(part, mine, (wlo - lo) * d * sizeof *mine);

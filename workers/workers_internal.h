@@ -16,10 +16,6 @@ folio_status_t fx_allgather_rows(folio_exchange_t *x, const float *mine, const u
                                  size_t row_floats, float *all);
 /* In-place exact sum over ranks, result on rank 0. */
 folio_status_t fx_reduce_i64(folio_exchange_t *x, int64_t *buf, size_t n);
-/* Rank 0's all (n_rows, row_len), zeroed by it, += every rank's rows
- * [lo, lo + cnt) of partial sums. */
-folio_status_t fx_gather_rows_i64(folio_exchange_t *x, const int64_t *mine, uint64_t lo, uint64_t cnt,
-                                  size_t row_len, int64_t *all);
 
 /* Rank 0 gets all rows: rank r contributes rows [row0[r], row0[r+1]) (the
  * other ranks' `all` is not touched).  A result gather, timed apart. */
