@@ -48,6 +48,7 @@ typedef struct {
     uint64_t n_docs_store;
     uint64_t planned_docs, planned_bytes, planned_tokens;
     double t0, last_progress;
+    int analysis_threads;       /* rank 0's reading and analysis (see plan_pass) */
 } ingest_t;
 
 /* ------------------------------------------------------------ progress */
@@ -76,28 +77,42 @@ static void progress(ingest_t *g, bool final, const char *stage, uint64_t done, 
 
 /* ------------------------------------------------------------ plan */
 
-static int cmp_u64(const void *a, const void *b)
+/* The distinct stem hashes of an analyzed document (as map keys), in a
+ * malloc'd array: a hash set, O(n) -- sorting a 10M-token document's
+ * hashes was half of the plan pass.  Thread-safe (all state is local), so
+ * documents of a batch run it in parallel. */
+static folio_status_t distinct_stems(const folio_doc_t *doc, uint64_t **out, uint32_t *n_out)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
+    *out = NULL;
+    *n_out = 0;
+    uint32_t n = doc->n_tokens;
+    folio_u64map_t set;
+    FOLIO_TRY(folio_u64map_init(&set, n / 8 < 64 ? 64 : (n / 8 > (1u << 20) ? (1u << 20) : n / 8)));
+    for (uint32_t i = 0; i < n; i++) {
+        if (!folio_u64map_slot(&set, folio_u64map_key(doc->stem_hashes[i]))) {
+            folio_u64map_free(&set);
+            return FOLIO_ERR_NOMEM;
+        }
+    }
+    uint64_t *u = malloc((set.n ? set.n : 1) * sizeof *u);
+    if (!u) { folio_u64map_free(&set); return FOLIO_ERR_NOMEM; }
+    uint32_t k = 0;
+    for (size_t i = 0; i < set.cap; i++)
+        if (set.keys[i]) u[k++] = set.keys[i];
+    folio_u64map_free(&set);
+    *out = u;
+    *n_out = k;
+    return FOLIO_OK;
 }
 
-/* Adds sign * (distinct stem hashes of doc) to the df delta. */
-static folio_status_t df_add_doc(ingest_t *g, const folio_doc_t *doc, int sign)
+/* Adds sign to the df delta of each of a document's distinct terms. */
+static folio_status_t df_add_terms(ingest_t *g, const uint64_t *keys, uint32_t n, int sign)
 {
-    /* Distinct terms: sort a copy of the stem hashes. */
-    uint32_t n = doc->n_tokens;
-    uint64_t *t = malloc((size_t)n * sizeof *t);
-    FOLIO_CHECK_ALLOC(t);
-    memcpy(t, doc->stem_hashes, (size_t)n * sizeof *t);
-    qsort(t, n, sizeof *t, cmp_u64);
     for (uint32_t i = 0; i < n; i++) {
-        if (i && t[i] == t[i - 1]) continue;
-        int64_t *s = folio_u64map_slot(&g->terms, folio_u64map_key(t[i]));
-        if (!s) { free(t); return FOLIO_ERR_NOMEM; }
+        int64_t *s = folio_u64map_slot(&g->terms, keys[i]);
+        FOLIO_CHECK_ALLOC(s);
         *s += sign;
     }
-    free(t);
     return FOLIO_OK;
 }
 
@@ -136,31 +151,64 @@ static folio_status_t plan_push(ingest_t *g, const folio_plan_entry_t *e)
     return folio_planlog_append(g->plan, e);
 }
 
-static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst, const char *reason)
+/* One document of a planning batch: read serially, analyzed in parallel,
+ * planned serially in input order. */
+typedef struct {
+    folio_doc_t doc;
+    folio_status_t rst;    /* the reader's verdict                          */
+    folio_status_t ast;    /* the analysis's (when rst == OK)               */
+    char reason[512];      /* the reader's reason for a rejection           */
+    uint64_t *terms;       /* (n_terms) distinct stem hashes, as map keys   */
+    uint32_t n_terms;
+} plan_item_t;
+
+/* Analysis of one read document: hash, tokens, terms (planning needs no
+ * sentences), then only what planning keeps: the distinct terms. */
+static void plan_analyze(plan_item_t *it)
 {
+    if (it->rst != FOLIO_OK) return;
+    it->ast = folio_doc_analyze_terms(&it->doc);
+    if (it->ast == FOLIO_OK) it->ast = distinct_stems(&it->doc, &it->terms, &it->n_terms);
+    /* the token and hash arrays (24 B a token) are not needed any more */
+    free(it->doc.tokens);
+    free(it->doc.term_hashes);
+    free(it->doc.stem_hashes);
+    it->doc.tokens = NULL;
+    it->doc.term_hashes = it->doc.stem_hashes = NULL;
+}
+
+static void plan_item_clear(plan_item_t *it)
+{
+    folio_doc_clear(&it->doc);
+    free(it->terms);
+    memset(it, 0, sizeof *it);
+}
+
+static folio_status_t plan_one(ingest_t *g, plan_item_t *it)
+{
+    folio_doc_t *doc = &it->doc;
     folio_plan_entry_t e;
     e.action = FOLIO_PLAN_SKIP;
     memset(e.hash, 0, sizeof e.hash);
     e.dup_of[0] = 0;
     g->c->seen++;
-    if (rst != FOLIO_OK) {
-        reject(&g->c->rejected, doc, reason[0] ? reason : folio_status_str(rst));
+    if (it->rst != FOLIO_OK) {
+        reject(&g->c->rejected, doc, it->reason[0] ? it->reason : folio_status_str(it->rst));
         return plan_push(g, &e);
     }
     g->c->bytes += doc->len;
-    /* Planning needs the content hash and the terms, not the sentences. */
-    folio_status_t st = folio_doc_analyze_terms(doc);
+    folio_status_t st = it->ast;
     if (st == FOLIO_ERR_EMPTY) {
         g->c->empty++;
         folio_log(FOLIO_LOG_INFO, "empty document %s: no words, nothing stored", doc->origin ? doc->origin : doc->id);
         return plan_push(g, &e);
     }
+    if (st == FOLIO_ERR_NOMEM) return st;
     if (st != FOLIO_OK) {
         reject(&g->c->rejected, doc, folio_status_str(st));
         return plan_push(g, &e);
     }
     memcpy(e.hash, doc->hash, 16);
-
     /* The same id twice in one job: same content is a duplicate, other
      * content is rejected (the first occurrence wins, deterministically). */
     uint8_t prev_hash[16];
@@ -206,7 +254,7 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
         return plan_push(g, &e);
     }
     if (state == FOLIO_DOC_REPLACE) FOLIO_TRY(df_remove_stored(g, doc->id));
-    FOLIO_TRY(df_add_doc(g, doc, +1));
+    FOLIO_TRY(df_add_terms(g, it->terms, it->n_terms, +1));
     g->n_docs_delta += 1;
     e.action = FOLIO_PLAN_ENCODE;
     FOLIO_TRY(plan_push(g, &e));
@@ -217,22 +265,63 @@ static folio_status_t plan_one(ingest_t *g, folio_doc_t *doc, folio_status_t rst
     return FOLIO_OK;
 }
 
+/* Documents read per planning batch: their analysis runs in parallel on
+ * rank 0 (the other ranks wait for the first round meanwhile, so rank 0
+ * borrows their cores), the text of a batch bounds the pass's memory. */
+enum { PLAN_BATCH_DOCS = 1024, PLAN_BATCH_BYTES = 16 << 20 };
+
+/* Analyzes items[0..n) with `threads` threads: documents in parallel, a
+ * large one alone with the threads inside it (term hashing runs in
+ * parallel over its tokens).  Results do not depend on the thread count. */
+static void analyze_batch(void *items, size_t item_size, int64_t n, int threads, size_t (*len_of)(const void *),
+                          void (*analyze)(void *))
+{
+    enum { BIG = 4 << 20 }; /* bytes: analyzed alone, threads inside */
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads); /* nested regions (term hashing) inherit it */
+    for (int64_t i = 0; i < n; i++) {
+        void *it = (char *)items + (size_t)i * item_size;
+        if (len_of(it) >= BIG) analyze(it);
+    }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int64_t i = 0; i < n; i++) {
+        void *it = (char *)items + (size_t)i * item_size;
+        if (len_of(it) < BIG) analyze(it);
+    }
+    omp_set_num_threads(saved);
+}
+
+static size_t plan_item_len(const void *v) { return ((const plan_item_t *)v)->doc.len; }
+static void plan_item_analyze(void *v) { plan_analyze(v); }
+
 static folio_status_t plan_pass(ingest_t *g, const char *const *inputs, int n_inputs)
 {
     folio_reader_t *r = NULL;
     FOLIO_TRY(folio_reader_create(inputs, n_inputs, &r));
-    folio_status_t st = FOLIO_OK;
-    for (;;) {
-        folio_doc_t doc = {0};
-        char reason[512] = "";
-        folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
-        if (rst == FOLIO_EOF) { folio_doc_clear(&doc); break; }
-        if (rst == FOLIO_ERR_NOMEM) { folio_doc_clear(&doc); st = rst; break; }
-        st = plan_one(g, &doc, rst, reason);
-        folio_doc_clear(&doc);
-        if (st != FOLIO_OK) break;
-        progress(g, false, "planning", g->c->seen, 0, g->c->bytes, 0);
+    plan_item_t *batch = calloc(PLAN_BATCH_DOCS, sizeof *batch);
+    folio_status_t st = batch ? FOLIO_OK : FOLIO_ERR_NOMEM;
+    bool eof = false;
+    while (st == FOLIO_OK && !eof) {
+        int64_t n = 0;
+        size_t bytes = 0;
+        while (n < PLAN_BATCH_DOCS && bytes < PLAN_BATCH_BYTES) {
+            plan_item_t *it = &batch[n];
+            it->rst = folio_reader_next(r, &it->doc, it->reason, sizeof it->reason);
+            if (it->rst == FOLIO_EOF) { plan_item_clear(it); eof = true; break; }
+            if (it->rst == FOLIO_ERR_NOMEM) { plan_item_clear(it); st = FOLIO_ERR_NOMEM; break; }
+            bytes += it->doc.len;
+            n++;
+        }
+        if (st == FOLIO_OK) analyze_batch(batch, sizeof *batch, n, g->analysis_threads, plan_item_len, plan_item_analyze);
+        for (int64_t i = 0; i < n; i++) {
+            if (st == FOLIO_OK) {
+                st = plan_one(g, &batch[i]);
+                progress(g, false, "planning", g->c->seen, 0, g->c->bytes, 0);
+            }
+            plan_item_clear(&batch[i]);
+        }
     }
+    free(batch);
     folio_reader_destroy(&r);
     return st;
 }
@@ -469,6 +558,68 @@ static void items_clear(folio_round_item_t *items, int64_t n)
     }
 }
 
+/* A document of the round being built, not analyzed yet. */
+typedef struct {
+    folio_round_item_t *it;
+    uint8_t want[16];      /* the content hash pass 1 planned             */
+    folio_status_t st;     /* analysis (OK, or why it cannot be encoded)   */
+    const ingest_t *g;
+} prep_item_t;
+
+static size_t prep_len(const void *v) { return ((const prep_item_t *)v)->it->doc.len; }
+
+/* Analysis and IDF weights of one document of a round (thread-safe: the
+ * term table is only read). */
+static void prep_analyze(void *v)
+{
+    prep_item_t *p = v;
+    folio_round_item_t *it = p->it;
+    p->st = folio_doc_analyze(&it->doc);
+    if (p->st != FOLIO_OK) return;
+    if (memcmp(it->doc.hash, p->want, 16)) { p->st = FOLIO_ERR_INTERNAL; return; }
+    uint32_t n = it->doc.n_tokens;
+    it->weights = malloc((size_t)n * sizeof(float) + 1);
+    if (!it->weights) { p->st = FOLIO_ERR_NOMEM; return; }
+    const folio_u64map_t *terms = &p->g->terms;
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t *s = folio_u64map_find(terms, folio_u64map_key(it->doc.stem_hashes[i]));
+        int32_t bits = s ? (int32_t)*s : 0;
+        memcpy(&it->weights[i], &bits, 4);
+        if (!s) it->weights[i] = 1.0f; /* unreachable: planned terms are all there */
+    }
+}
+
+/* Analyzes the round's documents in parallel (rank 0 borrows its node's
+ * threads, see plan_pass), then drops, in order, those whose input changed
+ * since pass 1. */
+static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep_item_t *prep, int64_t *n)
+{
+    for (int64_t i = 0; i < *n; i++) {
+        prep[i].it = &items[i];
+        prep[i].g = g;
+    }
+    analyze_batch(prep, sizeof *prep, *n, g->analysis_threads, prep_len, prep_analyze);
+    folio_status_t st = FOLIO_OK;
+    int64_t k = 0;
+    for (int64_t i = 0; i < *n; i++) {
+        if (prep[i].st == FOLIO_ERR_NOMEM) st = FOLIO_ERR_NOMEM;
+        if (prep[i].st != FOLIO_OK) {
+            if (st == FOLIO_OK) reject(&g->c->rejected, &items[i].doc, "input changed during the job");
+            folio_doc_clear(&items[i].doc);
+            free(items[i].weights);
+            items[i].weights = NULL;
+            continue;
+        }
+        if (k != i) {
+            items[k] = items[i];
+            memset(&items[i], 0, sizeof items[i]);
+        }
+        k++;
+    }
+    *n = k;
+    return st;
+}
+
 /* Rank 0: streams the inputs again, computes rounds, hands each finished
  * round to the commit thread. */
 static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *const *inputs, int n_inputs)
@@ -493,7 +644,8 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     if (ROUND_DOCS > ROUND_DOCS_MAX) ROUND_DOCS = ROUND_DOCS_MAX;
     folio_round_item_t *items = calloc((size_t)ROUND_DOCS, sizeof *items);
     folio_plan_entry_t *e = malloc(sizeof *e);
-    if (st == FOLIO_OK && (!items || !e)) st = FOLIO_ERR_NOMEM;
+    prep_item_t *prep = calloc((size_t)ROUND_DOCS, sizeof *prep);
+    if (st == FOLIO_OK && (!items || !e || !prep)) st = FOLIO_ERR_NOMEM;
     if (st == FOLIO_OK) st = folio_planlog_rewind(g->plan);
     int64_t ni = 0;
     size_t round_bytes = 0;
@@ -532,21 +684,14 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
                     memset(&doc, 0, sizeof doc);
                 }
             } else if (e->action == FOLIO_PLAN_ENCODE) {
-                folio_status_t ast = rst == FOLIO_OK ? folio_doc_analyze(&doc) : rst;
-                if (ast != FOLIO_OK || memcmp(doc.hash, e->hash, 16)) {
+                if (rst != FOLIO_OK) {
                     reject(&g->c->rejected, &doc, "input changed during the job");
                 } else {
-                    folio_round_item_t *it = &items[ni];
-                    it->weights = malloc((size_t)doc.n_tokens * sizeof(float) + 1);
-                    if (!it->weights) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
-                    for (uint32_t i = 0; i < doc.n_tokens; i++) {
-                        int64_t *s = folio_u64map_find(&g->terms, folio_u64map_key(doc.stem_hashes[i]));
-                        int32_t bits = s ? (int32_t)*s : 0;
-                        memcpy(&it->weights[i], &bits, 4);
-                        if (!s) it->weights[i] = 1.0f; /* unreachable: planned terms are all there */
-                    }
+                    /* analyzed with the rest of the round (prepare_round) */
                     round_bytes += doc.len;
-                    it->doc = doc;
+                    items[ni].doc = doc;
+                    prep[ni].it = &items[ni];
+                    memcpy(prep[ni].want, e->hash, 16);
                     memset(&doc, 0, sizeof doc);
                     ni++;
                 }
@@ -555,7 +700,8 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
         }
         if (st != FOLIO_OK) break;
         if (eof || ni == ROUND_DOCS || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) {
-            if (ni > 0) st = folio_round_run(rc, items, ni); /* hand_round fills job */
+            if (ni > 0) st = prepare_round(g, items, prep, &ni);
+            if (st == FOLIO_OK && ni > 0) st = folio_round_run(rc, items, ni); /* hand_round fills job */
             items_clear(items, ni);
             ni = 0;
             round_bytes = 0;
@@ -576,6 +722,7 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     commit_job_free(job);
     items_clear(items, ni);
     free(items);
+    free(prep);
     free(e);
     folio_reader_destroy(&r);
     /* What was handed over is committed even when this thread failed: it is
@@ -616,7 +763,7 @@ static void round_ctx_free(folio_round_ctx_t *rc)
 /* Ranks on this node and this rank's index among them: threads per rank
  * when not given (the node's cores shared by its ranks, so -np 2 on a
  * 2-core machine does not oversubscribe) and the GPU a rank drives. */
-static void node_share(MPI_Comm comm, int *threads, int *local_rank)
+static void node_share(MPI_Comm comm, int *threads, int *local_rank, int *local_ranks)
 {
     MPI_Comm node;
     int local = 1;
@@ -629,6 +776,7 @@ static void node_share(MPI_Comm comm, int *threads, int *local_rank)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     int t = (int)(cores > 0 ? cores : 1) / (local > 0 ? local : 1);
     *threads = t > 0 ? t : 1;
+    *local_ranks = local > 0 ? local : 1;
 }
 
 folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
@@ -645,8 +793,8 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         return FOLIO_ERR_USAGE;
     }
     wc.backend = cfg->backend;
-    int def_threads, local_rank;
-    node_share(cfg->comm, &def_threads, &local_rank);
+    int def_threads, local_rank, local_ranks;
+    node_share(cfg->comm, &def_threads, &local_rank, &local_ranks);
     wc.threads = cfg->threads > 0 ? cfg->threads : def_threads;
     wc.device = local_rank;
     wc.announce = rank == 0;
@@ -711,6 +859,10 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     g.cfg = cfg;
     g.c = counts;
     g.t0 = t0;
+    /* Rank 0 reads and analyzes while the other ranks wait (for the first
+     * round, or for the next one: rounds are synchronous), so it borrows
+     * the threads of its node's ranks for that. */
+    g.analysis_threads = wc.threads * local_ranks;
     if (st == FOLIO_OK) st = folio_store_open(cfg->db, NULL, &g.store);
     if (st == FOLIO_OK) st = folio_u64map_init(&g.terms, 1 << 16);
     if (st == FOLIO_OK) st = folio_planlog_create(cfg->db, &g.plan);

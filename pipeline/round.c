@@ -24,15 +24,16 @@
 enum { TAG_PAYLOAD = 101, TAG_RESULT = 102 };
 enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_NSENT, META_NSEC, META_N };
 
-/* A payload carries the analysis rank 0 already made (hash, tokens, term
- * and stem hashes, sentences, sections) with the id, the text and the IDF
- * weights: copying ~30 bytes a token costs far less than analyzing the
- * text again on the worker, which on a rank that shares the node's cores
- * with rank 0 was a serial step of every round.  Layout (8-byte aligned
- * parts): id, text | hash[16] | tokens | term hashes | stem hashes |
- * sentences | sections | weights. */
+/* A payload carries the analysis rank 0 already made (hash, tokens,
+ * sentences, sections) with the id, the text and the IDF weights: copying
+ * ~18 bytes a token costs far less than analyzing the text again on the
+ * worker, which on a rank that shares the node's cores with rank 0 was a
+ * serial step of every round.  The term and stem hashes stay behind: only
+ * rank 0's store uses them (a split 10M-token document would otherwise
+ * send 160 MB more to every rank).  Layout (8-byte aligned parts):
+ * id, text | hash[16] | tokens | sentences | sections | weights. */
 typedef struct {
-    size_t hash, tokens, terms, stems, sents, secs, weights, total;
+    size_t hash, tokens, sents, secs, weights, total;
 } payload_layout_t;
 
 static size_t align8(size_t x) { return (x + 7) & ~(size_t)7; }
@@ -43,9 +44,7 @@ static payload_layout_t payload_layout(const int64_t *meta)
     payload_layout_t l;
     l.hash = align8((size_t)meta[META_IDLEN] + (size_t)meta[META_TEXTLEN]);
     l.tokens = l.hash + 16;
-    l.terms = align8(l.tokens + n * sizeof(folio_span_t));
-    l.stems = l.terms + n * sizeof(uint64_t);
-    l.sents = l.stems + n * sizeof(uint64_t);
+    l.sents = align8(l.tokens + n * sizeof(folio_span_t));
     l.secs = align8(l.sents + (size_t)meta[META_NSENT] * sizeof(folio_sentence_t));
     l.weights = align8(l.secs + (size_t)meta[META_NSEC] * sizeof(folio_section_t));
     l.total = l.weights + n * sizeof(float);
@@ -60,8 +59,6 @@ static void payload_pack(const folio_doc_t *doc, const float *weights, const int
     memcpy(buf + il, doc->text, doc->len);
     memcpy(buf + l.hash, doc->hash, 16);
     memcpy(buf + l.tokens, doc->tokens, n * sizeof *doc->tokens);
-    memcpy(buf + l.terms, doc->term_hashes, n * sizeof *doc->term_hashes);
-    memcpy(buf + l.stems, doc->stem_hashes, n * sizeof *doc->stem_hashes);
     memcpy(buf + l.sents, doc->sents, (size_t)doc->n_sents * sizeof *doc->sents);
     memcpy(buf + l.secs, doc->sections, (size_t)doc->n_sections * sizeof *doc->sections);
     memcpy(buf + l.weights, weights, n * sizeof(float));
@@ -75,7 +72,8 @@ static void *dup_bytes(const void *src, size_t n)
     return p;
 }
 
-/* Rebuilds rank 0's analyzed document from a payload (worker ranks). */
+/* Rebuilds rank 0's analyzed document from a payload (worker ranks),
+ * without term and stem hashes (NULL). */
 static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio_doc_t *doc, float **weights)
 {
     payload_layout_t l = payload_layout(meta);
@@ -86,13 +84,10 @@ static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio
     doc->text = malloc(tl + 1);
     doc->title = calloc(1, 1);
     doc->tokens = dup_bytes(buf + l.tokens, n * sizeof *doc->tokens);
-    doc->term_hashes = dup_bytes(buf + l.terms, n * sizeof *doc->term_hashes);
-    doc->stem_hashes = dup_bytes(buf + l.stems, n * sizeof *doc->stem_hashes);
     doc->sents = dup_bytes(buf + l.sents, ns * sizeof *doc->sents);
     doc->sections = dup_bytes(buf + l.secs, nsec * sizeof *doc->sections);
     *weights = dup_bytes(buf + l.weights, n * sizeof(float));
-    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->term_hashes || !doc->stem_hashes ||
-        !doc->sents || !doc->sections || !*weights)
+    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !*weights)
         return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
     memcpy(doc->id, buf, il);
     doc->id[il] = 0;

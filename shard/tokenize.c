@@ -277,12 +277,16 @@ uint64_t folio_stem_hash(const char *text, folio_span_t t)
     return stem_hash_cached(buf, n, folio_hash64(buf, n, TERM_SEED));
 }
 
-/* Term and stem hashes of tokens[0..n) (used by folio_doc_analyze). */
+/* Term and stem hashes of tokens[0..n) (used by folio_doc_analyze).  A
+ * long document's tokens are hashed by the calling thread's OpenMP team
+ * (each thread with its own stem memo; the hashes do not depend on it);
+ * inside an active parallel region this runs on the calling thread alone. */
 folio_status_t folio_shard_hash_tokens(const char *text, const folio_span_t *toks, uint32_t n,
                                        uint64_t *term, uint64_t *stem)
 {
-    char buf[NORM_CAP];
+#pragma omp parallel for schedule(static, 4096) if (n >= (1u << 16))
     for (uint32_t i = 0; i < n; i++) {
+        char buf[NORM_CAP];
         size_t m = folio_token_norm(text, toks[i], buf, sizeof buf);
         uint64_t h = folio_hash64(buf, m, TERM_SEED);
         term[i] = h;

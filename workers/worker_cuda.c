@@ -367,22 +367,39 @@ folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)
     FOLIO_CHECK_MPI(MPI_Bcast(&id, (int)sizeof id, MPI_BYTE, 0, comm));
     ncclComm_t c;
     FOLIO_CHECK_NCCL(ncclCommInitRank(&c, size, id, rank));
-    /* NCCL connects peers lazily, on the first operation (hundreds of ms):
-     * do it here, at set-up, so per-layer exchanges measure steady state. */
+    /* NCCL connects peers lazily, per algorithm, on the first operation that
+     * needs them (hundreds of ms on 4 GPUs).  Do it here, at set-up, with
+     * the operations the exchange uses -- a grouped broadcast from every
+     * root (summaries; ring algorithm, not the one an all-reduce may pick)
+     * and sends/receives to both neighbours (halos) -- at a small and a
+     * large size (protocols differ by size), so per-layer exchanges measure
+     * steady state. */
+    enum { PROBE = 1 << 20 }; /* floats per root at the large size */
     float *probe = NULL;
-    FOLIO_CHECK_CUDA(cudaMalloc((void **)&probe, 4096 * sizeof *probe));
-    ncclResult_t wr = ncclAllReduce(probe, probe, 4096, ncclFloat, ncclSum, c, NULL);
-    if (wr == ncclSuccess) {
+    FOLIO_CHECK_CUDA(cudaMalloc((void **)&probe, (size_t)size * PROBE * sizeof *probe + 4 * PROBE * sizeof *probe));
+    ncclResult_t wr = ncclSuccess;
+    const size_t sizes[2] = {256, PROBE};
+    for (int k = 0; k < 2 && wr == ncclSuccess; k++) {
+        const size_t cnt = sizes[k];
+        float *halo = probe + (size_t)size * PROBE;
         ncclGroupStart();
-        int me = rank, P = size;
-        if (P > 1) {
-            ncclSend(probe, 1024, ncclFloat, (me + 1) % P, c, NULL);
-            ncclRecv(probe + 1024, 1024, ncclFloat, (me + P - 1) % P, c, NULL);
+        for (int r = 0; r < size; r++) ncclBroadcast(probe + (size_t)r * cnt, probe + (size_t)r * cnt, cnt, ncclFloat, r, c, NULL);
+        wr = ncclGroupEnd();
+        if (wr != ncclSuccess || size < 2) continue;
+        ncclGroupStart();
+        if (rank > 0) {
+            ncclSend(halo, cnt, ncclFloat, rank - 1, c, NULL);
+            ncclRecv(halo + PROBE, cnt, ncclFloat, rank - 1, c, NULL);
+        }
+        if (rank + 1 < size) {
+            ncclSend(halo + 2 * (size_t)PROBE, cnt, ncclFloat, rank + 1, c, NULL);
+            ncclRecv(halo + 3 * (size_t)PROBE, cnt, ncclFloat, rank + 1, c, NULL);
         }
         wr = ncclGroupEnd();
     }
     cudaStreamSynchronize(NULL);
     cudaFree(probe);
+    if (wr != ncclSuccess) ncclCommDestroy(c);
     FOLIO_CHECK_GENERIC(wr == ncclSuccess, FOLIO_ERR_NCCL, "NCCL warm-up: %s", ncclGetErrorString(wr));
     *out = c;
     return FOLIO_OK;
