@@ -25,6 +25,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -654,7 +655,9 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
         if (!job && !(job = commit_job_new(ROUND_DOCS))) { st = FOLIO_ERR_NOMEM; break; }
         folio_doc_t doc = {0};
         char reason[512] = "";
+        double tread = folio_now();
         folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
+        g->c->prepare_seconds += folio_now() - tread;
         if (rst == FOLIO_EOF) {
             eof = true;
             folio_doc_clear(&doc);
@@ -700,7 +703,9 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
         }
         if (st != FOLIO_OK) break;
         if (eof || ni == ROUND_DOCS || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) {
+            double tprep = folio_now();
             if (ni > 0) st = prepare_round(g, items, prep, &ni);
+            g->c->prepare_seconds += folio_now() - tprep;
             if (st == FOLIO_OK && ni > 0) st = folio_round_run(rc, items, ni); /* hand_round fills job */
             items_clear(items, ni);
             ni = 0;
@@ -779,6 +784,36 @@ static void node_share(MPI_Comm comm, int *threads, int *local_rank, int *local_
     *local_ranks = local > 0 ? local : 1;
 }
 
+/* Rank 0's work before the first round: open the store, plan (pass 1),
+ * build the IDF weights.  It runs on a thread of its own while the main
+ * thread sets up the backend with the other ranks (CUDA contexts, streams,
+ * the NCCL communicator: ~0.3 s and more that would otherwise come before
+ * the plan); it uses no MPI. */
+typedef struct {
+    ingest_t *g;
+    const char *const *inputs;
+    int n_inputs;
+    folio_status_t st;
+} plan_job_t;
+
+static void *plan_job_run(void *v)
+{
+    plan_job_t *j = v;
+    ingest_t *g = j->g;
+    folio_status_t st = folio_store_open(g->cfg->db, NULL, &g->store);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g->terms, 1 << 16);
+    if (st == FOLIO_OK) st = folio_planlog_create(g->cfg->db, &g->plan);
+    if (st == FOLIO_OK) st = folio_jobidx_create(g->cfg->db, &g->jobidx);
+    double tp = folio_now();
+    if (st == FOLIO_OK) st = plan_pass(g, j->inputs, j->n_inputs);
+    g->c->plan_seconds = folio_now() - tp;
+    if (st == FOLIO_OK) progress(g, true, "planning", g->c->seen, 0, g->c->bytes, 0);
+    folio_jobidx_destroy(&g->jobidx); /* pass 2 only needs the plan log */
+    if (st == FOLIO_OK) st = build_idf(g);
+    j->st = st;
+    return NULL;
+}
+
 folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
                                 int n_inputs, folio_ingest_counts_t *counts)
 {
@@ -806,27 +841,44 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
      * cores: idle OpenMP threads spin, and the spinning threads of
      * oversubscribed ranks steal the cores the working ones need. */
     omp_set_num_threads(wc.threads);
+
+    ingest_t g = {0};
+    g.cfg = cfg;
+    g.c = counts;
+    g.t0 = t0;
+    /* Rank 0 reads and analyzes while the other ranks wait (for the first
+     * round, or for the next one: rounds are synchronous), so it borrows
+     * the threads of its node's ranks for that. */
+    g.analysis_threads = wc.threads * local_ranks;
+    plan_job_t pj = {&g, inputs, n_inputs, FOLIO_OK};
+    pthread_t planner;
+    bool planning = false;
+    if (rank == 0) {
+        if (pthread_create(&planner, NULL, plan_job_run, &pj) == 0) planning = true;
+        else plan_job_run(&pj); /* no thread: plan first, then set up */
+    }
+
     folio_status_t st = folio_worker_create(&wc, &rc.worker);
     /* All ranks on the same backend: a document split over ranks is
      * computed by all of them together.  A CUDA failure here is before any
      * result was committed, so auto falls back to the CPU everywhere. */
     int on_gpu = st == FOLIO_OK && folio_worker_on_gpu(rc.worker), all_gpu = 0, ok = st == FOLIO_OK, all_ok = 0;
-    FOLIO_CHECK_MPI(MPI_Allreduce(&on_gpu, &all_gpu, 1, MPI_INT, MPI_MIN, cfg->comm));
-    FOLIO_CHECK_MPI(MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, cfg->comm));
-    if (!all_ok) {
+    int mst = MPI_Allreduce(&on_gpu, &all_gpu, 1, MPI_INT, MPI_MIN, cfg->comm);
+    if (mst == MPI_SUCCESS) mst = MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, cfg->comm);
+    if (mst != MPI_SUCCESS) {
+        st = FOLIO_ERR_MPI;
+    } else if (!all_ok) {
+        if (st == FOLIO_OK) st = FOLIO_ERR_UNSUPPORTED;
+    } else if (on_gpu && !all_gpu) {
         folio_worker_destroy(&rc.worker);
-        return st != FOLIO_OK ? st : FOLIO_ERR_UNSUPPORTED;
-    }
-    if (on_gpu && !all_gpu) {
         if (cfg->backend == FOLIO_BACKEND_CUDA) {
             folio_log(FOLIO_LOG_ERROR, "--backend cuda: not every rank has a usable GPU");
-            folio_worker_destroy(&rc.worker);
-            return FOLIO_ERR_NO_DEVICE;
+            st = FOLIO_ERR_NO_DEVICE;
+        } else {
+            wc.backend = FOLIO_BACKEND_CPU;
+            st = folio_worker_create(&wc, &rc.worker);
+            if (rank == 0) folio_log(FOLIO_LOG_INFO, "backend auto: not every rank has a GPU, using the CPU");
         }
-        folio_worker_destroy(&rc.worker);
-        wc.backend = FOLIO_BACKEND_CPU;
-        st = folio_worker_create(&wc, &rc.worker);
-        if (rank == 0) folio_log(FOLIO_LOG_INFO, "backend auto: not every rank has a GPU, using the CPU");
     }
     rc.gpu = all_gpu != 0;
     int P = 1;
@@ -839,13 +891,21 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
      * GPU each has its own stream, so documents overlap on the device. */
     wc.backend = rc.gpu ? FOLIO_BACKEND_CUDA : FOLIO_BACKEND_CPU;
     wc.announce = false;
-    rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
-    if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
+    if (st == FOLIO_OK) {
+        rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
+        if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
+    }
     for (int t = 0; st == FOLIO_OK && t < wc.threads; t++) {
         folio_worker_cfg_t one = wc;
         one.threads = 1;
         st = folio_worker_create(&one, &rc.thread_workers[t]);
     }
+    /* Rounds only if every rank is ready (else every rank returns here and
+     * rank 0 must not start a round nobody follows). */
+    int ready = st == FOLIO_OK, all_ready = 0;
+    if (MPI_Allreduce(&ready, &all_ready, 1, MPI_INT, MPI_MIN, cfg->comm) != MPI_SUCCESS) all_ready = 0;
+    if (st == FOLIO_OK && !all_ready) st = FOLIO_ERR_MPI; /* another rank failed and said why */
+    counts->setup_seconds = folio_now() - t0;
 
     if (rank != 0) {
         /* Workers follow rank 0's rounds until it ends the job. */
@@ -855,29 +915,15 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         return st;
     }
 
-    ingest_t g = {0};
-    g.cfg = cfg;
-    g.c = counts;
-    g.t0 = t0;
-    /* Rank 0 reads and analyzes while the other ranks wait (for the first
-     * round, or for the next one: rounds are synchronous), so it borrows
-     * the threads of its node's ranks for that. */
-    g.analysis_threads = wc.threads * local_ranks;
-    if (st == FOLIO_OK) st = folio_store_open(cfg->db, NULL, &g.store);
-    if (st == FOLIO_OK) st = folio_u64map_init(&g.terms, 1 << 16);
-    if (st == FOLIO_OK) st = folio_planlog_create(cfg->db, &g.plan);
-    if (st == FOLIO_OK) st = folio_jobidx_create(cfg->db, &g.jobidx);
-    double tp = folio_now();
-    if (st == FOLIO_OK) st = plan_pass(&g, inputs, n_inputs);
-    counts->plan_seconds = folio_now() - tp;
-    if (st == FOLIO_OK) progress(&g, true, "planning", counts->seen, 0, counts->bytes, 0);
-    folio_jobidx_destroy(&g.jobidx); /* pass 2 only needs the plan log */
-    if (st == FOLIO_OK) st = build_idf(&g);
+    if (planning) pthread_join(planner, NULL);
+    if (st == FOLIO_OK) st = pj.st;
     if (st == FOLIO_OK) st = work_pass(&g, &rc, inputs, n_inputs);
     /* End the job for the other ranks (a failure inside a round is ended by
      * the caller's MPI_Abort instead: ranks may be inside a collective). */
-    folio_status_t est = folio_round_run(&rc, NULL, -1);
-    if (st == FOLIO_OK && est != FOLIO_EOF) st = est;
+    if (all_ready) {
+        folio_status_t est = folio_round_run(&rc, NULL, -1);
+        if (st == FOLIO_OK && est != FOLIO_EOF) st = est;
+    }
     if (g.store) {
         folio_status_t cst = folio_store_sync(g.store);
         if (st == FOLIO_OK) st = cst;

@@ -23,7 +23,9 @@ typedef struct {
     uint64_t seen, committed, duplicate, empty, rejected, tokens;
     uint64_t bytes;
     double seconds;
+    double setup_seconds;    /* rank 0: backend set-up (CUDA context, NCCL)  */
     double plan_seconds;     /* rank 0: pass 1 (read, validate, analyze, classify) */
+    double prepare_seconds;  /* rank 0: pass 2 reading and analysis (rounds) */
     double commit_seconds;   /* rank 0: LMDB commits (on the commit thread,
                                 overlapped with the next round)             */
     double commit_wait_seconds; /* rank 0: the main thread waiting for the
