@@ -94,6 +94,12 @@ for g in 1 2 4; do
     ingest "weak-$g" "$W/w$g.lmdb" "$g" cuda 16 "$W/weak$g.txt"
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
+echo "== per-document profile (FOLIO_PROFILE=1), strong and weak runs" | tee -a "$OUT/table.txt"
+for f in "$OUT"/strong-*.err "$OUT"/weak-*.err; do
+    [ -f "$f" ] && grep -h 'profile' "$f" | sed "s|^|$(basename "$f" .err): |" | tee -a "$OUT/table.txt"
+done
 echo "== table"; cat "$OUT/table.txt"
-# one archive, so that every log comes back from the GPU host
-(cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz . && find . -maxdepth 1 -type f ! -name logs.tgz ! -name table.txt -delete)
+# one archive, so that every log comes back from the GPU host (written
+# outside $OUT: tar fails on an archive that grows inside what it reads)
+tar -czf /tmp/gi-logs.tgz -C "$OUT" . && mv /tmp/gi-logs.tgz "$OUT/logs.tgz" \
+    && find "$OUT" -maxdepth 1 -type f ! -name logs.tgz ! -name table.txt -delete
