@@ -1,17 +1,23 @@
 /* store/store.c — opening the LMDB environment, planning lookups, and the
  * one-transaction-per-document commits (with map growth). */
+#define _GNU_SOURCE /* fallocate(2) */
 #include "store_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <unistd.h>
 
 #define STORE_MAGIC 0x464F4C49u
 #define STORE_ENDIAN_PROBE 0x0102030405060708ull
-#define STORE_DEFAULT_MAP ((size_t)1 << 30)
+/* The writer's map is reserved on disk (see store.h), so it starts small:
+ * early growths are cheap (the round redone is small). */
+#define STORE_DEFAULT_MAP ((size_t)16 << 20)
 #define STORE_MIN_MAP ((size_t)64 << 10)
+#define STORE_GROW_STEP_MAX ((size_t)4 << 30) /* doubling, at most +4 GiB at a time */
 #define STORE_MAX_MAP ((size_t)1 << 44) /* 16 TiB: beyond this growth is a bug */
 
 /* The stored layouts: a change here changes the on-disk format (bump
@@ -86,6 +92,81 @@ bool folio_store_fs_is_network(unsigned long f_type, const char **name)
             return true;
         }
     return false;
+}
+
+/* ------------------------------------------------------------ reservation */
+
+static size_t round_map(size_t n) { return (n + STORE_MIN_MAP - 1) / STORE_MIN_MAP * STORE_MIN_MAP; }
+
+/* Allocates every block of [0, bytes) of fd (holes included: a store LMDB
+ * extended sparsely has them), extending the file to bytes.  Returns 0 or
+ * the errno; on failure the file is cut back to its former length (the
+ * blocks a failed fallocate got past it would stay taken otherwise). */
+static int reserve_file(int fd, size_t bytes)
+{
+    struct stat before, after;
+    if (fstat(fd, &before) != 0) return errno;
+    int rc;
+    do {
+        rc = fallocate(fd, 0, 0, (off_t)bytes);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0) return 0;
+    int e = errno;
+    if (fstat(fd, &after) == 0 && after.st_size > before.st_size && ftruncate(fd, before.st_size) != 0)
+        folio_log(FOLIO_LOG_WARN, "could not cut data.mdb back to %lld bytes: %s", (long long)before.st_size,
+                  strerror(errno));
+    return e;
+}
+
+/* fallocate not implemented by this filesystem (or kernel) */
+static bool reserve_unsupported(int e) { return e == EOPNOTSUPP || e == ENOSYS || e == EINVAL; }
+
+static void log_reserve_failure(const char *path, size_t bytes, size_t now, int e)
+{
+    const char *hint = e == EFBIG    ? ": over the file-size limit (ulimit -f) or the filesystem's largest file"
+                       : e == ENOSPC ? ": the disk is full"
+                       : e == EDQUOT ? ": the disk quota is used up"
+                                     : "";
+    folio_log(FOLIO_LOG_ERROR, "store '%s': cannot reserve %zu bytes of disk for its LMDB map (data.mdb, %zu "
+              "bytes now): %s%s; nothing was written", path, bytes, now, strerror(e), hint);
+}
+
+folio_status_t store_map_resize(folio_store_t *s, size_t bytes)
+{
+    FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap: close it and "
+                        "open it again", s->path);
+    if (s->writemap) {
+        /* LMDB's remap ftruncates data.mdb to the map size: it must find
+         * every block there already (no hole to SIGBUS on), and must never
+         * cut a file that another writer reserved further */
+        MDB_envinfo ei;
+        MDB_stat es;
+        struct stat sb;
+        int fd = -1;
+        mdb_env_info(s->env, &ei);
+        mdb_env_stat(s->env, &es);
+        mdb_env_get_fd(s->env, &fd);
+        FOLIO_CHECK_GENERIC(fstat(fd, &sb) == 0, FOLIO_ERR_IO, "store '%s': fstat of data.mdb: %s", s->path,
+                            strerror(errno));
+        size_t need = (size_t)(ei.me_last_pgno + 1) * es.ms_psize, fsize = (size_t)sb.st_size;
+        if (bytes == 0) bytes = ei.me_mapsize; /* adopt: what the newest meta page needs, below */
+        if (bytes < need) bytes = need;
+        if (bytes < fsize) bytes = fsize;
+        int e = reserve_file(fd, bytes);
+        if (e) {
+            log_reserve_failure(s->path, bytes, ei.me_mapsize, e);
+            return FOLIO_ERR_IO;
+        }
+    }
+    int rc = mdb_env_set_mapsize(s->env, bytes);
+    if (rc) {
+        /* LMDB unmapped the old map before failing: its pointers are stale */
+        s->map_lost = true;
+        folio_log(FOLIO_LOG_ERROR, "store '%s': remapping the LMDB map to %zu bytes failed: %s", s->path, bytes,
+                  mdb_strerror(rc));
+        return FOLIO_ERR_MAP_FULL;
+    }
+    return FOLIO_OK;
 }
 
 /* ------------------------------------------------------------ open/close */
@@ -174,6 +255,7 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
     if (opts) o = *opts;
 
     struct stat sb;
+    bool made_dir = false;
     if (stat(path, &sb) != 0) {
         if (errno != ENOENT) {
             folio_log(FOLIO_LOG_ERROR, "store '%s': %s", path, strerror(errno));
@@ -184,7 +266,8 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
                       path, path);
             return FOLIO_ERR_NOT_FOUND;
         }
-        if (mkdir(path, 0775) != 0 && errno != EEXIST) {
+        if (mkdir(path, 0775) == 0) made_dir = true;
+        else if (errno != EEXIST) {
             folio_log(FOLIO_LOG_ERROR, "cannot create store directory '%s': %s", path, strerror(errno));
             return FOLIO_ERR_IO;
         }
@@ -230,7 +313,7 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
     char datafile[4096];
     snprintf(datafile, sizeof datafile, "%s/data.mdb", path);
     bool exists = stat(datafile, &sb) == 0;
-    int rc;
+    int rc = MDB_SUCCESS;
     if (o.readonly) {
         /* Readers map far more than the file (address space only, pages
          * are never touched past the data): a writer in another process
@@ -262,19 +345,67 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
             s->env = NULL;
         }
     } else {
-        /* A new store starts at map bytes; an existing one keeps the size
-         * its last writer recorded, grown to map when that is larger. */
-        rc = mdb_env_create(&s->env);
-        if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
-        if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
-        if (rc == MDB_SUCCESS) rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC, 0664);
-        if (rc == MDB_SUCCESS && exists) {
+        /* The map is written through (MDB_WRITEMAP: a round's dirty pages
+         * are the file's pages, not malloc'd copies), so every block of it
+         * is allocated before LMDB may write there.  LMDB ftruncates
+         * data.mdb to the map size whenever it maps it: the first map is
+         * the file's own size (a new store: the minimum), so nothing is
+         * extended sparsely; then the target size is reserved and mapped.
+         * Target: map bytes (default: max(16 MiB, 2 x the data)), never
+         * below the current map (an existing store's larger size wins). */
+        size_t fsize0 = exists ? (size_t)sb.st_size : 0;
+        s->writemap = true;
+        for (;;) {
+            rc = mdb_env_create(&s->env);
+            if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);
+            if (rc == MDB_SUCCESS && s->writemap) rc = mdb_env_set_mapsize(s->env, fsize0 ? fsize0 : STORE_MIN_MAP);
+            else if (rc == MDB_SUCCESS && !exists) rc = mdb_env_set_mapsize(s->env, map);
+            if (rc == MDB_SUCCESS)
+                rc = mdb_env_open(s->env, path, MDB_NOTLS | MDB_NOSYNC | (s->writemap ? MDB_WRITEMAP : 0), 0664);
+            if (rc) break;
             MDB_envinfo ei;
+            MDB_stat es;
             mdb_env_info(s->env, &ei);
-            if (ei.me_mapsize < map) rc = mdb_env_set_mapsize(s->env, map);
+            mdb_env_stat(s->env, &es);
+            size_t used = (size_t)(ei.me_last_pgno + 1) * es.ms_psize, target = map;
+            if (!o.initial_map_bytes && 2 * used > target) target = round_map(2 * used);
+            if (ei.me_mapsize > target) target = ei.me_mapsize;
+            if (!s->writemap) {
+                if (target != ei.me_mapsize) rc = mdb_env_set_mapsize(s->env, target);
+                break;
+            }
+            int fd = -1;
+            mdb_env_get_fd(s->env, &fd);
+            int e = reserve_file(fd, target);
+            if (e == 0) {
+                rc = mdb_env_set_mapsize(s->env, target);
+                if (rc) s->map_lost = true;
+                break;
+            }
+            mdb_env_close(s->env); /* nothing was written through the map */
+            s->env = NULL;
+            if (reserve_unsupported(e)) {
+                folio_log(FOLIO_LOG_WARN, "store '%s': the filesystem cannot preallocate data.mdb (fallocate: %s); "
+                          "writing without MDB_WRITEMAP (commits then hold their pages in memory)", path,
+                          strerror(e));
+                s->writemap = false;
+                continue;
+            }
+            log_reserve_failure(path, target, fsize0, e);
+            st = FOLIO_ERR_IO;
+            if (!exists) { /* leave no half-made store behind */
+                char lockfile[4096];
+                snprintf(lockfile, sizeof lockfile, "%s/lock.mdb", path);
+                unlink(datafile);
+                unlink(lockfile);
+                if (made_dir) rmdir(path);
+            }
+            break;
         }
     }
-    if (rc) {
+    if (st != FOLIO_OK) {
+        /* logged above */
+    } else if (rc) {
         folio_log(FOLIO_LOG_ERROR, "cannot open store '%s': %s", path, mdb_strerror(rc));
         st = rc == EACCES ? FOLIO_ERR_IO : folio_store_mdb_status(rc);
     } else {
@@ -307,7 +438,11 @@ void folio_store_close(folio_store_t **sp)
         *sp = NULL;
         return;
     }
-    if (s->env) {
+    if (s->env && s->map_lost) {
+        /* LMDB would munmap its stale map pointer (maybe memory in use
+         * since): leak the environment instead */
+        folio_log(FOLIO_LOG_WARN, "store '%s': LMDB environment left open after a failed remap", s->path);
+    } else if (s->env) {
         if (!s->readonly) mdb_env_sync(s->env, 1);
         mdb_env_close(s->env);
     }
@@ -319,6 +454,7 @@ void folio_store_close(folio_store_t **sp)
 folio_status_t folio_store_sync(folio_store_t *s)
 {
     if (s->readonly) return FOLIO_OK;
+    FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
     FOLIO_CHECK_MDB(mdb_env_sync(s->env, 1), "sync store '%s'", s->path);
     return FOLIO_OK;
 }
@@ -339,11 +475,12 @@ static folio_status_t check_id(const char *id, const char *what)
 
 static folio_status_t begin_read(folio_store_t *s, MDB_txn **txn)
 {
+    FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
     for (int tries = 0;; tries++) {
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
         if (rc == MDB_MAP_RESIZED && tries < 3 && atomic_load(&s->open_readers) == 0) {
             /* another process grew the map: adopt its size */
-            mdb_env_set_mapsize(s->env, 0);
+            FOLIO_TRY(store_map_resize(s, 0));
             continue;
         }
         FOLIO_CHECK_MDB(rc, "begin read txn on store '%s'", s->path);
@@ -381,7 +518,7 @@ static folio_status_t grow_map(folio_store_t *s)
     mdb_reader_check(s->env, &dead);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
-    size_t cur = info.me_mapsize, next = cur * 2;
+    size_t cur = info.me_mapsize, next = cur + (cur < STORE_GROW_STEP_MAX ? cur : STORE_GROW_STEP_MAX);
     if (atomic_load(&s->open_readers) > 0) {
         folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map (%zu bytes) is full and cannot grow while a "
                   "reader of this process is open", s->path, cur);
@@ -391,12 +528,7 @@ static folio_status_t grow_map(folio_store_t *s)
         folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map full at %zu bytes (limit reached)", s->path, cur);
         return FOLIO_ERR_MAP_FULL;
     }
-    int rc = mdb_env_set_mapsize(s->env, next);
-    if (rc) {
-        folio_log(FOLIO_LOG_ERROR, "store '%s': growing the LMDB map to %zu bytes failed: %s", s->path,
-                  next, mdb_strerror(rc));
-        return FOLIO_ERR_MAP_FULL;
-    }
+    FOLIO_TRY(store_map_resize(s, next));
     folio_log(FOLIO_LOG_DEBUG, "store '%s': map grown to %zu bytes", s->path, next);
     return FOLIO_OK;
 }
@@ -406,11 +538,12 @@ static folio_status_t grow_map(folio_store_t *s)
 static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ctx)
 {
     FOLIO_CHECK_GENERIC(!s->readonly, FOLIO_ERR_ARG, "store '%s' is open read-only", s->path);
-    for (;;) {
+    FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
+    for (int resized = 0;;) {
         MDB_txn *txn = NULL;
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-        if (rc == MDB_MAP_RESIZED && atomic_load(&s->open_readers) == 0) {
-            mdb_env_set_mapsize(s->env, 0);
+        if (rc == MDB_MAP_RESIZED && resized++ < 3 && atomic_load(&s->open_readers) == 0) {
+            FOLIO_TRY(store_map_resize(s, 0)); /* another process grew the store */
             continue;
         }
         FOLIO_CHECK_MDB(rc, "begin write txn on store '%s'", s->path);

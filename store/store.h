@@ -66,12 +66,33 @@
  *   page cache when mdb_txn_commit returns, so it survives kill -9 of the
  *   process (not a power loss); folio_store_sync / folio_store_close flush
  *   to disk.  This keeps per-document commits cheap (no fsync per doc).
- *   Writers do NOT use MDB_WRITEMAP: it doubles single-document commit
- *   speed, but a full disk then kills the process with SIGBUS (a write to
- *   a hole of the sparse map) instead of failing the commit cleanly;
- *   batched commits (folio_store_commit_docs) are as fast without it.
+ * - Writers map the file writable (MDB_WRITEMAP): a transaction's pages are
+ *   written in place in the map instead of in malloc'd copies, so the
+ *   writer's heap does not grow with the size of a transaction (a round of
+ *   512 documents dirties more index pages as the posting trees deepen:
+ *   ingest's peak anonymous RSS 120 -> 68 MB at 256 MB of corpus, 166 ->
+ *   71 MB at 1 GB, bench/RESULTS.md).  The pages written count as the
+ *   writer's file-backed RSS instead (page cache, reclaimable once written
+ *   back).
+ *   A page written into a hole of a sparse file that the disk cannot fill
+ *   would kill the process with SIGBUS, so the writer RESERVES data.mdb up
+ *   to the map size (fallocate) at open and before every growth, before
+ *   LMDB can write there: a full disk, a quota or a file-size limit
+ *   (ENOSPC, EDQUOT, EFBIG) is a clean FOLIO_ERR_IO naming the store and
+ *   the reason, at the open or at the commit that needed the growth
+ *   (nothing of that commit is stored; data.mdb is cut back to its former
+ *   length).  A filesystem without fallocate (EOPNOTSUPP) is written
+ *   without MDB_WRITEMAP, as before (with a warning; no reservation, and
+ *   transactions hold their dirty pages in malloc'd memory).
+ * - DISK USE = MAP SIZE: data.mdb is as long as the writer's map and all
+ *   of it is allocated, up to about twice the data.  A new store's map
+ *   starts at 16 MiB; an existing store's writer maps max(16 MiB, 2 x its
+ *   data, its current map); folio_store_opts_t.initial_map_bytes replaces
+ *   the first two.  Maps never shrink (an existing store's larger size
+ *   wins).
  * - Map growth: MDB_MAP_FULL (from a put or the commit) aborts the txn,
- *   doubles the map (mdb_env_set_mapsize) and retries the whole document.
+ *   doubles the map (at most +4 GiB at a time, since the growth is disk
+ *   taken), reserving it first, and retries the whole document or batch.
  *   LMDB only allows this while this process has no open transaction, so a
  *   commit made while a folio_store_reader_t of the same store is open
  *   returns FOLIO_ERR_MAP_FULL instead of growing.  Read-only opens map
@@ -172,15 +193,18 @@ typedef struct folio_store folio_store_t;
 
 typedef struct {
     bool readonly;            /* open an existing store for reading only     */
-    size_t initial_map_bytes; /* 0 = default (1 GiB); an existing store's
-                                 larger size wins; rounded up to 64 KiB      */
+    size_t initial_map_bytes; /* 0 = default: max(16 MiB, 2 x the data);
+                                 an existing store's larger map wins;
+                                 rounded up to 64 KiB.  Reserved on disk.  */
 } folio_store_opts_t;
 
 /* Opens (creating when missing unless readonly) the store directory at
  * path.  opts may be NULL (defaults).  Errors: FOLIO_ERR_NOT_FOUND (readonly
  * and missing), FOLIO_ERR_NETFS, FOLIO_ERR_CORRUPT (not a folio store or
- * wrong version/byte order), FOLIO_ERR_STORE; each logged with the path and
- * the reason.  *out is owned by the caller: folio_store_close it. */
+ * wrong version/byte order), FOLIO_ERR_IO (the map's disk space cannot be
+ * reserved: full disk, quota, file-size limit; a store this call would
+ * have created is not left behind), FOLIO_ERR_STORE; each logged with the
+ * path and the reason.  *out is owned by the caller: folio_store_close it. */
 folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts,
                                 folio_store_t **out);
 /* Flushes (unless readonly) and closes; NULL-safe, nulls *s.  All readers of
@@ -255,7 +279,9 @@ typedef struct {
  * the map on MDB_MAP_FULL and retries.  Nothing is kept of doc or res.
  * Errors: FOLIO_ERR_ARG (bad id, inconsistent arrays — with a message
  * naming the doc), FOLIO_ERR_CORRUPT (the content hash is stored under
- * another id: commit_duplicate it instead), FOLIO_ERR_MAP_FULL, FOLIO_ERR_STORE. */
+ * another id: commit_duplicate it instead), FOLIO_ERR_MAP_FULL,
+ * FOLIO_ERR_IO (the growth it needed cannot be reserved on disk: nothing
+ * of it stored, the store stays valid), FOLIO_ERR_STORE. */
 folio_status_t folio_store_commit_doc(folio_store_t *s, const folio_doc_t *doc,
                                       const folio_doc_results_t *res);
 

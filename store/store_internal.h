@@ -21,7 +21,20 @@ struct folio_store {
     MDB_dbi dbi[DB_COUNT];
     atomic_int open_readers;   /* readers of this process: block map growth */
     bool map_full;             /* set by a txn body that hit MDB_MAP_FULL    */
+    bool writemap;             /* writer env opened with MDB_WRITEMAP: every
+                                  block of data.mdb up to the map size is
+                                  allocated (store_map_resize)              */
+    bool map_lost;             /* a remap failed: LMDB's map pointers are
+                                  stale, no txn may start on env            */
 };
+
+/* Sets the map of s to bytes (writer: reserving the file's blocks first when
+ * s->writemap; 0 = adopt what the newest meta page needs, after another
+ * process grew the store).  No txn of this process may be open.  Errors
+ * (logged with the path and the reason): FOLIO_ERR_IO when the disk or a
+ * file-size limit cannot hold the reservation (nothing changed), FOLIO_ERR_STORE
+ * when LMDB could not remap (s->map_lost set). */
+folio_status_t store_map_resize(folio_store_t *s, size_t bytes);
 
 /* Reader-owned copies (misaligned values, postings): a singly linked list
  * of blocks freed at close, or back to a mark after each iteration step. */

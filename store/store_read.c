@@ -11,9 +11,14 @@ folio_status_t folio_store_reader_open(folio_store_t *s, folio_store_reader_t **
     FOLIO_CHECK_ALLOC(r);
     r->s = s;
     for (int tries = 0;; tries++) {
+        if (s->map_lost) {
+            folio_log(FOLIO_LOG_ERROR, "store '%s' is unusable after a failed remap", s->path);
+            free(r);
+            return FOLIO_ERR_STORE;
+        }
         int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
         if (rc == MDB_MAP_RESIZED && tries < 3 && atomic_load(&s->open_readers) == 0) {
-            mdb_env_set_mapsize(s->env, 0); /* another process grew the map */
+            store_map_resize(s, 0); /* another process grew the map (logs a failure) */
             continue;
         }
         if (rc) {

@@ -1,6 +1,7 @@
 /* tests/unit/test_store.c — the LMDB store: commits and read-back against a
  * brute-force reference (synthetic and real documents), duplicates and
- * replacement (postings/df follow), map growth from a 64 KiB map, the check
+ * replacement (postings/df follow), map growth from a 64 KiB map (with the
+ * map's disk blocks reserved, and a full disk failing cleanly), the check
  * finding damaged records, export independent of insertion order, kill -9
  * atomicity, network-filesystem refusal, read-only open of a missing store. */
 #define _GNU_SOURCE /* nftw */
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -615,10 +617,6 @@ Test(store, map_grows_from_64k, .timeout = 60)
         cr_assert_eq(rin.map_bytes, in.map_bytes);
         cr_assert_eq(rin.used_bytes, in.used_bytes);
         folio_store_close(&s);
-        s = open_store(path, 0 /* default 1 GiB > current: grows */);
-        cr_assert_eq(folio_store_info(s, &rin), FOLIO_OK);
-        cr_assert_eq(rin.map_bytes, 1u << 30);
-        folio_store_close(&s);
         s = open_store(path, 64 << 10);
     }
     for (int i = 0; i < N; i++) nums[i] = docnum_of(s, docs[i].id);
@@ -649,7 +647,196 @@ Test(store, map_grows_from_64k, .timeout = 60)
     cr_assert_eq(in.n_docs, (uint64_t)N + k - 1);
     cr_assert_eq(check_faults(s), 0);
     folio_store_close(&s);
+    /* the default first map, max(16 MiB, 2 x the data), wins when larger */
+    s = open_store(path, 0);
+    cr_assert_eq(folio_store_info(s, &in2), FOLIO_OK);
+    size_t want = 2 * in2.used_bytes > (16u << 20) ? (2 * in2.used_bytes + 65535) / 65536 * 65536 : 16u << 20;
+    if (want < in.map_bytes) want = in.map_bytes;
+    cr_assert_eq(in2.map_bytes, want);
+    folio_store_close(&s);
     for (int i = 0; i < N; i++) folio_doc_clear(&docs[i]);
+    rm_store(path);
+}
+
+/* ------------------------------------------------------------ reservation */
+
+static void data_file_sizes(const char *path, size_t *len, size_t *alloc)
+{
+    char f[4200];
+    snprintf(f, sizeof f, "%s/data.mdb", path);
+    struct stat sb;
+    cr_assert_eq(stat(f, &sb), 0, "stat %s", f);
+    *len = (size_t)sb.st_size;
+    *alloc = (size_t)sb.st_blocks * 512;
+}
+
+/* The writer maps data.mdb writable (MDB_WRITEMAP) and reserves its blocks
+ * up to the map size at open and before every growth: from a 64 KiB first
+ * map through many doublings the file is exactly as long as the map and
+ * has no hole (a page written into a hole the disk cannot fill would be a
+ * SIGBUS); an open fills holes left by anything else. */
+Test(store, writemap_growth_reserves_the_map, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 64 << 10);
+    unsigned flags = 0;
+    cr_assert_eq(mdb_env_get_flags(folio_store_env(s), &flags), MDB_SUCCESS);
+    cr_assert(flags & MDB_WRITEMAP, "writer not opened with MDB_WRITEMAP (does /tmp support fallocate?)");
+    folio_store_info_t in;
+    size_t len, alloc, prev = 0;
+    int growths = 0;
+    enum { N = 240 };
+    for (int i = 0; i < N; i++) {
+        folio_doc_t d;
+        char id[32];
+        snprintf(id, sizeof id, "w%03d", i);
+        synth_doc(&d, id, 700 + i, 30 + i % 20, 3000);
+        cr_assert_eq(folio_store_commit_doc(s, &d, NULL), FOLIO_OK, "commit %d", i);
+        folio_doc_clear(&d);
+        cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+        data_file_sizes(path, &len, &alloc);
+        cr_assert_eq(len, in.map_bytes, "doc %d: data.mdb %zu bytes, map %zu", i, len, (size_t)in.map_bytes);
+        cr_assert_geq(alloc, len, "doc %d: data.mdb has holes (%zu of %zu bytes allocated)", i, alloc, len);
+        if (in.map_bytes != prev) growths += prev != 0;
+        prev = in.map_bytes;
+    }
+    cr_assert_geq(growths, 4, "the map grew %d times only", growths);
+    cr_assert_eq(in.n_docs, N);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
+
+    /* a hole past the data (as LMDB's own sparse ftruncate leaves): the next
+     * open keeps the longer file as its map and allocates all of it */
+    char f[4200];
+    snprintf(f, sizeof f, "%s/data.mdb", path);
+    cr_assert_eq(truncate(f, (off_t)(len + (1u << 20))), 0);
+    s = open_store(path, 64 << 10);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    data_file_sizes(path, &len, &alloc);
+    cr_assert_eq(in.map_bytes, len);
+    cr_assert_eq(len, prev + (1u << 20));
+    cr_assert_geq(alloc, len, "hole not filled at open (%zu of %zu bytes allocated)", alloc, len);
+    folio_stored_doc_t sd;
+    folio_store_reader_t *r;
+    cr_assert_eq(folio_store_reader_open(s, &r), FOLIO_OK);
+    cr_assert_eq(folio_store_get_doc(r, "w123", &sd), FOLIO_OK);
+    cr_assert_eq(sd.n_sents, 30 + 123 % 20);
+    folio_store_reader_close(&r);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
+    rm_store(path);
+}
+
+/* Commits in a child process under a file-size limit (SIGXFSZ ignored, as
+ * `ulimit -f` in a shell that traps it) until one fails; writes the number
+ * committed and the failing status to fd.  Exit 0 unless it crashed. */
+static void commit_under_limit(const char *path, size_t limit, int fd)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {limit, limit};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+    folio_store_opts_t o = {.initial_map_bytes = 64 << 10};
+    folio_store_t *c = NULL;
+    int res[3] = {0, FOLIO_OK, FOLIO_OK};
+    res[1] = folio_store_open(path, &o, &c);
+    for (int k = 0; res[1] == FOLIO_OK && k < 5000; k++) {
+        folio_doc_t d;
+        char id[32];
+        snprintf(id, sizeof id, "u%04d", k);
+        synth_doc(&d, id, 4000 + k, 40, 3000);
+        res[1] = folio_store_commit_doc(c, &d, NULL);
+        if (res[1] == FOLIO_OK) res[0]++;
+        else res[2] = folio_store_commit_doc(c, &d, NULL); /* again: the same clean failure */
+        folio_doc_clear(&d);
+    }
+    folio_store_close(&c);
+    if (write(fd, res, sizeof res) != sizeof res) _exit(3);
+    _exit(0);
+}
+
+/* A full disk or file-size limit when the map must grow: the commit fails
+ * with FOLIO_ERR_IO (not SIGBUS), keeps nothing of itself, data.mdb is cut
+ * back to the map it had, every earlier commit stays and the store is
+ * valid; without the limit it grows and goes on.  At the open of a new
+ * store: FOLIO_ERR_IO and nothing left behind. */
+Test(store, reservation_failure_is_clean, .timeout = 60)
+{
+    char *path = tmp_store();
+    folio_store_t *s = open_store(path, 64 << 10);
+    for (int i = 0; i < 20; i++) {
+        folio_doc_t d;
+        char id[32];
+        snprintf(id, sizeof id, "a%02d", i);
+        synth_doc(&d, id, 100 + i, 40, 3000);
+        cr_assert_eq(folio_store_commit_doc(s, &d, NULL), FOLIO_OK);
+        folio_doc_clear(&d);
+    }
+    folio_store_close(&s);
+    size_t len0, alloc0;
+    data_file_sizes(path, &len0, &alloc0);
+    size_t limit = len0 * 3; /* room for one or two doublings, not more */
+
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) commit_under_limit(path, limit, fds[1]);
+    int ws, res[3] = {0};
+    waitpid(pid, &ws, 0);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "child died (signal %d) or failed (%d)",
+              WIFSIGNALED(ws) ? WTERMSIG(ws) : 0, WIFEXITED(ws) ? WEXITSTATUS(ws) : -1);
+    cr_assert_eq(read(fds[0], res, sizeof res), (ssize_t)sizeof res);
+    close(fds[0]);
+    close(fds[1]);
+    cr_assert_eq(res[1], FOLIO_ERR_IO, "commit under the limit: %s", folio_status_str(res[1]));
+    cr_assert_eq(res[2], FOLIO_ERR_IO, "commit after the failure: %s", folio_status_str(res[2]));
+    cr_assert_gt(res[0], 0, "nothing committed before the limit");
+
+    s = open_store(path, 64 << 10);
+    folio_store_info_t in;
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    size_t len, alloc;
+    data_file_sizes(path, &len, &alloc);
+    cr_assert_leq(len, limit);
+    cr_assert_eq(len, in.map_bytes, "data.mdb not cut back to the map after the failed reservation");
+    cr_assert_eq(in.n_docs, 20u + (unsigned)res[0]);
+    cr_assert_eq(check_faults(s), 0);
+    folio_doc_t d; /* the failed document, now without the limit */
+    char id[32];
+    snprintf(id, sizeof id, "u%04d", res[0]);
+    synth_doc(&d, id, 4000 + (uint64_t)res[0], 40, 3000);
+    for (int i = 0; i < 40; i++) {
+        if (i) {
+            folio_doc_clear(&d);
+            snprintf(id, sizeof id, "b%02d", i);
+            synth_doc(&d, id, 9100 + i, 40, 3000);
+        }
+        cr_assert_eq(folio_store_commit_doc(s, &d, NULL), FOLIO_OK);
+    }
+    folio_doc_clear(&d);
+    cr_assert_eq(folio_store_info(s, &in), FOLIO_OK);
+    cr_assert_gt(in.map_bytes, len);
+    cr_assert_eq(in.n_docs, 20u + (unsigned)res[0] + 40);
+    cr_assert_eq(check_faults(s), 0);
+    folio_store_close(&s);
+    rm_store(path);
+
+    /* a new store whose first map does not fit: no store left behind */
+    path = tmp_store();
+    pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {1u << 20, 1u << 20};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0) _exit(2);
+        folio_store_t *c = NULL;
+        folio_status_t st = folio_store_open(path, NULL, &c); /* default: 16 MiB */
+        _exit(st == FOLIO_ERR_IO && !c ? 0 : 1);
+    }
+    waitpid(pid, &ws, 0);
+    cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "open of a new store under a 1 MiB limit did not fail cleanly");
+    struct stat sb;
+    cr_assert_neq(stat(path, &sb), 0, "a half-made store was left at %s", path);
     rm_store(path);
 }
 
