@@ -858,7 +858,9 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         else plan_job_run(&pj); /* no thread: plan first, then set up */
     }
 
+    double ts0 = folio_now(), ts1, ts2, ts3;
     folio_status_t st = folio_worker_create(&wc, &rc.worker);
+    ts1 = folio_now();
     /* All ranks on the same backend: a document split over ranks is
      * computed by all of them together.  A CUDA failure here is before any
      * result was committed, so auto falls back to the CPU everywhere. */
@@ -883,6 +885,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     rc.gpu = all_gpu != 0;
     int P = 1;
     MPI_Comm_size(cfg->comm, &P);
+    ts2 = folio_now();
     if (st == FOLIO_OK && rc.gpu && P > 1) {
         st = folio_nccl_create(cfg->comm, wc.device, &rc.nccl);
         if (st != FOLIO_OK && rank == 0) folio_log(FOLIO_LOG_ERROR, "NCCL communicator: %s", folio_status_str(st));
@@ -895,11 +898,15 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
         if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
     }
+    ts3 = folio_now();
     for (int t = 0; st == FOLIO_OK && t < wc.threads; t++) {
         folio_worker_cfg_t one = wc;
         one.threads = 1;
         st = folio_worker_create(&one, &rc.thread_workers[t]);
     }
+    if (getenv("FOLIO_PROFILE"))
+        folio_log(FOLIO_LOG_INFO, "profile set-up: worker %.3fs, agreement %.3fs, NCCL %.3fs, %d thread workers %.3fs",
+                  ts1 - ts0, ts2 - ts1, ts3 - ts2, wc.threads, folio_now() - ts3);
     /* Rounds only if every rank is ready (else every rank returns here and
      * rank 0 must not start a round nobody follows). */
     int ready = st == FOLIO_OK, all_ready = 0;

@@ -10,9 +10,10 @@
  * are bit-identical to a single-process run.
  *
  * Messages (tags): ROUND header and item table by MPI_Bcast; a payload
- * (id, text, rank 0's analysis, IDF weights) by MPI_Bcast for a split
- * document or MPI_Send to the owner; a result (vectors, salience) by
- * MPI_Send to rank 0.
+ * (id, text, rank 0's analysis, IDF weights) by MPI_Send to the owner, or
+ * for a split document each rank's slice (its tokens and halos, 1/P of
+ * the document) to that rank; a result (vectors, salience) by MPI_Send to
+ * rank 0.
  */
 #include "round.h"
 
@@ -21,7 +22,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_PAYLOAD = 101, TAG_RESULT = 102 };
+enum { TAG_PAYLOAD = 101, TAG_RESULT = 102, TAG_RESULT_BODY = 103, TAG_PAYLOAD_BODY = 104 };
 enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_NSENT, META_NSEC, META_N };
 
 /* A payload carries the analysis rank 0 already made (hash, tokens,
@@ -38,11 +39,19 @@ typedef struct {
 
 static size_t align8(size_t x) { return (x + 7) & ~(size_t)7; }
 
-static payload_layout_t payload_layout(const int64_t *meta)
+/* The part of a document a payload carries: tokens [x0, x1) and text
+ * bytes [b0, b1) (every byte those tokens cover), with every sentence and
+ * section.  A rank that computes a range of a split document needs only
+ * its range and halos (1/P of the text, spans and weights); a whole
+ * document's slice is all of it. */
+typedef struct { uint64_t x0, x1, b0, b1; } payload_slice_t;
+
+static payload_layout_t payload_layout(const int64_t *meta, const payload_slice_t *sl)
 {
-    size_t n = (size_t)meta[META_NTOK];
+    size_t n = (size_t)(sl->x1 - sl->x0);
     payload_layout_t l;
-    l.hash = align8((size_t)meta[META_IDLEN] + (size_t)meta[META_TEXTLEN]);
+    size_t at = sizeof *sl;
+    l.hash = align8(at + (size_t)meta[META_IDLEN] + (size_t)(sl->b1 - sl->b0));
     l.tokens = l.hash + 16;
     l.sents = align8(l.tokens + n * sizeof(folio_span_t));
     l.secs = align8(l.sents + (size_t)meta[META_NSENT] * sizeof(folio_sentence_t));
@@ -51,17 +60,48 @@ static payload_layout_t payload_layout(const int64_t *meta)
     return l;
 }
 
-static void payload_pack(const folio_doc_t *doc, const float *weights, const int64_t *meta, char *buf)
+static payload_slice_t slice_whole(const int64_t *meta)
 {
-    payload_layout_t l = payload_layout(meta);
-    size_t il = strlen(doc->id), n = doc->n_tokens;
-    memcpy(buf, doc->id, il);
-    memcpy(buf + il, doc->text, doc->len);
+    payload_slice_t sl = {0, (uint64_t)meta[META_NTOK], 0, (uint64_t)meta[META_TEXTLEN]};
+    return sl;
+}
+
+/* Rank r's tokens of a document split over P ranks (block ranges; the
+ * same arithmetic as the encode below). */
+static void split_range(uint64_t n, const folio_pattern_t *p, int r, int P, uint64_t *t0, uint64_t *t1)
+{
+    uint64_t nb = (n + p->block - 1) / p->block;
+    uint64_t b0 = nb * (uint64_t)r / (uint64_t)P, b1 = nb * (uint64_t)(r + 1) / (uint64_t)P;
+    *t0 = b0 * p->block;
+    *t1 = b1 * p->block < n ? b1 * p->block : n;
+}
+
+/* Rank r's slice: its tokens and W-token halos on the sides it has. */
+static payload_slice_t slice_split(const folio_doc_t *d, const folio_pattern_t *p, int r, int P)
+{
+    uint64_t n = d->n_tokens, t0, t1, W = p->window < n ? p->window : n;
+    split_range(n, p, r, P, &t0, &t1);
+    payload_slice_t sl;
+    sl.x0 = r > 0 ? (t0 >= W ? t0 - W : 0) : t0;
+    sl.x1 = r + 1 < P ? (t1 + W < n ? t1 + W : n) : t1;
+    sl.b0 = d->tokens[sl.x0].start;
+    sl.b1 = d->tokens[sl.x1 - 1].end;
+    return sl;
+}
+
+static void payload_pack(const folio_doc_t *doc, const float *weights, const int64_t *meta,
+                         const payload_slice_t *sl, char *buf)
+{
+    payload_layout_t l = payload_layout(meta, sl);
+    size_t il = strlen(doc->id), n = (size_t)(sl->x1 - sl->x0);
+    memcpy(buf, sl, sizeof *sl);
+    memcpy(buf + sizeof *sl, doc->id, il);
+    memcpy(buf + sizeof *sl + il, doc->text + sl->b0, (size_t)(sl->b1 - sl->b0));
     memcpy(buf + l.hash, doc->hash, 16);
-    memcpy(buf + l.tokens, doc->tokens, n * sizeof *doc->tokens);
+    memcpy(buf + l.tokens, doc->tokens + sl->x0, n * sizeof *doc->tokens);
     memcpy(buf + l.sents, doc->sents, (size_t)doc->n_sents * sizeof *doc->sents);
     memcpy(buf + l.secs, doc->sections, (size_t)doc->n_sections * sizeof *doc->sections);
-    memcpy(buf + l.weights, weights, n * sizeof(float));
+    memcpy(buf + l.weights, weights + sl->x0, n * sizeof(float));
 }
 
 /* malloc'd copy of n bytes (at least 1, so an empty array is not NULL). */
@@ -73,28 +113,35 @@ static void *dup_bytes(const void *src, size_t n)
 }
 
 /* Rebuilds rank 0's analyzed document from a payload (worker ranks),
- * without term and stem hashes (NULL). */
+ * without term and stem hashes (NULL).  Arrays have the whole document's
+ * size; outside the slice they stay zero and untouched (calloc'd: large
+ * ones are fresh pages that cost no memory until written). */
 static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio_doc_t *doc, float **weights)
 {
-    payload_layout_t l = payload_layout(meta);
+    payload_slice_t sl;
+    memcpy(&sl, buf, sizeof sl);
     size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN], n = (size_t)meta[META_NTOK];
     size_t ns = (size_t)meta[META_NSENT], nsec = (size_t)meta[META_NSEC];
+    FOLIO_CHECK_GENERIC(sl.x0 < sl.x1 && sl.x1 <= n && sl.b0 <= sl.b1 && sl.b1 <= tl, FOLIO_ERR_INTERNAL,
+                        "payload: bad slice");
+    payload_layout_t l = payload_layout(meta, &sl);
     memset(doc, 0, sizeof *doc);
     doc->id = malloc(il + 1);
-    doc->text = malloc(tl + 1);
+    doc->text = calloc(tl + 1, 1);
     doc->title = calloc(1, 1);
-    doc->tokens = dup_bytes(buf + l.tokens, n * sizeof *doc->tokens);
+    doc->tokens = calloc(n ? n : 1, sizeof *doc->tokens);
     doc->sents = dup_bytes(buf + l.sents, ns * sizeof *doc->sents);
     doc->sections = dup_bytes(buf + l.secs, nsec * sizeof *doc->sections);
-    *weights = dup_bytes(buf + l.weights, n * sizeof(float));
+    *weights = calloc(n ? n : 1, sizeof(float));
     if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !*weights)
         return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
-    memcpy(doc->id, buf, il);
+    memcpy(doc->id, buf + sizeof sl, il);
     doc->id[il] = 0;
-    memcpy(doc->text, buf + il, tl);
-    doc->text[tl] = 0;
+    memcpy(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0));
     doc->len = tl;
     memcpy(doc->hash, buf + l.hash, 16);
+    memcpy(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens);
+    memcpy(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float));
     doc->n_tokens = (uint32_t)n;
     doc->n_sents = (uint32_t)ns;
     doc->n_sections = (uint32_t)nsec;
@@ -120,27 +167,7 @@ static folio_status_t wait_idle(MPI_Request *req, MPI_Status *status)
     }
 }
 
-/* Sends/receives a byte buffer in int-sized pieces. */
-static folio_status_t bcast_bytes(char *buf, size_t n, MPI_Comm comm)
-{
-    const size_t step = (size_t)1 << 30;
-    for (size_t o = 0; o < n; o += step) {
-        int c = (int)(n - o < step ? n - o : step);
-        FOLIO_CHECK_MPI(MPI_Bcast(buf + o, c, MPI_BYTE, 0, comm));
-    }
-    return FOLIO_OK;
-}
-
-static folio_status_t send_bytes(const char *buf, size_t n, int to, int tag, MPI_Comm comm)
-{
-    const size_t step = (size_t)1 << 30;
-    for (size_t o = 0; o < n; o += step) {
-        int c = (int)(n - o < step ? n - o : step);
-        FOLIO_CHECK_MPI(MPI_Send(buf + o, c, MPI_BYTE, to, tag, comm));
-    }
-    return FOLIO_OK;
-}
-
+/* Receives a byte buffer in int-sized pieces. */
 static folio_status_t recv_bytes(char *buf, size_t n, int from, int tag, MPI_Comm comm)
 {
     const size_t step = (size_t)1 << 30;
@@ -212,28 +239,42 @@ static folio_status_t unpack_result(const char *buf, size_t bytes, int64_t n_ite
     return FOLIO_OK;
 }
 
+/* Room for k more requests in *reqs. */
+static folio_status_t reqs_reserve(MPI_Request **reqs, size_t n, size_t *cap, size_t k)
+{
+    if (n + k <= *cap) return FOLIO_OK;
+    size_t nc = (n + k) * 2;
+    MPI_Request *r = realloc(*reqs, nc * sizeof *r);
+    FOLIO_CHECK_ALLOC(r);
+    *reqs = r;
+    *cap = nc;
+    return FOLIO_OK;
+}
+
+/* Starts sending n bytes to rank `to` in int-sized pieces; adds the
+ * requests to *reqs.  buf must live until they end. */
+static folio_status_t isend_bytes(const char *buf, size_t bytes, int to, int tag, MPI_Comm comm,
+                                  MPI_Request **reqs, size_t *n, size_t *cap)
+{
+    const size_t step = (size_t)1 << 30;
+    FOLIO_TRY(reqs_reserve(reqs, *n, cap, 1 + bytes / step));
+    for (size_t o = 0; o < bytes; o += step) {
+        int c = (int)(bytes - o < step ? bytes - o : step);
+        FOLIO_CHECK_MPI(MPI_Isend(buf + o, c, MPI_BYTE, to, tag, comm, &(*reqs)[(*n)++]));
+    }
+    return FOLIO_OK;
+}
+
 /* Starts sending a result to rank 0: its size first (so rank 0 can allocate
- * before the possibly huge body), then the body in int-sized pieces.  Adds
- * the requests to *reqs (grown as needed); *sz must live until they end. */
+ * before the possibly huge body), then the body.  *sz must live until the
+ * requests end. */
 static folio_status_t send_result_start(const char *buf, size_t bytes, uint64_t *sz, MPI_Comm comm,
                                         MPI_Request **reqs, size_t *n, size_t *cap)
 {
-    const size_t step = (size_t)1 << 30;
-    size_t need = *n + 2 + bytes / step;
-    if (need > *cap) {
-        size_t nc = need * 2;
-        MPI_Request *r = realloc(*reqs, nc * sizeof *r);
-        FOLIO_CHECK_ALLOC(r);
-        *reqs = r;
-        *cap = nc;
-    }
+    FOLIO_TRY(reqs_reserve(reqs, *n, cap, 1));
     *sz = bytes;
     FOLIO_CHECK_MPI(MPI_Isend(sz, 1, MPI_UINT64_T, 0, TAG_RESULT, comm, &(*reqs)[(*n)++]));
-    for (size_t o = 0; o < bytes; o += step) {
-        int c = (int)(bytes - o < step ? bytes - o : step);
-        FOLIO_CHECK_MPI(MPI_Isend(buf + o, c, MPI_BYTE, 0, TAG_RESULT + 1, comm, &(*reqs)[(*n)++]));
-    }
-    return FOLIO_OK;
+    return isend_bytes(buf, bytes, 0, TAG_RESULT_BODY, comm, reqs, n, cap);
 }
 
 /* idx[0..n) reordered longest document first, ties by index (stable
@@ -331,20 +372,56 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     }
     folio_round_item_t *it = me == 0 ? items : mine;
 
-    /* Payloads. */
+    /* Payloads: a whole document to its owner; a split document's slices,
+     * each rank its own, sent by rank 0 all at once. */
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
-        int64_t owner = meta[i * META_N + META_OWNER];
+        const int64_t *mi = meta + i * META_N;
+        int64_t owner = mi[META_OWNER];
         if (owner == 0) continue;
         if (owner > 0 && me != 0 && me != owner) continue;
-        size_t sz = payload_layout(meta + i * META_N).total;
-        char *buf = malloc(sz + 1);
-        if (!buf) { st = FOLIO_ERR_NOMEM; break; }
-        if (me == 0) payload_pack(&items[i].doc, items[i].weights, meta + i * META_N, buf);
-        if (owner < 0) st = bcast_bytes(buf, sz, comm);
-        else if (me == 0) st = send_bytes(buf, sz, (int)owner, TAG_PAYLOAD, comm);
-        else st = recv_bytes(buf, sz, 0, TAG_PAYLOAD, comm);
-        if (st == FOLIO_OK && me != 0) st = payload_unpack(buf, meta + i * META_N, &mine[i].doc, &mine[i].weights);
-        free(buf);
+        if (me != 0) {
+            /* the size comes first: only rank 0 knows the slice's bytes */
+            uint64_t sz = 0;
+            FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
+            char *buf = malloc(sz + 1);
+            if (!buf) { st = FOLIO_ERR_NOMEM; break; }
+            st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
+            if (st == FOLIO_OK) st = payload_unpack(buf, mi, &mine[i].doc, &mine[i].weights);
+            free(buf);
+            continue;
+        }
+        const folio_doc_t *d = &items[i].doc;
+        folio_pattern_t p;
+        if (owner < 0 && (st = folio_worker_resolve(rc->worker, d->n_tokens, &p)) != FOLIO_OK) break;
+        int r0 = owner < 0 ? 1 : (int)owner, r1 = owner < 0 ? P : (int)owner + 1;
+        char **bufs = calloc((size_t)P, sizeof *bufs);
+        uint64_t *szs = calloc((size_t)P, sizeof *szs);
+        if (!bufs || !szs) { free(bufs); free(szs); st = FOLIO_ERR_NOMEM; break; }
+        for (int r = r0; st == FOLIO_OK && r < r1; r++) {
+            payload_slice_t sl = owner < 0 ? slice_split(d, &p, r, P) : slice_whole(mi);
+            szs[r] = payload_layout(mi, &sl).total;
+            bufs[r] = malloc(szs[r] + 1);
+            if (!bufs[r]) st = FOLIO_ERR_NOMEM;
+            else payload_pack(d, items[i].weights, mi, &sl, bufs[r]);
+        }
+        /* a rank that gets no payload would wait for ever: on failure the
+         * job ends (the caller aborts) */
+        for (int r = r0; st == FOLIO_OK && r < r1; r++) {
+            FOLIO_CHECK_MPI(MPI_Send(&szs[r], 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm));
+        }
+        /* the bodies: started together, so the ranks receive in parallel */
+        MPI_Request *reqs = NULL;
+        size_t nreq = 0, capreq = 0;
+        for (int r = r0; st == FOLIO_OK && r < r1; r++)
+            st = isend_bytes(bufs[r], szs[r], r, TAG_PAYLOAD_BODY, comm, &reqs, &nreq, &capreq);
+        for (size_t k = 0; k < nreq; k++) {
+            folio_status_t wst = wait_idle(&reqs[k], NULL);
+            if (st == FOLIO_OK) st = wst;
+        }
+        free(reqs);
+        for (int r = 0; r < P; r++) free(bufs[r]);
+        free(bufs);
+        free(szs);
     }
 
     /* Results, packed, by item: rank 0 commits them in item order at the
@@ -364,9 +441,8 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         folio_pattern_t p;
         st = folio_worker_resolve(rc->worker, it[i].doc.n_tokens, &p);
         if (st != FOLIO_OK) break;
-        uint64_t n = it[i].doc.n_tokens, nb = (n + p.block - 1) / p.block;
-        uint64_t b0 = nb * (uint64_t)me / (uint64_t)P, b1 = nb * (uint64_t)(me + 1) / (uint64_t)P;
-        uint64_t t0 = b0 * p.block, t1 = b1 * p.block < n ? b1 * p.block : n;
+        uint64_t t0, t1;
+        split_range(it[i].doc.n_tokens, &p, me, P, &t0, &t1);
         folio_doc_results_t res;
         double t = folio_now();
         st = folio_worker_encode_range(rc->worker, xw, &it[i].doc, it[i].weights, t0, t1, &res);
@@ -453,7 +529,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         if ((st = wait_idle(&rreq, &ms)) != FOLIO_OK) break;
         char *buf = malloc(sz);
         if (!buf) { st = FOLIO_ERR_NOMEM; break; }
-        st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT + 1, comm);
+        st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT_BODY, comm);
         result_head_t h;
         folio_doc_results_t res;
         if (st == FOLIO_OK) st = unpack_result(buf, sz, n_items, spec, &h, &res);
