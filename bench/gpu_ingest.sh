@@ -95,7 +95,7 @@ for g in 1 2 4; do
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
 echo "== per-document profile (FOLIO_PROFILE=1), strong and weak runs" | tee -a "$OUT/table.txt"
-for f in "$OUT"/strong-*.err "$OUT"/weak-*.err; do
+for f in "$OUT"/gpu1-all.err "$OUT"/strong-*.err "$OUT"/weak-*.err; do
     [ -f "$f" ] && grep -h 'profile' "$f" | sed "s|^|$(basename "$f" .err): |" | tee -a "$OUT/table.txt"
 done
 echo "== table"; cat "$OUT/table.txt"
