@@ -4,7 +4,8 @@
 # Needs .gpu/debs (LMDB/ZeroMQ/Criterion .debs, see fetch-debs.sh), .gpu/unpack.sh
 # and .gpu/data (the four dev JSONL files).  Prints one table; logs in $OUT.
 # 1. agreement: --backend cuda vs --backend cpu exports (bf16 tolerance)
-# 2. speed: one GPU vs the CPU backend on 16 cores of the same host
+# 2. speed: one GPU vs the CPU backend on 16 cores of the same host, on the
+#    dev data and on 8 renamed copies of it
 # 3. strong scaling: one ~10M-token document over 1, 2, 4 GPUs
 # 4. weak scaling: one document of ~2.5M tokens per GPU over 1, 2, 4 GPUs
 # Exchange share = NCCL/MPI exchange seconds / rank-0 compute seconds.
@@ -72,6 +73,19 @@ python3 "$SRC/bench/compare_exports.py" "$W/gpu.jsonl" "$W/cpu.jsonl" | tee -a "
 echo "== speed: all dev data, 1 GPU vs CPU backend on 16 cores" | tee -a "$OUT/table.txt"
 ingest cpu16-all "$W/c16.lmdb" 1 cpu 16 "$D"/*.jsonl
 ingest gpu1-all "$W/g1.lmdb" 1 cuda 16 "$D"/*.jsonl
+
+# The same at corpus scale: the dev data 8 times under new ids (each copy's
+# texts prefixed by its number, so none is a duplicate), where the fixed
+# costs (CUDA context, MPI start) no longer dominate a 1-second job.
+C8=$W/dev8.jsonl; : > "$C8"
+for i in $(seq 1 8); do
+    for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
+        sed -e "s/^{\"id\": *\"/{\"id\": \"r$i-/" -e "s/\"text\": *\"/\"text\": \"Copy $i. /" "$D/$src.jsonl" >> "$C8"
+    done
+done
+ingest cpu16-dev8 "$W/c16x8.lmdb" 1 cpu 16 "$C8"
+ingest gpu1-dev8 "$W/g1x8.lmdb" 1 cuda 16 "$C8"
+rm -rf "$W/c16x8.lmdb" "$W/g1x8.lmdb"
 
 # One big document: the dev files concatenated, repeated.
 mk() { local f=$1 reps=$2; : > "$f"; for i in $(seq 1 "$reps"); do cat "$D/spdx-licenses.jsonl" "$D/pubmed-dev.jsonl" >> "$f"; done; }
