@@ -118,12 +118,12 @@ int cmd_ingest(int argc, char **argv)
     }
     if (rank == 0 && cfg.progress)
         fprintf(stderr,
-                "ranks %d: setup %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs, commit %.2fs (overlapped; "
+                "ranks %d: setup %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
                 "waited for %.2fs), rank-0 compute %.2fs, exchange %.2fs "
                 "(%.1f%% of compute), peak RSS %ld MB (incl. the store's mapped pages), peak anon RSS %ld MB\n",
                 size, counts.setup_seconds, counts.plan_seconds,
                 counts.plan_seconds > 0 ? (double)counts.bytes / 1e6 / counts.plan_seconds : 0.0,
-                counts.prepare_seconds,
+                counts.prepare_seconds, counts.prepare_wait_seconds,
                 counts.commit_seconds, counts.commit_wait_seconds, counts.compute_seconds, counts.exchange_seconds,
                 counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0,
                 folio_peak_rss_kb() / 1024, counts.peak_anon_kb / 1024);

@@ -621,45 +621,61 @@ static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep
     return st;
 }
 
-/* Rank 0: streams the inputs again, computes rounds, hands each finished
- * round to the commit thread. */
-static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *const *inputs, int n_inputs)
+/* ------------------------------------------------------------ the feeder
+ *
+ * Rank 0's reading runs on a thread of its own, the feeder: it opens the
+ * store and plans (pass 1) while the main thread sets up the backend with
+ * the other ranks (CUDA contexts, NCCL: seconds on 4 GPUs), then streams
+ * the inputs again (pass 2) into two round slots, each read and analyzed
+ * whole, that the main thread computes in turn.  On a GPU the feeder
+ * prepares round k+1 while round k is on the device, so reading and
+ * analysis leave the critical path; on the CPU both would compete for the
+ * same cores, so the feeder prepares a round only when the main thread
+ * waits for it.
+ * The feeder uses no MPI. */
+typedef struct {
+    folio_round_item_t *items; /* (round_docs)                             */
+    prep_item_t *prep;         /* (round_docs)                             */
+    int64_t n;                 /* documents to encode                      */
+    commit_job_t *job;         /* duplicates read with them; results later */
+    bool full, last;           /* ready for the main thread; the job's end */
+    folio_status_t st;         /* the feeder's failure (with last)         */
+} round_slot_t;
+
+typedef struct {
+    ingest_t *g;
+    const char *const *inputs;
+    int n_inputs;
+    int64_t round_docs;
+    round_slot_t slot[2];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int overlap;    /* prepare while a round is computed: 1 (GPU backend),
+                       0 (CPU: only the round the main thread waits for),
+                       -1 before the backend is known (nothing computes)   */
+    int64_t want;   /* the round the main thread waits for, -1: none        */
+    bool stop;      /* the main thread ended (done or failed): stop reading */
+} feeder_t;
+
+/* Reads the next round into sl: documents until it is full or the inputs
+ * end, then their analysis. */
+static void fill_round(feeder_t *f, folio_reader_t *r, folio_plan_entry_t *e, round_slot_t *sl)
 {
-    commit_ctx_t cc = {0};
-    cc.g = g;
-    commit_job_t *job = NULL; /* the round being built */
-    rc->commit = hand_round;
-    rc->commit_ctx = &job;
-    folio_handoff_t *committer = NULL;
-    folio_reader_t *r = NULL;
-    folio_status_t st = folio_handoff_create(commit_job_run, commit_job_free, &cc, &committer);
-    if (st == FOLIO_OK) st = folio_reader_create(inputs, n_inputs, &r);
-    /* A round is also one commit transaction: 512 documents share the index
-     * pages they touch (3x the commit throughput of 64-document rounds at
-     * 256 MB), and several per thread balance the ranks; ROUND_BYTES keeps
-     * long documents from making rounds large. */
-    int P = 1;
-    MPI_Comm_size(rc->comm, &P);
-    int64_t ROUND_DOCS = (int64_t)16 * rc->threads * P;
-    if (ROUND_DOCS < 512) ROUND_DOCS = 512;
-    if (ROUND_DOCS > ROUND_DOCS_MAX) ROUND_DOCS = ROUND_DOCS_MAX;
-    folio_round_item_t *items = calloc((size_t)ROUND_DOCS, sizeof *items);
-    folio_plan_entry_t *e = malloc(sizeof *e);
-    prep_item_t *prep = calloc((size_t)ROUND_DOCS, sizeof *prep);
-    if (st == FOLIO_OK && (!items || !e || !prep)) st = FOLIO_ERR_NOMEM;
-    if (st == FOLIO_OK) st = folio_planlog_rewind(g->plan);
-    int64_t ni = 0;
+    ingest_t *g = f->g;
+    folio_status_t st = FOLIO_OK;
     size_t round_bytes = 0;
-    bool eof = false;
-    while (st == FOLIO_OK && !eof) {
-        if (!job && !(job = commit_job_new(ROUND_DOCS))) { st = FOLIO_ERR_NOMEM; break; }
+    int64_t ni = 0;
+    sl->n = 0;
+    sl->job = commit_job_new(f->round_docs);
+    if (!sl->job) { sl->st = FOLIO_ERR_NOMEM; sl->last = true; return; }
+    commit_job_t *job = sl->job;
+    double t0 = folio_now();
+    for (;;) {
         folio_doc_t doc = {0};
         char reason[512] = "";
-        double tread = folio_now();
         folio_status_t rst = folio_reader_next(r, &doc, reason, sizeof reason);
-        g->c->prepare_seconds += folio_now() - tread;
         if (rst == FOLIO_EOF) {
-            eof = true;
+            sl->last = true;
             folio_doc_clear(&doc);
         } else if ((st = folio_planlog_next(g->plan, e)) != FOLIO_OK) {
             if (st == FOLIO_EOF) {
@@ -667,69 +683,164 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
                 st = FOLIO_ERR_IO;
             }
             folio_doc_clear(&doc);
-            break;
-        } else {
-            if (e->action == FOLIO_PLAN_DUP) {
-                /* Only the id, the hash and the origin are recorded: no
-                 * analysis, and the text is not held until the round ends. */
-                uint8_t h[16] = {0};
-                if (rst == FOLIO_OK) folio_hash128(doc.text, doc.len, h);
-                if (rst != FOLIO_OK || memcmp(h, e->hash, 16)) {
-                    reject(&g->c->rejected, &doc, "input changed during the job");
-                } else {
-                    memcpy(doc.hash, h, 16);
-                    free(doc.text);
-                    doc.text = NULL;
-                    doc.len = 0;
-                    job->dup_of[job->nd] = strdup(e->dup_of);
-                    if (!job->dup_of[job->nd]) { folio_doc_clear(&doc); st = FOLIO_ERR_NOMEM; break; }
+        } else if (e->action == FOLIO_PLAN_DUP) {
+            /* Only the id, the hash and the origin are recorded: no
+             * analysis, and the text is not held until the round ends. */
+            uint8_t h[16] = {0};
+            if (rst == FOLIO_OK) folio_hash128(doc.text, doc.len, h);
+            if (rst != FOLIO_OK || memcmp(h, e->hash, 16)) {
+                reject(&g->c->rejected, &doc, "input changed during the job");
+            } else {
+                memcpy(doc.hash, h, 16);
+                free(doc.text);
+                doc.text = NULL;
+                doc.len = 0;
+                job->dup_of[job->nd] = strdup(e->dup_of);
+                if (!job->dup_of[job->nd]) st = FOLIO_ERR_NOMEM;
+                else {
                     job->dups[job->nd++] = doc;
                     memset(&doc, 0, sizeof doc);
                 }
-            } else if (e->action == FOLIO_PLAN_ENCODE) {
-                if (rst != FOLIO_OK) {
-                    reject(&g->c->rejected, &doc, "input changed during the job");
-                } else {
-                    /* analyzed with the rest of the round (prepare_round) */
-                    round_bytes += doc.len;
-                    items[ni].doc = doc;
-                    prep[ni].it = &items[ni];
-                    memcpy(prep[ni].want, e->hash, 16);
-                    memset(&doc, 0, sizeof doc);
-                    ni++;
-                }
             }
             folio_doc_clear(&doc);
-        }
-        if (st != FOLIO_OK) break;
-        if (eof || ni == ROUND_DOCS || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) {
-            double tprep = folio_now();
-            if (ni > 0) st = prepare_round(g, items, prep, &ni);
-            g->c->prepare_seconds += folio_now() - tprep;
-            if (st == FOLIO_OK && ni > 0) st = folio_round_run(rc, items, ni); /* hand_round fills job */
-            items_clear(items, ni);
-            ni = 0;
-            round_bytes = 0;
-            /* Both rounds are held here: the one just computed and the one
-             * the commit thread may still be on. */
-            long anon = folio_rss_anon_kb();
-            if (anon > g->c->peak_anon_kb) g->c->peak_anon_kb = anon;
-            if (st == FOLIO_OK && (job->n > 0 || job->nd > 0)) {
-                double tw = folio_now();
-                st = folio_handoff_submit(committer, job); /* owns job from here */
-                g->c->commit_wait_seconds += folio_now() - tw;
+        } else if (e->action == FOLIO_PLAN_ENCODE) {
+            if (rst != FOLIO_OK) {
+                reject(&g->c->rejected, &doc, "input changed during the job");
+                folio_doc_clear(&doc);
             } else {
-                commit_job_free(job);
+                /* analyzed with the rest of the round (prepare_round) */
+                round_bytes += doc.len;
+                sl->items[ni].doc = doc;
+                memcpy(sl->prep[ni].want, e->hash, 16);
+                ni++;
             }
-            job = NULL;
+        } else {
+            folio_doc_clear(&doc);
         }
+        if (st != FOLIO_OK || sl->last) break;
+        if (ni == f->round_docs || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) break;
     }
-    commit_job_free(job);
-    items_clear(items, ni);
-    free(items);
-    free(prep);
+    if (st == FOLIO_OK && ni > 0) st = prepare_round(g, sl->items, sl->prep, &ni);
+    sl->n = ni;
+    g->c->prepare_seconds += folio_now() - t0;
+    if (st != FOLIO_OK) {
+        sl->st = st;
+        sl->last = true;
+    }
+}
+
+static void slot_clear(round_slot_t *sl)
+{
+    items_clear(sl->items, sl->n);
+    sl->n = 0;
+    commit_job_free(sl->job);
+    sl->job = NULL;
+}
+
+/* Publishes a slot to the main thread. */
+static void feeder_publish(feeder_t *f, round_slot_t *sl)
+{
+    pthread_mutex_lock(&f->mu);
+    sl->full = true;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void *feeder_run(void *v)
+{
+    feeder_t *f = v;
+    ingest_t *g = f->g;
+    /* pass 1 */
+    folio_status_t st = folio_store_open(g->cfg->db, NULL, &g->store);
+    if (st == FOLIO_OK) st = folio_u64map_init(&g->terms, 1 << 16);
+    if (st == FOLIO_OK) st = folio_planlog_create(g->cfg->db, &g->plan);
+    if (st == FOLIO_OK) st = folio_jobidx_create(g->cfg->db, &g->jobidx);
+    double tp = folio_now();
+    if (st == FOLIO_OK) st = plan_pass(g, f->inputs, f->n_inputs);
+    g->c->plan_seconds = folio_now() - tp;
+    if (st == FOLIO_OK) progress(g, true, "planning", g->c->seen, 0, g->c->bytes, 0);
+    folio_jobidx_destroy(&g->jobidx); /* pass 2 only needs the plan log */
+    if (st == FOLIO_OK) st = build_idf(g);
+    /* pass 2 */
+    folio_reader_t *r = NULL;
+    folio_plan_entry_t *e = malloc(sizeof *e);
+    if (st == FOLIO_OK && !e) st = FOLIO_ERR_NOMEM;
+    if (st == FOLIO_OK) st = folio_planlog_rewind(g->plan);
+    if (st == FOLIO_OK) st = folio_reader_create(f->inputs, f->n_inputs, &r);
+    if (st != FOLIO_OK) {
+        f->slot[0].st = st;
+        f->slot[0].last = true;
+        feeder_publish(f, &f->slot[0]);
+    }
+    for (int64_t k = 0; st == FOLIO_OK; k++) {
+        round_slot_t *sl = &f->slot[k % 2];
+        pthread_mutex_lock(&f->mu);
+        while (!f->stop && (sl->full || (f->overlap == 0 && f->want != k))) pthread_cond_wait(&f->cv, &f->mu);
+        bool stop = f->stop;
+        pthread_mutex_unlock(&f->mu);
+        if (stop) break;
+        fill_round(f, r, e, sl);
+        bool last = sl->last;
+        feeder_publish(f, sl);
+        if (last) break;
+    }
     free(e);
     folio_reader_destroy(&r);
+    return NULL;
+}
+
+/* Rank 0's main thread: computes the feeder's rounds in order and hands
+ * each finished one to the commit thread. */
+static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, feeder_t *f)
+{
+    /* the feeder is on its own thread from here: only it reads inputs */
+    commit_ctx_t cc = {0};
+    cc.g = g;
+    commit_job_t *job = NULL; /* the round being computed */
+    rc->commit = hand_round;
+    rc->commit_ctx = &job;
+    folio_handoff_t *committer = NULL;
+    folio_status_t st = folio_handoff_create(commit_job_run, commit_job_free, &cc, &committer);
+    pthread_mutex_lock(&f->mu);
+    f->overlap = rc->gpu ? 1 : 0;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    for (int64_t k = 0; st == FOLIO_OK; k++) {
+        round_slot_t *sl = &f->slot[k % 2];
+        double tw = folio_now();
+        pthread_mutex_lock(&f->mu);
+        f->want = k;
+        pthread_cond_broadcast(&f->cv);
+        while (!sl->full) pthread_cond_wait(&f->cv, &f->mu);
+        f->want = -1;
+        pthread_mutex_unlock(&f->mu);
+        g->c->prepare_wait_seconds += folio_now() - tw;
+        bool last = sl->last;
+        st = sl->st;
+        job = sl->job;
+        sl->job = NULL;
+        if (st == FOLIO_OK && sl->n > 0) st = folio_round_run(rc, sl->items, sl->n); /* hand_round fills job */
+        items_clear(sl->items, sl->n);
+        sl->n = 0;
+        /* Rounds held here: the one just computed, the one the feeder
+         * prepares and the one the commit thread may still be on. */
+        long anon = folio_rss_anon_kb();
+        if (anon > g->c->peak_anon_kb) g->c->peak_anon_kb = anon;
+        if (st == FOLIO_OK && job && (job->n > 0 || job->nd > 0)) {
+            double tc = folio_now();
+            st = folio_handoff_submit(committer, job); /* owns job from here */
+            g->c->commit_wait_seconds += folio_now() - tc;
+        } else {
+            commit_job_free(job);
+        }
+        job = NULL;
+        pthread_mutex_lock(&f->mu);
+        sl->full = false;
+        sl->last = false;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        if (last) break;
+    }
     /* What was handed over is committed even when this thread failed: it is
      * whole, and in order. */
     double tw = folio_now();
@@ -745,6 +856,54 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, const char *
     if (cc.peak_anon_kb > g->c->peak_anon_kb) g->c->peak_anon_kb = cc.peak_anon_kb;
     progress(g, true, "ingest", cc.committed, g->planned_docs, cc.bytes, cc.tokens);
     return st;
+}
+
+static folio_status_t feeder_init(feeder_t *f, ingest_t *g, const char *const *inputs, int n_inputs,
+                                  int threads, int P)
+{
+    memset(f, 0, sizeof *f);
+    f->g = g;
+    f->inputs = inputs;
+    f->n_inputs = n_inputs;
+    /* A round is also one commit transaction: 512 documents share the index
+     * pages they touch (3x the commit throughput of 64-document rounds at
+     * 256 MB), and several per thread balance the ranks; ROUND_BYTES keeps
+     * long documents from making rounds large. */
+    f->overlap = -1;
+    f->want = -1;
+    f->round_docs = (int64_t)16 * threads * P;
+    if (f->round_docs < 512) f->round_docs = 512;
+    if (f->round_docs > ROUND_DOCS_MAX) f->round_docs = ROUND_DOCS_MAX;
+    for (int k = 0; k < 2; k++) {
+        f->slot[k].items = calloc((size_t)f->round_docs, sizeof *f->slot[k].items);
+        f->slot[k].prep = calloc((size_t)f->round_docs, sizeof *f->slot[k].prep);
+        if (!f->slot[k].items || !f->slot[k].prep) return FOLIO_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&f->mu, NULL) != 0) return FOLIO_ERR_NOMEM;
+    if (pthread_cond_init(&f->cv, NULL) != 0) {
+        pthread_mutex_destroy(&f->mu);
+        return FOLIO_ERR_NOMEM;
+    }
+    return FOLIO_OK;
+}
+
+/* Stops the feeder (if it still runs), joins it and frees the slots. */
+static void feeder_end(feeder_t *f, pthread_t *thread)
+{
+    if (thread) {
+        pthread_mutex_lock(&f->mu);
+        f->stop = true;
+        pthread_cond_broadcast(&f->cv);
+        pthread_mutex_unlock(&f->mu);
+        pthread_join(*thread, NULL);
+        pthread_mutex_destroy(&f->mu);
+        pthread_cond_destroy(&f->cv);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (f->slot[k].items) slot_clear(&f->slot[k]);
+        free(f->slot[k].items);
+        free(f->slot[k].prep);
+    }
 }
 
 /* ------------------------------------------------------------ entry */
@@ -784,36 +943,6 @@ static void node_share(MPI_Comm comm, int *threads, int *local_rank, int *local_
     *local_ranks = local > 0 ? local : 1;
 }
 
-/* Rank 0's work before the first round: open the store, plan (pass 1),
- * build the IDF weights.  It runs on a thread of its own while the main
- * thread sets up the backend with the other ranks (CUDA contexts, streams,
- * the NCCL communicator: ~0.3 s and more that would otherwise come before
- * the plan); it uses no MPI. */
-typedef struct {
-    ingest_t *g;
-    const char *const *inputs;
-    int n_inputs;
-    folio_status_t st;
-} plan_job_t;
-
-static void *plan_job_run(void *v)
-{
-    plan_job_t *j = v;
-    ingest_t *g = j->g;
-    folio_status_t st = folio_store_open(g->cfg->db, NULL, &g->store);
-    if (st == FOLIO_OK) st = folio_u64map_init(&g->terms, 1 << 16);
-    if (st == FOLIO_OK) st = folio_planlog_create(g->cfg->db, &g->plan);
-    if (st == FOLIO_OK) st = folio_jobidx_create(g->cfg->db, &g->jobidx);
-    double tp = folio_now();
-    if (st == FOLIO_OK) st = plan_pass(g, j->inputs, j->n_inputs);
-    g->c->plan_seconds = folio_now() - tp;
-    if (st == FOLIO_OK) progress(g, true, "planning", g->c->seen, 0, g->c->bytes, 0);
-    folio_jobidx_destroy(&g->jobidx); /* pass 2 only needs the plan log */
-    if (st == FOLIO_OK) st = build_idf(g);
-    j->st = st;
-    return NULL;
-}
-
 folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const *inputs,
                                 int n_inputs, folio_ingest_counts_t *counts)
 {
@@ -850,16 +979,21 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
      * round, or for the next one: rounds are synchronous), so it borrows
      * the threads of its node's ranks for that. */
     g.analysis_threads = wc.threads * local_ranks;
-    plan_job_t pj = {&g, inputs, n_inputs, FOLIO_OK};
-    pthread_t planner;
-    bool planning = false;
+    int P = 1;
+    MPI_Comm_size(cfg->comm, &P);
+    feeder_t feed;
+    pthread_t feeder;
+    bool feeding = false;
+    folio_status_t st = FOLIO_OK;
     if (rank == 0) {
-        if (pthread_create(&planner, NULL, plan_job_run, &pj) == 0) planning = true;
-        else plan_job_run(&pj); /* no thread: plan first, then set up */
+        /* plan while the backend is set up (see feeder_run) */
+        st = feeder_init(&feed, &g, inputs, n_inputs, wc.threads, P);
+        if (st == FOLIO_OK && pthread_create(&feeder, NULL, feeder_run, &feed) == 0) feeding = true;
+        else if (st == FOLIO_OK) st = FOLIO_ERR_NOMEM;
     }
 
     double ts0 = folio_now(), ts1, ts2, ts3;
-    folio_status_t st = folio_worker_create(&wc, &rc.worker);
+    if (st == FOLIO_OK) st = folio_worker_create(&wc, &rc.worker);
     ts1 = folio_now();
     /* All ranks on the same backend: a document split over ranks is
      * computed by all of them together.  A CUDA failure here is before any
@@ -883,8 +1017,6 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         }
     }
     rc.gpu = all_gpu != 0;
-    int P = 1;
-    MPI_Comm_size(cfg->comm, &P);
     ts2 = folio_now();
     if (st == FOLIO_OK && rc.gpu && P > 1) {
         st = folio_nccl_create(cfg->comm, wc.device, &rc.nccl);
@@ -922,9 +1054,8 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         return st;
     }
 
-    if (planning) pthread_join(planner, NULL);
-    if (st == FOLIO_OK) st = pj.st;
-    if (st == FOLIO_OK) st = work_pass(&g, &rc, inputs, n_inputs);
+    if (st == FOLIO_OK) st = work_pass(&g, &rc, &feed);
+    feeder_end(&feed, feeding ? &feeder : NULL);
     /* End the job for the other ranks (a failure inside a round is ended by
      * the caller's MPI_Abort instead: ranks may be inside a collective). */
     if (all_ready) {

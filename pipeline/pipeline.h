@@ -25,7 +25,10 @@ typedef struct {
     double seconds;
     double setup_seconds;    /* rank 0: backend set-up (CUDA context, NCCL)  */
     double plan_seconds;     /* rank 0: pass 1 (read, validate, analyze, classify) */
-    double prepare_seconds;  /* rank 0: pass 2 reading and analysis (rounds) */
+    double prepare_seconds;  /* rank 0: pass 2 reading and analysis (rounds,
+                                on the feeder thread)                       */
+    double prepare_wait_seconds; /* rank 0: the main thread waiting for the
+                                feeder (what the overlap left)              */
     double commit_seconds;   /* rank 0: LMDB commits (on the commit thread,
                                 overlapped with the next round)             */
     double commit_wait_seconds; /* rank 0: the main thread waiting for the
