@@ -82,9 +82,10 @@ for rep in $(seq 1 "${RANKS_REPEAT:-1}"); do
         declare -A hwm=() anon=()
         while kill -0 $launcher 2>/dev/null; do
             for p in $(pgrep -f "ingest --db $T/db" || true); do
-                r=$(tr '\0' '\n' < /proc/$p/environ 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+                # the process may end between pgrep and here: no read may fail under set -e
+                r=$( { tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | sed -n 's/^OMPI_COMM_WORLD_RANK=//p' || true)
                 [ -n "$r" ] || continue
-                h=$(awk '/VmHWM/{print $2}' /proc/$p/status 2>/dev/null); a=$(awk '/RssAnon/{print $2}' /proc/$p/status 2>/dev/null)
+                h=$(awk '/VmHWM/{print $2}' /proc/$p/status 2>/dev/null || true); a=$(awk '/RssAnon/{print $2}' /proc/$p/status 2>/dev/null || true)
                 [ -n "$h" ] && [ "$h" -gt "${hwm[$r]:-0}" ] && hwm[$r]=$h
                 [ -n "$a" ] && [ "$a" -gt "${anon[$r]:-0}" ] && anon[$r]=$a
             done
