@@ -36,10 +36,5 @@ echo "failed commit: $n of $total records stored"
 [ "$n" -gt 0 ] && [ "$n" -lt "$total" ] || fail "the limit should fail a commit after the first round ($n of $total)"
 "$FOLIO" check --db "$T/k.lmdb" || fail "store invalid after a failed commit"
 
-out=$("$FOLIO" ingest --db "$T/k.lmdb" --quiet --pattern "$cheap" "${inputs[@]}")
-line=$(printf '%s\n' "$out" | tail -n 1)
-echo "resumed: $line"
-reconcile "$line"
-"$FOLIO" export --db "$T/k.lmdb" --vectors > "$T/k.jsonl"
-cmp -s "$T/ref.jsonl" "$T/k.jsonl" || fail "export after a failed commit + re-run differs from an uninterrupted run"
+resume_matches "a failed commit" "$T/k.lmdb" "$T/ref.jsonl" --pattern "$cheap" "${inputs[@]}"
 echo PASS

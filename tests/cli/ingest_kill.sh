@@ -25,11 +25,5 @@ echo "killed with $n of $total records in the store"
 [ "$n" -lt "$total" ] || fail "kill came too late to test resumption"
 "$FOLIO" check --db "$T/k.lmdb" || fail "store invalid after kill -9"
 
-out=$("$FOLIO" ingest --db "$T/k.lmdb" --quiet "${inputs[@]}")
-line=$(printf '%s\n' "$out" | tail -n 1)
-echo "resumed: $line"
-reconcile "$line"
-"$FOLIO" export --db "$T/k.lmdb" --vectors > "$T/k.jsonl"
-cmp -s "$T/ref.jsonl" "$T/k.jsonl" || fail "export after kill + resume differs from an uninterrupted run"
-"$FOLIO" check --db "$T/k.lmdb" || fail "check after resume"
+resume_matches "kill -9" "$T/k.lmdb" "$T/ref.jsonl" "${inputs[@]}"
 echo "PASS"

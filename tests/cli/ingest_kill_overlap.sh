@@ -46,11 +46,5 @@ for k in 1 2 3; do
 done
 [ "$mid" -ge 1 ] || fail "no kill landed before the end of the job"
 
-out=$("$FOLIO" ingest --db "$T/k.lmdb" --quiet --pattern "$cheap" "$c")
-line=$(printf '%s\n' "$out" | tail -n 1)
-echo "resumed: $line"
-reconcile "$line"
-"$FOLIO" export --db "$T/k.lmdb" --vectors > "$T/k.jsonl"
-cmp -s "$T/ref.jsonl" "$T/k.jsonl" || fail "export after kills + resume differs from an uninterrupted run"
-"$FOLIO" check --db "$T/k.lmdb" || fail "check after resume"
+resume_matches "kills" "$T/k.lmdb" "$T/ref.jsonl" --pattern "$cheap" "$c"
 echo PASS

@@ -20,3 +20,16 @@ reconcile() {
     [ "$s" -eq $((c + d + e + r)) ] || fail "counters do not reconcile: $l"
 }
 expect_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+# resume_matches WHAT DB REF INGEST-ARGS...: runs the ingest again on DB, which
+# must reconcile, export exactly REF (an uninterrupted run's export) and pass
+# `check`; WHAT names what happened to DB before, for the failure messages.
+resume_matches() {
+    local what=$1 db=$2 ref=$3 out line; shift 3
+    out=$("$FOLIO" ingest --db "$db" --quiet "$@")
+    line=$(printf '%s\n' "$out" | tail -n 1)
+    echo "resumed: $line"
+    reconcile "$line"
+    "$FOLIO" export --db "$db" --vectors > "$db.export.jsonl"
+    cmp -s "$ref" "$db.export.jsonl" || fail "export after $what + re-run differs from an uninterrupted run"
+    "$FOLIO" check --db "$db" || fail "check after $what + re-run"
+}
