@@ -36,7 +36,10 @@ static const char *const INGEST_HELP =
     "  -h, --help        this text\n"
     "\n"
     "Under mpirun (mpirun -np N folio ingest ...) rank 0 plans and writes the\n"
-    "store; all ranks compute.  Last stdout line (always):\n"
+    "store; all ranks compute.  Rank 0 reads and analyzes the inputs with the\n"
+    "threads of every rank on its node (they wait for the round meanwhile); with\n"
+    "the CUDA backend it reads the next round while the devices compute.\n"
+    "--progress ends with a 'ranks N:' line of stage times.  Last stdout line (always):\n"
     "  {\"seen\":N,\"committed\":N,\"duplicate\":N,\"empty\":N,\"rejected\":N,\"tokens\":N,\"seconds\":S}\n"
     "Exit status: 0 all documents stored, duplicate or empty; 1 any document\n"
     "rejected or the job failed; 2 usage error.\n";
