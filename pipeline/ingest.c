@@ -49,7 +49,8 @@ typedef struct {
     uint64_t n_docs_store;
     uint64_t planned_docs, planned_bytes, planned_tokens;
     double t0, last_progress;
-    int analysis_threads;       /* rank 0's reading and analysis (see plan_pass) */
+    int analysis_threads;       /* rank 0's reading and analysis: its node's
+                                   threads (see folio_ingest_run) */
 } ingest_t;
 
 /* ------------------------------------------------------------ progress */
@@ -274,26 +275,22 @@ enum { PLAN_BATCH_DOCS = 1024, PLAN_BATCH_BYTES = 16 << 20 };
 /* Analyzes items[0..n) with `threads` threads: documents in parallel, a
  * large one alone with the threads inside it (term hashing runs in
  * parallel over its tokens).  Results do not depend on the thread count. */
-static void analyze_batch(void *items, size_t item_size, int64_t n, int threads, size_t (*len_of)(const void *),
-                          void (*analyze)(void *))
+static void analyze_batch(void *ctx, int64_t n, int threads, size_t (*len_of)(void *ctx, int64_t i),
+                          void (*analyze)(void *ctx, int64_t i))
 {
     enum { BIG = 4 << 20 }; /* bytes: analyzed alone, threads inside */
     int saved = omp_get_max_threads();
     omp_set_num_threads(threads); /* nested regions (term hashing) inherit it */
-    for (int64_t i = 0; i < n; i++) {
-        void *it = (char *)items + (size_t)i * item_size;
-        if (len_of(it) >= BIG) analyze(it);
-    }
+    for (int64_t i = 0; i < n; i++)
+        if (len_of(ctx, i) >= BIG) analyze(ctx, i);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int64_t i = 0; i < n; i++) {
-        void *it = (char *)items + (size_t)i * item_size;
-        if (len_of(it) < BIG) analyze(it);
-    }
+    for (int64_t i = 0; i < n; i++)
+        if (len_of(ctx, i) < BIG) analyze(ctx, i);
     omp_set_num_threads(saved);
 }
 
-static size_t plan_item_len(const void *v) { return ((const plan_item_t *)v)->doc.len; }
-static void plan_item_analyze(void *v) { plan_analyze(v); }
+static size_t plan_item_len(void *batch, int64_t i) { return ((plan_item_t *)batch)[i].doc.len; }
+static void plan_item_analyze(void *batch, int64_t i) { plan_analyze(&((plan_item_t *)batch)[i]); }
 
 static folio_status_t plan_pass(ingest_t *g, const char *const *inputs, int n_inputs)
 {
@@ -313,7 +310,7 @@ static folio_status_t plan_pass(ingest_t *g, const char *const *inputs, int n_in
             bytes += it->doc.len;
             n++;
         }
-        if (st == FOLIO_OK) analyze_batch(batch, sizeof *batch, n, g->analysis_threads, plan_item_len, plan_item_analyze);
+        if (st == FOLIO_OK) analyze_batch(batch, n, g->analysis_threads, plan_item_len, plan_item_analyze);
         for (int64_t i = 0; i < n; i++) {
             if (st == FOLIO_OK) {
                 st = plan_one(g, &batch[i]);
@@ -559,29 +556,34 @@ static void items_clear(folio_round_item_t *items, int64_t n)
     }
 }
 
-/* A document of the round being built, not analyzed yet. */
+/* What a document of the round being built needs besides its item. */
 typedef struct {
-    folio_round_item_t *it;
     uint8_t want[16];      /* the content hash pass 1 planned             */
     folio_status_t st;     /* analysis (OK, or why it cannot be encoded)   */
-    const ingest_t *g;
 } prep_item_t;
 
-static size_t prep_len(const void *v) { return ((const prep_item_t *)v)->it->doc.len; }
+typedef struct {
+    const ingest_t *g;
+    folio_round_item_t *items;
+    prep_item_t *prep;
+} prep_batch_t;
 
-/* Analysis and IDF weights of one document of a round (thread-safe: the
+static size_t prep_len(void *v, int64_t i) { return ((prep_batch_t *)v)->items[i].doc.len; }
+
+/* Analysis and IDF weights of document i of a round (thread-safe: the
  * term table is only read). */
-static void prep_analyze(void *v)
+static void prep_analyze(void *v, int64_t i)
 {
-    prep_item_t *p = v;
-    folio_round_item_t *it = p->it;
+    const prep_batch_t *b = v;
+    prep_item_t *p = &b->prep[i];
+    folio_round_item_t *it = &b->items[i];
     p->st = folio_doc_analyze(&it->doc);
     if (p->st != FOLIO_OK) return;
     if (memcmp(it->doc.hash, p->want, 16)) { p->st = FOLIO_ERR_INTERNAL; return; }
     uint32_t n = it->doc.n_tokens;
     it->weights = malloc((size_t)n * sizeof(float) + 1);
     if (!it->weights) { p->st = FOLIO_ERR_NOMEM; return; }
-    const folio_u64map_t *terms = &p->g->terms;
+    const folio_u64map_t *terms = &b->g->terms;
     for (uint32_t i = 0; i < n; i++) {
         int64_t *s = folio_u64map_find(terms, folio_u64map_key(it->doc.stem_hashes[i]));
         int32_t bits = s ? (int32_t)*s : 0;
@@ -595,11 +597,8 @@ static void prep_analyze(void *v)
  * since pass 1. */
 static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep_item_t *prep, int64_t *n)
 {
-    for (int64_t i = 0; i < *n; i++) {
-        prep[i].it = &items[i];
-        prep[i].g = g;
-    }
-    analyze_batch(prep, sizeof *prep, *n, g->analysis_threads, prep_len, prep_analyze);
+    prep_batch_t b = {g, items, prep};
+    analyze_batch(&b, *n, g->analysis_threads, prep_len, prep_analyze);
     folio_status_t st = FOLIO_OK;
     int64_t k = 0;
     for (int64_t i = 0; i < *n; i++) {
@@ -793,7 +792,6 @@ static void *feeder_run(void *v)
  * each finished one to the commit thread. */
 static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, feeder_t *f)
 {
-    /* the feeder is on its own thread from here: only it reads inputs */
     commit_ctx_t cc = {0};
     cc.g = g;
     commit_job_t *job = NULL; /* the round being computed */

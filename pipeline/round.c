@@ -406,9 +406,8 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         }
         /* a rank that gets no payload would wait for ever: on failure the
          * job ends (the caller aborts) */
-        for (int r = r0; st == FOLIO_OK && r < r1; r++) {
-            FOLIO_CHECK_MPI(MPI_Send(&szs[r], 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm));
-        }
+        for (int r = r0; st == FOLIO_OK && r < r1; r++)
+            if (MPI_Send(&szs[r], 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
         /* the bodies: started together, so the ranks receive in parallel */
         MPI_Request *reqs = NULL;
         size_t nreq = 0, capreq = 0;
