@@ -290,16 +290,35 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     return st;
 }
 
+/* Query rows of one folio_encoder_layer call on the CPU.  The layer's output
+ * goes back into X chunk by chunk, so that no second (len, d) array is
+ * held (it was half of a long document's memory: 1 KB a token at d = 256).
+ * A chunk's output is written back once the next chunk has been computed:
+ * that one's window keys reach W <= LAYER_CHUNK rows into it, and no later
+ * chunk reaches that far back.  Queries are independent (the kernel shares
+ * no arithmetic between blocks, node mass adds up in exact integers), so
+ * the results are bit-identical to one call over all the queries. */
+enum { LAYER_CHUNK = 65536 };
+
+static uint64_t layer_chunk_rows(const folio_pattern_t *p)
+{
+    uint64_t c = p->window > LAYER_CHUNK ? p->window : LAYER_CHUNK;
+    return (c + p->block - 1) / p->block * p->block;
+}
+
 /* The L layers on the CPU: X (nx, d) holds the layer-0 input with halos and
- * ends holding the last layer's output in its middle rows. */
+ * ends holding the last layer's output in its middle rows.  Xout: two
+ * (layer_chunk_rows, d) buffers, one after the other. */
 static folio_status_t layers_cpu(folio_worker_t *w, folio_exchange_t *x, const folio_layer_span_t *sp,
                                  float *X, float *Xout, float *nodes, int32_t *sel, int32_t *seln,
                                  int64_t *mass)
 {
     const folio_pattern_t *p = sp->p;
-    const uint32_t d = sp->d, B = p->block;
+    const uint32_t d = sp->d, B = p->block, H = p->heads;
     const uint64_t len = sp->t1 - sp->t0, hl = sp->hl, hr = sp->hr;
     const uint64_t *row0 = sp->row0;
+    const uint64_t C = layer_chunk_rows(p), W = p->window, xe = sp->x0 + sp->nx;
+    const size_t smx = sp->s_max > 0 ? (size_t)sp->s_max : 1;
     folio_status_t st = FOLIO_OK;
     for (uint32_t l = 0; st == FOLIO_OK && l < p->layers; l++) {
         st = folio_attn_block_sums(X + hl * d, sp->t0, sp->t1, sp->n, B, d, nodes + (size_t)sp->qb0 * d);
@@ -307,11 +326,21 @@ static folio_status_t layers_cpu(folio_worker_t *w, folio_exchange_t *x, const f
         if (st == FOLIO_OK) st = folio_hier_build_upper(sp->h, d, nodes);
         if (st == FOLIO_OK)
             st = folio_attn_select(p, sp->h, nodes, nodes, sp->qb0, sp->qb1, sel, seln, sp->s_max, w->cfg.threads);
-        if (st == FOLIO_OK)
-            st = folio_encoder_layer(p, sp->h, NULL, X, sp->x0, sp->nx, sp->t0, sp->t1, nodes, sel, seln,
-                                     sp->s_max, Xout, mass, w->cfg.threads);
+        uint64_t pend0 = 0, pend1 = 0; /* computed rows not yet in X */
+        float *pend = NULL;
+        for (uint64_t c0 = sp->t0, k = 0; st == FOLIO_OK && c0 < sp->t1; c0 += C, k ^= 1) {
+            const uint64_t c1 = c0 + C < sp->t1 ? c0 + C : sp->t1;
+            const uint64_t r0 = c0 - sp->x0 > W ? c0 - W : sp->x0, r1 = c1 + W < xe ? c1 + W : xe;
+            const size_t qb = (size_t)(c0 / B - sp->qb0);
+            float *out = Xout + k * C * d;
+            st = folio_encoder_layer(p, sp->h, NULL, X + (r0 - sp->x0) * d, r0, r1 - r0, c0, c1, nodes,
+                                     sel + qb * H * smx, seln + qb * H, sp->s_max, out, mass, w->cfg.threads);
+            if (st != FOLIO_OK) break;
+            if (pend) memcpy(X + (pend0 - sp->x0) * d, pend, (pend1 - pend0) * d * sizeof *X);
+            pend = out; pend0 = c0; pend1 = c1;
+        }
         if (st != FOLIO_OK) break;
-        memcpy(X + hl * d, Xout, len * d * sizeof *X);
+        if (pend) memcpy(X + (pend0 - sp->x0) * d, pend, (pend1 - pend0) * d * sizeof *X);
         if (l + 1 < p->layers && sp->P > 1)
             st = fx_halo(x, X + hl * d, X + (hl + len - hr) * d, X, X + (hl + len) * d, hl, hr, d);
     }
@@ -378,7 +407,8 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         tm_layers = folio_now(); /* "layers" = the whole device encode */
     } else {
         X = malloc(nx * d * sizeof *X);
-        Xout = malloc(len * d * sizeof *Xout);
+        const uint64_t C = layer_chunk_rows(&p), crow = len < C ? len : C;
+        Xout = malloc(2 * crow * d * sizeof *Xout); /* see layers_cpu */
         sel = malloc(((size_t)(qb1 - qb0) * H * (s_max > 0 ? s_max : 1)) * sizeof *sel);
         seln = malloc((size_t)(qb1 - qb0) * H * sizeof *seln);
         if (!X || !Xout || !sel || !seln) st = FOLIO_ERR_NOMEM;
