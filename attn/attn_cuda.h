@@ -178,10 +178,11 @@ folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum
 
 /* Times folio_cuda_attn_select (hierarchy + routed top-k) alone for a
  * document of n tokens under pattern p (resolved), on random summaries:
- * median ms of `reps`.  route_ms (optional, 3): the routed top-k alone,
- * [0] the tensor-core filtered kernel in use, [1] the tiled fp32 kernel,
- * [2] the first one-thread-per-row kernel (all three exact; hier+topk with
- * k <= 8 only, left untouched otherwise).  Needs a device. */
+ * median ms of `reps`.  route_ms (optional, 4): the routed top-k alone,
+ * [0] the kernel in use (mma.sync, scores kept in registers), [1] the tiled
+ * fp32 kernel, [2] the first one-thread-per-row kernel, [3] the wmma
+ * tensor-core filtered kernel (all four exact; hier+topk with k <= 8 only,
+ * left untouched otherwise).  Needs a device. */
 folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int reps, double *ms_median,
                                        double *route_ms);
 

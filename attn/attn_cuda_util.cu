@@ -403,6 +403,368 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
     out_n[(my_qb - qb0) * H + h] = cnt;
 }
 
+/* ------------------------------------------------------------ routed top-k, mma.sync, scores in registers
+ * The same exact selection again (in use for k <= 8), shaped after where
+ * route_topk_tc_kernel spends its time: it was issue-bound on moving every
+ * score through shared memory (store, barrier, reload) and on a per-element
+ * insertion test, with 64 query rows per CTA.  Here a CTA of 8 warps takes
+ * 256 query rows; each warp keeps its 32 rows' bf16 fragments in registers
+ * for the whole scan and computes 32 x 64 score tiles with
+ * mma.sync.m16n8k16 (fp32 accumulation), the candidate tiles arriving
+ * through a 3-stage cp.async ring; every score stays in the accumulator
+ * registers where it was produced.  Per row and tile a lane first reduces
+ * its 16 bounds to one maximum (one FMA and one max per score) and looks at
+ * single candidates only when that maximum can change its list — rare once
+ * the lists fill.  The two sweeps and the bound are those of
+ * route_topk_tc_kernel (lower bounds first, giving T; then exact fp32
+ * scoring of the candidates whose upper bound reaches T), so the selection
+ * is the fp32 kernel's to the bit, ties included.
+ *
+ * Fragment layout (PTX ISA, mma.m16n8k16 with .bf16): lane L holds rows
+ * L/4 and L/4 + 8 of a 16-row tile and columns 2 (L % 4) + {0, 1} of each
+ * 8-column fragment; the 4 lanes of a quad therefore see one row's columns
+ * interleaved, each in increasing index order, and their 4 lists merge at
+ * the end as in the other kernels. */
+#ifndef FOLIO_ROUTE_WARPS
+#define FOLIO_ROUTE_WARPS 4
+#endif
+constexpr int kMmaWarps = FOLIO_ROUTE_WARPS;
+constexpr int kMmaRows = kMmaWarps * 32; /* query rows per CTA */
+constexpr int kMmaThreads = kMmaWarps * 32;
+constexpr int kMmaStages = 3;
+constexpr int kMmaKS = 72; /* bf16 stride of a candidate row: ldmatrix rows 16 bytes apart in the banks */
+
+struct RouteMmaTile {
+    __nv_bfloat16 k[64 * kMmaKS];
+    float n[64];
+};
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pred)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    const int sz = pred ? 16 : 0; /* 0: the 16 bytes are zero-filled, nothing is read */
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
+}
+
+__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool pred)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    const int sz = pred ? 4 : 0;
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
+}
+
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void *smem)
+{
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(s));
+}
+
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
+{
+    /* not volatile: a pure function of its operands, so the compiler may
+     * interleave independent products (volatile asm keeps program order) */
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+                 "{%8, %9}, {%0, %1, %2, %3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* Per-warp queue of sweep 1's candidates (in the order each lane's list must
+ * see them), scored exactly by all 32 lanes at once when it fills. */
+constexpr int kMmaQCap = 64;
+struct RouteMmaQueue {
+    int32_t j[kMmaWarps][kMmaQCap];
+    float sc[kMmaWarps][kMmaQCap];
+    uint8_t meta[kMmaWarps][kMmaQCap]; /* 32 r + lane of the owning list */
+};
+
+/* Streams every candidate tile of head h through the ring and hands each
+ * 32 x 64 score tile (in the accumulators) to scan(acc, kv, j0). */
+template <typename Scan>
+__device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv_bfloat16 *kh, const float *knh,
+                                                 int64_t nb, const uint32_t (&a)[2][4][4], Scan &&scan)
+{
+    const int t = threadIdx.x, lane = t & 31, q4 = lane & 3;
+    const int64_t ntile = (nb + 63) / 64;
+    auto load = [&](int64_t it, int stage) {
+        RouteMmaTile &tl = tiles[stage];
+        const int64_t j0 = it * 64;
+#pragma unroll
+        for (int i = 0; i < 64 * 8 / kMmaThreads; i++) {
+            const int idx = t + i * kMmaThreads, r = idx / 8, c8 = idx % 8;
+            const bool p = j0 + r < nb;
+            cp_async16(&tl.k[r * kMmaKS + 8 * c8], kh + (p ? j0 + r : 0) * 64 + 8 * c8, p);
+        }
+        if (t < 64) cp_async4(&tl.n[t], knh + (j0 + t < nb ? j0 + t : 0), j0 + t < nb);
+    };
+    static_assert(64 * 8 % kMmaThreads == 0, "whole 16-byte chunks per thread and tile");
+    load(0, 0);
+    cp_async_commit();
+    if (ntile > 1) load(1, 1);
+    cp_async_commit();
+    int stage = 0; /* = it % kMmaStages */
+    for (int64_t it = 0; it < ntile; it++) {
+        cp_async_wait<1>(); /* tile it has landed (it + 1 may still be in flight) */
+        __syncthreads();    /* ... for every thread; and every warp is done with tile it - 1 */
+        if (it + 2 < ntile) load(it + 2, stage == 0 ? kMmaStages - 1 : stage - 1); /* the slot of tile it - 1 */
+        cp_async_commit();
+        const RouteMmaTile &tl = tiles[stage];
+        stage = stage + 1 == kMmaStages ? 0 : stage + 1;
+        float acc[2][8][4];
+#pragma unroll
+        for (int mt = 0; mt < 2; mt++)
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++)
+#pragma unroll
+                for (int c = 0; c < 4; c++) acc[mt][nf][c] = 0.f;
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            /* matrices m = 0..3 of b[nf]: candidates 8 nf .. 8 nf + 7, dimensions 32 p + 8 m .. + 7 */
+            uint32_t b[8][4];
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++)
+                ldmatrix_x4(b[nf], &tl.k[(nf * 8 + (lane & 7)) * kMmaKS + 32 * p + 8 * (lane >> 3)]);
+            /* 16 independent accumulators between two products into the same one */
+#pragma unroll
+            for (int kk = 0; kk < 2; kk++)
+#pragma unroll
+                for (int nf = 0; nf < 8; nf++)
+#pragma unroll
+                    for (int mt = 0; mt < 2; mt++)
+                        mma_bf16_16816(acc[mt][nf], a[mt][2 * p + kk], b[nf][2 * kk], b[nf][2 * kk + 1]);
+        }
+        float2 kv[8];
+#pragma unroll
+        for (int nf = 0; nf < 8; nf++) kv[nf] = *reinterpret_cast<const float2 *>(&tl.n[nf * 8 + 2 * q4]);
+        scan(acc, kv, (int)(it * 64));
+    }
+    cp_async_wait<0>();
+    __syncthreads(); /* the ring is free for the next sweep */
+}
+
+template <int KMAX>
+__global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
+    const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
+    const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
+    int32_t *out_n)
+{
+    __shared__ __align__(128) RouteMmaTile tiles[kMmaStages];
+    __shared__ RouteMmaQueue que;
+    __shared__ int qcount[kMmaWarps];
+    const int h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x / 32, q4 = lane & 3;
+    const int64_t rbase = qb0 + (int64_t)blockIdx.x * kMmaRows + warp * 32;
+    const int nbi = (int)nb;
+    /* this lane's 4 rows: r = 2 mt + hf -> rbase + 16 mt + 8 hf + lane / 4 */
+    bool live[4];
+    int g0[4];
+    float qn[4], T[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + lane / 4;
+        live[r] = row < qb1;
+        g0[r] = live[r] ? (int)((row / G) * G) : -1;
+        qn[r] = live[r] ? qnorm[(int64_t)h * nb + row] * kRouteEps : 0.f;
+    }
+    /* A fragments of the warp's 32 rows, all 64 dimensions (rows past qb1: zeros) */
+    uint32_t a[2][4][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; mt++) {
+        const int r0 = 2 * mt, r1 = 2 * mt + 1;
+        const int64_t row0 = rbase + 16 * mt + lane / 4, row1 = row0 + 8;
+        const uint32_t *p0 = reinterpret_cast<const uint32_t *>(q16 + ((int64_t)h * nb + (live[r0] ? row0 : 0)) * 64);
+        const uint32_t *p1 = reinterpret_cast<const uint32_t *>(q16 + ((int64_t)h * nb + (live[r1] ? row1 : 0)) * 64);
+#pragma unroll
+        for (int ks = 0; ks < 4; ks++) {
+            a[mt][ks][0] = live[r0] ? p0[ks * 8 + q4] : 0u;
+            a[mt][ks][1] = live[r1] ? p1[ks * 8 + q4] : 0u;
+            a[mt][ks][2] = live[r0] ? p0[ks * 8 + 4 + q4] : 0u;
+            a[mt][ks][3] = live[r1] ? p1[ks * 8 + 4 + q4] : 0u;
+        }
+    }
+    const __nv_bfloat16 *kh = k16 + (int64_t)h * nb * 64;
+    const float *knh = knorm + (int64_t)h * nb;
+
+    /* Sweep 0: T.  Instead of sorted lists (whose insertions made a warp
+     * branch on almost every tile: one of its 128 lists nearly always
+     * changes), each lane keeps for each row 16 running maxima of the lower
+     * bound s' - eps, one per candidate slot of its fragment: one FMA and one
+     * max per score, no branch.  The 64 maxima of a row (4 lanes) are lower
+     * bounds of 64 distinct candidates, so their k-th largest, T, is at most
+     * the row's k-th best exact score; it is nearly the k-th largest lower
+     * bound itself, since the row's top k rarely share a slot. */
+    {
+        /* maxima per row and lane: 16 = one per slot, 8 = slot pairs (fewer registers, looser T) */
+#ifndef FOLIO_ROUTE_SLOTS
+#define FOLIO_ROUTE_SLOTS 16
+#endif
+        constexpr int kRouteSlots = FOLIO_ROUTE_SLOTS;
+        float bk[4][kRouteSlots];
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int s2 = 0; s2 < kRouteSlots; s2++) bk[r][s2] = -INFINITY;
+        route_mma_stream(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
+#pragma unroll
+            for (int r = 0; r < 4; r++) {
+                const int mt = r >> 1, hf = r & 1, g1 = g0[r] + G;
+                /* a tile with padding or with the row's own group masks per candidate */
+                const bool clean = j0 + 64 <= nbi && (j0 >= g1 || j0 + 64 <= g0[r]);
+                if (clean) {
+#pragma unroll
+                    for (int nf = 0; nf < 8; nf++) {
+                        float &b0 = bk[r][(2 * nf) % kRouteSlots], &b1 = bk[r][(2 * nf + 1) % kRouteSlots];
+                        b0 = fmaxf(b0, fmaf(-qn[r], kv[nf].x, acc[mt][nf][2 * hf]));
+                        b1 = fmaxf(b1, fmaf(-qn[r], kv[nf].y, acc[mt][nf][2 * hf + 1]));
+                    }
+                } else {
+#pragma unroll
+                    for (int nf = 0; nf < 8; nf++)
+#pragma unroll
+                        for (int c = 0; c < 2; c++) {
+                            const int j = j0 + nf * 8 + 2 * q4 + c;
+                            const bool ok = j < nbi && (j < g0[r] || j >= g1);
+                            const float lo = fmaf(-qn[r], c ? kv[nf].y : kv[nf].x, acc[mt][nf][2 * hf + c]);
+                            float &bb = bk[r][(2 * nf + c) % kRouteSlots];
+                            bb = fmaxf(bb, ok ? lo : -INFINITY);
+                        }
+                }
+            }
+        });
+        /* T[r] = the k-th largest of the quad's 64 maxima (one value leaves
+         * per step: the lowest lane holding the quad's maximum, its first
+         * slot holding it) */
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float tv = -INFINITY;
+            for (int e = 0; e < k; e++) {
+                float lm = bk[r][0];
+#pragma unroll
+                for (int s2 = 1; s2 < kRouteSlots; s2++) lm = fmaxf(lm, bk[r][s2]);
+                float qm = fmaxf(lm, __shfl_xor_sync(0xffffffffu, lm, 1));
+                qm = fmaxf(qm, __shfl_xor_sync(0xffffffffu, qm, 2));
+                const unsigned quad = (__ballot_sync(0xffffffffu, lm == qm) >> (lane & ~3)) & 0xfu;
+                if (quad && (unsigned)__ffs(quad) - 1 == (unsigned)q4) {
+                    bool done = false;
+#pragma unroll
+                    for (int s2 = 0; s2 < kRouteSlots; s2++) {
+                        const bool hit = !done && bk[r][s2] == qm;
+                        bk[r][s2] = hit ? -INFINITY : bk[r][s2];
+                        done = done || hit;
+                    }
+                }
+                tv = qm;
+            }
+            T[r] = live[r] ? tv : INFINITY; /* rows past qb1 never look at a candidate */
+        }
+    }
+
+    /* Sweep 1: exact fp32 scores of the candidates whose upper bound
+     * s' + eps reaches T, into sorted (score, index) lists.  A row whose 16
+     * bounds (per lane) all miss costs one FMA and one max per score.
+     * Candidates that pass go, per warp, into a queue in the order their
+     * lane's list must see them (tile, then slot: increasing index); when it
+     * fills (and at the end) the 32 lanes score 32 queued candidates at once
+     * and the owners insert them in queue order.  Scoring in the scan loop
+     * instead ran one lane's 64-term chain at a time and left the warp idle. */
+    float bs[4][KMAX];
+    int32_t bi[4][KMAX];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+#pragma unroll
+        for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
+    if (lane == 0) qcount[warp] = 0;
+    __syncwarp();
+    auto flush = [&]() {
+        __syncwarp();
+        const int n = qcount[warp];
+        for (int e = lane; e < n; e += 32) {
+            const int m = que.meta[warp][e], r = m >> 5, ow = m & 31;
+            const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + ow / 4;
+            que.sc[warp][e] = exact_score(node_q + row * ld + h * 64, node_k + (int64_t)que.j[warp][e] * ld + h * 64);
+        }
+        __syncwarp();
+        for (int e = 0; e < n; e++) {
+            const int m = que.meta[warp][e];
+            if ((m & 31) != lane) continue;
+            const float sc = que.sc[warp][e];
+            const int32_t j = que.j[warp][e];
+            switch (m >> 5) {
+            case 0: topk_insert<KMAX>(bs[0], bi[0], sc, j); break;
+            case 1: topk_insert<KMAX>(bs[1], bi[1], sc, j); break;
+            case 2: topk_insert<KMAX>(bs[2], bi[2], sc, j); break;
+            default: topk_insert<KMAX>(bs[3], bi[3], sc, j); break;
+            }
+        }
+        __syncwarp();
+        if (lane == 0) qcount[warp] = 0;
+        __syncwarp();
+    };
+    route_mma_stream(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            const int mt = r >> 1, hf = r & 1;
+            float up[16];
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++) {
+                up[2 * nf] = fmaf(qn[r], kv[nf].x, acc[mt][nf][2 * hf]);
+                up[2 * nf + 1] = fmaf(qn[r], kv[nf].y, acc[mt][nf][2 * hf + 1]);
+            }
+            float mx[8]; /* a tree, not a chain of 16 dependent maxima */
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx[i] = fmaxf(up[i], up[i + 8]);
+#pragma unroll
+            for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
+            const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
+            const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
+            const bool trig = m >= T[r] && !(m < lmin);
+            if (!__any_sync(0xffffffffu, trig)) continue;
+            /* slots that may enter the list (its state as of now: the queue
+             * only ever makes lists stricter, and insertion re-checks) */
+            unsigned pass = 0;
+            if (trig) {
+                const int g1 = g0[r] + G;
+#pragma unroll
+                for (int s2 = 0; s2 < 16; s2++) {
+                    const int j = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                    const bool ok = j < nbi && (j < g0[r] || j >= g1) && up[s2] >= T[r] && !(up[s2] < lmin);
+                    pass |= ok ? 1u << s2 : 0u;
+                }
+            }
+            /* append, lowest slot first, lanes in order: each list's
+             * candidates stay in increasing index */
+            while (__any_sync(0xffffffffu, pass != 0)) {
+                if (qcount[warp] + 32 > kMmaQCap) flush();
+                const bool has = pass != 0;
+                const unsigned bal = __ballot_sync(0xffffffffu, has);
+                if (has) {
+                    const int s2 = __ffs(pass) - 1;
+                    pass &= pass - 1;
+                    const int pos = qcount[warp] + __popc(bal & ((1u << lane) - 1u));
+                    que.j[warp][pos] = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                    que.meta[warp][pos] = (uint8_t)(32 * r + lane);
+                }
+                __syncwarp();
+                if (lane == 0) qcount[warp] += __popc(bal);
+                __syncwarp();
+            }
+        }
+    });
+    flush();
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + lane / 4;
+        int32_t *o = q4 == 0 && live[r] ? out + ((row - qb0) * H + h) * (int64_t)k : nullptr;
+        const int cnt = merge_row_lists<KMAX>(bs[r], bi[r], k, o);
+        if (o) out_n[(row - qb0) * H + h] = cnt;
+    }
+}
+
 /* ------------------------------------------------------------ residual + norm */
 /* One warp per (token, head): x <- sqrt(d_h) (x + y) / ||x + y|| over the head's values. */
 __global__ void residual_l2norm_kernel(float *X, const float *Y, int64_t n, int H, int d_h)
@@ -601,8 +963,9 @@ __global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const f
     out_n[(qb - qb0) * H + h] = cnt;
 }
 
-/* Launches one of the routing kernels: 0 = tensor-core filtered (in use),
- * 1 = tiled fp32, 2 = one thread per row (the previous one; k <= 8). */
+/* Launches one of the routing kernels: 0 = in use (mma.sync with scores in
+ * registers for k <= 8, else the wmma one), 1 = tiled fp32, 2 = one thread
+ * per row (the first one; k <= 8), 3 = the wmma tensor-core filtered one. */
 static folio_status_t route_launch(int variant, const float *node_q, const float *node_k, int64_t ld, int64_t nb,
                                    int H, int G, int k, int64_t qb0, int64_t qb1, int32_t *out, int32_t *out_n,
                                    cudaStream_t st)
@@ -646,7 +1009,11 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
     const unsigned pg = (unsigned)((nrow + 7) / 8);
     route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
     if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
-    if (k <= 8)
+    if (variant == 0 && k <= 8) {
+        dim3 mgrid((unsigned)((qb1 - qb0 + kMmaRows - 1) / kMmaRows), (unsigned)H);
+        route_topk_mma_kernel<8><<<mgrid, kMmaThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
+                                                                  k16, kn, out, out_n);
+    } else if (k <= 8)
         route_topk_tc_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
                                                                 k16, kn, out, out_n);
     else if (k <= 16)
@@ -1071,13 +1438,13 @@ extern "C" folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int6
             return st;
         }
     }
-    /* routing alone, the tiled kernel and the previous one (k <= 8) */
+    /* routing alone: the kernel in use and the three earlier ones (k <= 8) */
     const int k = (int)p->topk;
     if (route_ms && p->kind == FOLIO_PATTERN_HIER_TOPK && h.n_levels >= 2 && k >= 1 && k <= 8 && p->head_dim == 64) {
         int32_t *dR, *dRN;
         FOLIO_CUDA_CHECK(db.alloc(&dR, (size_t)nb * p->heads * k * 4));
         FOLIO_CUDA_CHECK(db.alloc(&dRN, (size_t)nb * p->heads * 4));
-        for (int v = 0; v < 3; v++) {
+        for (int v = 0; v < 4; v++) {
             std::vector<float> rm((size_t)reps);
             for (int r = 0; r < reps + 1; r++) {
                 cudaEventRecord(e0);

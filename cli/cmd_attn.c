@@ -395,7 +395,7 @@ int cmd_bench(int argc, char **argv)
             return FOLIO_EXIT_FAIL;
         }
         /* the summary-key selection of one layer (routing is O(blocks^2)) */
-        double sel_ms = 0, route_ms[3] = {0, 0, 0};
+        double sel_ms = 0, route_ms[4] = {0, 0, 0, 0};
         cst = folio_cuda_bench_select(&p, n, (int)reps, &sel_ms, route_ms);
         if (cst != FOLIO_OK) {
             fprintf(stderr, "folio bench attn: --backend cuda: selection: %s\n", folio_status_str(cst));
@@ -403,9 +403,10 @@ int cmd_bench(int argc, char **argv)
         }
         printf("{\"backend\":\"cuda\",\"n\":%ld,\"pattern\":\"%s\",\"ms_median\":%.4f,\"ms_min\":%.4f,"
                "\"pairs\":%.0f,\"tflops_useful\":%.3f,\"tflops_computed\":%.3f,\"select_ms\":%.3f,"
-               "\"route_ms\":%.3f,\"route_ms_fp32_tiled\":%.3f,\"route_ms_rowwise\":%.3f}\n",
+               "\"route_ms\":%.3f,\"route_ms_fp32_tiled\":%.3f,\"route_ms_rowwise\":%.3f,"
+               "\"route_ms_wmma\":%.3f}\n",
                n, pstr, cb.ms_median, cb.ms_min, cb.pairs, cb.tflops_useful, cb.tflops_computed, sel_ms,
-               route_ms[0], route_ms[1], route_ms[2]);
+               route_ms[0], route_ms[1], route_ms[2], route_ms[3]);
         return FOLIO_EXIT_OK;
 #else
         fprintf(stderr, "folio bench attn: --backend cuda: this binary was built without CUDA "
