@@ -92,6 +92,96 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
     return *reinterpret_cast<uint32_t *>(&v);
 }
 
+/* ------------------------------------------------------------ wgmma (sm_90a)
+ * The tiles in shared memory are already in the canonical 128-byte swizzle
+ * layout (swz below: 64 rows of 128 bytes, 16-byte chunk c of row r at
+ * chunk c ^ (r & 7), 8-row atoms of 1024 bytes), so the warpgroup MMA reads
+ * them through descriptors, with no ldmatrix and no B fragments in registers:
+ *  - S = Q K^T: A = Q and B = K both K-major (dimension contiguous); a
+ *    16-dimension k-step is 32 bytes further along the swizzled row;
+ *  - O += P V: A = P from registers (the accumulator layout of S is the
+ *    register layout of A), B = the same K/V tile read N-major (transposed:
+ *    dimension contiguous, keys along K); a 16-key k-step is two atoms.
+ * Descriptor: start >> 4 (bits 0-13), leading byte offset >> 4 (16-29),
+ * stride byte offset >> 4 (32-45), swizzle mode 1 = 128 B (62-63).  The
+ * stride between 8-row atoms is 1024 bytes in both uses; the leading offset
+ * is unused for K-major swizzled tiles (1 by convention) and, for the
+ * transposed tile, would step between 64-column atoms along N, of which a
+ * 64-wide head has one, so 1024 is given for both fields there.  The warp w
+ * of the warpgroup holds accumulator rows 16 w + g and 16 w + g + 8, the
+ * layout of the mma.sync path with 4 warps x 16 rows (MF = 1). */
+#if defined(FOLIO_WGMMA)
+__device__ __forceinline__ uint64_t gmma_desc(uint32_t saddr, uint32_t lbo)
+{
+    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* Keeps the compiler from moving reads or writes of the accumulators across
+ * an asynchronous MMA (the asm statements themselves stay in order). */
+__device__ __forceinline__ void wg_reg_fence(float (&d)[8][4])
+{
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
+}
+__device__ __forceinline__ void wg_proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+#define FOLIO_WG_D32(d)                                                                                       \
+    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),   \
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), \
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), \
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define FOLIO_WG_DREGS                                                                                       \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+    "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+
+/* d (+)= A * B, A and B from shared memory, both K-major; accumulate = 0 overwrites d. */
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t db, int accumulate)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : FOLIO_WG_D32(d)
+                 : "l"(da), "l"(db), "r"(accumulate));
+#else
+    (void)d; (void)da; (void)db; (void)accumulate;
+    __trap(); /* host code picks this path only for sm_90a builds */
+#endif
+}
+
+/* d += A * B, A from registers (4 x bf16x2), B from shared memory read N-major. */
+__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                         uint64_t db)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS
+                 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
+                 : FOLIO_WG_D32(d)
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db));
+#else
+    (void)d; (void)a0; (void)a1; (void)a2; (void)a3; (void)db;
+    __trap();
+#endif
+}
+
+/* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot products. */
+__device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint32_t qaddr, uint32_t kaddr)
+{
+    wg_reg_fence(S);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++)
+        wgmma_ss(S, gmma_desc(qaddr + kk * 32, 16), gmma_desc(kaddr + kk * 32, 16), kk > 0);
+    wg_commit();
+    wg_wait0();
+    wg_reg_fence(S);
+}
+#endif
+
 /* Byte offset of 16-byte chunk c of row r in a swizzled [64][64] bf16 tile. */
 __device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((c ^ (r & 7)) << 4)); }
 
@@ -109,10 +199,10 @@ struct Params {
     float scale_log2; /* scale * log2(e): softmax in base 2 */
 };
 
-struct Smem {
-    alignas(128) unsigned char q[kTile * 128];
-    alignas(128) unsigned char k[2][kTile * 128];
-    alignas(128) unsigned char v[2][kTile * 128];
+struct Smem { /* 1024-byte aligned: a 128-byte swizzle atom (wgmma descriptors) */
+    alignas(1024) unsigned char q[kTile * 128];
+    alignas(1024) unsigned char k[2][kTile * 128];
+    alignas(1024) unsigned char v[2][kTile * 128];
     float red[4][kTile]; /* node_mass: per-warp column sums */
 };
 
@@ -224,7 +314,7 @@ __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t
 #ifndef FOLIO_ATTN_MIN_BLOCKS
 #define FOLIO_ATTN_MIN_BLOCKS 4 /* CTAs per SM the register budget is cut for (MF = 1) */
 #endif
-template <bool OUT_BF16, bool KV_SAME, int MF>
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG>
 #ifndef FOLIO_ATTN_MIN_BLOCKS2
 #define FOLIO_ATTN_MIN_BLOCKS2 4 /* the same for MF = 2 */
 #endif
@@ -232,6 +322,10 @@ __global__ void __launch_bounds__(Shape<MF>::kThr, MF == 1 ? FOLIO_ATTN_MIN_BLOC
 sparse_fwd_kernel(const Params p)
 {
     using SH = Shape<MF>;
+    static_assert(!WG || MF == 1, "the warpgroup path is 4 warps x 16 rows");
+#if !defined(FOLIO_WGMMA)
+    static_assert(!WG, "wgmma needs an sm_90a build (FOLIO_WGMMA)");
+#endif
     __shared__ Smem sm;
     const int qb = blockIdx.x, h = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -305,8 +399,11 @@ sparse_fwd_kernel(const Params p)
         } else {
             cp_async_wait<0>();
         }
+#if defined(FOLIO_WGMMA)
+        if (WG) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
+#endif
         __syncthreads();
-        if (t == 0) {
+        if (!WG && t == 0) {
             const uint32_t qbase = smem_u32(sm.q);
             const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
@@ -320,7 +417,11 @@ sparse_fwd_kernel(const Params p)
         }
         const int buf = t & 1;
         float S[MF][8][4];
-        qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
+#if defined(FOLIO_WGMMA)
+        if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
+        else
+#endif
+            qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
 
         /* Mask only where needed: band/document edges and the last summary tile. */
         if (t < n_w) {
@@ -389,6 +490,22 @@ sparse_fwd_kernel(const Params p)
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
         const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[buf]);
+#if defined(FOLIO_WGMMA)
+        if (WG) {
+            wg_reg_fence(O[0]);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
+                wgmma_rs(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
+                         gmma_desc(vbase + kk * 2048, 1024));
+            wg_commit();
+            wg_wait0();
+            wg_reg_fence(O[0]);
+            /* P is read asynchronously: keep its registers until the wait */
+#pragma unroll
+            for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
+        } else
+#endif
 #pragma unroll
         for (int kk = 0; kk < 4; kk++) { /* 16 keys */
 #pragma unroll
@@ -453,9 +570,16 @@ sparse_fwd_kernel(const Params p)
             load_kv_tile<MF>(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
             cp_async_commit();
             cp_async_wait<0>();
+#if defined(FOLIO_WGMMA)
+            if (WG) wg_proxy_fence();
+#endif
             __syncthreads();
             float S[MF][8][4];
-            qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
+#if defined(FOLIO_WGMMA)
+            if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[0]));
+            else
+#endif
+                qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
             const int s_left = s - ts * kTile;
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
@@ -616,12 +740,22 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #ifndef FOLIO_ATTN_MF
 #define FOLIO_ATTN_MF 2 /* row fragments per warp; see Shape<MF> */
 #endif
-    constexpr int MF = FOLIO_ATTN_MF;
     void (*kern)(const Params);
-    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true, MF> : sparse_fwd_kernel<true, false, MF>;
-    else kern = kv_same ? sparse_fwd_kernel<false, true, MF> : sparse_fwd_kernel<false, false, MF>;
+    int threads;
+#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA)
+    /* sm_90a build: the warpgroup-MMA kernel (4 warps x 16 rows) */
+    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true, 1, true> : sparse_fwd_kernel<true, false, 1, true>;
+    else kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
+    threads = Shape<1>::kThr;
+#else
+    constexpr int MF = FOLIO_ATTN_MF;
+    if (a->out_bf16)
+        kern = kv_same ? sparse_fwd_kernel<true, true, MF, false> : sparse_fwd_kernel<true, false, MF, false>;
+    else kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
+    threads = Shape<MF>::kThr;
+#endif
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    kern<<<grid, Shape<MF>::kThr, 0, st>>>(p);
+    kern<<<grid, threads, 0, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

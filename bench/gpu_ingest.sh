@@ -27,7 +27,7 @@ nvidia-smi -L | tee "$OUT/cards.txt"
 nproc
 SRC=${SRC:-.}   # a clean snapshot (git archive) may be given
 D=$PWD/.gpu/data
-cmake -S "$SRC" -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DFOLIO_TESTS=ON \
+cmake -S "$SRC" -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON \
       -DFOLIO_DATA_DIR="$D" > "$OUT/cmake.log" 2>&1
 cmake --build build-gpu -j 16 > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
 F=$PWD/build-gpu/folio
