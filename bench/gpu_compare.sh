@@ -1,6 +1,6 @@
 #!/bin/bash
 # bench/gpu_compare.sh — runs ON THE GPU HOST (see bench/GPU_NOTES.md):
-#   1. builds folio with CUDA (cmake, sm_90) and runs the CUDA-vs-CPU tests
+#   1. builds folio with CUDA (cmake, sm_90a) and runs the CUDA-vs-CPU tests
 #      (test_cuda_*; plus test_attn* when they build);
 #   2. builds libfolio_cuda.so (attn/*.cu + common + attn CPU code) for ctypes;
 #   3. times, in one process on the same card, folio's fused kernel,
@@ -9,7 +9,8 @@
 # Logs and JSON go to $OUT (or ./gpu-out).  Usage:
 #   bash bench/gpu_compare.sh [--n LIST] [--patterns LIST] [--skip-tests] [--skip-flex] [--quick]
 # Environment: DEBS (default .gpu/debs, unpacked with .gpu/unpack.sh when
-# LMDB/ZeroMQ/Criterion are missing), JOBS (default 16), ARCH (default 90).
+# LMDB/ZeroMQ/Criterion are missing), JOBS (default 16), ARCH (default 90a: the
+# wgmma kernel; 90 builds the mma.sync one).
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,7 +19,7 @@ mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONUNBUFFERED=1
 JOBS=${JOBS:-16}
-ARCH=${ARCH:-90}
+ARCH=${ARCH:-90a}
 NS="65536,262144,1048576"
 PATTERNS="local,hier+topk"
 SKIP_TESTS=0
@@ -60,6 +61,7 @@ status=0
 LIB=$BUILD/libfolio_cuda.so
 mkdir -p "$BUILD/so" "$BUILD/tests"
 NVFLAGS="-O3 --use_fast_math -std=c++17 -gencode arch=compute_${ARCH},code=sm_${ARCH} -Xcompiler -fPIC -I. -DFOLIO_HAVE_CUDA=1 -lineinfo"
+case "$ARCH" in *a) NVFLAGS="$NVFLAGS -DFOLIO_WGMMA=1" ;; esac  # as CMake does for 90a
 ok=1
 for f in common/*.c attn/pattern.c; do
   gcc -std=gnu11 -O2 -fPIC -I. -c "$f" -o "$BUILD/so/$(basename "$f" .c).o" >>"$OUT/build.log" 2>&1 || ok=0
