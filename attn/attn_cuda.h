@@ -8,8 +8,10 @@
  *   - the summary nodes sel[qb][h][0 .. sel_n[qb][h]) of its query block
  *     qb = (i - q0) / B,
  * scores scaled by `scale` (= beta / sqrt(d_h)), softmax over the union.
- * Operands are bf16, accumulation and softmax fp32 (tensor-core mma.sync
- * m16n8k16).  The fast kernel supports d_h == 64 and B == 64 (the default
+ * Operands are bf16, accumulation and softmax fp32, on the tensor cores:
+ * warpgroup MMA (wgmma m64n64k16) in sm_90a builds (the default, FOLIO_WGMMA),
+ * mma.sync m16n8k16 for other architectures (CMAKE_CUDA_ARCHITECTURES=80,
+ * 90, ...).  The fast kernel supports d_h == 64 and B == 64 (the default
  * pattern; other shapes return FOLIO_ERR_UNSUPPORTED so the caller can use
  * the CPU path).  Memory is O(n * d): no score matrix is ever stored.
  *
