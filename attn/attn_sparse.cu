@@ -116,9 +116,17 @@ __device__ __forceinline__ uint64_t gmma_desc(uint32_t saddr, uint32_t lbo)
     return (uint64_t)((saddr & 0x3FFFFu) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
            ((uint64_t)1 << 62);
 }
-__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
-__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+/* The wgmma instructions exist in sm_90a code only; a build for several
+ * architectures compiles these bodies empty elsewhere, and the host never
+ * launches the warpgroup kernels on another GPU (folio_attn_sparse_fwd_cuda). */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FOLIO_WG_ASM(x) asm volatile(x ::: "memory")
+#else
+#define FOLIO_WG_ASM(x) ((void)0)
+#endif
+__device__ __forceinline__ void wg_fence() { FOLIO_WG_ASM("wgmma.fence.sync.aligned;\n"); }
+__device__ __forceinline__ void wg_commit() { FOLIO_WG_ASM("wgmma.commit_group.sync.aligned;\n"); }
+__device__ __forceinline__ void wg_wait0() { FOLIO_WG_ASM("wgmma.wait_group.sync.aligned 0;\n"); }
 /* Keeps the compiler from moving reads or writes of the accumulators across
  * an asynchronous MMA (the asm statements themselves stay in order). */
 __device__ __forceinline__ void wg_reg_fence(float (&d)[8][4])
@@ -127,7 +135,7 @@ __device__ __forceinline__ void wg_reg_fence(float (&d)[8][4])
     for (int j = 0; j < 8; j++)
         asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
 }
-__device__ __forceinline__ void wg_proxy_fence() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_proxy_fence() { FOLIO_WG_ASM("fence.proxy.async.shared::cta;\n"); }
 
 #define FOLIO_WG_D32(d)                                                                                       \
     "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),   \
@@ -1023,31 +1031,46 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #ifndef FOLIO_ATTN_MF
 #define FOLIO_ATTN_MF 2 /* row fragments per warp; see Shape<MF> */
 #endif
-    void (*kern)(const Params);
-    int threads;
+    void (*kern)(const Params) = nullptr;
+    int threads = 0;
     size_t dyn = 0;
-#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA) && !defined(FOLIO_ATTN_WG_PIPELINE)
-    /* sm_90a build: the warpgroup MMA, one tile at a time.  Measured on an
-     * H200 (bench/RESULTS.md): 5 CTAs per SM overlap one CTA's softmax with
-     * another's products better than the pipelined kernel below at 3-4 CTAs
-     * per SM (its registers), 301 vs 288 useful TFLOP/s on `local` at 1M. */
-    if (a->out_bf16) kern = kv_same ? sparse_fwd_kernel<true, true, 1, true> : sparse_fwd_kernel<true, false, 1, true>;
-    else kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
-    threads = Shape<1>::kThr;
-#elif defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA)
-    /* sm_90a build with -DFOLIO_ATTN_WG_PIPELINE: the pipelined warpgroup kernel */
-    if (a->out_bf16) kern = kv_same ? sparse_fwd_wg_kernel<true, true> : sparse_fwd_wg_kernel<true, false>;
-    else kern = kv_same ? sparse_fwd_wg_kernel<false, true> : sparse_fwd_wg_kernel<false, false>;
-    threads = 128;
-    dyn = wg_smem_bytes(kv_same);
-    FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
-#else
-    constexpr int MF = FOLIO_ATTN_MF;
-    if (a->out_bf16)
-        kern = kv_same ? sparse_fwd_kernel<true, true, MF, false> : sparse_fwd_kernel<true, false, MF, false>;
-    else kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
-    threads = Shape<MF>::kThr;
+    /* wgmma exists in sm_90a code only: a build for several architectures
+     * (e.g. "80;90a") must not pick that kernel on another GPU */
+    bool wg = false;
+#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA)
+    {
+        int dev = 0, major = 0, minor = 0;
+        wg = cudaGetDevice(&dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+             minor == 0;
+    }
 #endif
+    if (wg) {
+#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_WG_PIPELINE)
+        /* the warpgroup MMA, one tile at a time.  Measured on an H200
+         * (bench/RESULTS.md): 5 CTAs per SM overlap one CTA's softmax with
+         * another's products better than the pipelined kernel below at 3-4
+         * CTAs per SM (its registers), 301 vs 288 useful TFLOP/s on `local` at 1M. */
+        if (a->out_bf16)
+            kern = kv_same ? sparse_fwd_kernel<true, true, 1, true> : sparse_fwd_kernel<true, false, 1, true>;
+        else kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
+        threads = Shape<1>::kThr;
+#elif defined(FOLIO_WGMMA)
+        /* -DFOLIO_ATTN_WG_PIPELINE: the pipelined warpgroup kernel */
+        if (a->out_bf16) kern = kv_same ? sparse_fwd_wg_kernel<true, true> : sparse_fwd_wg_kernel<true, false>;
+        else kern = kv_same ? sparse_fwd_wg_kernel<false, true> : sparse_fwd_wg_kernel<false, false>;
+        threads = 128;
+        dyn = wg_smem_bytes(kv_same);
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
+#endif
+    } else {
+        constexpr int MF = FOLIO_ATTN_MF;
+        if (a->out_bf16)
+            kern = kv_same ? sparse_fwd_kernel<true, true, MF, false> : sparse_fwd_kernel<true, false, MF, false>;
+        else kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
+        threads = Shape<MF>::kThr;
+    }
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     kern<<<grid, threads, dyn, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
