@@ -256,6 +256,61 @@ struct LoadPlan {
     int lr, lc;
 };
 
+/* What a CTA (query block qb, head h) attends: live queries [qs, qe), window
+ * tokens [lo, hi) in n_w tiles, then s summary nodes sel[0..s) in n_s tiles. */
+struct BlockPlan {
+    int64_t qs, qe, lo, hi;
+    int n_w, s, n_s;
+    const int32_t *sel;
+};
+
+__device__ __forceinline__ BlockPlan block_plan(const Params &p, int qb, int h)
+{
+    BlockPlan b;
+    b.qs = p.q0 + (int64_t)qb * kTile;
+    b.qe = min(b.qs + kTile, p.q1);
+    b.lo = max((int64_t)0, b.qs - p.W);
+    b.hi = min(p.n_doc, b.qe - 1 + p.W + 1);
+    b.n_w = (int)((b.hi - b.lo + kTile - 1) / kTile);
+    b.s = 0;
+    b.sel = nullptr;
+    if (p.s_max > 0) {
+        b.s = min(p.sel_n[(int64_t)qb * p.H + h], p.s_max);
+        b.sel = p.sel + ((int64_t)qb * p.H + h) * p.s_max;
+    }
+    b.n_s = (b.s + kTile - 1) / kTile;
+    return b;
+}
+
+__device__ __forceinline__ LoadPlan load_plan(const Params &p, const BlockPlan &b, int tid, int h)
+{
+    LoadPlan lp;
+    lp.lr = tid >> 3;
+    lp.lc = tid & 7;
+    lp.dst = swz(lp.lr, lp.lc);
+    lp.rem = b.hi - b.lo - lp.lr;
+    const int64_t row0 = min(b.lo + lp.lr, b.hi - 1) - p.x0; /* a valid row for the base address */
+    lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
+    lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
+    return lp;
+}
+
+/* The Q tile, swizzled (rows beyond the live queries are zero). */
+template <int MF>
+__device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst, const LoadPlan &lp, int64_t qs,
+                                            int64_t qe, int h)
+{
+    using SH = Shape<MF>;
+#pragma unroll
+    for (int it = 0; it < SH::kChunks; it++) {
+        const int r = lp.lr + SH::kRowStep * it;
+        const int64_t i = qs + r;
+        const bool valid = i < qe;
+        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + lp.lc * 8;
+        cp_async16(dst + lp.dst + it * SH::kRowStep * 128, gq, valid);
+    }
+}
+
 /* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
  * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
  * summary nodes. */
@@ -553,30 +608,11 @@ sparse_fwd_kernel(const Params p)
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, tig = lane & 3;
 
-    const int64_t qs = p.q0 + (int64_t)qb * kTile;
-    const int64_t qe = min(qs + kTile, p.q1); /* live queries [qs, qe) */
-    const int64_t lo = max((int64_t)0, qs - p.W);
-    const int64_t hi = min(p.n_doc, qe - 1 + p.W + 1);
-    const int n_w = (int)((hi - lo + kTile - 1) / kTile);
-    int s = 0;
-    const int32_t *sel = nullptr;
-    if (p.s_max > 0) {
-        s = min(p.sel_n[(int64_t)qb * p.H + h], p.s_max);
-        sel = p.sel + ((int64_t)qb * p.H + h) * p.s_max;
-    }
-    const int n_s = (s + kTile - 1) / kTile;
-    const int n_t = n_w + n_s;
-
-    LoadPlan lp;
-    lp.lr = tid >> 3;
-    lp.lc = tid & 7;
-    lp.dst = swz(lp.lr, lp.lc);
-    lp.rem = hi - lo - lp.lr;
-    {
-        const int64_t row0 = min(lo + lp.lr, hi - 1) - p.x0; /* a valid row for the base address */
-        lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
-        lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
-    }
+    const BlockPlan bp = block_plan(p, qb, h);
+    const int64_t qs = bp.qs, qe = bp.qe, lo = bp.lo, hi = bp.hi;
+    const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
+    const int32_t *sel = bp.sel;
+    const LoadPlan lp = load_plan(p, bp, tid, h);
     /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
     uint32_t koff[4], voff[4];
     {
@@ -588,15 +624,7 @@ sparse_fwd_kernel(const Params p)
         }
     }
 
-    /* Q tile (rows beyond the live queries are zero). */
-#pragma unroll
-    for (int it = 0; it < SH::kChunks; it++) {
-        const int r = lp.lr + SH::kRowStep * it;
-        const int64_t i = qs + r;
-        const bool valid = i < qe;
-        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + lp.lc * 8;
-        cp_async16(sm.q + lp.dst + it * SH::kRowStep * 128, gq, valid);
-    }
+    load_q_tile<MF>(p, sm.q, lp, qs, qe, h);
     load_kv_tile<MF>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
 
@@ -759,38 +787,12 @@ __global__ void __launch_bounds__(128, FOLIO_ATTN_WG_MIN_BLOCKS) sparse_fwd_wg_k
     const int qb = blockIdx.x, h = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, tig = lane & 3;
-    const int64_t qs = p.q0 + (int64_t)qb * kTile;
-    const int64_t qe = min(qs + kTile, p.q1);
-    const int64_t lo = max((int64_t)0, qs - p.W);
-    const int64_t hi = min(p.n_doc, qe - 1 + p.W + 1);
-    const int n_w = (int)((hi - lo + kTile - 1) / kTile);
-    int s = 0;
-    const int32_t *sel = nullptr;
-    if (p.s_max > 0) {
-        s = min(p.sel_n[(int64_t)qb * p.H + h], p.s_max);
-        sel = p.sel + ((int64_t)qb * p.H + h) * p.s_max;
-    }
-    const int n_s = (s + kTile - 1) / kTile;
-    const int n_t = n_w + n_s;
-
-    LoadPlan lp;
-    lp.lr = tid >> 3;
-    lp.lc = tid & 7;
-    lp.dst = swz(lp.lr, lp.lc);
-    lp.rem = hi - lo - lp.lr;
-    {
-        const int64_t row0 = min(lo + lp.lr, hi - 1) - p.x0;
-        lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
-        lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
-    }
-#pragma unroll
-    for (int it = 0; it < SH::kChunks; it++) {
-        const int r = lp.lr + SH::kRowStep * it;
-        const int64_t i = qs + r;
-        const bool valid = i < qe;
-        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + lp.lc * 8;
-        cp_async16(qs_buf + lp.dst + it * SH::kRowStep * 128, gq, valid);
-    }
+    const BlockPlan bp = block_plan(p, qb, h);
+    const int64_t qs = bp.qs, qe = bp.qe, lo = bp.lo, hi = bp.hi;
+    const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
+    const int32_t *sel = bp.sel;
+    const LoadPlan lp = load_plan(p, bp, tid, h);
+    load_q_tile<MF>(p, qs_buf, lp, qs, qe, h);
     load_kv_tile_to<MF>(p, kbuf(0), vbuf(0), lp, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
     if (n_t > 1) load_kv_tile_to<MF>(p, kbuf(1), vbuf(1), lp, 1, n_w, sel, s, h, !KV_SAME);
