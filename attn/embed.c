@@ -10,13 +10,32 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #define FORM_MAX 64 /* bytes of a token used for features (longer tokens are hashed whole) */
 
 static inline void add_feature(float *acc, uint32_t d, uint64_t hash, float w)
 {
     uint64_t state = hash;
-    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
+    uint32_t c0 = 0;
+#if defined(__AVX512F__)
+    /* A set bit j subtracts w from element c0 + j, a clear one adds it: the
+     * value acc + (1 - 2 bit) w of the loop below, bit for bit (s w is exactly
+     * +-w), 16 elements an instruction instead of one (the scalar loop was
+     * ~13% of a CPU ingest's compute). */
+    const __m512 vw = _mm512_set1_ps(w);
+    for (; c0 + 64 <= d; c0 += 64) {
+        const uint64_t bits = folio_splitmix64(&state);
+        for (int q = 0; q < 4; q++) {
+            float *p = acc + c0 + 16 * q;
+            const __m512 a = _mm512_loadu_ps(p);
+            _mm512_storeu_ps(p, _mm512_mask_sub_ps(_mm512_add_ps(a, vw), (__mmask16)(bits >> (16 * q)), a, vw));
+        }
+    }
+#endif
+    for (; c0 < d; c0 += 64) {
         uint64_t bits = folio_splitmix64(&state);
         uint32_t m = d - c0 < 64 ? d - c0 : 64;
         for (uint32_t j = 0; j < m; j++) {

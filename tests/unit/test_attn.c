@@ -452,6 +452,91 @@ Test(attn_embed, deterministic_and_case_folded)
     cr_assert(memcmp(X, Y, sizeof X) != 0, "the seed matters");
 }
 
+/* The embedding's definition, written plainly (one feature, one element at
+ * a time): folio_embed must give the same bits for every width (vector
+ * paths and their scalar tails), long tokens (hashed whole) and weights. */
+static void embed_reference(const char *text, const folio_span_t *sp, const float *w, uint32_t n, uint32_t d,
+                            uint64_t seed, float *X)
+{
+    const float unit = 1.0f / sqrtf((float)d);
+    const uint64_t gram_seed = seed ^ 0x5bd1e9955bd1e995ull;
+    float *acc = malloc(sizeof(float) * d);
+    char *low = malloc(4096);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t len = sp[i].end > sp[i].start ? sp[i].end - sp[i].start : 0;
+        cr_assert_lt(len, 4000u);
+        for (uint32_t j = 0; j < len; j++) {
+            const char c = text[sp[i].start + j];
+            low[1 + j] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; /* ASCII only, as documented */
+        }
+        const uint32_t fl = len < 64 ? len : 64;
+        low[0] = '<';
+        char form[70];
+        memcpy(form, low, fl + 1);
+        form[fl + 1] = '>';
+        for (uint32_t c = 0; c < d; c++) acc[c] = 0;
+        uint64_t feats[256];
+        float fw[256];
+        uint32_t nf = 0;
+        feats[nf] = folio_hash64(low + 1, len, seed); /* the whole lowercased token */
+        fw[nf++] = unit;
+        const uint32_t L = fl + 2;
+        uint32_t ngr = 0;
+        for (uint32_t g = 3; g <= 5; g++) ngr += L >= g ? L - g + 1 : 0;
+        for (uint32_t g = 3; g <= 5; g++)
+            for (uint32_t s0 = 0; s0 + g <= L; s0++) {
+                feats[nf] = folio_hash64(form + s0, g, gram_seed + g);
+                fw[nf++] = unit / sqrtf((float)ngr);
+            }
+        for (uint32_t f = 0; f < nf; f++) {
+            uint64_t st = feats[f], bits = 0;
+            for (uint32_t c = 0; c < d; c++) {
+                if (c % 64 == 0) bits = folio_splitmix64(&st);
+                const float sg = (bits >> (c % 64)) & 1u ? -1.0f : 1.0f;
+                acc[c] += sg * fw[f];
+            }
+        }
+        double nn = 0;
+        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
+        const float wgt = w ? w[i] : 1.0f;
+        const float f = nn > 0 ? (float)(sqrt((double)d) / sqrt(nn)) * wgt : 0.0f;
+        for (uint32_t c = 0; c < d; c++) X[(size_t)i * d + c] = acc[c] * f;
+    }
+    free(acc);
+    free(low);
+}
+
+Test(attn_embed, equals_plain_definition_bitwise)
+{
+    size_t len;
+    char *text = read_first_doc_text(FOLIO_DATA_DIR "/pubmed-dev.jsonl", 1, &len);
+    folio_span_t *toks;
+    uint32_t nt;
+    cr_assert_eq(folio_tokenize(text, len, &toks, &nt), FOLIO_OK);
+    const uint32_t n = nt < 2000 ? nt : 2000;
+    /* a long token (hashed whole) and a one-byte one, made from the text */
+    toks[0].end = toks[0].start + (uint32_t)(len < 300 ? len : 300);
+    toks[1].end = toks[1].start + 1;
+    float *w = malloc(sizeof(float) * n);
+    uint64_t st = 77;
+    for (uint32_t i = 0; i < n; i++) w[i] = 0.25f + (float)(folio_splitmix64(&st) % 1000) / 500.0f;
+    const uint32_t dims[] = {1, 17, 63, 64, 65, 100, 128, 200, 256, 300};
+    for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+        const uint32_t d = dims[k];
+        float *X = malloc(sizeof(float) * n * d), *R = malloc(sizeof(float) * n * d);
+        cr_assert_eq(folio_embed(text, toks, k % 2 ? w : NULL, n, d, 1234 + k, X), FOLIO_OK);
+        embed_reference(text, toks, k % 2 ? w : NULL, n, d, 1234 + k, R);
+        for (size_t e = 0; e < (size_t)n * d; e++)
+            cr_assert(memcmp(&X[e], &R[e], 4) == 0, "d=%u token %zu element %zu: %.9g, definition %.9g", d,
+                      e / d, e % d, X[e], R[e]);
+        free(X);
+        free(R);
+    }
+    free(w);
+    free(toks);
+    free(text);
+}
+
 /* ------------------------------------------------------------------ encoder determinism */
 
 static float *random_doc(uint32_t n, uint32_t d, uint64_t seed)
