@@ -537,6 +537,45 @@ Test(attn_embed, equals_plain_definition_bitwise)
     free(text);
 }
 
+/* Fixed-point pooling against its definition, element by element with
+ * llrint: values whose scaled form has a fraction (|x| < 2^-9), exact
+ * halves (ties go to even), large and negative ones, widths with a scalar
+ * tail, ranges clipped by [t0, t1), empty and outside ones. */
+Test(attn_pool, fixed_equals_llrint_definition)
+{
+    uint64_t st = 4242;
+    const uint32_t dims[] = {1, 7, 8, 9, 64, 100, 256};
+    for (size_t k = 0; k < sizeof dims / sizeof dims[0]; k++) {
+        const uint32_t d = dims[k];
+        const uint64_t t0 = 1000, t1 = 1700, n = t1 - t0;
+        float *X = malloc(sizeof(float) * n * d);
+        for (size_t e = 0; e < n * d; e++) {
+            const uint64_t r = folio_splitmix64(&st);
+            switch (r % 6) {
+            case 0: X[e] = ldexpf((float)(2 * (r >> 8 & 1023) + 1), -33) * ((r >> 20) & 1 ? -1.f : 1.f); break; /* x 2^32 = odd / 2 */
+            case 1: X[e] = ldexpf((float)((r >> 8) & 0xffffff), -45); break;       /* fractions */
+            case 2: X[e] = (float)((int64_t)(r >> 8 & 0xfffff) - 0x80000) / 4096.f; break;
+            default: X[e] = ((float)(r >> 40) / 16777216.f - 0.5f) * 16.f; break;
+            }
+        }
+        const uint32_t b[] = {0, 900, 1000, 1200, 1699, 1690, 1500, 2000};
+        const uint32_t e2[] = {50, 1100, 1700, 1200, 2500, 1700, 1501, 2100};
+        const uint64_t m = 8;
+        int64_t *acc = calloc(m * d, sizeof *acc), *ref = calloc(m * d, sizeof *ref);
+        for (uint64_t r = 0; r < m * d; r++) acc[r] = ref[r] = (int64_t)(folio_splitmix64(&st) >> 20); /* added to */
+        folio_pool_fixed(X, t0, t1, d, b, e2, m, acc);
+        for (uint64_t r = 0; r < m; r++)
+            for (uint64_t t = b[r] > t0 ? b[r] : t0; t < (e2[r] < t1 ? e2[r] : t1); t++)
+                for (uint32_t j = 0; j < d; j++) ref[r * d + j] += llrint((double)X[(t - t0) * d + j] * FOLIO_POOL_ONE);
+        for (uint64_t r = 0; r < m * d; r++)
+            cr_assert_eq(acc[r], ref[r], "d=%u range %llu column %llu: %lld, definition %lld", d,
+                         (unsigned long long)(r / d), (unsigned long long)(r % d), (long long)acc[r], (long long)ref[r]);
+        free(X);
+        free(acc);
+        free(ref);
+    }
+}
+
 /* ------------------------------------------------------------------ encoder determinism */
 
 static float *random_doc(uint32_t n, uint32_t d, uint64_t seed)
