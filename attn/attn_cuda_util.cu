@@ -1039,6 +1039,9 @@ extern "C" folio_status_t folio_cuda_route_topk(const float *node_q, const float
                         FOLIO_ERR_ARG, "route top-k: bad G=%d H=%d ld=%lld range [%lld,%lld) of %lld blocks",
                         G, H, (long long)ld, (long long)qb0, (long long)qb1, (long long)nb);
     if (qb1 == qb0) return FOLIO_OK;
+    /* block indices are int32 in the output and in the kernels' tile arithmetic */
+    FOLIO_CHECK_GENERIC(nb <= 0x7fffffc0, FOLIO_ERR_TOO_LARGE, "route top-k: %lld blocks (at most 2^31 - 64)",
+                        (long long)nb);
     FOLIO_CHECK_GENERIC(ld % 4 == 0 && ((uintptr_t)node_q % 16) == 0 && ((uintptr_t)node_k % 16) == 0,
                         FOLIO_ERR_ARG, "route top-k: rows must be 16-byte aligned (ld=%lld)", (long long)ld);
     return route_launch(0, node_q, node_k, ld, nb, H, G, k, qb0, qb1, out, out_n, (cudaStream_t)stream);
