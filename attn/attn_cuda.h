@@ -63,6 +63,13 @@ typedef struct {
 /* True when this binary was built with CUDA and a usable device is present. */
 bool folio_cuda_available(void);
 
+/* FOLIO_OK when this build carries GPU code that runs on `device` (the
+ * current one after cudaSetDevice); otherwise FOLIO_ERR_CUDA with a message
+ * naming the device's compute capability, the build's architectures and the
+ * CMake option that fixes it (instead of "no kernel image" at the first
+ * launch, deep inside a job). */
+folio_status_t folio_cuda_device_code_ok(int device);
+
 /* Thin wrappers so C callers (workers, tests) need no CUDA headers.
  * folio_cuda_malloc: *p = device buffer of `bytes` (freed by folio_cuda_free,
  * NULL-safe, nulls the pointer).  upload/download are synchronous copies. */
@@ -191,6 +198,7 @@ folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int 
 #else /* !FOLIO_HAVE_CUDA: stubs so callers compile everywhere */
 
 static inline bool folio_cuda_available(void) { return false; }
+static inline folio_status_t folio_cuda_device_code_ok(int device) { (void)device; return FOLIO_ERR_UNSUPPORTED; }
 
 static inline folio_status_t folio_cuda_malloc(void **p, size_t bytes)
 { (void)bytes; if (p) *p = NULL; return FOLIO_ERR_UNSUPPORTED; }

@@ -849,6 +849,26 @@ struct DevBufs {
 
 } // namespace
 
+#ifndef FOLIO_CUDA_ARCHS
+#define FOLIO_CUDA_ARCHS "?" /* set by CMake from CMAKE_CUDA_ARCHITECTURES */
+#endif
+extern "C" folio_status_t folio_cuda_device_code_ok(int device)
+{
+    /* loading one kernel of the module fails when no image or PTX fits */
+    cudaFuncAttributes fa;
+    const cudaError_t e = cudaFuncGetAttributes(&fa, block_means_kernel);
+    if (e == cudaSuccess) return FOLIO_OK;
+    (void)cudaGetLastError();
+    cudaDeviceProp prop;
+    const bool named = cudaGetDeviceProperties(&prop, device) == cudaSuccess;
+    FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA,
+                        "CUDA device %d (%s, compute capability %d.%d): this build has GPU code for architecture(s) "
+                        "%s only (%s); configure with -DCMAKE_CUDA_ARCHITECTURES=%d%d (or a list including it)",
+                        device, named ? prop.name : "?", named ? prop.major : 0, named ? prop.minor : 0,
+                        FOLIO_CUDA_ARCHS, cudaGetErrorString(e), named ? prop.major : 0, named ? prop.minor : 0);
+    return FOLIO_ERR_CUDA;
+}
+
 extern "C" folio_status_t folio_cuda_malloc(void **p, size_t bytes)
 {
     FOLIO_CHECK_GENERIC(p != NULL, FOLIO_ERR_ARG, "cuda malloc: NULL out pointer");

@@ -95,6 +95,12 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
         folio_log(FOLIO_LOG_ERROR, "CUDA: cannot use device %d", device % n);
         return FOLIO_ERR_CUDA;
     }
+    folio_status_t st = folio_cuda_device_code_ok(g->device);
+    if (st != FOLIO_OK) {
+        cudaStreamDestroy(g->stream);
+        free(g);
+        return st;
+    }
     *out = g;
     return FOLIO_OK;
 }
