@@ -1,7 +1,12 @@
 /* attn/attn_sparse.cu — fused block-sparse flash-style attention forward on
- * tensor cores (mma.sync m16n8k16, bf16 operands, fp32 accumulation and
- * online softmax).  Semantics: attn/attn_cuda.h (same as the CPU kernel
- * folio_attn_sparse_fwd_cpu of attn/attn.h).
+ * tensor cores (bf16 operands, fp32 accumulation and online softmax).
+ * Semantics: attn/attn_cuda.h (same as the CPU kernel
+ * folio_attn_sparse_fwd_cpu of attn/attn.h).  Two matrix paths share
+ * everything else (tile plan, loads, masks, softmax steps, epilogue):
+ *  - warpgroup MMA (wgmma m64n64k16, sm_90a builds, Hopper devices): one
+ *    warpgroup of 4 warps x 16 rows per CTA, operands read from the swizzled
+ *    shared-memory tiles by descriptor (see "wgmma" below); in use on H100/H200;
+ *  - mma.sync m16n8k16 for every other architecture, described next.
  *
  * One CTA = one query block of 64 tokens x one head: 2 warps of 32 query
  * rows by default (FOLIO_ATTN_MF=2: each K/V fragment read from shared
