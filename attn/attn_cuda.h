@@ -70,6 +70,11 @@ bool folio_cuda_available(void);
  * launch, deep inside a job). */
 folio_status_t folio_cuda_device_code_ok(int device);
 
+/* The attention kernel folio_attn_sparse_fwd_cuda launches on the current
+ * device: "wgmma" (sm_90a build on a compute capability 9.0 GPU) or
+ * "mma.sync" (for benchmarks and logs). */
+const char *folio_cuda_attn_kernel_name(void);
+
 /* Thin wrappers so C callers (workers, tests) need no CUDA headers.
  * folio_cuda_malloc: *p = device buffer of `bytes` (freed by folio_cuda_free,
  * NULL-safe, nulls the pointer).  upload/download are synchronous copies. */
@@ -199,6 +204,7 @@ folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int 
 
 static inline bool folio_cuda_available(void) { return false; }
 static inline folio_status_t folio_cuda_device_code_ok(int device) { (void)device; return FOLIO_ERR_UNSUPPORTED; }
+static inline const char *folio_cuda_attn_kernel_name(void) { return "none"; }
 
 static inline folio_status_t folio_cuda_malloc(void **p, size_t bytes)
 { (void)bytes; if (p) *p = NULL; return FOLIO_ERR_UNSUPPORTED; }

@@ -965,6 +965,30 @@ extern "C" folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst
     return FOLIO_OK;
 }
 
+/* True when the warpgroup kernel runs: an sm_90a build on a compute
+ * capability 9.0 device (the current one). */
+static bool use_wgmma(void)
+{
+#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA)
+    int dev = 0, major = 0, minor = 0;
+    return cudaGetDevice(&dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+           cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
+           minor == 0;
+#else
+    return false;
+#endif
+}
+
+extern "C" const char *folio_cuda_attn_kernel_name(void)
+{
+#if defined(FOLIO_ATTN_WG_PIPELINE)
+    return use_wgmma() ? "wgmma-pipelined" : "mma.sync";
+#else
+    return use_wgmma() ? "wgmma" : "mma.sync";
+#endif
+}
+
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)
 {
     FOLIO_CHECK_GENERIC(a != NULL, FOLIO_ERR_ARG, "attn cuda: NULL arguments");
@@ -1043,16 +1067,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     size_t dyn = 0;
     /* wgmma exists in sm_90a code only: a build for several architectures
      * (e.g. "80;90a") must not pick that kernel on another GPU */
-    bool wg = false;
-#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_WGMMA)
-    {
-        int dev = 0, major = 0, minor = 0;
-        wg = cudaGetDevice(&dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-             cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && major == 9 &&
-             minor == 0;
-    }
-#endif
+    const bool wg = use_wgmma();
     if (wg) {
 #if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_WG_PIPELINE)
         /* the warpgroup MMA, one tile at a time.  Measured on an H200

@@ -401,11 +401,12 @@ int cmd_bench(int argc, char **argv)
             fprintf(stderr, "folio bench attn: --backend cuda: selection: %s\n", folio_status_str(cst));
             return FOLIO_EXIT_FAIL;
         }
-        printf("{\"backend\":\"cuda\",\"n\":%ld,\"pattern\":\"%s\",\"ms_median\":%.4f,\"ms_min\":%.4f,"
+        printf("{\"backend\":\"cuda\",\"kernel\":\"%s\",\"n\":%ld,\"pattern\":\"%s\",\"ms_median\":%.4f,\"ms_min\":%.4f,"
                "\"pairs\":%.0f,\"tflops_useful\":%.3f,\"tflops_computed\":%.3f,\"select_ms\":%.3f,"
                "\"route_ms\":%.3f,\"route_ms_fp32_tiled\":%.3f,\"route_ms_rowwise\":%.3f,"
                "\"route_ms_wmma\":%.3f}\n",
-               n, pstr, cb.ms_median, cb.ms_min, cb.pairs, cb.tflops_useful, cb.tflops_computed, sel_ms,
+               folio_cuda_attn_kernel_name(), n, pstr, cb.ms_median, cb.ms_min, cb.pairs, cb.tflops_useful,
+               cb.tflops_computed, sel_ms,
                route_ms[0], route_ms[1], route_ms[2], route_ms[3]);
         return FOLIO_EXIT_OK;
 #else
