@@ -166,26 +166,6 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t
 #endif
 }
 
-/* d = A * B (d is written, not read: its old registers are dead to the
- * compiler, which keeps ptxas from seeing them "defined" mid-pipeline). */
-#define FOLIO_WG_D32W(d)                                                                                      \
-    "=f"(d[0][0]), "=f"(d[0][1]), "=f"(d[0][2]), "=f"(d[0][3]), "=f"(d[1][0]), "=f"(d[1][1]), "=f"(d[1][2]),   \
-        "=f"(d[1][3]), "=f"(d[2][0]), "=f"(d[2][1]), "=f"(d[2][2]), "=f"(d[2][3]), "=f"(d[3][0]), "=f"(d[3][1]), \
-        "=f"(d[3][2]), "=f"(d[3][3]), "=f"(d[4][0]), "=f"(d[4][1]), "=f"(d[4][2]), "=f"(d[4][3]), "=f"(d[5][0]), \
-        "=f"(d[5][1]), "=f"(d[5][2]), "=f"(d[5][3]), "=f"(d[6][0]), "=f"(d[6][1]), "=f"(d[6][2]), "=f"(d[6][3]), \
-        "=f"(d[7][0]), "=f"(d[7][1]), "=f"(d[7][2]), "=f"(d[7][3])
-[[maybe_unused]] __device__ __forceinline__ void wgmma_ss_first(float (&d)[8][4], uint64_t da, uint64_t db)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS ", %32, %33, 0, 1, 1, 0, 0;\n"
-                 : FOLIO_WG_D32W(d)
-                 : "l"(da), "l"(db));
-#else
-    (void)d; (void)da; (void)db;
-    __trap();
-#endif
-}
-
 /* d += A * B, A from registers (4 x bf16x2), B from shared memory read N-major. */
 __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                          uint64_t db)
@@ -320,12 +300,11 @@ __device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst,
  * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
  * summary nodes. */
 template <int MF>
-__device__ __forceinline__ void load_kv_tile_to(const Params &p, unsigned char *kt, unsigned char *vt,
-                                                const LoadPlan &lp, int t, int n_w, const int32_t *sel, int s, int h,
-                                                bool want_v)
+__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, const LoadPlan &lp, int buf, int t, int n_w,
+                                             const int32_t *sel, int s, int h, bool want_v)
 {
     using SH = Shape<MF>;
-    unsigned char *dk = kt + lp.dst, *dv = vt + lp.dst;
+    unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[buf] + lp.dst;
     if (t < n_w) {
 #pragma unroll
         for (int it = 0; it < SH::kChunks; it++) {
@@ -348,13 +327,6 @@ __device__ __forceinline__ void load_kv_tile_to(const Params &p, unsigned char *
                 cp_async16(dv + it * SH::kRowStep * 128, p.node_v + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
         }
     }
-}
-
-template <int MF>
-__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, const LoadPlan &lp, int buf, int t, int n_w,
-                                             const int32_t *sel, int s, int h, bool want_v)
-{
-    load_kv_tile_to<MF>(p, sm.k[buf], sm.v[buf], lp, t, n_w, sel, s, h, want_v);
 }
 
 /* S(16MF x 64) = Q K^T for this warp's rows, raw dot products.  koff[kk]:
@@ -432,15 +404,12 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
     }
 }
 
-/* Online softmax (base 2) of one tile in two steps.  softmax_rescale: the
- * rows' new running max m, the exponent offsets mu, the factors al = 2^(m_old
- * - m_new) and O rescaled by them (cheap: maxima and shuffles).  softmax_exp:
- * the probabilities P = 2^(S sl - mu) (bf16, the A-operand layout of the PV
- * product) and their row sums ps (the exponentials: the expensive part, which
- * the warpgroup kernel runs while the tensor cores score the next tile). */
+/* Online softmax (base 2) of one tile: the rows' new running max m, O
+ * rescaled by 2^(m_old - m_new), P = 2^(S sl - m) (bf16, the A-operand layout
+ * of the PV product) in pf, and the running sums l = l al + row sums of P. */
 template <int MF>
-__device__ __forceinline__ void softmax_rescale(const float (&S)[MF][8][4], float (&m)[MF][2], float (&O)[MF][8][4],
-                                                float (&mu)[MF][2], float (&al)[MF][2], float sl)
+__device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
+                                               float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
 {
     float mx[MF][2];
 #pragma unroll
@@ -461,56 +430,34 @@ __device__ __forceinline__ void softmax_rescale(const float (&S)[MF][8][4], floa
         }
 #pragma unroll
     for (int f = 0; f < MF; f++) {
+        float mu[2], al[2], ps[2] = {0.f, 0.f};
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             const float mn = fmaxf(m[f][r], mx[f][r] * sl);
-            mu[f][r] = mn == -INFINITY ? 0.f : mn;
-            al[f][r] = exp2f(m[f][r] - mu[f][r]);
+            mu[r] = mn == -INFINITY ? 0.f : mn;
+            al[r] = exp2f(m[f][r] - mu[r]);
             m[f][r] = mn;
         }
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            O[f][j][0] *= al[f][0];
-            O[f][j][1] *= al[f][0];
-            O[f][j][2] *= al[f][1];
-            O[f][j][3] *= al[f][1];
-        }
-    }
-}
-
-template <int MF>
-__device__ __forceinline__ void softmax_exp(const float (&S)[MF][8][4], const float (&mu)[MF][2],
-                                            uint32_t (&pf)[MF][8][2], float (&ps)[MF][2], float sl)
-{
-#pragma unroll
-    for (int f = 0; f < MF; f++) {
-        ps[f][0] = ps[f][1] = 0.f;
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[f][0]));
-            const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[f][0]));
-            const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[f][1]));
-            const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[f][1]));
-            ps[f][0] += p0 + p1;
-            ps[f][1] += p2 + p3;
+            const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[0]));
+            const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[0]));
+            const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[1]));
+            const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[1]));
+            ps[0] += p0 + p1;
+            ps[1] += p2 + p3;
             pf[f][j][0] = pack_bf16(p0, p1);
             pf[f][j][1] = pack_bf16(p2, p3);
         }
-    }
-}
-
-/* Both steps, and the running sums l = l al + ps. */
-template <int MF>
-__device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
-                                               float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
-{
-    float mu[MF][2], al[MF][2], ps[MF][2];
-    softmax_rescale<MF>(S, m, O, mu, al, sl);
-    softmax_exp<MF>(S, mu, pf, ps, sl);
+        l[f][0] = l[f][0] * al[0] + ps[0];
+        l[f][1] = l[f][1] * al[1] + ps[1];
 #pragma unroll
-    for (int f = 0; f < MF; f++) {
-        l[f][0] = l[f][0] * al[f][0] + ps[f][0];
-        l[f][1] = l[f][1] * al[f][1] + ps[f][1];
+        for (int j = 0; j < 8; j++) {
+            O[f][j][0] *= al[0];
+            O[f][j][1] *= al[0];
+            O[f][j][2] *= al[1];
+            O[f][j][3] *= al[1];
+        }
     }
 }
 
@@ -756,164 +703,6 @@ sparse_fwd_kernel(const Params p)
 }
 
 
-#if defined(FOLIO_WGMMA)
-/* ------------------------------------------------------------ the warpgroup kernel, pipelined
- * The same CTA (one 64-query block x one head, one warpgroup of 4 warps x
- * 16 rows) and the same per-tile steps, reordered after FlashAttention-3's
- * intra-warpgroup overlap: tile t+1's scores S = Q K^T go to the tensor
- * cores before tile t's softmax, so the exponentials of one tile run while
- * the products of the next one do, and tile t's PV product is issued right
- * after its softmax.  K/V tiles live in a 3-stage ring (tile t+2 loads
- * while t+1 is scored and t multiplied), in dynamic shared memory: Q 8 KB,
- * 3 x 8 KB of K (+ 3 x 8 KB of V when K != V), the node-mass reduction. */
-constexpr int kWgStages = 3;
-[[maybe_unused]] constexpr size_t wg_smem_bytes(bool kv_same)
-{
-    return 1024 /* alignment slack */ + (size_t)kTile * 128 * (1 + kWgStages * (kv_same ? 1 : 2)) +
-           4 * kTile * sizeof(float);
-}
-#ifndef FOLIO_ATTN_WG_MIN_BLOCKS
-#define FOLIO_ATTN_WG_MIN_BLOCKS 4 /* 128 registers, no spills (3: 164 registers, slower) */
-#endif
-
-template <bool OUT_BF16, bool KV_SAME>
-__global__ void __launch_bounds__(128, FOLIO_ATTN_WG_MIN_BLOCKS) sparse_fwd_wg_kernel(const Params p)
-{
-    constexpr int MF = 1;
-    using SH = Shape<MF>;
-    extern __shared__ unsigned char dsm_raw[];
-    /* descriptors address 1024-byte swizzle atoms: align the base */
-    unsigned char *const dsm = dsm_raw + ((1024u - (smem_u32(dsm_raw) & 1023u)) & 1023u);
-    unsigned char *const qs_buf = dsm;
-    auto kbuf = [&](int i) { return dsm + kTile * 128 * (1 + i); };
-    auto vbuf = [&](int i) { return KV_SAME ? kbuf(i) : dsm + kTile * 128 * (1 + kWgStages + i); };
-    float(*red)[kTile] = reinterpret_cast<float(*)[kTile]>(dsm + kTile * 128 * (1 + kWgStages * (KV_SAME ? 1 : 2)));
-
-    const int qb = blockIdx.x, h = blockIdx.y;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int g = lane >> 2, tig = lane & 3;
-    const BlockPlan bp = block_plan(p, qb, h);
-    const int64_t qs = bp.qs, qe = bp.qe, lo = bp.lo, hi = bp.hi;
-    const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
-    const int32_t *sel = bp.sel;
-    const LoadPlan lp = load_plan(p, bp, tid, h);
-    load_q_tile<MF>(p, qs_buf, lp, qs, qe, h);
-    load_kv_tile_to<MF>(p, kbuf(0), vbuf(0), lp, 0, n_w, sel, s, h, !KV_SAME);
-    cp_async_commit();
-    if (n_t > 1) load_kv_tile_to<MF>(p, kbuf(1), vbuf(1), lp, 1, n_w, sel, s, h, !KV_SAME);
-    cp_async_commit();
-
-    float O[MF][8][4], S[MF][8][4], Sn[MF][8][4];
-    float m[MF][2], l[MF][2];
-    uint32_t pf[MF][8][2];
-#pragma unroll
-    for (int j = 0; j < 8; j++) {
-        O[0][j][0] = O[0][j][1] = O[0][j][2] = O[0][j][3] = 0.f;
-        pf[0][j][0] = pf[0][j][1] = 0u;
-    }
-    m[0][0] = m[0][1] = -INFINITY;
-    l[0][0] = l[0][1] = 0.f;
-    const int64_t rw = qs + warp * 16 + g;
-    const float sl = p.scale_log2;
-    const uint32_t qaddr = smem_u32(qs_buf);
-
-    wg_reg_fence(O[0]); /* the zeros of O written before any wgmma is in flight */
-    /* S(0) */
-    cp_async_wait<1>();
-    wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
-    __syncthreads();
-    wg_reg_fence(Sn[0]);
-    wg_fence();
-    wgmma_ss_first(Sn[0], gmma_desc(qaddr, 16), gmma_desc(smem_u32(kbuf(0)), 16));
-#pragma unroll
-    for (int kk = 1; kk < 4; kk++)
-        wgmma_ss(Sn[0], gmma_desc(qaddr + kk * 32, 16), gmma_desc(smem_u32(kbuf(0)) + kk * 32, 16), 1);
-    wg_commit();
-
-    /* One tile's work after S(t) is complete: mask, rescale (O is not in
-     * flight: PV(t - 1) has been waited for), then S(t + 1) issued, then the
-     * exponentials while it runs, then PV(t) issued.  The last tile has no
-     * S(t + 1), a separate copy of the step (no wgmma issued under a branch:
-     * ptxas then keeps the products asynchronous). */
-    int st = 0; /* = t % kWgStages */
-    auto tile_step = [&](int t, bool next) {
-        wg_wait0(); /* S(t) is in Sn; PV(t - 1) is done with O, P and its tile */
-        wg_reg_fence(Sn[0]);
-        wg_reg_fence(O[0]);
-#pragma unroll
-        for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
-#pragma unroll
-        for (int j = 0; j < 8; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) S[0][j][e] = Sn[0][j][e];
-        const int st1 = st + 1 == kWgStages ? 0 : st + 1, st2 = st1 + 1 == kWgStages ? 0 : st1 + 1;
-        if (t + 2 < n_t) load_kv_tile_to<MF>(p, kbuf(st2), vbuf(st2), lp, t + 2, n_w, sel, s, h, !KV_SAME);
-        cp_async_commit();
-        mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
-        float mu[MF][2], al[MF][2], ps[MF][2];
-        softmax_rescale<MF>(S, m, O, mu, al, sl);
-        /* pins the rescaled O here: ordinary arithmetic may otherwise sink
-         * past the S(t + 1) issue, and ptxas then serializes every wgmma */
-        wg_reg_fence(O[0]);
-        if (next) { /* tile t + 1 has landed (t + 2 may still be in flight) */
-            cp_async_wait<1>();
-            wg_proxy_fence();
-            __syncthreads();
-            wg_fence();
-            wgmma_ss_first(Sn[0], gmma_desc(qaddr, 16), gmma_desc(smem_u32(kbuf(st1)), 16));
-#pragma unroll
-            for (int kk = 1; kk < 4; kk++)
-                wgmma_ss(Sn[0], gmma_desc(qaddr + kk * 32, 16), gmma_desc(smem_u32(kbuf(st1)) + kk * 32, 16), 1);
-            wg_commit();
-        }
-        softmax_exp<MF>(S, mu, pf, ps, sl);
-        l[0][0] = l[0][0] * al[0][0] + ps[0][0];
-        l[0][1] = l[0][1] * al[0][1] + ps[0][1];
-        wg_reg_fence(O[0]);
-        wg_fence(); /* O (rescaled) and P were written by ordinary instructions */
-        const uint32_t vaddr = smem_u32(vbuf(st));
-#pragma unroll
-        for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
-            wgmma_rs(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
-                     gmma_desc(vaddr + kk * 2048, 1024));
-        wg_commit();
-        st = st1;
-    };
-    for (int t = 0; t + 1 < n_t; t++) tile_step(t, true);
-    tile_step(n_t - 1, false);
-    wg_wait0();
-    wg_reg_fence(O[0]);
-#pragma unroll
-    for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
-
-    float inv[MF][2];
-    finish_rows<OUT_BF16, MF>(p, O, l, inv, rw, qe, h, tig);
-
-    /* node_mass: re-score the summary tiles with the final max and sum. */
-    if (p.node_mass && n_s > 0) {
-        float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
-        cp_async_wait<0>();
-        __syncthreads(); /* the ring is free */
-        for (int ts = 0; ts < n_s; ts++) {
-            load_kv_tile_to<MF>(p, kbuf(0), vbuf(0), lp, n_w + ts, n_w, sel, s, h, false);
-            cp_async_commit();
-            cp_async_wait<0>();
-            wg_proxy_fence();
-            __syncthreads();
-            float Sm[MF][8][4];
-            qk_tile_wg(Sm[0], qaddr, smem_u32(kbuf(0)));
-            const int s_left = s - ts * kTile;
-            if (s_left < kTile) mask_tile(Sm[0], false, 0, 0, 0, 0, rw, s_left, tig);
-            mass_columns<MF>(Sm, m, inv, sl, rw, qe, g, tig, red[warp]);
-            __syncthreads();
-            for (int c = tid; c < kTile && c < s_left; c += SH::kThr)
-                nm[ts * kTile + c] = red[0][c] + red[1][c] + red[2][c] + red[3][c];
-            __syncthreads();
-        }
-    }
-}
-#endif
-
 /* ------------------------------------------------------------ small kernels */
 
 __global__ void f32_to_bf16_kernel(const float *src, __nv_bfloat16 *dst, int64_t n)
@@ -982,11 +771,7 @@ static bool use_wgmma(void)
 
 extern "C" const char *folio_cuda_attn_kernel_name(void)
 {
-#if defined(FOLIO_ATTN_WG_PIPELINE)
-    return use_wgmma() ? "wgmma-pipelined" : "mma.sync";
-#else
     return use_wgmma() ? "wgmma" : "mma.sync";
-#endif
 }
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a)
@@ -1064,27 +849,20 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #endif
     void (*kern)(const Params) = nullptr;
     int threads = 0;
-    size_t dyn = 0;
     /* wgmma exists in sm_90a code only: a build for several architectures
      * (e.g. "80;90a") must not pick that kernel on another GPU */
     const bool wg = use_wgmma();
     if (wg) {
-#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_WG_PIPELINE)
-        /* the warpgroup MMA, one tile at a time.  Measured on an H200
-         * (bench/RESULTS.md): 5 CTAs per SM overlap one CTA's softmax with
-         * another's products better than the pipelined kernel below at 3-4
-         * CTAs per SM (its registers), 301 vs 288 useful TFLOP/s on `local` at 1M. */
+#if defined(FOLIO_WGMMA)
+        /* the warpgroup MMA, one tile at a time: 5 CTAs per SM overlap one
+         * CTA's softmax with another's products; a pipelined variant (the next
+         * tile's S issued before this tile's softmax, 3-4 CTAs per SM by its
+         * registers) measured slower on an H200 and was removed (0009543 has
+         * it; bench/GPU_NOTES.md). */
         if (a->out_bf16)
             kern = kv_same ? sparse_fwd_kernel<true, true, 1, true> : sparse_fwd_kernel<true, false, 1, true>;
         else kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
         threads = Shape<1>::kThr;
-#elif defined(FOLIO_WGMMA)
-        /* -DFOLIO_ATTN_WG_PIPELINE: the pipelined warpgroup kernel */
-        if (a->out_bf16) kern = kv_same ? sparse_fwd_wg_kernel<true, true> : sparse_fwd_wg_kernel<true, false>;
-        else kern = kv_same ? sparse_fwd_wg_kernel<false, true> : sparse_fwd_wg_kernel<false, false>;
-        threads = 128;
-        dyn = wg_smem_bytes(kv_same);
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)dyn));
 #endif
     } else {
         constexpr int MF = FOLIO_ATTN_MF;
@@ -1094,7 +872,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
         threads = Shape<MF>::kThr;
     }
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    kern<<<grid, threads, dyn, st>>>(p);
+    kern<<<grid, threads, 0, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }
