@@ -439,41 +439,7 @@ struct RouteMmaTile {
     float n[64];
 };
 
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool pred)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    const int sz = pred ? 16 : 0; /* 0: the 16 bytes are zero-filled, nothing is read */
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
-}
-
-__device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool pred)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    const int sz = pred ? 4 : 0;
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
-}
-
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-
-template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void *smem)
-{
-    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-
-__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1)
-{
-    /* not volatile: a pure function of its operands, so the compiler may
-     * interleave independent products (volatile asm keeps program order) */
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
-                 "{%8, %9}, {%0, %1, %2, %3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
+/* cp.async, ldmatrix and mma.sync wrappers: attn_cuda_internal.h */
 
 /* Per-warp queue of sweep 1's candidates (in the order each lane's list must
  * see them), scored exactly by all 32 lanes at once when it fills. */
@@ -529,7 +495,8 @@ __device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv
             uint32_t b[8][4];
 #pragma unroll
             for (int nf = 0; nf < 8; nf++)
-                ldmatrix_x4(b[nf], &tl.k[(nf * 8 + (lane & 7)) * kMmaKS + 32 * p + 8 * (lane >> 3)]);
+                ldmatrix_x4(b[nf][0], b[nf][1], b[nf][2], b[nf][3],
+                            smem_u32(&tl.k[(nf * 8 + (lane & 7)) * kMmaKS + 32 * p + 8 * (lane >> 3)]));
             /* 16 independent accumulators between two products into the same one */
 #pragma unroll
             for (int kk = 0; kk < 2; kk++)
@@ -537,7 +504,8 @@ __device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv
                 for (int nf = 0; nf < 8; nf++)
 #pragma unroll
                     for (int mt = 0; mt < 2; mt++)
-                        mma_bf16_16816(acc[mt][nf], a[mt][2 * p + kk], b[nf][2 * kk], b[nf][2 * kk + 1]);
+                        mma_bf16(acc[mt][nf], a[mt][2 * p + kk][0], a[mt][2 * p + kk][1], a[mt][2 * p + kk][2],
+                                 a[mt][2 * p + kk][3], b[nf][2 * kk], b[nf][2 * kk + 1]);
         }
         float2 kv[8];
 #pragma unroll
