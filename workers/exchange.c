@@ -173,7 +173,7 @@ folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint
 
 folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t bytes, fx_blob_fn fn, void *ctx)
 {
-    if (x->local) return fn(ctx, 0, blob, bytes);
+    if (x->local) return fn ? fn(ctx, 0, blob, bytes) : FOLIO_OK;
     double t = folio_now();
     const int P = x->size;
     uint64_t sz = bytes, *sizes = NULL;
@@ -190,7 +190,7 @@ folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t byte
             FOLIO_CHECK_MPI(MPI_Send((const char *)blob + o, c, MPI_BYTE, 0, 22, x->comm));
         }
     } else {
-        st = fn(ctx, 0, blob, bytes);
+        if (fn) st = fn(ctx, 0, blob, bytes);
         size_t maxb = 0;
         for (int p = 1; p < P; p++) if (sizes[p] > maxb) maxb = sizes[p];
         char *tmp = maxb ? malloc(maxb) : NULL;
@@ -202,11 +202,70 @@ folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t byte
                 rc = MPI_Recv(tmp + o, c, MPI_BYTE, p, 22, x->comm, MPI_STATUS_IGNORE);
                 if (rc != MPI_SUCCESS) { free(tmp); free(sizes); FOLIO_CHECK_MPI(rc); }
             }
-            if (st == FOLIO_OK) st = fn(ctx, p, tmp, sizes[p]);
+            if (st == FOLIO_OK && fn) st = fn(ctx, p, tmp, sizes[p]);
         }
         free(tmp);
     }
     free(sizes);
+    x->gather_seconds += folio_now() - t;
+    return st;
+}
+
+folio_status_t fx_gather_spans(folio_exchange_t *x, const float *mine, uint64_t lo, uint64_t hi, size_t row_floats,
+                               uint64_t n_rows, float *all)
+{
+    folio_status_t st = FOLIO_OK;
+    if (!(lo <= hi && hi <= n_rows)) { /* still take part, with no rows, so that no rank blocks */
+        folio_log(FOLIO_LOG_ERROR, "gather: rows [%llu, %llu) of %llu", (unsigned long long)lo,
+                  (unsigned long long)hi, (unsigned long long)n_rows);
+        st = FOLIO_ERR_ARG;
+        lo = hi = 0;
+    }
+    if (x->local || x->rank == 0) {
+        if (hi > lo && mine != all + lo * row_floats)
+            memmove(all + lo * row_floats, mine, (hi - lo) * row_floats * sizeof *all);
+        if (x->local) return st;
+    }
+    double t = folio_now();
+    const int P = x->size;
+    uint64_t mine2[2] = {lo, hi}, *sp = NULL;
+    if (x->rank == 0) {
+        sp = malloc(2 * (size_t)P * sizeof *sp);
+        FOLIO_CHECK_ALLOC(sp);
+    }
+    int rc = MPI_Gather(mine2, 2, MPI_UINT64_T, sp, 2, MPI_UINT64_T, 0, x->comm);
+    if (rc != MPI_SUCCESS) { free(sp); FOLIO_CHECK_MPI(rc); }
+    const size_t rb = row_floats * sizeof(float);
+    if (x->rank != 0) {
+        const size_t bytes = (hi - lo) * rb;
+        for (size_t o = 0; o < bytes; o += CHUNK_BYTES) {
+            int c = (int)(bytes - o < CHUNK_BYTES ? bytes - o : CHUNK_BYTES);
+            FOLIO_CHECK_MPI(MPI_Send((const char *)mine + o, c, MPI_BYTE, 0, 23, x->comm));
+        }
+    } else {
+        /* Each rank's rows are received straight into place.  A bad span
+         * (outside the table) is still received, into a scratch row buffer
+         * piece by piece, so that no rank blocks; the gather then fails. */
+        for (int p = 1; p < P; p++) {
+            const uint64_t a = sp[2 * p], b = sp[2 * p + 1];
+            const size_t bytes = b > a ? (b - a) * rb : 0;
+            char *dst = (char *)(all + a * row_floats), *scratch = NULL;
+            if (b > a && (b > n_rows)) {
+                folio_log(FOLIO_LOG_ERROR, "gather: rank %d sent rows [%llu, %llu) of %llu", p,
+                          (unsigned long long)a, (unsigned long long)b, (unsigned long long)n_rows);
+                st = FOLIO_ERR_INTERNAL;
+                scratch = malloc(CHUNK_BYTES < bytes ? CHUNK_BYTES : bytes);
+                if (!scratch) { free(sp); return FOLIO_ERR_NOMEM; }
+            }
+            for (size_t o = 0; o < bytes; o += CHUNK_BYTES) {
+                int c = (int)(bytes - o < CHUNK_BYTES ? bytes - o : CHUNK_BYTES);
+                rc = MPI_Recv(scratch ? scratch : dst + o, c, MPI_BYTE, p, 23, x->comm, MPI_STATUS_IGNORE);
+                if (rc != MPI_SUCCESS) { free(scratch); free(sp); FOLIO_CHECK_MPI(rc); }
+            }
+            free(scratch);
+        }
+    }
+    free(sp);
     x->gather_seconds += folio_now() - t;
     return st;
 }

@@ -12,7 +12,8 @@ struct folio_worker {
     uint32_t d;
     float *sent; size_t sent_cap;      /* (n_sents, d)                      */
     float *sec; size_t sec_cap;        /* (n_sections, d)                   */
-    float *blk; size_t blk_cap;        /* (n_blocks, d)                     */
+    float *nodes; size_t nodes_cap;    /* (n_nodes + 1, d) summaries; rows [0, n_blocks) the block vectors */
+    float *fin; size_t fin_cap;        /* ranks > 0: finished pooled rows on their way to rank 0 */
     float *docv;                       /* (d)                               */
     float *sal; size_t sal_cap;        /* (n_sents)                         */
     uint32_t *rb, *re; size_t r_cap;   /* range begin/end scratch           */
@@ -70,7 +71,7 @@ void folio_worker_destroy(folio_worker_t **pw)
 {
     if (!pw || !*pw) return;
     folio_worker_t *w = *pw;
-    free(w->sent); free(w->sec); free(w->blk); free(w->docv); free(w->sal);
+    free(w->sent); free(w->sec); free(w->nodes); free(w->fin); free(w->docv); free(w->sal);
     free(w->rb); free(w->re);
     folio_gpu_destroy(&w->gpu);
     free(w);
@@ -165,22 +166,23 @@ static folio_status_t partial_sums(folio_worker_t *w, const float *X, uint64_t t
     return FOLIO_OK;
 }
 
-/* Rank 0's side of a pooled-ranges gather: finished rows go straight to
- * out; partial sums of ranges cut by a rank boundary are added up per range
- * (at most two per rank) and finished once all have arrived. */
+/* Rank 0's side of a pooled-ranges gather: every rank's header (its
+ * status and ranges) with the partial sums of the ranges a rank boundary
+ * cuts (at most two per rank), added up per range and finished once all
+ * have arrived; the finished rows travel apart (fx_gather_spans), straight
+ * into their place in out. */
 typedef struct {
-    const uint32_t *rb, *re;
-    uint64_t m;
+    uint64_t m;          /* ranges in all                            */
     uint32_t d;
-    float *out;
     int64_t *pacc;       /* (np_cap, d) partial sums                 */
     uint64_t *pidx;      /* (np_cap) their range index               */
     size_t np, np_cap;
+    uint64_t *spans;     /* (P, 2) every rank's [lo, hi)             */
     folio_status_t remote; /* first failure reported by a rank       */
 } pooled_gather_t;
 
-/* blob: u64 {status, lo, hi, wlo, whi}, floats (whi - wlo, d), then int64
- * rows of the ranges [lo, wlo) and [whi, hi). */
+/* blob: u64 {status, lo, hi, wlo, whi}, then int64 rows of the ranges
+ * [lo, wlo) and [whi, hi). */
 enum { POOL_HDR = 5 };
 
 static folio_status_t pooled_take(void *ctx, int rank, const void *blob, size_t bytes)
@@ -190,18 +192,18 @@ static folio_status_t pooled_take(void *ctx, int rank, const void *blob, size_t 
     uint64_t hd[POOL_HDR];
     FOLIO_CHECK_GENERIC(bytes >= sizeof hd, FOLIO_ERR_INTERNAL, "pooled results of rank %d: short blob", rank);
     memcpy(hd, blob, sizeof hd);
+    g->spans[2 * rank] = g->spans[2 * rank + 1] = 0;
     if (hd[0] != FOLIO_OK) {
         if (g->remote == FOLIO_OK) g->remote = (folio_status_t)hd[0];
         return FOLIO_OK;
     }
     const uint64_t lo = hd[1], hi = hd[2], wlo = hd[3], whi = hd[4];
     const uint64_t npart = (wlo - lo) + (hi - whi);
-    FOLIO_CHECK_GENERIC(lo <= wlo && wlo <= whi && whi <= hi && hi <= g->m &&
-                        bytes == sizeof hd + (whi - wlo) * d * sizeof(float) + npart * d * sizeof(int64_t),
+    FOLIO_CHECK_GENERIC(lo <= wlo && wlo <= whi && whi <= hi && hi <= g->m && bytes == sizeof hd + npart * d * sizeof(int64_t),
                         FOLIO_ERR_INTERNAL, "pooled results of rank %d: bad blob", rank);
+    g->spans[2 * rank] = lo;
+    g->spans[2 * rank + 1] = hi;
     const char *p = (const char *)blob + sizeof hd;
-    memcpy(g->out + wlo * d, p, (whi - wlo) * d * sizeof(float));
-    p += (whi - wlo) * d * sizeof(float);
     for (uint64_t r = lo; r < hi; r++) {
         if (r == wlo) r = whi;
         if (r >= hi) break;
@@ -230,35 +232,46 @@ static folio_status_t pooled_take(void *ctx, int rank, const void *blob, size_t 
     return FOLIO_OK;
 }
 
-/* Pools ranges [rb, re) of X (local rows [t0, t1)) into out on rank 0.
- * A range that lies wholly in this rank's tokens is finished here (its
- * fixed-point sum is complete), so only a float row travels; a range cut
- * by a rank boundary sends its partial sum, which rank 0 adds up exactly
- * before finishing it the same way.  Results do not depend on the split. */
+/* Pools ranges [rb, re) of X (local rows [t0, t1)) into out (m rows) on
+ * rank 0.  A range that lies wholly in this rank's tokens is finished here
+ * (its fixed-point sum is complete), so only a float row travels; a range
+ * cut by a rank boundary sends its partial sum, which rank 0 adds up
+ * exactly before finishing it the same way.  Results do not depend on the
+ * split.  The finished rows are written once where they end up: on rank 0
+ * into out itself, on the others into the worker's reusable scratch, from
+ * which MPI moves them into rank 0's out (a long document's sentence
+ * vectors are hundreds of MB; every extra buffer was fresh memory to fault
+ * in and copy through, on the single writer). */
 static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, const float *X, uint64_t t0,
                                     uint64_t t1, uint32_t d, const uint32_t *rb, const uint32_t *re, uint64_t m,
                                     float *out)
 {
     if (m == 0) return FOLIO_OK;
+    const int me = folio_exchange_rank(x), P = folio_exchange_size(x);
     uint64_t lo, hi;
     ranges_hit(rb, re, m, t0, t1, &lo, &hi);
     uint64_t wlo = lo, whi = hi;
     while (wlo < hi && rb[wlo] < t0) wlo++;
     while (whi > wlo && re[whi - 1] > t1) whi--;
     const uint64_t nfin = whi - wlo, npart = (wlo - lo) + (hi - whi);
-    const size_t bytes = POOL_HDR * sizeof(uint64_t) + nfin * d * sizeof(float) + npart * d * sizeof(int64_t);
+    const size_t bytes = POOL_HDR * sizeof(uint64_t) + npart * d * sizeof(int64_t);
     char *blob = malloc(bytes);
     folio_status_t pst = blob ? FOLIO_OK : FOLIO_ERR_NOMEM;
-    char *fin = blob ? blob + POOL_HDR * sizeof(uint64_t) : NULL, *part = fin ? fin + nfin * d * sizeof(float) : NULL;
+    float *fin = NULL;
+    if (pst == FOLIO_OK) {
+        if (me == 0) fin = out + wlo * d;
+        else if ((pst = grow_f(&w->fin, &w->fin_cap, nfin > 0 ? nfin * d : 1)) == FOLIO_OK) fin = w->fin;
+    }
+    char *part = blob ? blob + POOL_HDR * sizeof(uint64_t) : NULL;
     if (pst == FOLIO_OK && w->gpu) {
         /* complete ranges finished on the device; only floats come back */
-        pst = folio_gpu_pool_ranges(w->gpu, rb + lo, re + lo, hi - lo, wlo - lo, whi - lo, (float *)fin, part);
+        pst = folio_gpu_pool_ranges(w->gpu, rb + lo, re + lo, hi - lo, wlo - lo, whi - lo, fin, part);
     } else if (pst == FOLIO_OK) {
         int64_t *mine = calloc((hi - lo) * d + 1, sizeof *mine);
         if (!mine) pst = FOLIO_ERR_NOMEM;
         if (pst == FOLIO_OK) pool_partial(X, t0, t1, d, rb, re, lo, hi - lo, mine);
         if (pst == FOLIO_OK) {
-            folio_pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, (float *)fin);
+            folio_pool_finish(mine + (wlo - lo) * d, rb + wlo, re + wlo, nfin, d, fin);
             if (wlo > lo) memcpy(part, mine, (wlo - lo) * d * sizeof *mine);
             if (hi > whi) memcpy(part + (wlo - lo) * d * sizeof *mine, mine + (whi - lo) * d,
                                  (hi - whi) * d * sizeof *mine);
@@ -266,27 +279,46 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
         free(mine);
     }
     uint64_t hd[POOL_HDR] = {(uint64_t)pst, lo, hi, wlo, whi};
-    if (pst != FOLIO_OK) {
-        /* still take part in the gather (a header only), so no rank waits */
+    size_t send = bytes;
+    if (pst != FOLIO_OK) { /* still take part in both gathers (a header, no rows), so no rank waits */
         hd[1] = hd[2] = hd[3] = hd[4] = 0;
-        pooled_gather_t g0 = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
-        folio_status_t gst = fx_gather_each(x, hd, sizeof hd, pooled_take, &g0);
-        free(g0.pacc);
-        free(g0.pidx);
-        free(blob);
-        return pst != FOLIO_OK ? pst : gst;
+        send = sizeof hd;
+        wlo = whi = 0;
     }
-    memcpy(blob, hd, sizeof hd);
-    pooled_gather_t g = {rb, re, m, d, out, NULL, NULL, 0, 0, FOLIO_OK};
-    /* ranges no rank holds (empty ones at a boundary) stay zero */
-    if (folio_exchange_rank(x) == 0) memset(out, 0, m * d * sizeof *out);
-    folio_status_t st = fx_gather_each(x, blob, bytes, pooled_take, &g);
+    uint64_t hd_only[POOL_HDR];
+    memcpy(hd_only, hd, sizeof hd);
+    if (blob) memcpy(blob, hd, sizeof hd);
+    pooled_gather_t g = {m, d, NULL, NULL, 0, 0, NULL, FOLIO_OK};
+    folio_status_t st = FOLIO_OK;
+    if (me == 0) {
+        g.spans = calloc(2 * (size_t)P, sizeof *g.spans);
+        if (!g.spans) st = FOLIO_ERR_NOMEM;
+    }
+    /* a rank that cannot gather still sends (rank 0 would otherwise block) */
+    folio_status_t gst = fx_gather_each(x, blob ? (const void *)blob : hd_only, blob ? send : sizeof hd_only,
+                                        st == FOLIO_OK ? pooled_take : NULL, &g);
+    if (st == FOLIO_OK) st = gst;
+    gst = fx_gather_spans(x, fin, wlo, whi, d, m, out);
+    if (st == FOLIO_OK) st = gst;
     free(blob);
     if (st == FOLIO_OK && g.remote != FOLIO_OK) st = g.remote;
-    for (size_t k = 0; st == FOLIO_OK && k < g.np; k++)
-        folio_pool_finish(g.pacc + k * d, rb + g.pidx[k], re + g.pidx[k], 1, d, out + g.pidx[k] * d);
+    if (st == FOLIO_OK && pst != FOLIO_OK) st = pst;
+    if (st == FOLIO_OK && me == 0) {
+        /* ranges no rank holds (empty ones at a boundary) are zero; the
+         * ranks' [lo, hi) come in token order */
+        uint64_t next = 0;
+        for (int r = 0; r < P; r++) {
+            if (g.spans[2 * r + 1] <= g.spans[2 * r]) continue;
+            if (g.spans[2 * r] > next) memset(out + next * d, 0, (g.spans[2 * r] - next) * d * sizeof *out);
+            if (g.spans[2 * r + 1] > next) next = g.spans[2 * r + 1];
+        }
+        if (m > next) memset(out + next * d, 0, (m - next) * d * sizeof *out);
+        for (size_t k = 0; k < g.np; k++)
+            folio_pool_finish(g.pacc + k * d, rb + g.pidx[k], re + g.pidx[k], 1, d, out + g.pidx[k] * d);
+    }
     free(g.pacc);
     free(g.pidx);
+    free(g.spans);
     return st;
 }
 
@@ -395,9 +427,13 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     float *X = NULL, *Xout = NULL, *nodes = NULL;
     int32_t *sel = NULL, *seln = NULL;
     int64_t *mass = NULL;
-    nodes = malloc(((size_t)h.n_nodes + 1) * d * sizeof *nodes);
+    /* The worker's own buffer, reused across documents: on rank 0 its block
+     * rows are the result (no copy), and a long document's nodes are not
+     * fresh pages to fault in again for every document. */
+    st = grow_f(&w->nodes, &w->nodes_cap, ((size_t)h.n_nodes + 1) * d);
+    nodes = w->nodes;
     mass = calloc((size_t)h.n_nodes + 1, sizeof *mass);
-    if (!nodes || !mass) st = FOLIO_ERR_NOMEM;
+    if (st == FOLIO_OK && !mass) st = FOLIO_ERR_NOMEM;
     folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
     double tm_embed = folio_now(), tm_layers = tm_embed;
     if (w->gpu) {
@@ -435,7 +471,6 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);
         if (st == FOLIO_OK) st = grow_f(&w->sal, &w->sal_cap, ns ? ns : 1);
         if (st == FOLIO_OK) st = grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d);
-        if (st == FOLIO_OK) st = grow_f(&w->blk, &w->blk_cap, (size_t)nb * d);
     }
     /* Sentences, then sections (token range from their first sentence's first
      * token to their last sentence's last token), then the whole document. */
@@ -480,17 +515,16 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
                   tm_layers - tm_embed, w->gpu ? "cuda (embed+layers+block means)" : "cpu", tm_pool - tm_layers,
                   folio_now() - tm_pool, folio_exchange_seconds(x) - ex0, folio_exchange_gather_seconds(x) - ga0);
     if (st == FOLIO_OK && me == 0) {
-        memcpy(w->blk, nodes, (size_t)nb * d * sizeof *w->blk);
         res->pattern = w->spec;
         res->d = d;
         res->n_blocks = nb;
         res->sent_vecs = w->sent;
-        res->block_vecs = w->blk;
+        res->block_vecs = w->nodes;
         res->section_vecs = w->sec;
         res->doc_vec = w->docv;
         res->salience = w->sal;
     }
-    free(X); free(Xout); free(nodes); free(sel); free(seln); free(mass); free(rng);
+    free(X); free(Xout); free(sel); free(seln); free(mass); free(rng);
     return st;
 }
 

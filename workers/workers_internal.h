@@ -23,10 +23,17 @@ folio_status_t fx_gather_rows(folio_exchange_t *x, const float *mine, const uint
                               float *all);
 /* Every rank's blob to rank 0, which calls fn(ctx, rank, blob, bytes) for
  * each in rank order (its own first) and stops at the first error; blobs of
- * any size (sent in 1 GB pieces).  A result gather, timed apart. */
+ * any size (sent in 1 GB pieces); fn may be NULL on rank 0 (blobs received
+ * and dropped).  A result gather, timed apart. */
 typedef folio_status_t (*fx_blob_fn)(void *ctx, int rank, const void *blob, size_t bytes);
 folio_status_t fx_gather_each(folio_exchange_t *x, const void *blob, size_t bytes, fx_blob_fn fn, void *ctx);
 
+/* Rank 0 gets every rank's rows [lo, hi) of a table of n_rows rows,
+ * received straight into all + lo * row_floats (rank 0's own rows are
+ * moved there unless mine already points there); spans may leave gaps,
+ * which are not touched.  A result gather, timed apart. */
+folio_status_t fx_gather_spans(folio_exchange_t *x, const float *mine, uint64_t lo, uint64_t hi, size_t row_floats,
+                               uint64_t n_rows, float *all);
 /* all[r * n + i] = rank r's mine[i]. */
 folio_status_t fx_allgather_u64(folio_exchange_t *x, const uint64_t *mine, int n, uint64_t *all);
 
