@@ -198,7 +198,8 @@ static inline float folio_idf(uint64_t n_docs, uint64_t df)
  * sel: (n_qblocks, H, s_max) node indices selected for each query block and
  *   head; sel_n: (n_qblocks, H) how many (<= s_max); qblock = (q - q0) / B.
  *   May be NULL when s_max == 0.
- * out: (q1 - q0, ld_out) attention output (before the residual/normalization).
+ * out: (q1 - q0, ld_out) attention output (before the residual/normalization,
+ *   unless residual / rmsnorm below ask for them).
  * node_mass (optional, may be NULL): (n_qblocks, H, s_max) sum over the
  *   block's queries of the softmax weight given to each selected node — for
  *   salience.
@@ -224,6 +225,14 @@ typedef struct {
     const float *node_bias; /* optional (n_nodes): added to the scaled score of
                                each node key (sumbias=1: ln of its token count);
                                NULL = none */
+    /* Optional epilogue, so that the encoder's residual and normalization
+     * cost no extra passes over (n, d) arrays: residual (q1 - q0, ld_res),
+     * rows = queries, must not overlap out: out = residual + attention;
+     * rmsnorm: then each head slice of out is scaled as folio_rmsnorm_heads
+     * does.  Bit-identical to those separate passes. */
+    const float *residual;
+    int64_t ld_res;
+    bool rmsnorm;
 } folio_attn_args_t;
 
 /* The fast kernel: 64-key tiles with a FlashAttention-style online softmax;

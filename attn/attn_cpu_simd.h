@@ -77,4 +77,17 @@ static inline float v16_hsum(v16f v)
     return v[0];
 }
 
+/* One head slice x (d_h) scaled to L2 norm target (= sqrt(d_h)), unless it
+ * is zero: the step of folio_rmsnorm_heads, shared with the kernel's fused
+ * epilogue so that both compile to the same arithmetic. */
+static inline void attn_rms_row(float *x, uint32_t d_h, double target)
+{
+    double s = 0;
+    for (uint32_t c = 0; c < d_h; c++) s += (double)x[c] * x[c];
+    if (s > 0) {
+        float f = (float)(target / sqrt(s));
+        for (uint32_t c = 0; c < d_h; c++) x[c] *= f;
+    }
+}
+
 #endif

@@ -717,15 +717,7 @@ void folio_rmsnorm_heads(float *X, uint64_t n, uint32_t H, uint32_t d_h)
     const double target = sqrt((double)d_h);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < (int64_t)n; i++)
-        for (uint32_t h = 0; h < H; h++) {
-            float *x = X + ((size_t)i * H + h) * d_h;
-            double s = 0;
-            for (uint32_t c = 0; c < d_h; c++) s += (double)x[c] * x[c];
-            if (s > 0) {
-                float f = (float)(target / sqrt(s));
-                for (uint32_t c = 0; c < d_h; c++) x[c] *= f;
-            }
-        }
+        for (uint32_t h = 0; h < H; h++) attn_rms_row(X + ((size_t)i * H + h) * d_h, d_h, target);
 }
 
 /* y (rows, d) = x (rows, d) W (d, d) */
@@ -787,20 +779,25 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         .W = (int)(p->kind == FOLIO_PATTERN_DENSE ? (h->n < (1u << 30) ? h->n : (1u << 30)) : p->window),
         .scale = folio_pattern_scale(p), .threads = threads, .node_bias = bias,
     };
+    if (!O) { /* residual + normalization in the kernel's epilogue: no passes over (nq, d) */
+        a.residual = X + (q0 - x0) * d;
+        a.ld_res = d;
+        a.rmsnorm = true;
+    }
     st = folio_attn_sparse_fwd_cpu(&a);
     if (st != FOLIO_OK) goto done;
-    if (w && w->wo) {
+    if (O) {
         if (!(O2 = project(O, nq, d, w->wo))) goto oom;
         memcpy(Xout, O2, sizeof(float) * nq * d);
-    }
-    /* Xout holds the attention output: add the residual */
+        /* Xout holds the attention output: add the residual */
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < (int64_t)nq; i++) {
-        const float *xr = X + (q0 - x0 + (uint64_t)i) * d;
-        float *o = Xout + (uint64_t)i * d;
-        for (uint32_t c = 0; c < d; c++) o[c] = xr[c] + o[c];
+        for (int64_t i = 0; i < (int64_t)nq; i++) {
+            const float *xr = X + (q0 - x0 + (uint64_t)i) * d;
+            float *o = Xout + (uint64_t)i * d;
+            for (uint32_t c = 0; c < d; c++) o[c] = xr[c] + o[c];
+        }
+        folio_rmsnorm_heads(Xout, nq, H, dh);
     }
-    folio_rmsnorm_heads(Xout, nq, H, dh);
     if (nm) folio_mass_accumulate(sel, sel_n, nm, (uint32_t)nqb, (int)H, s_max, mass);
     goto done;
 oom:

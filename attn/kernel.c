@@ -206,6 +206,23 @@ static inline __attribute__((always_inline)) void tile_rows(const float *const q
     tile_rows_n(qr, kt, ldk, vb, d_h, dhp, tl, scale, lo, hi, mrow, lrow, accr, scores_out, bias, NK);
 }
 
+/* A summary-key tile of tl <= TILE keys: only the 16-key vectors that hold
+ * keys are computed (a block's last summary tile is often nearly empty: 9
+ * of 64 keys at n = 1M with the default pattern).  Lanes past tl are masked
+ * out either way, and adding the missing vectors' zeros to the row sum
+ * changes nothing, so the result is the full tile's bit for bit. */
+static void summary_tile(const float *const qr[QR], const float *kt, const float *vb, int d_h, int dhp, int tl,
+                         float scale, const int lo[QR], const int hi[QR], float *mrow[QR], float *lrow[QR],
+                         float *accr[QR], float *scores_out[QR], const float *bias)
+{
+    switch ((tl + 15) / 16) {
+    case 1: tile_rows_n(qr, kt, TILE, vb, d_h, dhp, tl, scale, lo, hi, mrow, lrow, accr, scores_out, bias, 1); break;
+    case 2: tile_rows_n(qr, kt, TILE, vb, d_h, dhp, tl, scale, lo, hi, mrow, lrow, accr, scores_out, bias, 2); break;
+    case 3: tile_rows_n(qr, kt, TILE, vb, d_h, dhp, tl, scale, lo, hi, mrow, lrow, accr, scores_out, bias, 3); break;
+    default: tile_rows(qr, kt, TILE, vb, d_h, dhp, tl, scale, lo, hi, mrow, lrow, accr, scores_out, bias); break;
+    }
+}
+
 /* Fill kt (d_h, TILE) and vb (TILE, dhp) from tl rows (pointers to the head slice). */
 static inline void load_tile(const float *const *krow, const float *const *vrow, int tl, int d_h, int dhp,
                              float *kt, float *vb)
@@ -282,11 +299,11 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
                     real[r] = sco[r];
                     sco[r] = real[r] ? bounce[r] : NULL;
                 }
-                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
+                summary_tile(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
                 for (int r = 0; r < QR; r++)
                     if (real[r]) memcpy(real[r], bounce[r], sizeof(float) * tl);
             } else {
-                tile_rows(qr, S->kt, TILE, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
+                summary_tile(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
             }
         }
     }
@@ -346,12 +363,21 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
         }
     }
 
-    /* 3. outputs */
+    /* 3. outputs (and the optional residual + normalization epilogue) */
+    const double rms_target = sqrt((double)d_h);
     for (int i = 0; i < nq; i++) {
         float *o = a->out + (qs + i - a->q0) * a->ld_out + hoff;
         float inv = S->l[i] > 0 ? 1.0f / S->l[i] : 0.0f;
         const float *ac = S->acc + (size_t)i * dhp;
         for (int c = 0; c < d_h; c++) o[c] = ac[c] * inv;
+        if (a->residual) {
+            const float *rr = a->residual + (qs + i - a->q0) * a->ld_res + hoff;
+            /* the products are rounded to float before the addition (no
+             * contraction into an FMA), as in a separate residual pass */
+            __asm__ volatile("" ::: "memory");
+            for (int c = 0; c < d_h; c++) o[c] = rr[c] + o[c];
+        }
+        if (a->rmsnorm) attn_rms_row(o, (uint32_t)d_h, rms_target);
     }
     if (a->node_mass && s_max > 0) {
         /* mass of each selected node: sum over the block's queries, in query
@@ -436,6 +462,9 @@ folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
                         "attn: X covers [%lld, %lld) but the window keys of queries [%lld, %lld) need [%lld, %lld)",
                         (long long)a->x0, (long long)(a->x0 + a->nx), (long long)a->q0, (long long)a->q1,
                         (long long)need0, (long long)need1);
+    FOLIO_CHECK_GENERIC(!a->residual || a->ld_res >= (int64_t)a->H * a->d_h, FOLIO_ERR_ARG,
+                        "attn: residual row stride ld_res=%lld smaller than H*d_h=%d", (long long)a->ld_res,
+                        a->H * a->d_h);
     const int64_t nqb = (a->q1 - a->q0 + a->B - 1) / a->B;
     FOLIO_CHECK_GENERIC(a->s_max >= 0, FOLIO_ERR_ARG, "attn: s_max < 0");
     if (a->s_max > 0) {

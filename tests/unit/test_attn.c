@@ -19,6 +19,8 @@ static void fill_random(float *x, size_t n, uint64_t seed, float amp)
     }
 }
 
+static float *random_doc(uint32_t n, uint32_t d, uint64_t seed);
+
 static folio_pattern_t pat(const char *spec)
 {
     folio_pattern_t p;
@@ -326,6 +328,93 @@ Test(attn_kernel, sparse_equals_dense_masked_4097, .timeout = 300)
         check_vs_dense(specs[s], X, n);
         free(X);
     }
+}
+
+/* A block's summary keys fill tiles of 64; the last one is computed only in
+ * the 16-key vectors that hold keys (1, 2, 3 or 4 of them).  Patterns whose
+ * summary-key counts end a tile at every width (and sumbias, whose bias is
+ * loaded per vector), against the dense reference. */
+Test(attn_kernel, summary_tiles_of_every_width, .timeout = 300)
+{
+    const char *specs[] = {
+        "hier+topk,window=8,block=8,group=12,topk=9,heads=2,head_dim=16",           /* 34: 3 vectors */
+        "hier+topk,window=8,block=8,group=6,topk=15,heads=1,head_dim=32",           /* ~30: 2 vectors */
+        "longt5,window=8,block=8,heads=1,head_dim=16",                              /* 64 * 8 + 1 */
+        "hier+topk,window=8,block=8,group=20,topk=40,heads=2,head_dim=16,sumbias=1", /* 60-80: 4, then 1-2 */
+        "hier,window=8,block=4,group=50,heads=1,head_dim=16",                       /* 49 + 20: 4, then 1 */
+    };
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
+        folio_pattern_t p = pat(specs[s]);
+        uint32_t n = 4099, d = folio_pattern_dim(&p);
+        float *X = malloc(sizeof(float) * n * d);
+        fill_random(X, (size_t)n * d, 300 + s, 1.5f);
+        check_vs_dense(specs[s], X, n);
+        free(X);
+    }
+}
+
+/* The kernel's residual + normalization epilogue equals the plain kernel
+ * followed by the separate passes, bit for bit: whole documents and query
+ * ranges inside a halo (the residual indexed by query row), a residual row
+ * stride wider than d, awkward n. */
+Test(attn_kernel, fused_residual_rmsnorm_equals_separate_passes, .timeout = 120)
+{
+    const char *specs[] = {"hier+topk,window=40,block=16,group=4,topk=3,heads=2,head_dim=32",
+                           "hier+topk,window=20,block=8,group=5,topk=2,heads=3,head_dim=20,sumbias=1",
+                           "local,window=7,block=64,heads=1,head_dim=64"};
+    const uint32_t ns[] = {1, 63, 65, 1009};
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++)
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            folio_pattern_t p = pat(specs[s]);
+            const uint32_t n = ns[t], d = folio_pattern_dim(&p), H = p.heads, dh = p.head_dim, B = p.block;
+            float *X = random_doc(n, d, 500 + 7 * s + t);
+            folio_rmsnorm_heads(X, n, H, dh);
+            plan_t P;
+            plan_make(&P, &p, X, n);
+            /* queries [q0, q1): whole, or the middle blocks with halo rows */
+            uint32_t nbk = (n + B - 1) / B;
+            uint32_t q0s[2] = {0, nbk > 2 ? B : 0}, q1s[2] = {n, nbk > 2 ? (nbk - 1) * B : n};
+            for (int r = 0; r < 2; r++) {
+                const uint32_t q0 = q0s[r], q1 = q1s[r], nq = q1 - q0, W = P.r.window;
+                const uint32_t x0 = q0 > W ? q0 - W : 0, x1 = q1 + W < n ? q1 + W : n;
+                const uint32_t ldr = d + 5; /* residual: its own wider rows, garbage in the gaps */
+                float *R = malloc(sizeof(float) * ((size_t)nq * ldr + 1));
+                fill_random(R, (size_t)nq * ldr, 900 + r, 3.0f);
+                for (uint32_t i = 0; i < nq; i++) memcpy(R + (size_t)i * ldr, X + (size_t)(q0 + i) * d, sizeof(float) * d);
+                float *ref = malloc(sizeof(float) * ((size_t)nq * d + 1)), *out = malloc(sizeof(float) * ((size_t)nq * d + 1));
+                float *out2 = malloc(sizeof(float) * ((size_t)nq * d + 1));
+                const size_t qb0 = q0 / B;
+                folio_attn_args_t a = {
+                    .q = X + (size_t)x0 * d, .k = X + (size_t)x0 * d, .v = X + (size_t)x0 * d, .ld = d, .x0 = x0,
+                    .nx = x1 - x0, .q0 = q0, .q1 = q1, .n_doc = n, .node_k = P.nodes, .node_v = P.nodes, .ld_nodes = d,
+                    .n_nodes = P.h.n_nodes, .sel = P.s_max ? P.sel + qb0 * H * P.s_max : NULL,
+                    .sel_n = P.s_max ? P.sel_n + qb0 * H : NULL, .s_max = P.s_max, .out = ref, .ld_out = d,
+                    .H = (int)H, .d_h = (int)dh, .B = (int)B, .W = (int)W, .scale = folio_pattern_scale(&P.r),
+                    .threads = 2, .node_bias = P.bias,
+                };
+                cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+                /* separate passes, as the encoder ran them */
+                for (uint32_t i = 0; i < nq; i++)
+                    for (uint32_t c = 0; c < d; c++) ref[(size_t)i * d + c] = X[(size_t)(q0 + i) * d + c] + ref[(size_t)i * d + c];
+                memcpy(out2, ref, sizeof(float) * nq * d);
+                folio_rmsnorm_heads(ref, nq, H, dh);
+                a.out = out;
+                a.residual = R;
+                a.ld_res = ldr;
+                a.threads = 1 + r;
+                cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+                cr_assert(memcmp(out, out2, sizeof(float) * nq * d) == 0, "%s n=%u: residual epilogue differs", specs[s], n);
+                a.rmsnorm = true;
+                cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+                cr_assert(memcmp(out, ref, sizeof(float) * nq * d) == 0, "%s n=%u [%u, %u): fused epilogue differs",
+                          specs[s], n, q0, q1);
+                a.ld_res = d - 1;
+                cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_ERR_ARG);
+                free(R); free(ref); free(out); free(out2);
+            }
+            plan_free(&P);
+            free(X);
+        }
 }
 
 Test(attn_kernel, window_covering_document_is_plain_dense)
