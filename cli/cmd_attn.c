@@ -310,7 +310,9 @@ static const char *const BENCH_USAGE =
     "block summaries + summary-key selection), also in CPU time (cpu_ms_*: robust\n"
     "when other jobs share the machine), useful GFLOP/s (4*d_h*pairs actually\n"
     "attended, summed over heads), the machine's single-core FMA peak measured by a\n"
-    "built-in probe, and the ratio per core.  Median of R repetitions (default 3).\n";
+    "built-in probe, and the ratio per core.  Median of R repetitions (default 3).\n"
+    "sel_hash: a hash of the summary keys selected for the input (equal across\n"
+    "builds whose selection is the same).\n";
 
 static double cpu_now(void)
 {
@@ -480,6 +482,13 @@ int cmd_bench(int argc, char **argv)
         }
         for (uint32_t hh = 0; hh < H; hh++) pairs += win + (double)(i1 - i0) * (s_max > 0 ? sel_n[qb * H + hh] : 0);
     }
+    /* the selection, hashed (FNV-1a over sel_n and the selected nodes in
+     * order): a change to the routing's arithmetic must leave it equal */
+    uint64_t sel_hash = 0xcbf29ce484222325ull;
+    for (size_t i = 0; s_max > 0 && i < (size_t)nb * H; i++) {
+        sel_hash = (sel_hash ^ (uint32_t)sel_n[i]) * 0x100000001b3ull;
+        for (int s = 0; s < sel_n[i]; s++) sel_hash = (sel_hash ^ (uint32_t)sel[i * s_max + s]) * 0x100000001b3ull;
+    }
     qsort(tk, reps, sizeof *tk, cmp_dbl);
     qsort(ts, reps, sizeof *ts, cmp_dbl);
     qsort(tl, reps, sizeof *tl, cmp_dbl);
@@ -503,10 +512,10 @@ int cmd_bench(int argc, char **argv)
            "\"gflops_useful_kernel\":%.2f,\"gflops_useful_layer\":%.2f,\"peak_fma_gflops_per_core\":%.2f,"
            "\"ratio_per_core_kernel\":%.3f,\"ratio_per_core_layer\":%.3f,\"cpu_ms_kernel\":%.3f,"
            "\"gflops_useful_per_cpu_core_kernel\":%.2f,\"ratio_cpu_kernel\":%.3f,\"cpu_ms_select\":%.3f,"
-           "\"cpu_ms_per_layer\":%.3f,\"load_avg_1min\":%.2f}\n",
+           "\"cpu_ms_per_layer\":%.3f,\"load_avg_1min\":%.2f,\"sel_hash\":\"%016llx\"}\n",
            n, pstr, pairs / ((double)n * H), (unsigned long long)folio_pattern_keys_bound(&p, (uint64_t)n), nth, reps,
            mk, msel, ml, gk, gl, peak, gk / nth / peak, gl / nth / peak, tkc[reps / 2], gcpu, gcpu / peak, tsc[reps / 2],
-           tlc[reps / 2], load1);
+           tlc[reps / 2], load1, (unsigned long long)sel_hash);
     rc = FOLIO_EXIT_OK;
 out:
     free(X); free(Xo); free(O); free(nodes); free(sel); free(sel_n); free(mass); free(tk); free(ts); free(tl); free(tkc); free(tsc); free(tlc); free(bias);

@@ -13,7 +13,7 @@ out=$("$FOLIO" bench attn --n 3000 --pattern "hier+topk,window=32,block=64,group
     || fail "bench attn exited $?"
 [ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "bench attn: expected one line, got: $out"
 for key in '"n":3000' '"keys_per_query":' '"ms_per_layer":' '"gflops_useful_kernel":' '"peak_fma_gflops_per_core":' \
-           '"ratio_per_core_kernel":' '"threads":2' '"pattern":"hier+topk,window=32,block=64,group=4,topk=2,'; do
+           '"ratio_per_core_kernel":' '"threads":2' '"sel_hash":"' '"pattern":"hier+topk,window=32,block=64,group=4,topk=2,'; do
     case "$out" in *"$key"*) ;; *) fail "bench attn: missing $key in $out" ;; esac
 done
 
