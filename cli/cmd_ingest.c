@@ -36,9 +36,10 @@ static const char *const INGEST_HELP =
     "  -h, --help        this text\n"
     "\n"
     "Under mpirun (mpirun -np N folio ingest ...) rank 0 plans and writes the\n"
-    "store; all ranks compute.  Rank 0 reads and analyzes the inputs with the\n"
-    "threads of every rank on its node (they wait for the round meanwhile); with\n"
-    "the CUDA backend it reads the next round while the devices compute.\n"
+    "store; all ranks compute.  Rank 0 reads and analyzes the next round while\n"
+    "the ranks compute one (with the threads of every rank on its node when they\n"
+    "wait for it), and gives each rank a share of a round by its measured speed\n"
+    "(rank 0, which also reads and commits, gets less).\n"
     "--progress ends with a 'ranks N:' line of stage times.  Last stdout line (always):\n"
     "  {\"seen\":N,\"committed\":N,\"duplicate\":N,\"empty\":N,\"rejected\":N,\"tokens\":N,\"seconds\":S}\n"
     "Exit status: 0 all documents stored, duplicate or empty; 1 any document\n"
@@ -123,12 +124,16 @@ int cmd_ingest(int argc, char **argv)
         fprintf(stderr,
                 "ranks %d: setup %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
                 "waited for %.2fs), rank-0 compute %.2fs, exchange %.2fs "
-                "(%.1f%% of compute), peak RSS %ld MB (incl. the store's mapped pages), peak anon RSS %ld MB\n",
+                "(%.1f%% of compute), rank 0's share %.1f%% of the tokens, rank 0 waited for results %.2fs, "
+                "other ranks idle %.2fs, "
+                "peak RSS %ld MB (incl. the store's mapped pages), peak anon RSS %ld MB\n",
                 size, counts.setup_seconds, counts.plan_seconds,
                 counts.plan_seconds > 0 ? (double)counts.bytes / 1e6 / counts.plan_seconds : 0.0,
                 counts.prepare_seconds, counts.prepare_wait_seconds,
                 counts.commit_seconds, counts.commit_wait_seconds, counts.compute_seconds, counts.exchange_seconds,
                 counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0,
+                counts.tokens > 0 ? 100.0 * (double)counts.rank0_tokens / (double)counts.tokens : 0.0,
+                counts.results_wait_seconds, counts.ranks_idle_seconds,
                 folio_peak_rss_kb() / 1024, counts.peak_anon_kb / 1024);
     if (rank == 0) print_counts(&counts);
     cli_mpi_end(&comm, st != FOLIO_OK, rc);

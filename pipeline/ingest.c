@@ -592,13 +592,14 @@ static void prep_analyze(void *v, int64_t i)
     }
 }
 
-/* Analyzes the round's documents in parallel (rank 0 borrows its node's
- * threads, see plan_pass), then drops, in order, those whose input changed
- * since pass 1. */
-static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep_item_t *prep, int64_t *n)
+/* Analyzes the round's documents with `threads` threads (the node's when
+ * the ranks wait for the round, see plan_pass), then drops, in order, those
+ * whose input changed since pass 1. */
+static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep_item_t *prep, int64_t *n,
+                                    int threads)
 {
     prep_batch_t b = {g, items, prep};
-    analyze_batch(&b, *n, g->analysis_threads, prep_len, prep_analyze);
+    analyze_batch(&b, *n, threads, prep_len, prep_analyze);
     folio_status_t st = FOLIO_OK;
     int64_t k = 0;
     for (int64_t i = 0; i < *n; i++) {
@@ -626,11 +627,14 @@ static folio_status_t prepare_round(ingest_t *g, folio_round_item_t *items, prep
  * store and plans (pass 1) while the main thread sets up the backend with
  * the other ranks (CUDA contexts, NCCL: seconds on 4 GPUs), then streams
  * the inputs again (pass 2) into two round slots, each read and analyzed
- * whole, that the main thread computes in turn.  On a GPU the feeder
- * prepares round k+1 while round k is on the device, so reading and
- * analysis leave the critical path; on the CPU both would compete for the
- * same cores, so the feeder prepares a round only when the main thread
- * waits for it.
+ * whole, that the main thread computes in turn.  The feeder prepares
+ * round k+1 while round k is computed, so reading and analysis leave the
+ * critical path.  On a GPU it analyzes with the node's threads.  On the
+ * CPU the encoders use the cores meanwhile, so it analyzes on its own
+ * thread, and with the node's threads only when the main thread already
+ * waits for the round: the reading's CPU time is then taken from an
+ * encoder (rank 0's measured rate falls and the packing gives it less, see
+ * round.c) instead of every rank waiting while rank 0 reads alone.
  * The feeder uses no MPI. */
 typedef struct {
     folio_round_item_t *items; /* (round_docs)                             */
@@ -649,16 +653,17 @@ typedef struct {
     round_slot_t slot[2];
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int overlap;    /* prepare while a round is computed: 1 (GPU backend),
-                       0 (CPU: only the round the main thread waits for),
-                       -1 before the backend is known (nothing computes)   */
+    int overlap;    /* how a round is analyzed while another is computed:
+                       1 (GPU backend: the node's threads), 2 (CPU: one
+                       thread unless the main thread waits), -1 before the
+                       backend is known (nothing computes yet)             */
     int64_t want;   /* the round the main thread waits for, -1: none        */
     bool stop;      /* the main thread ended (done or failed): stop reading */
 } feeder_t;
 
 /* Reads the next round into sl: documents until it is full or the inputs
  * end, then their analysis. */
-static void fill_round(feeder_t *f, folio_reader_t *r, folio_plan_entry_t *e, round_slot_t *sl)
+static void fill_round(feeder_t *f, folio_reader_t *r, folio_plan_entry_t *e, round_slot_t *sl, int64_t k)
 {
     ingest_t *g = f->g;
     folio_status_t st = FOLIO_OK;
@@ -719,7 +724,12 @@ static void fill_round(feeder_t *f, folio_reader_t *r, folio_plan_entry_t *e, ro
         if (st != FOLIO_OK || sl->last) break;
         if (ni == f->round_docs || job->nd == job->cap_d || round_bytes >= ROUND_BYTES) break;
     }
-    if (st == FOLIO_OK && ni > 0) st = prepare_round(g, sl->items, sl->prep, &ni);
+    if (st == FOLIO_OK && ni > 0) {
+        pthread_mutex_lock(&f->mu);
+        int threads = f->overlap == 2 && f->want != k ? 1 : g->analysis_threads;
+        pthread_mutex_unlock(&f->mu);
+        st = prepare_round(g, sl->items, sl->prep, &ni, threads);
+    }
     sl->n = ni;
     g->c->prepare_seconds += folio_now() - t0;
     if (st != FOLIO_OK) {
@@ -774,11 +784,11 @@ static void *feeder_run(void *v)
     for (int64_t k = 0; st == FOLIO_OK; k++) {
         round_slot_t *sl = &f->slot[k % 2];
         pthread_mutex_lock(&f->mu);
-        while (!f->stop && (sl->full || (f->overlap == 0 && f->want != k))) pthread_cond_wait(&f->cv, &f->mu);
+        while (!f->stop && sl->full) pthread_cond_wait(&f->cv, &f->mu);
         bool stop = f->stop;
         pthread_mutex_unlock(&f->mu);
         if (stop) break;
-        fill_round(f, r, e, sl);
+        fill_round(f, r, e, sl, k);
         bool last = sl->last;
         feeder_publish(f, sl);
         if (last) break;
@@ -800,7 +810,7 @@ static folio_status_t work_pass(ingest_t *g, folio_round_ctx_t *rc, feeder_t *f)
     folio_handoff_t *committer = NULL;
     folio_status_t st = folio_handoff_create(commit_job_run, commit_job_free, &cc, &committer);
     pthread_mutex_lock(&f->mu);
-    f->overlap = rc->gpu ? 1 : 0;
+    f->overlap = rc->gpu ? 1 : 2;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
     for (int64_t k = 0; st == FOLIO_OK; k++) {
@@ -872,6 +882,10 @@ static folio_status_t feeder_init(feeder_t *f, ingest_t *g, const char *const *i
     f->round_docs = (int64_t)16 * threads * P;
     if (f->round_docs < 512) f->round_docs = 512;
     if (f->round_docs > ROUND_DOCS_MAX) f->round_docs = ROUND_DOCS_MAX;
+    /* Tests make many small rounds of a small corpus with it (the packing
+     * by measured rates starts from the second round). */
+    const char *rd = getenv("FOLIO_ROUND_DOCS");
+    if (rd && atol(rd) > 0) f->round_docs = atol(rd) < ROUND_DOCS_MAX ? atol(rd) : ROUND_DOCS_MAX;
     for (int k = 0; k < 2; k++) {
         f->slot[k].items = calloc((size_t)f->round_docs, sizeof *f->slot[k].items);
         f->slot[k].prep = calloc((size_t)f->round_docs, sizeof *f->slot[k].prep);
@@ -1052,6 +1066,9 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         return st;
     }
 
+    /* The ranks' rates, for the rounds' packing (rank 0 decides it). */
+    folio_balance_t balance = {0};
+    if (st == FOLIO_OK && P > 1 && (st = folio_balance_init(&balance, P)) == FOLIO_OK) rc.balance = &balance;
     if (st == FOLIO_OK) st = work_pass(&g, &rc, &feed);
     feeder_end(&feed, feeding ? &feeder : NULL);
     /* End the job for the other ranks (a failure inside a round is ended by
@@ -1070,5 +1087,9 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     counts->seconds = folio_now() - t0;
     counts->compute_seconds = rc.compute_seconds;
     counts->exchange_seconds = rc.exchange_seconds;
+    counts->results_wait_seconds = rc.results_wait_seconds;
+    counts->ranks_idle_seconds = rc.ranks_idle_seconds;
+    counts->rank0_tokens = rc.whole_tokens;
+    folio_balance_free(&balance);
     return st;
 }

@@ -35,6 +35,13 @@ typedef struct {
                                 commit thread (what the overlap left)       */
     double compute_seconds;  /* rank 0: time in encodes (incl. exchange)   */
     double exchange_seconds; /* rank 0: time in halo/summary exchange      */
+    double results_wait_seconds; /* rank 0: waiting for the other ranks'
+                                results after its own share of a round     */
+    double ranks_idle_seconds; /* the other ranks, summed: time outside
+                                their share of the rounds (waiting for a
+                                round, or for rank 0 to take their results) */
+    uint64_t rank0_tokens;   /* tokens of whole documents rank 0 computed
+                                (its share; split documents not counted)   */
     long peak_anon_kb;       /* rank 0: largest anonymous RSS seen at round ends
                                 (the store's mapped file pages excluded)   */
 } folio_ingest_counts_t;

@@ -89,4 +89,35 @@ double folio_handoff_busy_seconds(folio_handoff_t *h);
 /* Finishes (if not yet) and frees; NULL-safe, nulls *h. */
 void folio_handoff_destroy(folio_handoff_t **h);
 
+
+/* ------------------------------------------------------------ balance
+ * How fast each rank computes whole documents (tokens a second, smoothed
+ * over its recent rounds), and a round's packing by it: the round ends
+ * when its slowest rank does, so a rank that also reads and commits (rank 0)
+ * or runs on a slower node gets a lighter share instead of making the
+ * others wait.  Where a document is computed never changes its results, so
+ * the packing may follow timings. */
+typedef struct {
+    int P;
+    double *rate; /* (P) tokens per second, 0 = not measured yet */
+} folio_balance_t;
+
+/* Weight of a new measurement in the smoothed rate, and the slowest rate a
+ * rank is credited with, as a share of the fastest (so that a rank that
+ * once measured slow still gets work and is measured again). */
+#define FOLIO_BALANCE_NEW 0.5
+#define FOLIO_BALANCE_MIN_SHARE 0.125
+
+folio_status_t folio_balance_init(folio_balance_t *b, int P);
+void folio_balance_free(folio_balance_t *b); /* NULL-safe */
+/* Rank r computed `tokens` in `seconds` (one round's whole documents);
+ * ignored when either is not positive. */
+void folio_balance_observe(folio_balance_t *b, int r, uint64_t tokens, double seconds);
+/* Packs n documents, of ntok[k] tokens, given largest first, onto the
+ * ranks: each onto the rank that would finish it first, counting what it
+ * already got, at its rate (equal rates until every rank was measured:
+ * then this is the classic largest-first packing by tokens); ties go to
+ * the lower rank.  owner[k] = the rank of document k. */
+void folio_balance_pack(const folio_balance_t *b, const uint32_t *ntok, int64_t n, int *owner);
+
 #endif

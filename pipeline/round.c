@@ -5,9 +5,12 @@
  * share of the round (and long enough that every rank gets at least W
  * tokens) are split into contiguous block ranges over all ranks and encoded
  * collectively (halo + summary exchange through workers/); the others are
- * packed whole onto ranks, largest first onto the least-loaded rank, so
- * ranks balance tokens rather than document counts.  Either way the results
- * are bit-identical to a single-process run.
+ * packed whole onto ranks, largest first onto the rank that would finish
+ * it first at the ranks' measured rates (tokens a second over the recent
+ * rounds, by tokens until every rank was measured), so the ranks balance
+ * time rather than document counts: rank 0, which also reads and commits,
+ * gets less.  Either way the results are bit-identical to a
+ * single-process run.
  *
  * Messages (tags): ROUND header and item table by MPI_Bcast; a payload
  * (id, text, rank 0's analysis, IDF weights) by MPI_Send to the owner, or
@@ -180,8 +183,13 @@ static folio_status_t recv_bytes(char *buf, size_t n, int from, int tag, MPI_Com
 
 /* ------------------------------------------------------------ results */
 
+/* seconds, tokens, idle: the sender's whole documents of this round (its
+ * compute seconds and their tokens, for rank 0's packing) and its seconds
+ * of waiting for the round; the same in each of its results. */
 typedef struct {
     int64_t item, status, d, nb, ns, nsec;
+    int64_t tokens;
+    double seconds, idle;
 } result_head_t;
 
 static size_t result_floats(const result_head_t *h)
@@ -193,7 +201,7 @@ static size_t result_floats(const result_head_t *h)
 static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
                          const folio_doc_results_t *res, size_t *bytes_out)
 {
-    result_head_t h = {item, est, 0, 0, 0, 0};
+    result_head_t h = {item, est, 0, 0, 0, 0, 0, 0, 0};
     if (est == FOLIO_OK) {
         h.d = res->d;
         h.nb = res->n_blocks;
@@ -315,6 +323,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     folio_status_t st = FOLIO_OK;
 
     /* Header: number of items (-1: no more rounds). */
+    if (me != 0 && rc->round_idle_start == 0) rc->round_idle_start = folio_now();
     int64_t hdr = n_items;
     MPI_Request hreq;
     FOLIO_CHECK_MPI(MPI_Ibcast(&hdr, 1, MPI_INT64_T, 0, comm, &hreq)); /* the long wait of worker ranks */
@@ -328,9 +337,9 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         /* Plan: split the long ones, pack the rest largest-first. */
         uint64_t total = 0;
         for (int64_t i = 0; i < n_items; i++) total += items[i].doc.n_tokens;
-        uint64_t *load = calloc((size_t)P, sizeof *load);
+        double *unmeasured = calloc((size_t)P, sizeof *unmeasured); /* rates when rc->balance is NULL */
         int64_t *order = malloc((size_t)n_items * sizeof *order);
-        if (!load || !order) { free(load); free(order); free(meta); return FOLIO_ERR_NOMEM; }
+        if (!unmeasured || !order) { free(unmeasured); free(order); free(meta); return FOLIO_ERR_NOMEM; }
         int64_t no = 0;
         for (int64_t i = 0; i < n_items; i++) {
             const folio_doc_t *d = &items[i].doc;
@@ -348,17 +357,23 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
                 split = nb / (uint64_t)P >= (W + p.block - 1) / p.block + 1;
             }
             meta[i * META_N + META_OWNER] = split ? -1 : 0;
-            if (split) for (int r = 0; r < P; r++) load[r] += d->n_tokens / (uint64_t)P;
-            else order[no++] = i;
+            if (!split) order[no++] = i;
         }
-        sort_longest_first(items, order, no); /* LPT packing */
-        for (int64_t a = 0; a < no; a++) {
-            int best = 0;
-            for (int r = 1; r < P; r++) if (load[r] < load[best]) best = r;
-            meta[order[a] * META_N + META_OWNER] = best;
-            load[best] += items[order[a]].doc.n_tokens;
-        }
-        free(load);
+        /* Largest first onto the rank that would finish it first at its
+         * measured rate (by tokens until every rank was measured).  Split
+         * documents keep every rank busy for the same time, so they do not
+         * change which rank finishes a whole one first. */
+        sort_longest_first(items, order, no);
+        uint32_t *ntok = malloc(((size_t)no + 1) * sizeof *ntok);
+        int *own = malloc(((size_t)no + 1) * sizeof *own);
+        if (!ntok || !own) { free(ntok); free(own); free(unmeasured); free(order); free(meta); return FOLIO_ERR_NOMEM; }
+        for (int64_t a = 0; a < no; a++) ntok[a] = items[order[a]].doc.n_tokens;
+        folio_balance_t equal = {P, unmeasured};
+        folio_balance_pack(rc->balance ? rc->balance : &equal, ntok, no, own);
+        for (int64_t a = 0; a < no; a++) meta[order[a] * META_N + META_OWNER] = own[a];
+        free(ntok);
+        free(own);
+        free(unmeasured);
         free(order);
     }
     int rc_mpi = MPI_Bcast(meta, (int)(n_items * META_N), MPI_INT64_T, 0, comm);
@@ -423,6 +438,13 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         free(szs);
     }
 
+    /* A worker rank waited from the end of its last round to here. */
+    double idle = 0;
+    if (me != 0) {
+        idle = folio_now() - rc->round_idle_start;
+        rc->round_idle_start = 0;
+    }
+
     /* Results, packed, by item: rank 0 commits them in item order at the
      * end of the round, so documents get the same internal numbers whatever
      * the number of ranks. */
@@ -461,10 +483,12 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     int64_t *small = malloc(((size_t)n_items + 1) * sizeof *small), ns = 0, remote = 0;
     if (!small) st = FOLIO_ERR_NOMEM;
     double t_whole = folio_now();
+    uint64_t whole_tokens = 0;
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner < 0) continue;
         if (owner != me) { if (me == 0) remote++; continue; }
+        whole_tokens += it[i].doc.n_tokens;
         if (rc->threads > 1 && it[i].doc.n_tokens < (rc->gpu ? ROUND_SMALL_TOKENS_GPU : FOLIO_ROUND_SMALL_TOKENS)) {
             small[ns++] = i;
             continue;
@@ -488,8 +512,15 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         }
         st = pst;
     }
-    rc->compute_seconds += folio_now() - t_whole;
+    double whole_seconds = folio_now() - t_whole;
+    rc->compute_seconds += whole_seconds;
+    /* a worker rank's idle time runs from here to its next round's start
+     * (sending results, which rank 0 takes once its own share is done, and
+     * waiting for the next round) */
+    if (me != 0) rc->round_idle_start = t_whole + whole_seconds;
     free(small);
+    rc->whole_tokens += whole_tokens;
+    if (me == 0 && rc->balance && st == FOLIO_OK) folio_balance_observe(rc->balance, 0, whole_tokens, whole_seconds);
 
     /* Worker ranks send their results to rank 0, in item order, without
      * blocking: rank 0 receives them only once its own share is done, and a
@@ -503,6 +534,10 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
             if (meta[i * META_N + META_OWNER] != me) continue;
             result_head_t h;
             memcpy(&h, packed[i], sizeof h);
+            h.tokens = (int64_t)whole_tokens;
+            h.seconds = whole_seconds;
+            h.idle = idle;
+            memcpy(packed[i], &h, sizeof h);
             if (h.status != FOLIO_OK)
                 folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
             st = send_result_start(packed[i], packed_sz[i], &sizes[i], comm, &reqs, &nreq, &capreq);
@@ -518,7 +553,9 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
 
     /* Rank 0 gathers the others' results as they come ... */
     int *from = me == 0 ? calloc((size_t)n_items, sizeof *from) : NULL;
-    if (me == 0 && !from) st = FOLIO_ERR_NOMEM;
+    bool *heard = me == 0 ? calloc((size_t)P, sizeof *heard) : NULL; /* rank's rate noted this round */
+    if (me == 0 && (!from || !heard)) st = FOLIO_ERR_NOMEM;
+    double t_results = folio_now();
     for (int64_t k = 0; me == 0 && st == FOLIO_OK && k < remote; k++) {
         MPI_Status ms;
         uint64_t sz;
@@ -536,7 +573,14 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         packed[h.item] = buf;
         packed_sz[h.item] = sz;
         from[h.item] = ms.MPI_SOURCE;
+        if (!heard[ms.MPI_SOURCE]) {
+            heard[ms.MPI_SOURCE] = true;
+            if (rc->balance) folio_balance_observe(rc->balance, ms.MPI_SOURCE, (uint64_t)h.tokens, h.seconds);
+            rc->ranks_idle_seconds += h.idle;
+        }
     }
+    if (me == 0) rc->results_wait_seconds += folio_now() - t_results;
+    free(heard);
     /* ... and commits everything in item order, as one batch. */
     folio_status_t *est = NULL;
     folio_doc_results_t *resv = NULL;

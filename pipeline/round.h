@@ -3,6 +3,7 @@
 #define FOLIO_ROUND_H
 
 #include "pipeline.h"
+#include "pipeline_internal.h"
 
 typedef struct {
     folio_doc_t doc;   /* analyzed                                           */
@@ -32,7 +33,16 @@ typedef struct {
     void *nccl;              /* NCCL communicator over comm (GPU, P > 1)     */
     folio_round_commit_fn commit; /* rank 0 only */
     void *commit_ctx;
+    folio_balance_t *balance; /* rank 0: the ranks' rates (packing); NULL =
+                                 pack by tokens */
     double compute_seconds, exchange_seconds;
+    /* rank 0: waiting for the other ranks' results once its own share was
+     * done; the other ranks' seconds of waiting for a round (header and
+     * payloads: rank 0 planning, reading, committing or still computing),
+     * summed over them, as they report it with their results */
+    double results_wait_seconds, ranks_idle_seconds;
+    uint64_t whole_tokens;   /* tokens of the whole documents this rank computed */
+    double round_idle_start; /* worker ranks: when the last round ended */
 } folio_round_ctx_t;
 
 /* Collective over rc->comm.  Rank 0 passes its items (n_items >= 0, or -1
