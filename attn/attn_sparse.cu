@@ -137,6 +137,34 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t
 #endif
 }
 
+/* d (+)= A * B, A from registers (the Q fragments), B from shared memory K-major. */
+__device__ __forceinline__ void wgmma_rs_k(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db, int accumulate)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS
+                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
+                 : FOLIO_WG_D32(d)
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+#else
+    (void)d; (void)a; (void)db; (void)accumulate;
+    __trap();
+#endif
+}
+
+/* The same with Q from registers (FOLIO_ATTN_QREG): half the shared-memory
+ * operand traffic of the S product. */
+__device__ __forceinline__ void qk_tile_wg_rs(float (&S)[8][4], const uint32_t (&qf)[4][4], uint32_t kaddr)
+{
+    wg_reg_fence(S);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_rs_k(S, qf[kk], gmma_desc(kaddr + kk * 32, 16), kk > 0);
+    wg_commit();
+    wg_wait0();
+    wg_reg_fence(S);
+}
+
 /* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot products. */
 __device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint32_t qaddr, uint32_t kaddr)
 {
@@ -168,10 +196,22 @@ struct Params {
     float scale_log2; /* scale * log2(e): softmax in base 2 */
 };
 
-struct Smem { /* 1024-byte aligned: a 128-byte swizzle atom (wgmma descriptors) */
+/* K/V tile stages in shared memory: 2 = double buffer, two CTA barriers a
+ * tile; 3 = a ring where the refill of a stage is issued after the one
+ * barrier of the next tile (every warp has then left the tile that used it
+ * last). */
+#ifndef FOLIO_ATTN_STAGES
+#define FOLIO_ATTN_STAGES 2
+#endif
+constexpr int kStages = FOLIO_ATTN_STAGES;
+static_assert(kStages == 2 || kStages == 3, "FOLIO_ATTN_STAGES is 2 or 3");
+
+/* 1024-byte aligned: a 128-byte swizzle atom (wgmma descriptors).  With
+ * k == v (HAS_V false) the K tile serves as V and no V stages are held. */
+template <bool HAS_V> struct Smem {
     alignas(1024) unsigned char q[kTile * 128];
-    alignas(1024) unsigned char k[2][kTile * 128];
-    alignas(1024) unsigned char v[2][kTile * 128];
+    alignas(1024) unsigned char k[kStages][kTile * 128];
+    alignas(1024) unsigned char v[HAS_V ? kStages : 1][HAS_V ? kTile * 128 : 16];
     float red[4][kTile]; /* node_mass: per-warp column sums */
 };
 
@@ -255,12 +295,13 @@ __device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst,
 /* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
  * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
  * summary nodes. */
-template <int MF>
-__device__ __forceinline__ void load_kv_tile(const Params &p, Smem &sm, const LoadPlan &lp, int buf, int t, int n_w,
-                                             const int32_t *sel, int s, int h, bool want_v)
+template <int MF, bool HAS_V>
+__device__ __forceinline__ void load_kv_tile(const Params &p, Smem<HAS_V> &sm, const LoadPlan &lp, int buf, int t,
+                                             int n_w, const int32_t *sel, int s, int h, bool want_v)
 {
     using SH = Shape<MF>;
-    unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[buf] + lp.dst;
+    want_v = want_v && HAS_V;
+    unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[HAS_V ? buf : 0] + lp.dst;
     if (t < n_w) {
 #pragma unroll
         for (int it = 0; it < SH::kChunks; it++) {
@@ -384,6 +425,40 @@ __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[
             mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 1));
             mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 2));
         }
+#if defined(FOLIO_ATTN_LAZY)
+    /* Lazy rescaling: while no row's maximum has grown by more than
+     * kLazy (base 2) since the reference m in use, keep that m -- P stays
+     * below 2^kLazy, harmless in fp32 sums and bf16 -- and skip the
+     * rescale of O and l.  Softmax is exact for any reference; the warp
+     * decides together so that the skip is a uniform branch. */
+    constexpr float kLazy = 8.f;
+    bool grow = false;
+#pragma unroll
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) grow |= mx[f][r] * sl - m[f][r] > kLazy;
+    if (!__any_sync(0xffffffffu, grow)) {
+#pragma unroll
+        for (int f = 0; f < MF; f++) {
+            const float mu0 = m[f][0] == -INFINITY ? 0.f : m[f][0], mu1 = m[f][1] == -INFINITY ? 0.f : m[f][1];
+            float ps0 = 0.f, ps1 = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) {
+                const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu0));
+                const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu0));
+                const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu1));
+                const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu1));
+                ps0 += p0 + p1;
+                ps1 += p2 + p3;
+                pf[f][j][0] = pack_bf16(p0, p1);
+                pf[f][j][1] = pack_bf16(p2, p3);
+            }
+            l[f][0] += ps0;
+            l[f][1] += ps1;
+        }
+        return;
+    }
+#endif
 #pragma unroll
     for (int f = 0; f < MF; f++) {
         float mu[2], al[2], ps[2] = {0.f, 0.f};
@@ -511,7 +586,12 @@ sparse_fwd_kernel(const Params p)
 #if !defined(FOLIO_WGMMA)
     static_assert(!WG, "wgmma needs an sm_90a build (FOLIO_WGMMA)");
 #endif
-    __shared__ Smem sm;
+    __shared__ Smem<!KV_SAME> sm;
+#if defined(FOLIO_ATTN_QREG)
+    constexpr bool kQreg = WG;
+#else
+    constexpr bool kQreg = false;
+#endif
     const int qb = blockIdx.x, h = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, tig = lane & 3;
@@ -535,6 +615,10 @@ sparse_fwd_kernel(const Params p)
     load_q_tile<MF>(p, sm.q, lp, qs, qe, h);
     load_kv_tile<MF>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
+    if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
+        if (n_t > 1) load_kv_tile<MF>(p, sm, lp, 1, 1, n_w, sel, s, h, !KV_SAME);
+        cp_async_commit();
+    }
 
     uint32_t qf[MF][4][4];
     float O[MF][8][4];
@@ -550,18 +634,26 @@ sparse_fwd_kernel(const Params p)
     const float sl = p.scale_log2;
 
     for (int t = 0; t < n_t; t++) {
-        if (t + 1 < n_t) {
-            load_kv_tile<MF>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
-            cp_async_commit();
-            cp_async_wait<1>();
+        if (kStages == 2) {
+            if (t + 1 < n_t) {
+                load_kv_tile<MF>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
+                cp_async_commit();
+                cp_async_wait<1>();
+            } else {
+                cp_async_wait<0>();
+            }
         } else {
-            cp_async_wait<0>();
+            cp_async_wait<1>(); /* all but the newest group: tile t has landed */
         }
 #if defined(FOLIO_WGMMA)
         if (WG) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
 #endif
         __syncthreads();
-        if (!WG && t == 0) {
+        if (kStages == 3) { /* every warp is past tile t - 1: its stage takes tile t + 2 */
+            if (t + 2 < n_t) load_kv_tile<MF>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
+            cp_async_commit();
+        }
+        if ((!WG || kQreg) && t == 0) {
             const uint32_t qbase = smem_u32(sm.q);
             const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
@@ -573,10 +665,11 @@ sparse_fwd_kernel(const Params p)
                     ldmatrix_x4(qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], qbase + swz(row, chunk));
                 }
         }
-        const int buf = t & 1;
+        const int buf = kStages == 2 ? (t & 1) : t % kStages;
         float S[MF][8][4];
 #if defined(FOLIO_WGMMA)
-        if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
+        if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[buf]));
+        else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
         else
 #endif
             qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
@@ -587,7 +680,7 @@ sparse_fwd_kernel(const Params p)
         online_softmax<MF>(S, m, l, O, pf, sl);
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
-        const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[buf]);
+        const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[KV_SAME ? 0 : buf]);
 #if defined(FOLIO_WGMMA)
         if (WG) {
             wg_reg_fence(O[0]);
@@ -619,7 +712,11 @@ sparse_fwd_kernel(const Params p)
                 }
             }
         }
-        __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
+        if (kStages == 2) __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
+    }
+    if (kStages == 3) {
+        cp_async_wait<0>(); /* only empty groups can be pending; keep the count clean */
+        __syncthreads();    /* stage 0 is reused below while a warp may still read the last tile */
     }
 
     float inv[MF][2];
@@ -638,7 +735,8 @@ sparse_fwd_kernel(const Params p)
             __syncthreads();
             float S[MF][8][4];
 #if defined(FOLIO_WGMMA)
-            if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[0]));
+            if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[0]));
+            else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[0]));
             else
 #endif
                 qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
