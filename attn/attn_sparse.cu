@@ -375,6 +375,29 @@ __device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t
     }
 }
 
+/* The band mask in 32-bit arithmetic (for W < 2^29): key kj = t0 + col is
+ * attended by row i iff |kj - i| <= W and kj < hi (kj >= lo holds for every
+ * window tile).  kj - i + W = base + a compile-time offset per element, so
+ * an element costs an add, an unsigned compare and a select instead of the
+ * 64-bit compares of mask_tile (the band-edge tiles are 2 of 9 in `local`). */
+__device__ __forceinline__ void mask_band(float (&S)[8][4], int64_t t0, int64_t hi, int W, int64_t r0, int tig)
+{
+    const int64_t dd = t0 - r0, lim = (int64_t)W + 128; /* beyond +-lim every element is out either way */
+    const int base = (int)(dd < -lim ? -lim : dd > lim ? lim : dd) + W + 2 * tig;
+    const int64_t hl = hi - t0;
+    const int hlim = (int)(hl < kTile ? hl : kTile) - 2 * tig;
+    const unsigned w2 = 2u * (unsigned)W;
+#pragma unroll
+    for (int j = 0; j < 8; j++) {
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+            const int off = j * 8 + (e & 1) - ((e >> 1) ? 8 : 0);
+            const bool ok = (unsigned)(base + off) <= w2 && j * 8 + (e & 1) < hlim;
+            if (!ok) S[j][e] = -INFINITY;
+        }
+    }
+}
+
 /* ------------------------------------------------------------ per-tile steps
  * Shared by the mma.sync kernel and the warpgroup kernel: the fragment
  * layout (rows rw + 16 f and rw + 16 f + 8, columns 8 j + 2 tig + {0, 1})
@@ -390,15 +413,84 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
     if (t < n_w) {
         const int64_t t0 = lo + (int64_t)t * kTile;
         const bool full = t0 + kTile <= hi && t0 >= qe - 1 - W && t0 + kTile - 1 <= qs + W;
-        if (!full)
+        if (!full) {
+#if !defined(FOLIO_ATTN_SLOW_MASK)
+            if (W < (1 << 29)) {
 #pragma unroll
-            for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, W, rw + 16 * f, 0, tig);
+                for (int f = 0; f < MF; f++) mask_band(S[f], t0, hi, W, rw + 16 * f, tig);
+            } else
+#endif
+#pragma unroll
+                for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, W, rw + 16 * f, 0, tig);
+        }
     } else {
         const int s_left = s - (t - n_w) * kTile;
         if (s_left < kTile)
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
     }
+}
+
+/* Softmax variants: 0 = online (running max each tile), 1 = lazy (the max
+ * is computed each tile, O rescaled only when it grows by > 2^8), 2 = no
+ * max while the sums stay bounded (see below). */
+#ifndef FOLIO_ATTN_SOFTMAX
+#if defined(FOLIO_ATTN_LAZY)
+#define FOLIO_ATTN_SOFTMAX 1
+#else
+#define FOLIO_ATTN_SOFTMAX 0
+#endif
+#endif
+
+/* FOLIO_ATTN_SOFTMAX == 2: no row maximum while it is not needed.  With
+ * the reference m of the tiles so far, P = 2^(S sl - m) is computed in
+ * place and only its sums are checked: while every thread's partial row sum
+ * stays <= 2^16 so does every element (all >= 0), so there is no overflow in
+ * the fp32 sums or in bf16, the relative precision is the same, and softmax
+ * is exact for any reference.  Saves the per-tile row max (32 FMNMX, 4
+ * shuffles a thread) and the O rescale; the kernel is issue-bound.
+ * Over the bound the tile is done again the usual way, S recomputed (rare:
+ * a Q = K row's largest score is its own, a few tiles in, and for
+ * normalized rows exceeds the first tile's maximum by far less than 16).
+ * Returns 0 when done; 1 when S is untouched and online_softmax must run
+ * (a row has no finite m yet: the first tile); 2 when S was overwritten and
+ * must be recomputed first. */
+template <int MF>
+__device__ __forceinline__ int softmax_no_max(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
+                                              float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
+{
+    bool ready = true;
+#pragma unroll
+    for (int f = 0; f < MF; f++) ready &= m[f][0] != -INFINITY && m[f][1] != -INFINITY;
+    if (!__all_sync(0xffffffffu, ready)) return 1;
+    float ps[MF][2];
+    bool over = false;
+#pragma unroll
+    for (int f = 0; f < MF; f++) {
+        ps[f][0] = ps[f][1] = 0.f;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            S[f][j][0] = exp2f(fmaf(S[f][j][0], sl, -m[f][0]));
+            S[f][j][1] = exp2f(fmaf(S[f][j][1], sl, -m[f][0]));
+            S[f][j][2] = exp2f(fmaf(S[f][j][2], sl, -m[f][1]));
+            S[f][j][3] = exp2f(fmaf(S[f][j][3], sl, -m[f][1]));
+            ps[f][0] += S[f][j][0] + S[f][j][1];
+            ps[f][1] += S[f][j][2] + S[f][j][3];
+        }
+        over |= !(ps[f][0] <= 65536.f) || !(ps[f][1] <= 65536.f); /* NaN and inf count as over */
+    }
+    if (__any_sync(0xffffffffu, over)) return 2;
+#pragma unroll
+    for (int f = 0; f < MF; f++) {
+        l[f][0] += ps[f][0];
+        l[f][1] += ps[f][1];
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            pf[f][j][0] = pack_bf16(S[f][j][0], S[f][j][1]);
+            pf[f][j][1] = pack_bf16(S[f][j][2], S[f][j][3]);
+        }
+    }
+    return 0;
 }
 
 /* Online softmax (base 2) of one tile: the rows' new running max m, O
@@ -425,7 +517,7 @@ __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[
             mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 1));
             mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 2));
         }
-#if defined(FOLIO_ATTN_LAZY)
+#if FOLIO_ATTN_SOFTMAX == 1
     /* Lazy rescaling: while no row's maximum has grown by more than
      * kLazy (base 2) since the reference m in use, keep that m -- P stays
      * below 2^kLazy, harmless in fp32 sums and bf16 -- and skip the
@@ -677,7 +769,21 @@ sparse_fwd_kernel(const Params p)
         mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
 
         uint32_t pf[MF][8][2];
+#if FOLIO_ATTN_SOFTMAX == 2
+        const int how = softmax_no_max<MF>(S, m, l, O, pf, sl);
+        if (how == 2) { /* S was overwritten: compute it again */
+#if defined(FOLIO_WGMMA)
+            if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[buf]));
+            else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
+            else
+#endif
+                qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
+            mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
+        }
+        if (how != 0) online_softmax<MF>(S, m, l, O, pf, sl);
+#else
         online_softmax<MF>(S, m, l, O, pf, sl);
+#endif
 
         /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
         const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[KV_SAME ? 0 : buf]);
