@@ -315,12 +315,13 @@ typedef struct {
     int32_t *tmax;     /* (ntile, QC) largest estimate of each tile */
     int32_t *pend;     /* (QC, 16) survivors waiting to be re-scored */
     int *npend;        /* (QC) */
+    int32_t *off;      /* (QC + RQ) symmetric path: 128 x the sum of a query's bytes */
 } route_scratch_t;
 
 static void route_scratch_free(route_scratch_t *S)
 {
     free(S->qw); free(S->margin); free(S->kv); free(S->kth); free(S->cut);
-    free(S->gs); free(S->ge); free(S->tmax); free(S->pend); free(S->npend);
+    free(S->gs); free(S->ge); free(S->tmax); free(S->pend); free(S->npend); free(S->off);
     memset(S, 0, sizeof *S);
 }
 
@@ -337,7 +338,8 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     S->tmax = malloc(sizeof(int32_t) * (size_t)ntile * QC);
     S->pend = malloc(sizeof(int32_t) * QC * 16);
     S->npend = malloc(sizeof(int) * QC);
-    if (S->qw && S->margin && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend)
+    S->off = malloc(sizeof(int32_t) * (QC + RQ));
+    if (S->qw && S->margin && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend && S->off)
         return true;
     route_scratch_free(S);
     return false;
@@ -447,18 +449,13 @@ static inline void route_flush(const float *q, const float *kf, uint32_t dh, int
     *np = 0;
 }
 
-/* Query blocks [c0, c1) of head hh by the pre-filter; same outputs as
- * route_exact.  Pass 1 streams the tiles and keeps every tile's largest
- * estimate (tmax) per query block; the k-th largest tmax, less the margin,
- * is the cut.  Pass 2 streams the tiles again but looks only at the (query
- * block, tile) pairs whose tmax reaches the cut: their lanes at or above it
- * survive, are re-scored exactly and offered in increasing index order.
- * Returns false when out of memory. */
-static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d, uint32_t hh,
-                       uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, int k, float *tv, int32_t *ti,
-                       int *nt, float *thr)
+/* Query words and margins of query blocks [c0, c1) of head hh.  sym: the
+ * query is quantized with the keys' own scale (its bytes are then its key
+ * bytes: the symmetric path, Q = K), else with its own scale. */
+static void route_int8_queries(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d,
+                               uint32_t hh, uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, bool sym)
 {
-    const uint32_t nq4 = rk->nq4, nq = c1 - c0, ntile = rk->ntile;
+    const uint32_t nq4 = rk->nq4, nq = c1 - c0;
     const double sk = rk->sk[hh], K2 = rk->k2[hh], EK2 = rk->ek2[hh];
     const double u = 0x1p-24, gamma = dh * u / (1.0 - dh * u);
     for (uint32_t i = 0; i < nq; i++) {
@@ -468,8 +465,10 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
         float mx;
         /* a query the bound does not cover looks at every candidate */
         int64_t margin = (int64_t)1 << 40;
-        if (route_row_max(q, dh, &mx) && mx > 0 && rk->ok[hh]) {
-            const float sq = mx / 127.0f;
+        if (route_row_max(q, dh, &mx) && (mx > 0 || sym) && rk->ok[hh]) {
+            /* sym: the keys' scale, as route_keys_build quantized this very
+             * row (the bytes are the key bytes less 128) */
+            const float sq = sym ? (float)sk : mx / 127.0f;
             float sums[3];
             route_quant_row(q, dh, sq, 1.0f / sq, 0, qb, 4, sums);
             const double q2 = sqrt(sums[0]), b2 = sqrt(sums[1]), e2 = sqrt(sums[2]);
@@ -480,13 +479,24 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             const double m = ceil(2.0 * beta / ((double)sq * sk)) + 1.0;
             if (m < (double)((int64_t)1 << 40)) margin = (int64_t)m;
         }
+        if (sym) {
+            int32_t sum = 0;
+            for (uint32_t c = 0; c < 4 * nq4; c++) sum += (int8_t)qb[c];
+            S->off[i] = 128 * sum;
+        }
         S->margin[i] = margin;
         S->gs[i] = (c0 + i) / G * G;
         S->ge[i] = S->gs[i] + G < nb ? S->gs[i] + G : nb;
     }
+}
+
+/* Pass 1 of the pre-filter for query blocks [c0, c1): every tile's largest
+ * estimate per query block into S->tmax (ntile, QC). */
+static void route_int8_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_t hh, uint32_t nb, uint32_t nq)
+{
+    const uint32_t nq4 = rk->nq4, ntile = rk->ntile;
     const uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
     const __m512i none = _mm512_set1_epi32(INT32_MIN);
-    /* pass 1 */
     for (uint32_t t = 0; t < ntile; t++) {
         const uint32_t b0 = t * 64;
         const uint8_t *kt = kh + (size_t)t * nq4 * 256;
@@ -505,6 +515,93 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             /* all four: entries past nq are never read (QC % RQ == 0) */
             _mm_storeu_si128((__m128i *)(S->tmax + (size_t)t * QC + g0), route_max4(acc));
         }
+    }
+}
+
+/* Symmetric pass 1 (Q = K, every block a query; QC == 64 so a chunk of
+ * query blocks is a tile of candidates): with the queries quantized by the
+ * keys' scale, the estimate E_ij = a_i . a_j is symmetric, so each pair of
+ * tiles (A, B >= A) is multiplied once: row maxima give A's query blocks
+ * their maximum over tile B, column maxima B's query blocks theirs over
+ * tile A.  vpdpbusd yields M_ij = E_ij + off_i (keys stored a + 128, off_i =
+ * 128 sum_c a_ic): off_i comes off before the column maxima.  The own-group
+ * relation is symmetric too, so one mask serves both.  Writes tmaxE
+ * (ntile, nbp) of head hh, in E units: rows of tile B for A's query blocks,
+ * rows of tile A for B's.  Distinct row tiles A write distinct entries. */
+static void route_sym_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_t hh, uint32_t nb, uint32_t G,
+                            uint32_t A, int32_t *tmaxE)
+{
+    const uint32_t nq4 = rk->nq4, ntile = rk->ntile, nbp = ntile * 64, a0 = A * 64;
+    const uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
+    const __m512i none = _mm512_set1_epi32(INT32_MIN);
+    /* the 64 rows of tile A as query words (key bytes - 128: signed a) and
+     * their offsets; rows past nb are padding (a = 0), masked out below */
+    const uint32_t *ka = (const uint32_t *)(kh + (size_t)A * nq4 * 256);
+    for (uint32_t r = 0; r < 64; r++) {
+        int32_t sum = 0;
+        for (uint32_t c4 = 0; c4 < nq4; c4++) {
+            const uint32_t w = ka[(size_t)c4 * 64 + r] ^ 0x80808080u;
+            S->qw[(size_t)r * nq4 + c4] = (int32_t)w;
+            sum += (int8_t)(w & 0xff) + (int8_t)(w >> 8 & 0xff) + (int8_t)(w >> 16 & 0xff) + (int8_t)(w >> 24);
+        }
+        S->off[r] = 128 * sum;
+        const uint32_t b = a0 + r;
+        S->gs[r] = b < nb ? b / G * G : 0;
+        S->ge[r] = b < nb ? (S->gs[r] + G < nb ? S->gs[r] + G : nb) : 0;
+    }
+    for (uint32_t B = A; B < ntile; B++) {
+        const uint32_t b0 = B * 64;
+        const uint8_t *kt = kh + (size_t)B * nq4 * 256;
+        __m512i col[4] = {none, none, none, none};
+        for (uint32_t g0 = 0; g0 < 64; g0 += RQ) {
+            __m512i acc[RQ][4];
+            route_tile4(kt, S->qw + (size_t)g0 * nq4, S->qw + (size_t)(g0 + 1) * nq4, S->qw + (size_t)(g0 + 2) * nq4,
+                        S->qw + (size_t)(g0 + 3) * nq4, nq4, acc);
+            for (uint32_t r = 0; r < RQ; r++) {
+                const uint32_t i = g0 + r, b = a0 + i;
+                const __m512i off = _mm512_set1_epi32(S->off[i]);
+                for (int u4 = 0; u4 < 4; u4++) acc[r][u4] = _mm512_sub_epi32(acc[r][u4], off);
+                if (b >= nb || b0 + 64 > nb || (S->ge[i] > b0 && S->gs[i] < b0 + 64)) {
+                    const uint64_t lanes = b >= nb ? 0 : route_lanes(b0, nb, S->gs[i], S->ge[i]);
+                    for (int u4 = 0; u4 < 4; u4++)
+                        acc[r][u4] = _mm512_mask_mov_epi32(none, (__mmask16)(lanes >> (16 * u4)), acc[r][u4]);
+                }
+            }
+            _mm_storeu_si128((__m128i *)(tmaxE + (size_t)B * nbp + a0 + g0), route_max4(acc));
+            if (B != A)
+                for (int u4 = 0; u4 < 4; u4++)
+                    col[u4] = _mm512_max_epi32(col[u4], _mm512_max_epi32(_mm512_max_epi32(acc[0][u4], acc[1][u4]),
+                                                                         _mm512_max_epi32(acc[2][u4], acc[3][u4])));
+        }
+        if (B != A)
+            for (int u4 = 0; u4 < 4; u4++) _mm512_storeu_si512((void *)(tmaxE + (size_t)A * nbp + b0 + 16 * u4), col[u4]);
+    }
+}
+
+/* Query blocks [c0, c1) of head hh by the pre-filter; same outputs as
+ * route_exact.  Pass 1 (route_int8_pass1, or the symmetric tiles in tmaxE)
+ * keeps every tile's largest estimate (tmax) per query block; the k-th
+ * largest tmax, less the margin, is the cut.  Pass 2 streams the tiles
+ * again but looks only at the (query block, tile) pairs whose tmax reaches
+ * the cut: their lanes at or above it survive, are re-scored exactly and
+ * offered in increasing index order.  tmaxE: NULL, or the symmetric pass's
+ * (ntile, nbp) maxima of head hh (then c0 % 64 == 0). */
+static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d, uint32_t hh,
+                       uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, int k, float *tv, int32_t *ti,
+                       int *nt, float *thr, const int32_t *tmaxE)
+{
+    const uint32_t nq4 = rk->nq4, nq = c1 - c0, ntile = rk->ntile;
+    route_int8_queries(rk, S, node_q, d, hh, dh, nb, G, c0, c1, tmaxE != NULL);
+    const uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
+    if (!tmaxE) {
+        route_int8_pass1(rk, S, hh, nb, nq);
+    } else {
+        /* in the units of this pass's estimates (M = E + off) */
+        for (uint32_t t = 0; t < ntile; t++)
+            for (uint32_t i = 0; i < nq; i++) {
+                const int32_t e = tmaxE[(size_t)t * ntile * 64 + c0 + i];
+                S->tmax[(size_t)t * QC + i] = e == INT32_MIN ? INT32_MIN : e + S->off[i];
+            }
     }
     /* k-th largest tile maximum of each query block (16 at a time, lanes =
      * query blocks): tmax values pass through k sorted vectors, each keeping
@@ -571,7 +668,6 @@ static bool route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
         if (S->npend[i])
             route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, dh, S->pend + (size_t)i * 16, &S->npend[i], k,
                         tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
-    return true;
 }
 #endif /* ROUTE_INT8 */
 
@@ -634,8 +730,23 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         }
     }
     /* Task = (chunk of QC query blocks, head): every query block of the chunk
-     * keeps a running top-k while the candidates stream past in tiles of 64. */
+     * keeps a running top-k while the candidates stream past in tiles of 64.
+     * Heads one after the other (a thread stays on one head's keys); with
+     * the symmetric pre-filter (Q = K: the same node array, and every block
+     * a query, so chunks are tiles) a head's pass 1 runs first, over row
+     * tiles A with pairs (A, B >= A), into tmaxE (ntile, nbp). */
     const uint32_t nq = qb1 - qb0, nch = (nq + QC - 1) / QC;
+    int32_t *tmaxE = NULL;
+#if ROUTE_INT8
+    _Static_assert(QC == 64, "the symmetric pre-filter takes a chunk of query blocks for a tile of candidates");
+    if (routed && node_q == node_k && qb0 == 0 && qb1 == nb) {
+        tmaxE = malloc(sizeof(int32_t) * (size_t)rk.ntile * nbp);
+        if (!tmaxE) {
+            free(kt); free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+            FOLIO_CHECK_ALLOC(NULL);
+        }
+    }
+#endif
     int failed = 0;
 #pragma omp parallel num_threads(nth) reduction(| : failed)
     {
@@ -648,43 +759,48 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         route_scratch_t S = {0};
         if (routed && !route_scratch_init(&S, rk.nq4, rk.ntile, (int)k)) failed = 1;
 #endif
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t t = 0; t < (int64_t)nch * H; t++) {
-            if (failed) continue;
-            /* head-major: a thread stays on one head's keys for a while */
-            const uint32_t c0 = qb0 + (uint32_t)(t % nch) * QC, hh = (uint32_t)(t / nch);
-            const uint32_t c1 = c0 + QC < qb1 ? c0 + QC : qb1;
-            if (routed) {
+        for (uint32_t hh = 0; hh < H; hh++) {
 #if ROUTE_INT8
-                if (rk.ok[hh]) {
-                    if (!route_int8(&rk, &S, node_q, d, hh, dh, nb, h->G, c0, c1, (int)k, tv, ti, nt, thr)) {
-                        failed = 1;
-                        continue;
-                    }
-                } else
+            const int32_t *te = tmaxE && rk.ok[hh] ? tmaxE : NULL;
+            if (te) {
+#pragma omp for schedule(dynamic, 1)
+                for (int64_t A = 0; A < (int64_t)rk.ntile; A++) /* longest rows first */
+                    if (!failed) route_sym_pass1(&rk, &S, hh, nb, h->G, (uint32_t)A, tmaxE);
+            }
 #endif
-                    route_exact(node_q, d, hh, dh, kt + (size_t)hh * dh * nbp, nbp, nb, h->G, c0, c1, (int)k, tv, ti,
-                                nt, thr);
-            }
-            for (uint32_t qb = c0; qb < c1; qb++) {
-                int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
-                int ns = 0;
-                if (p->kind == FOLIO_PATTERN_LONGT5) {
-                    for (uint32_t b = 0; b < nb; b++) out[ns++] = (int32_t)b;
-                } else if (hier) {
-                    for (uint32_t l = 1; l <= h->n_levels; l++) {
-                        uint32_t a = folio_hier_ancestor(h, qb, l), s0, s1;
-                        folio_hier_siblings(h, l, a, &s0, &s1);
-                        for (uint32_t s = s0; s < s1; s++)
-                            if (s != a) out[ns++] = (int32_t)(h->offset[l] + s);
-                    }
-                }
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t t = 0; t < (int64_t)nch; t++) {
+                if (failed) continue;
+                const uint32_t c0 = qb0 + (uint32_t)t * QC, c1 = c0 + QC < qb1 ? c0 + QC : qb1;
                 if (routed) {
-                    const uint32_t i = qb - c0;
-                    for (int j = 0; j < nt[i]; j++) out[ns++] = ti[(size_t)i * (k + 1) + j];
+#if ROUTE_INT8
+                    if (rk.ok[hh])
+                        route_int8(&rk, &S, node_q, d, hh, dh, nb, h->G, c0, c1, (int)k, tv, ti, nt, thr, te);
+                    else
+#endif
+                        route_exact(node_q, d, hh, dh, kt + (size_t)hh * dh * nbp, nbp, nb, h->G, c0, c1, (int)k, tv,
+                                    ti, nt, thr);
                 }
-                sel_n[(size_t)(qb - qb0) * H + hh] = ns;
-            }
+                for (uint32_t qb = c0; qb < c1; qb++) {
+                    int32_t *out = sel + ((size_t)(qb - qb0) * H + hh) * s_max;
+                    int ns = 0;
+                    if (p->kind == FOLIO_PATTERN_LONGT5) {
+                        for (uint32_t b = 0; b < nb; b++) out[ns++] = (int32_t)b;
+                    } else if (hier) {
+                        for (uint32_t l = 1; l <= h->n_levels; l++) {
+                            uint32_t a = folio_hier_ancestor(h, qb, l), s0, s1;
+                            folio_hier_siblings(h, l, a, &s0, &s1);
+                            for (uint32_t s = s0; s < s1; s++)
+                                if (s != a) out[ns++] = (int32_t)(h->offset[l] + s);
+                        }
+                    }
+                    if (routed) {
+                        const uint32_t i = qb - c0;
+                        for (int j = 0; j < nt[i]; j++) out[ns++] = ti[(size_t)i * (k + 1) + j];
+                    }
+                    sel_n[(size_t)(qb - qb0) * H + hh] = ns;
+                }
+            } /* the barrier here: the next head's pass 1 overwrites tmaxE */
         }
         free(tv);
         free(ti);
@@ -694,6 +810,7 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         route_scratch_free(&S);
 #endif
     }
+    free(tmaxE);
     free(kt);
 #if ROUTE_INT8
     free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);

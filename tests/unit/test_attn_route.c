@@ -117,9 +117,11 @@ static int ref_route(const float *nodes, uint32_t nb, uint32_t d, uint32_t hh, u
 }
 
 /* Runs the selection for [qb0, qb1) and compares every (block, head) with
- * the reference; returns the number of routed keys checked. */
-static long check_case(const char *spec, uint32_t nb, input_t kind, uint64_t seed, float poison, uint32_t qb0,
-                       uint32_t qb1, int threads)
+ * the reference; returns the number of routed keys checked.  copy_q: the
+ * queries come from a copy of the node array (the library's symmetric
+ * pre-filter, Q = K, is taken only for one array and all query blocks). */
+static long check_case_q(const char *spec, uint32_t nb, input_t kind, uint64_t seed, float poison, uint32_t qb0,
+                         uint32_t qb1, int threads, bool copy_q)
 {
     folio_pattern_t p0 = pat(spec), p;
     const uint64_t n = (uint64_t)nb * p0.block;
@@ -139,7 +141,11 @@ static long check_case(const char *spec, uint32_t nb, input_t kind, uint64_t see
     if (poison != 0.0f) /* one non-finite or huge value in head 0 of a block and a query */
         nodes[(size_t)(nb / 2) * d + dh / 2] = nodes[(size_t)(nb / 3) * d + dh / 3] = poison;
     cr_assert_eq(folio_hier_build_upper(&h, d, nodes), FOLIO_OK);
-    cr_assert_eq(folio_attn_select(&p, &h, nodes, nodes, qb0, qb1, sel, sel_n, s_max, threads), FOLIO_OK);
+    float *qn = copy_q ? malloc(sizeof(float) * h.n_nodes * d) : nodes;
+    cr_assert(qn);
+    if (copy_q) memcpy(qn, nodes, sizeof(float) * h.n_nodes * d);
+    cr_assert_eq(folio_attn_select(&p, &h, qn, nodes, qb0, qb1, sel, sel_n, s_max, threads), FOLIO_OK);
+    if (copy_q) free(qn);
     const bool routed = p.kind == FOLIO_PATTERN_HIER_TOPK && h.n_levels >= 2 && p.topk > 0;
     long checked = 0;
     for (uint32_t qb = qb0; qb < qb1; qb++)
@@ -172,6 +178,12 @@ static long check_case(const char *spec, uint32_t nb, input_t kind, uint64_t see
     return checked;
 }
 
+static long check_case(const char *spec, uint32_t nb, input_t kind, uint64_t seed, float poison, uint32_t qb0,
+                       uint32_t qb1, int threads)
+{
+    return check_case_q(spec, nb, kind, seed, poison, qb0, qb1, threads, false);
+}
+
 static const input_t KINDS[] = {IN_RANDOM, IN_DUPLICATES, IN_NEAR_TIES, IN_ODD_ROWS, IN_CLUSTERED};
 
 Test(attn_route, equals_brute_force_awkward_sizes, .timeout = 300)
@@ -192,6 +204,25 @@ Test(attn_route, equals_brute_force_awkward_sizes, .timeout = 300)
                 checked += check_case(specs[si], nb, KINDS[ki], 100 * si + 10 * ni + ki, 0.0f, 0, nb, 2);
             }
     cr_assert_gt(checked, 100000, "only %ld routed keys checked", checked);
+}
+
+/* whole-document selections (the symmetric pre-filter) and the same with
+ * the queries in a separate array (the general one): both the brute force's */
+Test(attn_route, symmetric_and_general_pre_filter, .timeout = 300)
+{
+    const char *specs[] = {"hier+topk,window=4,block=1,group=64,topk=8,heads=2,head_dim=64",
+                           "hier+topk,window=4,block=1,group=5,topk=13,heads=2,head_dim=67",
+                           "hier+topk,window=4,block=1,group=100,topk=4,heads=1,head_dim=16",
+                           "hier+topk,window=4,block=1,group=3,topk=2,heads=1,head_dim=7"};
+    const uint32_t nbs[] = {65, 127, 300, 1031};
+    long checked = 0;
+    for (size_t si = 0; si < sizeof specs / sizeof *specs; si++)
+        for (size_t ni = 0; ni < sizeof nbs / sizeof *nbs; ni++)
+            for (size_t ki = 0; ki < sizeof KINDS / sizeof *KINDS; ki++)
+                for (int c = 0; c < 2; c++)
+                    checked += check_case_q(specs[si], nbs[ni], KINDS[ki], 900 + 10 * si + ni, ki == 3 ? 2e14f : 0.0f,
+                                            0, nbs[ni], 1 + c, c == 1);
+    cr_assert_gt(checked, 50000, "only %ld routed keys checked", checked);
 }
 
 Test(attn_route, split_query_ranges_and_threads, .timeout = 300)
