@@ -233,6 +233,11 @@ typedef struct {
     const float *residual;
     int64_t ld_res;
     bool rmsnorm;
+    /* Optional (n_nodes): mass[node] += llrint(node mass * FOLIO_MASS_ONE)
+     * for every selected node of every (query block, head), the integers
+     * folio_mass_accumulate would add from node_mass, summed per thread
+     * while the block is in cache (no (n_qblocks, H, s_max) array). */
+    int64_t *mass;
 } folio_attn_args_t;
 
 /* The fast kernel: 64-key tiles with a FlashAttention-style online softmax;
@@ -308,8 +313,10 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
  * rigorous error bound, and only blocks that the bound cannot rule out are
  * re-scored in fp32 (~3 per selected block on random layer inputs), which
  * selects the same blocks in the same order; other builds score everything
- * in fp32.  At 1M tokens with the default pattern: ~0.55 s CPU per layer
- * with VNNI, 2.0 s without (the attention kernel: ~11 s); bench/RESULTS.md. */
+ * in fp32.  With node_q == node_k and all query blocks (Q = K), each pair of
+ * candidate tiles is estimated once (the estimates are symmetric).  At 1M
+ * tokens with the default pattern: ~0.47 s CPU per layer with VNNI, 2.0 s
+ * without (the attention kernel: ~11 s); bench/RESULTS.md. */
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
                                  const float *node_q, const float *node_k,
                                  uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,

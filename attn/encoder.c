@@ -866,9 +866,9 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
                         (unsigned long long)q1, (unsigned long long)x0, (unsigned long long)(x0 + nx));
     FOLIO_CHECK_GENERIC(q1 % p->block == 0 || q1 == h->n, FOLIO_ERR_ARG,
                         "encoder_layer: query range must end at a block boundary or the document end");
-    const uint64_t nq = q1 - q0, nqb = (nq + p->block - 1) / p->block;
+    const uint64_t nq = q1 - q0;
     folio_status_t st = FOLIO_OK;
-    float *Q = NULL, *K = NULL, *V = NULL, *NK = NULL, *NV = NULL, *O = NULL, *O2 = NULL, *nm = NULL, *bias = NULL;
+    float *Q = NULL, *K = NULL, *V = NULL, *NK = NULL, *NV = NULL, *O = NULL, *O2 = NULL, *bias = NULL;
     const float *q = X, *k = X, *v = X, *nk = nodes, *nv = nodes;
     if (w && w->wq) { if (!(Q = project(X, nx, d, w->wq))) goto oom; q = Q; }
     if (w && w->wk) {
@@ -882,7 +882,7 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
     if (w && w->wo) {
         if (!(O = malloc(sizeof(float) * nq * d + 1))) goto oom;
     }
-    if (mass && s_max > 0 && !(nm = malloc(sizeof(float) * nqb * H * s_max))) goto oom;
+
     if (p->sumbias && s_max > 0) {
         if (!(bias = malloc(sizeof(float) * h->n_nodes))) goto oom;
         folio_hier_log_sizes(h, bias);
@@ -891,10 +891,10 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         .q = q, .k = k, .v = v, .ld = d, .x0 = (int64_t)x0, .nx = (int64_t)nx,
         .q0 = (int64_t)q0, .q1 = (int64_t)q1, .n_doc = (int64_t)h->n,
         .node_k = nk, .node_v = nv, .ld_nodes = d, .n_nodes = h->n_nodes,
-        .sel = sel, .sel_n = sel_n, .s_max = s_max, .out = O ? O : Xout, .ld_out = d, .node_mass = nm,
+        .sel = sel, .sel_n = sel_n, .s_max = s_max, .out = O ? O : Xout, .ld_out = d,
         .H = (int)H, .d_h = (int)dh, .B = (int)p->block,
         .W = (int)(p->kind == FOLIO_PATTERN_DENSE ? (h->n < (1u << 30) ? h->n : (1u << 30)) : p->window),
-        .scale = folio_pattern_scale(p), .threads = threads, .node_bias = bias,
+        .scale = folio_pattern_scale(p), .threads = threads, .node_bias = bias, .mass = s_max > 0 ? mass : NULL,
     };
     if (!O) { /* residual + normalization in the kernel's epilogue: no passes over (nq, d) */
         a.residual = X + (q0 - x0) * d;
@@ -915,13 +915,12 @@ folio_status_t folio_encoder_layer(const folio_pattern_t *p, const folio_hier_t 
         }
         folio_rmsnorm_heads(Xout, nq, H, dh);
     }
-    if (nm) folio_mass_accumulate(sel, sel_n, nm, (uint32_t)nqb, (int)H, s_max, mass);
     goto done;
 oom:
     folio_log_at(__FILE__, __LINE__, "encoder_layer: out of memory (%llu tokens)", (unsigned long long)nx);
     st = FOLIO_ERR_NOMEM;
 done:
-    free(Q); free(K); free(V); free(NK); free(NV); free(O); free(O2); free(nm); free(bias);
+    free(Q); free(K); free(V); free(NK); free(NV); free(O); free(O2); free(bias);
     return st;
 }
 

@@ -39,6 +39,7 @@ typedef struct {
     float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
     float *nmacc;   /* (s_max + 16) node mass accumulator */
     float *dacc;    /* (QR, dhp) sink for the padding rows of a partial query group */
+    int64_t *mass;  /* (n_nodes) this thread's share of a->mass, or NULL */
     float *ckt;     /* (d_h, ldk) keys of the chunk's window range, transposed */
     float *cv;      /* (nk + TILE, dhp) values of the chunk's window range */
     size_t ckt_cap, cv_cap;
@@ -252,6 +253,7 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
     const int s_max = a->s_max;
     const int ns = s_max > 0 ? a->sel_n[qb * a->H + h] : 0;
     const int32_t *sel = s_max > 0 ? a->sel + (qb * a->H + h) * (int64_t)s_max : NULL;
+    const bool want_mass = a->node_mass || a->mass;
 
     for (int i = 0; i < nq; i++) {
         S->m[i] = -INFINITY;
@@ -289,9 +291,9 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
                 accr[r] = live ? S->acc + (size_t)i * dhp : S->dacc + (size_t)r * dhp;
                 lo[r] = live ? 0 : 1;
                 hi[r] = live ? tl - 1 : 0;
-                sco[r] = (live && a->node_mass) ? S->sc + (size_t)i * s_max + t0 : NULL;
+                sco[r] = (live && want_mass) ? S->sc + (size_t)i * s_max + t0 : NULL;
             }
-            if (a->node_mass && t0 + TILE > s_max) {
+            if (want_mass && t0 + TILE > s_max) {
                 /* the score store writes TILE lanes: use a bounce buffer at the end */
                 float bounce[QR][TILE];
                 float *real[QR];
@@ -379,10 +381,9 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
         }
         if (a->rmsnorm) attn_rms_row(o, (uint32_t)d_h, rms_target);
     }
-    if (a->node_mass && s_max > 0) {
+    if (want_mass && s_max > 0) {
         /* mass of each selected node: sum over the block's queries, in query
          * order, of exp(score - m) / l (vectorized over the nodes) */
-        float *nm = a->node_mass + (qb * a->H + h) * (int64_t)s_max;
         float *tot = S->nmacc;
         for (int s = 0; s < ns + 16; s++) tot[s] = 0.0f;
         for (int i = 0; i < nq; i++) {
@@ -392,7 +393,13 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
             for (int s = 0; s < ns; s += 16)
                 v16_store(tot + s, v16_load(tot + s) + v16_exp(v16_load(sc + s) - mi) * inv);
         }
-        for (int s = 0; s < s_max; s++) nm[s] = s < ns ? tot[s] : 0.0f;
+        if (a->node_mass) {
+            float *nm = a->node_mass + (qb * a->H + h) * (int64_t)s_max;
+            for (int s = 0; s < s_max; s++) nm[s] = s < ns ? tot[s] : 0.0f;
+        }
+        /* as folio_mass_accumulate would from node_mass: the same integers */
+        if (S->mass)
+            for (int s = 0; s < ns; s++) S->mass[sel[s]] += llrint((double)tot[s] * (double)FOLIO_MASS_ONE);
     }
 }
 
@@ -492,11 +499,20 @@ folio_status_t folio_attn_sparse_fwd_cpu(const folio_attn_args_t *a)
         if (!scratch_alloc(&S, a->B, a->d_h, a->s_max)) {
             failed = 1;
         } else {
+            /* node mass in exact integers: per-thread sums, added up in any
+             * order, are the same */
+            if (a->mass && a->s_max > 0 && !(S.mass = calloc((size_t)a->n_nodes + 1, sizeof(int64_t)))) failed = 1;
 #pragma omp for schedule(dynamic, 1)
             for (int64_t t = 0; t < ntask; t++) {
+                if (failed) continue;
                 int64_t ch = t / a->H, cb0 = ch * CHUNK, cb1 = cb0 + CHUNK < nqb ? cb0 + CHUNK : nqb;
                 if (!run_chunk(a, &S, cb0, cb1, (int)(t % a->H))) failed = 1;
             }
+            if (S.mass && !failed) {
+#pragma omp critical(folio_attn_mass)
+                for (int64_t f = 0; f < a->n_nodes; f++) a->mass[f] += S.mass[f];
+            }
+            free(S.mass);
             scratch_free(&S);
         }
     }

@@ -417,6 +417,60 @@ Test(attn_kernel, fused_residual_rmsnorm_equals_separate_passes, .timeout = 120)
         }
 }
 
+/* The kernel's own fixed-point node mass (args.mass, summed per thread)
+ * equals folio_mass_accumulate over its node_mass output, integer for
+ * integer: any thread count, query ranges inside a halo, awkward n, a mass
+ * array that already holds a previous layer's sums. */
+Test(attn_kernel, mass_equals_accumulated_node_mass, .timeout = 120)
+{
+    const char *specs[] = {"hier+topk,window=40,block=16,group=4,topk=3,heads=2,head_dim=32",
+                           "hier+topk,window=9,block=8,group=3,topk=3,heads=2,head_dim=32,sumbias=1",
+                           "longt5,window=3,block=16,heads=1,head_dim=16"};
+    const uint32_t ns[] = {17, 65, 1009, 4099}; /* >= 2 blocks: summary keys */
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++)
+        for (size_t t = 0; t < sizeof ns / sizeof *ns; t++) {
+            folio_pattern_t p = pat(specs[s]);
+            const uint32_t n = ns[t], d = folio_pattern_dim(&p), H = p.heads, B = p.block;
+            float *X = random_doc(n, d, 700 + 7 * s + t);
+            plan_t P;
+            plan_make(&P, &p, X, n);
+            cr_assert_gt(P.s_max, 0);
+            const uint32_t nbk = (n + B - 1) / B, nn = P.h.n_nodes;
+            uint32_t q0s[2] = {0, nbk > 2 ? B : 0}, q1s[2] = {n, nbk > 2 ? (nbk - 1) * B : n};
+            int64_t *want = malloc(sizeof(int64_t) * nn), *got = malloc(sizeof(int64_t) * nn);
+            float *out = malloc(sizeof(float) * ((size_t)n * d + 1)), *nm = malloc(sizeof(float) * nbk * H * P.s_max);
+            for (int r = 0; r < 2; r++) {
+                const uint32_t q0 = q0s[r], q1 = q1s[r], W = P.r.window;
+                const uint32_t x0 = q0 > W ? q0 - W : 0, x1 = q1 + W < n ? q1 + W : n, qb0 = q0 / B;
+                const uint32_t nqb = (q1 - q0 + B - 1) / B;
+                for (uint32_t f = 0; f < nn; f++) want[f] = (int64_t)f * 1000003 - 77; /* a previous layer */
+                folio_attn_args_t a = {
+                    .q = X + (size_t)x0 * d, .k = X + (size_t)x0 * d, .v = X + (size_t)x0 * d, .ld = d, .x0 = x0,
+                    .nx = x1 - x0, .q0 = q0, .q1 = q1, .n_doc = n, .node_k = P.nodes, .node_v = P.nodes, .ld_nodes = d,
+                    .n_nodes = nn, .sel = P.sel + (size_t)qb0 * H * P.s_max, .sel_n = P.sel_n + (size_t)qb0 * H,
+                    .s_max = P.s_max, .out = out, .ld_out = d, .node_mass = nm, .H = (int)H, .d_h = (int)p.head_dim,
+                    .B = (int)B, .W = (int)W, .scale = folio_pattern_scale(&P.r), .threads = 1, .node_bias = P.bias,
+                };
+                cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+                folio_mass_accumulate(a.sel, a.sel_n, nm, nqb, (int)H, P.s_max, want);
+                for (int th = 1; th <= 3; th++) {
+                    for (uint32_t f = 0; f < nn; f++) got[f] = (int64_t)f * 1000003 - 77;
+                    a.node_mass = th == 2 ? nm : NULL; /* with and without the float output */
+                    a.mass = got;
+                    a.threads = th;
+                    cr_assert_eq(folio_attn_sparse_fwd_cpu(&a), FOLIO_OK);
+                    for (uint32_t f = 0; f < nn; f++)
+                        cr_assert_eq(got[f], want[f], "%s n=%u [%u, %u) %d threads: node %u mass %lld, want %lld",
+                                     specs[s], n, q0, q1, th, f, (long long)got[f], (long long)want[f]);
+                    a.mass = NULL;
+                }
+            }
+            free(want); free(got); free(out); free(nm);
+            plan_free(&P);
+            free(X);
+        }
+}
+
 Test(attn_kernel, window_covering_document_is_plain_dense)
 {
     const uint32_t ns[] = {1, 7, 64, 65, 300};
