@@ -35,6 +35,12 @@ __device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool va
     const int n = valid ? 16 : 0;
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(n));
 }
+/* The same with a shared-memory address already in the shared window. */
+__device__ __forceinline__ void cp_async16_s(uint32_t saddr, const void *gmem, bool valid)
+{
+    const int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(saddr), "l"(gmem), "r"(n));
+}
 /* The same for 4 bytes (through L1: .ca, the only mode below 16 bytes). */
 __device__ __forceinline__ void cp_async4(void *smem, const void *gmem, bool valid)
 {

@@ -222,19 +222,23 @@ template <bool HAS_V> struct Smem {
 template <int MF> struct Shape {
     static constexpr int kWarps = 4 / MF;
     static constexpr int kThr = 32 * kWarps;
-    static constexpr int kRowStep = kThr / 8;          /* rows between a thread's chunks */
     static constexpr int kChunks = kTile * 8 / kThr;   /* 16-byte chunks per thread per tile */
 };
 
-/* Per-thread constants of the tile loads: thread tid copies 16-byte chunk
- * lc = tid & 7 of rows lr + kRowStep*it, lr = tid >> 3; kRowStep is a
- * multiple of 8, so all those rows share (row & 7) and their swizzled smem
- * offsets differ by it * kRowStep * 128. */
+/* Per-thread constants of the tile loads.  A tile is 64 rows of 8 16-byte
+ * chunks; thread tid copies the kChunks consecutive chunks c0, c0 + 1, ...
+ * of row lr = tid / (8 / kChunks): one contiguous run of one row (immediate
+ * offsets), one row index deciding validity, one address per tile -- the
+ * loads were ~90 instructions a tile with a chunk per 16 rows.  With c0 a
+ * multiple of kChunks, chunk c0 + k of the swizzled tile is at
+ * swz(lr, c0) ^ (k << 4).  Window rows: lo + lr + 64 t, valid while
+ * 64 t + lr < nrows = hi - lo (< 2^31: the host caps the window). */
 struct LoadPlan {
-    uint32_t dst;                 /* smem byte offset of row lr, chunk lc       */
-    const __nv_bfloat16 *wk, *wv; /* global address of window row lo + lr       */
-    int64_t rem;                  /* rows lo + lr + x valid while x < rem       */
-    int lr, lc;
+    const __nv_bfloat16 *wk; /* K address of window row lo + lr (clamped to the window), chunk c0 */
+    uint32_t sw;             /* swz(lr, c0)                                                   */
+    int lr;                  /* row in the tile                                               */
+    int nrows;               /* hi - lo                                                       */
+    int col;                 /* element of chunk c0 in a row: h * 64 + 8 c0                   */
 };
 
 /* What a CTA (query block qb, head h) attends: live queries [qs, qe), window
@@ -263,33 +267,38 @@ __device__ __forceinline__ BlockPlan block_plan(const Params &p, int qb, int h)
     return b;
 }
 
+template <int MF>
 __device__ __forceinline__ LoadPlan load_plan(const Params &p, const BlockPlan &b, int tid, int h)
 {
+    constexpr int kC = Shape<MF>::kChunks, kPerRow = 8 / kC;
     LoadPlan lp;
-    lp.lr = tid >> 3;
-    lp.lc = tid & 7;
-    lp.dst = swz(lp.lr, lp.lc);
-    lp.rem = b.hi - b.lo - lp.lr;
-    const int64_t row0 = min(b.lo + lp.lr, b.hi - 1) - p.x0; /* a valid row for the base address */
-    lp.wk = p.k + row0 * p.ld + h * kD + lp.lc * 8;
-    lp.wv = p.v + row0 * p.ld + h * kD + lp.lc * 8;
+    lp.lr = tid / kPerRow;
+    const int c0 = (tid % kPerRow) * kC;
+    lp.sw = swz(lp.lr, c0);
+    lp.nrows = (int)(b.hi - b.lo);
+    lp.col = h * kD + c0 * 8;
+    const int64_t row = b.lo + min(lp.lr, lp.nrows - 1) - p.x0; /* a valid row for the base address */
+    lp.wk = p.k + row * p.ld + lp.col;
     return lp;
+}
+
+/* One thread's run of a row: chunks c0 .. c0 + kChunks - 1 from g into the
+ * tile at shared address sdst = tile + swz(lr, c0) (tiles are 1024-aligned,
+ * so the XOR stays inside the row). */
+template <int MF>
+__device__ __forceinline__ void copy_run(uint32_t sdst, const __nv_bfloat16 *g, bool valid)
+{
+#pragma unroll
+    for (int k = 0; k < Shape<MF>::kChunks; k++) cp_async16_s(sdst ^ (uint32_t)(k << 4), g + 8 * k, valid);
 }
 
 /* The Q tile, swizzled (rows beyond the live queries are zero). */
 template <int MF>
 __device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst, const LoadPlan &lp, int64_t qs,
-                                            int64_t qe, int h)
+                                            int64_t qe)
 {
-    using SH = Shape<MF>;
-#pragma unroll
-    for (int it = 0; it < SH::kChunks; it++) {
-        const int r = lp.lr + SH::kRowStep * it;
-        const int64_t i = qs + r;
-        const bool valid = i < qe;
-        const __nv_bfloat16 *gq = p.q + (valid ? (i - p.x0) : 0) * p.ld + h * kD + lp.lc * 8;
-        cp_async16(dst + lp.dst + it * SH::kRowStep * 128, gq, valid);
-    }
+    const bool valid = qs + lp.lr < qe;
+    copy_run<MF>(smem_u32(dst) + lp.sw, p.q + (qs - p.x0 + (valid ? lp.lr : 0)) * p.ld + lp.col, valid);
 }
 
 /* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
@@ -299,30 +308,21 @@ template <int MF, bool HAS_V>
 __device__ __forceinline__ void load_kv_tile(const Params &p, Smem<HAS_V> &sm, const LoadPlan &lp, int buf, int t,
                                              int n_w, const int32_t *sel, int s, int h, bool want_v)
 {
-    using SH = Shape<MF>;
     want_v = want_v && HAS_V;
-    unsigned char *dk = sm.k[buf] + lp.dst, *dv = sm.v[HAS_V ? buf : 0] + lp.dst;
+    const uint32_t dk = smem_u32(sm.k[buf]) + lp.sw, dv = smem_u32(sm.v[HAS_V ? buf : 0]) + lp.sw;
     if (t < n_w) {
-#pragma unroll
-        for (int it = 0; it < SH::kChunks; it++) {
-            const int64_t x = (int64_t)t * kTile + SH::kRowStep * it;
-            const bool valid = x < lp.rem;
-            const int64_t e = valid ? x * p.ld : 0;
-            cp_async16(dk + it * SH::kRowStep * 128, lp.wk + e, valid);
-            if (want_v) cp_async16(dv + it * SH::kRowStep * 128, lp.wv + e, valid);
-        }
+        const bool valid = t * kTile + lp.lr < lp.nrows;
+        const __nv_bfloat16 *g = lp.wk + (valid ? (int64_t)(t * kTile) * p.ld : 0);
+        copy_run<MF>(dk, g, valid);
+        if (want_v) /* same row of V: k and v share the row stride and x0 */
+            copy_run<MF>(dv, (const __nv_bfloat16 *)((uintptr_t)g + ((uintptr_t)p.v - (uintptr_t)p.k)), valid);
     } else {
-        const int e0 = (t - n_w) * kTile + lp.lr;
-#pragma unroll
-        for (int it = 0; it < SH::kChunks; it++) {
-            const int e = e0 + SH::kRowStep * it;
-            const int32_t node = e < s ? __ldg(sel + e) : -1;
-            const bool valid = node >= 0 && node < p.n_nodes;
-            const int64_t row = valid ? node : 0;
-            cp_async16(dk + it * SH::kRowStep * 128, p.node_k + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
-            if (want_v)
-                cp_async16(dv + it * SH::kRowStep * 128, p.node_v + row * p.ld_nodes + h * kD + lp.lc * 8, valid);
-        }
+        const int e = (t - n_w) * kTile + lp.lr;
+        const int32_t node = e < s ? __ldg(sel + e) : -1;
+        const bool valid = node >= 0 && node < p.n_nodes;
+        const int64_t off = (int64_t)(valid ? node : 0) * p.ld_nodes + lp.col;
+        copy_run<MF>(dk, p.node_k + off, valid);
+        if (want_v) copy_run<MF>(dv, p.node_v + off, valid);
     }
 }
 
@@ -415,13 +415,12 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
         const bool full = t0 + kTile <= hi && t0 >= qe - 1 - W && t0 + kTile - 1 <= qs + W;
         if (!full) {
 #if !defined(FOLIO_ATTN_SLOW_MASK)
-            if (W < (1 << 29)) {
 #pragma unroll
-                for (int f = 0; f < MF; f++) mask_band(S[f], t0, hi, W, rw + 16 * f, tig);
-            } else
+            for (int f = 0; f < MF; f++) mask_band(S[f], t0, hi, W, rw + 16 * f, tig); /* W < 2^29: host */
+#else
+#pragma unroll
+            for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, W, rw + 16 * f, 0, tig);
 #endif
-#pragma unroll
-                for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, W, rw + 16 * f, 0, tig);
         }
     } else {
         const int s_left = s - (t - n_w) * kTile;
@@ -442,46 +441,48 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
 #endif
 #endif
 
-/* FOLIO_ATTN_SOFTMAX == 2: no row maximum while it is not needed.  With
- * the reference m of the tiles so far, P = 2^(S sl - m) is computed in
- * place and only its sums are checked: while every thread's partial row sum
- * stays <= 2^16 so does every element (all >= 0), so there is no overflow in
- * the fp32 sums or in bf16, the relative precision is the same, and softmax
- * is exact for any reference.  Saves the per-tile row max (32 FMNMX, 4
- * shuffles a thread) and the O rescale; the kernel is issue-bound.
- * Over the bound the tile is done again the usual way, S recomputed (rare:
- * a Q = K row's largest score is its own, a few tiles in, and for
- * normalized rows exceeds the first tile's maximum by far less than 16).
- * Returns 0 when done; 1 when S is untouched and online_softmax must run
- * (a row has no finite m yet: the first tile); 2 when S was overwritten and
- * must be recomputed first. */
-template <int MF>
-__device__ __forceinline__ int softmax_no_max(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
-                                              float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
+/* FOLIO_ATTN_SOFTMAX == 2: no row maximum while it is not needed.  After
+ * the first tile (online_softmax: every live row then has a finite m and
+ * l >= 1, its maximum counting 2^0), P = 2^(S sl - m) is computed in place
+ * with the reference m of the tiles so far, and only its sums are checked:
+ * while every thread's partial row sum stays <= 2^16 so does every element
+ * (all >= 0), so there is no overflow in the fp32 sums or in bf16, the
+ * relative precision is the same, and softmax is exact for any reference.
+ * It saves the per-tile row max (32 FMNMX, 4 shuffles a thread) and the O
+ * rescale; the kernel is issue-bound.  Over the bound (rare: a Q = K row's
+ * largest score is its own, a few tiles in, and for normalized rows exceeds
+ * the first tile's maximum by far less than 16) it returns false with S
+ * overwritten: the caller recomputes S and runs online_softmax.  The vote
+ * spans the CTA when the recompute is a warpgroup MMA (CTA == warpgroup).
+ * A row with no finite m (a dead row past the document fully masked so far)
+ * takes 0 as its reference. */
+template <int MF, bool CTA_VOTE>
+__device__ __forceinline__ bool softmax_no_max(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
+                                               uint32_t (&pf)[MF][8][2], float sl)
 {
-    bool ready = true;
-#pragma unroll
-    for (int f = 0; f < MF; f++) ready &= m[f][0] != -INFINITY && m[f][1] != -INFINITY;
-    if (!__all_sync(0xffffffffu, ready)) return 1;
-    float ps[MF][2];
+    float ps[MF][2], mu[MF][2];
     bool over = false;
 #pragma unroll
     for (int f = 0; f < MF; f++) {
         ps[f][0] = ps[f][1] = 0.f;
+        mu[f][0] = m[f][0] == -INFINITY ? 0.f : m[f][0];
+        mu[f][1] = m[f][1] == -INFINITY ? 0.f : m[f][1];
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            S[f][j][0] = exp2f(fmaf(S[f][j][0], sl, -m[f][0]));
-            S[f][j][1] = exp2f(fmaf(S[f][j][1], sl, -m[f][0]));
-            S[f][j][2] = exp2f(fmaf(S[f][j][2], sl, -m[f][1]));
-            S[f][j][3] = exp2f(fmaf(S[f][j][3], sl, -m[f][1]));
+            S[f][j][0] = exp2f(fmaf(S[f][j][0], sl, -mu[f][0]));
+            S[f][j][1] = exp2f(fmaf(S[f][j][1], sl, -mu[f][0]));
+            S[f][j][2] = exp2f(fmaf(S[f][j][2], sl, -mu[f][1]));
+            S[f][j][3] = exp2f(fmaf(S[f][j][3], sl, -mu[f][1]));
             ps[f][0] += S[f][j][0] + S[f][j][1];
             ps[f][1] += S[f][j][2] + S[f][j][3];
         }
         over |= !(ps[f][0] <= 65536.f) || !(ps[f][1] <= 65536.f); /* NaN and inf count as over */
     }
-    if (__any_sync(0xffffffffu, over)) return 2;
+    if (CTA_VOTE ? __syncthreads_or(over) : __any_sync(0xffffffffu, over)) return false;
 #pragma unroll
     for (int f = 0; f < MF; f++) {
+        m[f][0] = mu[f][0];
+        m[f][1] = mu[f][1];
         l[f][0] += ps[f][0];
         l[f][1] += ps[f][1];
 #pragma unroll
@@ -490,7 +491,7 @@ __device__ __forceinline__ int softmax_no_max(float (&S)[MF][8][4], float (&m)[M
             pf[f][j][1] = pack_bf16(S[f][j][2], S[f][j][3]);
         }
     }
-    return 0;
+    return true;
 }
 
 /* Online softmax (base 2) of one tile: the rows' new running max m, O
@@ -692,7 +693,7 @@ sparse_fwd_kernel(const Params p)
     const int64_t qs = bp.qs, qe = bp.qe, lo = bp.lo, hi = bp.hi;
     const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
     const int32_t *sel = bp.sel;
-    const LoadPlan lp = load_plan(p, bp, tid, h);
+    const LoadPlan lp = load_plan<MF>(p, bp, tid, h);
     /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
     uint32_t koff[4], voff[4];
     {
@@ -704,7 +705,7 @@ sparse_fwd_kernel(const Params p)
         }
     }
 
-    load_q_tile<MF>(p, sm.q, lp, qs, qe, h);
+    load_q_tile<MF>(p, sm.q, lp, qs, qe);
     load_kv_tile<MF>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
     if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
@@ -770,8 +771,8 @@ sparse_fwd_kernel(const Params p)
 
         uint32_t pf[MF][8][2];
 #if FOLIO_ATTN_SOFTMAX == 2
-        const int how = softmax_no_max<MF>(S, m, l, O, pf, sl);
-        if (how == 2) { /* S was overwritten: compute it again */
+        const bool done = t > 0 && softmax_no_max<MF, WG>(S, m, l, pf, sl);
+        if (!done && t > 0) { /* S was overwritten: compute it again */
 #if defined(FOLIO_WGMMA)
             if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[buf]));
             else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
@@ -780,7 +781,7 @@ sparse_fwd_kernel(const Params p)
                 qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
             mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
         }
-        if (how != 0) online_softmax<MF>(S, m, l, O, pf, sl);
+        if (!done) online_softmax<MF>(S, m, l, O, pf, sl);
 #else
         online_softmax<MF>(S, m, l, O, pf, sl);
 #endif
@@ -944,6 +945,12 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
                         "attn cuda: block size %d not supported (only %d)", a->B, kTile);
     FOLIO_CHECK_GENERIC(a->H >= 1 && a->H <= 65535, FOLIO_ERR_ARG, "attn cuda: heads %d out of range", a->H);
     FOLIO_CHECK_GENERIC(a->W >= 0, FOLIO_ERR_ARG, "attn cuda: window %d < 0", a->W);
+    /* A window beyond the document attends the same keys as one of its
+     * length; the kernel's tile arithmetic is 32-bit (window spans < 2^31). */
+    const int64_t w_eff = a->W < a->n_doc ? a->W : a->n_doc;
+    FOLIO_CHECK_GENERIC(w_eff < ((int64_t)1 << 29), FOLIO_ERR_UNSUPPORTED,
+                        "attn cuda: window %lld over a %lld-token document is beyond the kernel's 2^29",
+                        (long long)a->W, (long long)a->n_doc);
     FOLIO_CHECK_GENERIC(a->scale > 0.f && isfinite(a->scale), FOLIO_ERR_ARG,
                         "attn cuda: scale %g must be finite and > 0", (double)a->scale);
     FOLIO_CHECK_GENERIC(a->q0 >= 0 && a->q0 <= a->q1 && a->q1 <= a->n_doc && a->q0 % kTile == 0,
@@ -991,7 +998,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     p.ld_out = a->ld_out;
     p.node_mass = a->node_mass;
     p.H = a->H;
-    p.W = a->W;
+    p.W = (int)w_eff;
     p.scale_log2 = a->scale * 1.4426950408889634f;
 
     const int64_t nqb = (a->q1 - a->q0 + kTile - 1) / kTile;
