@@ -463,6 +463,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
      * mass summed on rank 0. */
     if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
     if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
+    const double tm_blocks = folio_now();
 
     const uint32_t ns = doc->n_sents, nsec = doc->n_sections;
     size_t m = ns > nsec ? ns : nsec;
@@ -479,7 +480,9 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         w->re[i] = doc->sents[i].tok_end;
     }
     const float *Xmid = X ? X + hl * d : NULL; /* NULL on the GPU: X is on the device */
+    const double tm_sent0 = folio_now();
     if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, ns, w->sent);
+    const double tm_sent1 = folio_now();
     if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, w->sal);
     for (uint32_t i = 0; i < nsec; i++) {
         const folio_section_t *s = &doc->sections[i];
@@ -510,9 +513,11 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
 
     if (w->profile && n >= 65536)
         folio_log(FOLIO_LOG_INFO, "profile %s [%llu,%llu) of %llu: alloc+embed %.3fs, layers %.3fs (%s), "
-                  "mass+pool %.3fs, doc pool %.3fs; of which exchange %.3fs, gathers+sync %.3fs", doc->id,
+                  "mass+pool %.3fs (blocks+mass %.3fs, sentences %.3fs), doc pool %.3fs; of which exchange %.3fs, "
+                  "gathers+sync %.3fs", doc->id,
                   (unsigned long long)t0, (unsigned long long)t1, (unsigned long long)n, tm_embed - tm_start,
                   tm_layers - tm_embed, w->gpu ? "cuda (embed+layers+block means)" : "cpu", tm_pool - tm_layers,
+                  tm_blocks - tm_layers, tm_sent1 - tm_sent0,
                   folio_now() - tm_pool, folio_exchange_seconds(x) - ex0, folio_exchange_gather_seconds(x) - ga0);
     if (st == FOLIO_OK && me == 0) {
         res->pattern = w->spec;
