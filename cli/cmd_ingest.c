@@ -124,7 +124,8 @@ int cmd_ingest(int argc, char **argv)
         fprintf(stderr,
                 "ranks %d: setup %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
                 "waited for %.2fs), rank-0 compute %.2fs, exchange %.2fs "
-                "(%.1f%% of compute), rank 0's share %.1f%% of the tokens, rank 0 waited for results %.2fs, "
+                "(%.1f%% of compute), rank 0's share %.1f%% of the tokens (gave %llu documents, %llu tokens, away), "
+                "rank 0 waited for results %.2fs, "
                 "other ranks idle %.2fs, "
                 "peak RSS %ld MB (incl. the store's mapped pages), peak anon RSS %ld MB\n",
                 size, counts.setup_seconds, counts.plan_seconds,
@@ -133,6 +134,7 @@ int cmd_ingest(int argc, char **argv)
                 counts.commit_seconds, counts.commit_wait_seconds, counts.compute_seconds, counts.exchange_seconds,
                 counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0,
                 counts.tokens > 0 ? 100.0 * (double)counts.rank0_tokens / (double)counts.tokens : 0.0,
+                (unsigned long long)counts.donated_docs, (unsigned long long)counts.donated_tokens,
                 counts.results_wait_seconds, counts.ranks_idle_seconds,
                 folio_peak_rss_kb() / 1024, counts.peak_anon_kb / 1024);
     if (rank == 0) print_counts(&counts);

@@ -7,6 +7,7 @@
 folio_status_t folio_balance_init(folio_balance_t *b, int P)
 {
     b->P = P;
+    b->rank0_bias = 1.0;
     b->rate = calloc((size_t)(P > 0 ? P : 1), sizeof *b->rate);
     return b->rate ? FOLIO_OK : FOLIO_ERR_NOMEM;
 }
@@ -37,14 +38,17 @@ void folio_balance_pack(const folio_balance_t *b, const uint32_t *ntok, int64_t 
         free(load);
         return;
     }
-    double fastest = 0;
     bool known = true;
-    for (int r = 0; r < P; r++) {
+    for (int r = 0; r < P; r++)
         if (!(b->rate[r] > 0)) known = false;
-        if (b->rate[r] > fastest) fastest = b->rate[r];
+    double fastest = 0;
+    for (int r = 0; r < P; r++) {
+        speed[r] = known ? b->rate[r] : 1.0;
+        if (r == 0 && b->rank0_bias > 0) speed[r] *= b->rank0_bias;
+        if (speed[r] > fastest) fastest = speed[r];
     }
     for (int r = 0; r < P; r++) {
-        double s = known ? b->rate[r] / fastest : 1.0;
+        double s = speed[r] / fastest;
         speed[r] = s < FOLIO_BALANCE_MIN_SHARE ? FOLIO_BALANCE_MIN_SHARE : s;
     }
     /* load[r]: tokens given to r so far; r finishes document k at

@@ -1068,7 +1068,16 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
 
     /* The ranks' rates, for the rounds' packing (rank 0 decides it). */
     folio_balance_t balance = {0};
-    if (st == FOLIO_OK && P > 1 && (st = folio_balance_init(&balance, P)) == FOLIO_OK) rc.balance = &balance;
+    if (st == FOLIO_OK && P > 1 && (st = folio_balance_init(&balance, P)) == FOLIO_OK) {
+        rc.balance = &balance;
+        /* On the CPU rank 0 gives the end of its share away to ranks that
+         * are done (round.c): packed as if a little faster, it is rather
+         * the one that gives than the one waiting.  FOLIO_ROUND_RANK0_BIAS
+         * sets it (tests make rank 0 give most of every round away). */
+        const char *bias = getenv("FOLIO_ROUND_RANK0_BIAS");
+        if (!rc.gpu) balance.rank0_bias = bias && atof(bias) > 0 ? atof(bias) : FOLIO_ROUND_RANK0_BIAS;
+    }
+    rc.profile = getenv("FOLIO_PROFILE") != NULL;
     if (st == FOLIO_OK) st = work_pass(&g, &rc, &feed);
     feeder_end(&feed, feeding ? &feeder : NULL);
     /* End the job for the other ranks (a failure inside a round is ended by
@@ -1090,6 +1099,8 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     counts->results_wait_seconds = rc.results_wait_seconds;
     counts->ranks_idle_seconds = rc.ranks_idle_seconds;
     counts->rank0_tokens = rc.whole_tokens;
+    counts->donated_docs = rc.donated_docs;
+    counts->donated_tokens = rc.donated_tokens;
     folio_balance_free(&balance);
     return st;
 }

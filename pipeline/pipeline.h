@@ -42,6 +42,8 @@ typedef struct {
                                 round, or for rank 0 to take their results) */
     uint64_t rank0_tokens;   /* tokens of whole documents rank 0 computed
                                 (its share; split documents not counted)   */
+    uint64_t donated_docs, donated_tokens; /* rank 0: whole documents of its
+                                share it gave to ranks that were done      */
     long peak_anon_kb;       /* rank 0: largest anonymous RSS seen at round ends
                                 (the store's mapped file pages excluded)   */
 } folio_ingest_counts_t;

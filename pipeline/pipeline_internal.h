@@ -99,7 +99,10 @@ void folio_handoff_destroy(folio_handoff_t **h);
  * the packing may follow timings. */
 typedef struct {
     int P;
-    double *rate; /* (P) tokens per second, 0 = not measured yet */
+    double *rate;      /* (P) tokens per second, 0 = not measured yet      */
+    double rank0_bias; /* rank 0 is packed as if this much faster (1 after
+                          init; > 1 where it gives the rest of its share
+                          away at the round's end, see round.c)            */
 } folio_balance_t;
 
 /* Weight of a new measurement in the smoothed rate, and the slowest rate a
@@ -116,8 +119,8 @@ void folio_balance_observe(folio_balance_t *b, int r, uint64_t tokens, double se
 /* Packs n documents, of ntok[k] tokens, given largest first, onto the
  * ranks: each onto the rank that would finish it first, counting what it
  * already got, at its rate (equal rates until every rank was measured:
- * then this is the classic largest-first packing by tokens); ties go to
- * the lower rank.  owner[k] = the rank of document k. */
+ * then, with rank0_bias 1, this is the classic largest-first packing by
+ * tokens); ties go to the lower rank.  owner[k] = the rank of document k. */
 void folio_balance_pack(const folio_balance_t *b, const uint32_t *ntok, int64_t n, int *owner);
 
 #endif

@@ -25,7 +25,8 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_PAYLOAD = 101, TAG_RESULT = 102, TAG_RESULT_BODY = 103, TAG_PAYLOAD_BODY = 104 };
+enum { TAG_PAYLOAD = 101, TAG_RESULT = 102, TAG_RESULT_BODY = 103, TAG_PAYLOAD_BODY = 104, TAG_DONE = 105,
+       TAG_MORE = 106, TAG_MORE_IDX = 107 };
 enum { META_OWNER, META_IDLEN, META_TEXTLEN, META_NTOK, META_NSENT, META_NSEC, META_N };
 
 /* A payload carries the analysis rank 0 already made (hash, tokens,
@@ -183,13 +184,8 @@ static folio_status_t recv_bytes(char *buf, size_t n, int from, int tag, MPI_Com
 
 /* ------------------------------------------------------------ results */
 
-/* seconds, tokens, idle: the sender's whole documents of this round (its
- * compute seconds and their tokens, for rank 0's packing) and its seconds
- * of waiting for the round; the same in each of its results. */
 typedef struct {
     int64_t item, status, d, nb, ns, nsec;
-    int64_t tokens;
-    double seconds, idle;
 } result_head_t;
 
 static size_t result_floats(const result_head_t *h)
@@ -201,7 +197,7 @@ static size_t result_floats(const result_head_t *h)
 static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
                          const folio_doc_results_t *res, size_t *bytes_out)
 {
-    result_head_t h = {item, est, 0, 0, 0, 0, 0, 0, 0};
+    result_head_t h = {item, est, 0, 0, 0, 0};
     if (est == FOLIO_OK) {
         h.d = res->d;
         h.nb = res->n_blocks;
@@ -296,6 +292,163 @@ static void sort_longest_first(const folio_round_item_t *it, int64_t *idx, int64
     }
 }
 
+
+/* On a GPU the device, not the rank's threads, works inside a document: a
+ * thread per document (each thread's worker has its own stream and device
+ * buffers) keeps the device busy with several documents at once and runs
+ * their host work (staging, pooling) in parallel.  The bound keeps each
+ * thread's device buffers under ~1 GB. */
+enum { ROUND_SMALL_TOKENS_GPU = 262144 };
+
+/* ------------------------------------------------------------ whole documents
+ *
+ * A rank's whole documents of a round form a queue, largest first: the
+ * rank's threads take from the front.  Rank 0 also takes from the back, the
+ * smallest, to give them to a worker rank that has finished everything it
+ * had (a DONE line says so) while rank 0 still has a queue: the round then
+ * ends when both are done instead of the worker waiting for rank 0.  The
+ * packing gives rank 0 a little more than its measured rate says
+ * (FOLIO_ROUND_RANK0_BIAS), so that it is rather the one that gives.  Which
+ * rank computes a document never changes its results. */
+
+/* Sends document i whole to rank r (returns once it is received). */
+static folio_status_t send_whole(const folio_round_item_t *item, const int64_t *mi, int r, MPI_Comm comm)
+{
+    payload_slice_t sl = slice_whole(mi);
+    uint64_t sz = payload_layout(mi, &sl).total;
+    char *buf = malloc(sz + 1);
+    FOLIO_CHECK_ALLOC(buf);
+    payload_pack(&item->doc, item->weights, mi, &sl, buf);
+    folio_status_t st = FOLIO_OK;
+    if (MPI_Send(&sz, 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
+    MPI_Request *reqs = NULL;
+    size_t nreq = 0, cap = 0;
+    if (st == FOLIO_OK) st = isend_bytes(buf, sz, r, TAG_PAYLOAD_BODY, comm, &reqs, &nreq, &cap);
+    for (size_t k = 0; k < nreq; k++) {
+        folio_status_t wst = wait_idle(&reqs[k], NULL);
+        if (st == FOLIO_OK) st = wst;
+    }
+    free(reqs);
+    free(buf);
+    return st;
+}
+
+/* Receives a payload (whole or a slice) from rank 0 into item: the size
+ * first, as only rank 0 knows a slice's bytes. */
+static folio_status_t recv_payload(const int64_t *mi, folio_round_item_t *item, MPI_Comm comm)
+{
+    uint64_t sz = 0;
+    FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
+    char *buf = malloc(sz + 1);
+    FOLIO_CHECK_ALLOC(buf);
+    folio_status_t st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
+    if (st == FOLIO_OK) st = payload_unpack(buf, mi, &item->doc, &item->weights);
+    free(buf);
+    return st;
+}
+
+/* Rank 0's view of the worker ranks during a round. */
+typedef struct {
+    MPI_Comm comm;
+    int P;
+    bool give;              /* give documents away (CPU backend, P > 1)     */
+    const folio_balance_t *bal;
+    const int64_t *meta;
+    int *pending;           /* (P) DONE lines still due from each rank       */
+    uint64_t *tokens;       /* (P) tokens each rank computed this round      */
+    double *seconds, *idle_s; /* (P) its compute and idle seconds            */
+    int64_t *remote;        /* results rank 0 waits for (grows as it gives)  */
+    uint64_t donated_docs, donated_tokens;
+} donor_t;
+
+static void donor_free(donor_t *d)
+{
+    free(d->pending);
+    free(d->tokens);
+    free(d->seconds);
+    free(d->idle_s);
+    memset(d, 0, sizeof *d);
+}
+
+static folio_status_t donor_init(donor_t *d, MPI_Comm comm, int P, const folio_round_ctx_t *rc, const int64_t *meta)
+{
+    memset(d, 0, sizeof *d);
+    d->comm = comm;
+    d->P = P;
+    d->give = P > 1 && !rc->gpu;
+    d->bal = rc->balance;
+    d->meta = meta;
+    d->pending = calloc((size_t)P, sizeof *d->pending);
+    d->tokens = calloc((size_t)P, sizeof *d->tokens);
+    d->seconds = calloc((size_t)P, sizeof *d->seconds);
+    d->idle_s = calloc((size_t)P, sizeof *d->idle_s);
+    if (!d->pending || !d->tokens || !d->seconds || !d->idle_s) {
+        donor_free(d);
+        return FOLIO_ERR_NOMEM;
+    }
+    for (int r = 1; r < P; r++) d->pending[r] = 1; /* every worker's own share */
+    return FOLIO_OK;
+}
+
+/* Receives rank r's next DONE line: tokens, compute seconds, idle seconds
+ * of the batch it finished. */
+static folio_status_t donor_take_done(donor_t *d, int r)
+{
+    double line[3];
+    MPI_Request req;
+    FOLIO_CHECK_MPI(MPI_Irecv(line, 3, MPI_DOUBLE, r, TAG_DONE, d->comm, &req));
+    FOLIO_TRY(wait_idle(&req, NULL));
+    d->pending[r]--;
+    d->tokens[r] += (uint64_t)line[0];
+    d->seconds[r] += line[1];
+    d->idle_s[r] += line[2];
+    return FOLIO_OK;
+}
+
+/* Rank 0, between its documents (thread 0 only: it makes the MPI calls):
+ * takes the DONE lines that came, and gives each idle worker rank the
+ * smallest documents of [*front, *back) up to its share of them by the
+ * measured rates. */
+static folio_status_t donor_poll(donor_t *d, folio_round_item_t *it, int64_t *idx, int64_t *front, int64_t *back)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Status ms;
+        FOLIO_CHECK_MPI(MPI_Iprobe(MPI_ANY_SOURCE, TAG_DONE, d->comm, &flag, &ms));
+        if (!flag) break;
+        FOLIO_TRY(donor_take_done(d, ms.MPI_SOURCE));
+    }
+    if (!d->give) return FOLIO_OK;
+    for (int r = 1; r < d->P; r++) {
+        if (d->pending[r] > 0) continue;
+        int64_t b0, b1;
+        uint64_t given = 0;
+#pragma omp critical(folio_round_queue)
+        {
+            uint64_t rem = 0;
+            for (int64_t k = *front; k < *back; k++) rem += it[idx[k]].doc.n_tokens;
+            double s0 = 1, sr = 1;
+            if (d->bal && d->bal->rate[0] > 0 && d->bal->rate[r] > 0) { s0 = d->bal->rate[0]; sr = d->bal->rate[r]; }
+            double share = (double)rem * sr / (s0 + sr);
+            b1 = *back;
+            int64_t b = *back;
+            while (b > *front && (double)(given + it[idx[b - 1]].doc.n_tokens) <= share) given += it[idx[--b]].doc.n_tokens;
+            *back = b;
+            b0 = b;
+        }
+        if (b0 == b1) continue;
+        int64_t cnt = b1 - b0;
+        FOLIO_CHECK_MPI(MPI_Send(&cnt, 1, MPI_INT64_T, r, TAG_MORE, d->comm));
+        FOLIO_CHECK_MPI(MPI_Send(idx + b0, (int)cnt, MPI_INT64_T, r, TAG_MORE_IDX, d->comm));
+        for (int64_t k = b0; k < b1; k++) FOLIO_TRY(send_whole(&it[idx[k]], d->meta + idx[k] * META_N, r, d->comm));
+        d->pending[r]++;
+        *d->remote += cnt;
+        d->donated_docs += (uint64_t)cnt;
+        d->donated_tokens += given;
+    }
+    return FOLIO_OK;
+}
+
 /* Encodes one whole document on this rank and packs its results (or its
  * failure) for rank 0. */
 static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64_t i, size_t *bytes)
@@ -305,14 +458,134 @@ static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64
     return pack_result(i, est, &it[i].doc, &res, bytes);
 }
 
+/* This rank's whole documents idx[0..n) (reordered largest first): long
+ * ones one at a time with all the rank's threads inside the document, short
+ * ones in parallel, one thread each (parallelism inside a small document is
+ * mostly overhead); both give bit-identical results.  Rank 0 passes its
+ * donor (dn), others NULL.  *tokens: what this rank computed. */
+static folio_status_t compute_whole(folio_round_ctx_t *rc, folio_round_item_t *it, int64_t *idx, int64_t n,
+                                    char **packed, size_t *packed_sz, donor_t *dn, uint64_t *tokens)
+{
+    sort_longest_first(it, idx, n);
+    int64_t front = 0, back = n;
+    uint32_t small = rc->gpu ? ROUND_SMALL_TOKENS_GPU : FOLIO_ROUND_SMALL_TOKENS;
+    folio_status_t st = FOLIO_OK;
+    uint64_t done = 0;
+    while (st == FOLIO_OK) {
+        if (dn) st = donor_poll(dn, it, idx, &front, &back);
+        if (st != FOLIO_OK || front >= back) break;
+        int64_t i = idx[front];
+        if (rc->threads > 1 && it[i].doc.n_tokens < small) break;
+        front++;
+        done += it[i].doc.n_tokens;
+        packed[i] = encode_whole(rc->worker, it, i, &packed_sz[i]);
+        if (!packed[i]) st = FOLIO_ERR_NOMEM;
+    }
+    if (st == FOLIO_OK && front < back) {
+        folio_status_t pst = FOLIO_OK;
+#pragma omp parallel num_threads(rc->threads) reduction(+ : done)
+        {
+            int tid = omp_get_thread_num();
+            for (;;) {
+                if (tid == 0 && dn) {
+                    folio_status_t dst = donor_poll(dn, it, idx, &front, &back);
+                    if (dst != FOLIO_OK) {
+#pragma omp critical(folio_round_status)
+                        pst = dst;
+                    }
+                }
+                int64_t k = -1;
+                bool failed;
+#pragma omp critical(folio_round_status)
+                failed = pst != FOLIO_OK;
+                if (failed) break;
+#pragma omp critical(folio_round_queue)
+                if (front < back) k = front++;
+                if (k < 0) break;
+                int64_t i = idx[k];
+                done += it[i].doc.n_tokens;
+                packed[i] = encode_whole(rc->thread_workers[tid], it, i, &packed_sz[i]);
+                if (!packed[i]) {
+#pragma omp critical(folio_round_status)
+                    pst = FOLIO_ERR_NOMEM;
+                }
+            }
+        }
+        st = pst;
+    }
+    *tokens = done;
+    return st;
+}
+
+/* A worker rank's whole documents: its share, then what rank 0 gives it,
+ * until rank 0 ends the round (MORE 0).  Results go to rank 0 without
+ * blocking (rank 0 takes them once its own share is done; a blocking send
+ * would spin this rank's core until then), each batch followed by a DONE
+ * line (tokens, compute seconds, idle seconds before it). */
+static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *it, int64_t *idx, int64_t n,
+                                     const int64_t *meta, int64_t n_items, char **packed, size_t *packed_sz,
+                                     double idle)
+{
+    MPI_Comm comm = rc->comm;
+    int me;
+    MPI_Comm_rank(comm, &me);
+    MPI_Request *reqs = NULL;
+    size_t nreq = 0, capreq = 0;
+    uint64_t *sizes = calloc((size_t)n_items, sizeof *sizes);
+    double *lines = malloc(((size_t)n_items + 1) * 3 * sizeof *lines); /* a batch has >= 1 document but the first */
+    folio_status_t st = sizes && lines ? FOLIO_OK : FOLIO_ERR_NOMEM;
+    for (int64_t batch = 0; st == FOLIO_OK; batch++) {
+        double t = folio_now();
+        uint64_t tokens = 0;
+        st = compute_whole(rc, it, idx, n, packed, packed_sz, NULL, &tokens);
+        double secs = folio_now() - t;
+        rc->compute_seconds += secs;
+        rc->whole_tokens += tokens;
+        rc->round_idle_start = t + secs;
+        for (int64_t k = 0; st == FOLIO_OK && k < n; k++) {
+            int64_t i = idx[k];
+            result_head_t h;
+            memcpy(&h, packed[i], sizeof h);
+            if (h.status != FOLIO_OK)
+                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
+            st = send_result_start(packed[i], packed_sz[i], &sizes[i], comm, &reqs, &nreq, &capreq);
+        }
+        if (st != FOLIO_OK) break;
+        /* the MORE receive is posted before the DONE line goes out, so
+         * rank 0's send of it never waits on this rank */
+        int64_t cnt = 0;
+        MPI_Request more;
+        FOLIO_CHECK_MPI(MPI_Irecv(&cnt, 1, MPI_INT64_T, 0, TAG_MORE, comm, &more));
+        double *line = lines + batch * 3;
+        line[0] = (double)tokens;
+        line[1] = secs;
+        line[2] = idle;
+        if ((st = reqs_reserve(&reqs, nreq, &capreq, 1)) != FOLIO_OK) break;
+        FOLIO_CHECK_MPI(MPI_Isend(line, 3, MPI_DOUBLE, 0, TAG_DONE, comm, &reqs[nreq++]));
+        if ((st = wait_idle(&more, NULL)) != FOLIO_OK || cnt == 0) break;
+        FOLIO_CHECK_GENERIC(cnt > 0 && cnt <= n_items, FOLIO_ERR_INTERNAL, "round: bad MORE count");
+        FOLIO_CHECK_MPI(MPI_Recv(idx, (int)cnt, MPI_INT64_T, 0, TAG_MORE_IDX, comm, MPI_STATUS_IGNORE));
+        n = cnt;
+        for (int64_t k = 0; st == FOLIO_OK && k < n; k++) {
+            FOLIO_CHECK_GENERIC(idx[k] >= 0 && idx[k] < n_items && !it[idx[k]].doc.id, FOLIO_ERR_INTERNAL,
+                                "round: bad document given");
+            st = recv_payload(meta + idx[k] * META_N, &it[idx[k]], comm);
+        }
+        idle = folio_now() - rc->round_idle_start;
+    }
+    /* every started send ends before its buffer is freed, even after an error */
+    for (size_t k = 0; k < nreq; k++) {
+        folio_status_t wst = wait_idle(&reqs[k], NULL);
+        if (st == FOLIO_OK) st = wst;
+    }
+    free(reqs);
+    free(sizes);
+    free(lines);
+    return st;
+}
+
 /* ------------------------------------------------------------ the round */
 
-/* On a GPU the device, not the rank's threads, works inside a document: a
- * thread per document (each thread's worker has its own stream and device
- * buffers) keeps the device busy with several documents at once and runs
- * their host work (staging, pooling) in parallel.  The bound keeps each
- * thread's device buffers under ~1 GB. */
-enum { ROUND_SMALL_TOKENS_GPU = 262144 };
 
 folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items, int64_t n_items)
 {
@@ -368,7 +641,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         int *own = malloc(((size_t)no + 1) * sizeof *own);
         if (!ntok || !own) { free(ntok); free(own); free(unmeasured); free(order); free(meta); return FOLIO_ERR_NOMEM; }
         for (int64_t a = 0; a < no; a++) ntok[a] = items[order[a]].doc.n_tokens;
-        folio_balance_t equal = {P, unmeasured};
+        folio_balance_t equal = {P, unmeasured, 1.0};
         folio_balance_pack(rc->balance ? rc->balance : &equal, ntok, no, own);
         for (int64_t a = 0; a < no; a++) meta[order[a] * META_N + META_OWNER] = own[a];
         free(ntok);
@@ -395,14 +668,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         if (owner == 0) continue;
         if (owner > 0 && me != 0 && me != owner) continue;
         if (me != 0) {
-            /* the size comes first: only rank 0 knows the slice's bytes */
-            uint64_t sz = 0;
-            FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
-            char *buf = malloc(sz + 1);
-            if (!buf) { st = FOLIO_ERR_NOMEM; break; }
-            st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
-            if (st == FOLIO_OK) st = payload_unpack(buf, mi, &mine[i].doc, &mine[i].weights);
-            free(buf);
+            st = recv_payload(mi, &mine[i], comm);
             continue;
         }
         const folio_doc_t *d = &items[i].doc;
@@ -476,86 +742,46 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     if (xw) rc->exchange_seconds += folio_exchange_seconds(xw);
     folio_exchange_destroy(&xw);
 
-    /* Whole documents of this rank: long ones one at a time with all the
-     * rank's threads inside the document, short ones in parallel, one thread
-     * each (parallelism inside a small document is mostly overhead).  Both
-     * give bit-identical results. */
-    int64_t *small = malloc(((size_t)n_items + 1) * sizeof *small), ns = 0, remote = 0;
-    if (!small) st = FOLIO_ERR_NOMEM;
-    double t_whole = folio_now();
-    uint64_t whole_tokens = 0;
+    /* Whole documents: every rank computes its own share (compute_whole),
+     * worker ranks send the results and a DONE line, then wait for more
+     * (documents rank 0 gives away from the end of its own queue) or for
+     * the round's end (MORE with a count of 0). */
+    int64_t *idx = malloc(((size_t)n_items + 1) * sizeof *idx), nidx = 0, remote = 0;
+    if (!idx) st = FOLIO_ERR_NOMEM;
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         int64_t owner = meta[i * META_N + META_OWNER];
         if (owner < 0) continue;
-        if (owner != me) { if (me == 0) remote++; continue; }
-        whole_tokens += it[i].doc.n_tokens;
-        if (rc->threads > 1 && it[i].doc.n_tokens < (rc->gpu ? ROUND_SMALL_TOKENS_GPU : FOLIO_ROUND_SMALL_TOKENS)) {
-            small[ns++] = i;
-            continue;
-        }
-        packed[i] = encode_whole(rc->worker, it, i, &packed_sz[i]);
-        if (!packed[i]) st = FOLIO_ERR_NOMEM;
+        if (owner == me) idx[nidx++] = i;
+        else if (me == 0) remote++;
     }
-    /* Longest first, so the round does not end waiting on one late long
-     * document (the results do not depend on the order). */
-    sort_longest_first(it, small, ns);
-    if (st == FOLIO_OK && ns > 0) {
-        folio_status_t pst = FOLIO_OK;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(rc->threads)
-        for (int64_t k = 0; k < ns; k++) {
-            int64_t i = small[k];
-            packed[i] = encode_whole(rc->thread_workers[omp_get_thread_num()], it, i, &packed_sz[i]);
-            if (!packed[i]) {
-#pragma omp critical(folio_round_status)
-                pst = FOLIO_ERR_NOMEM;
-            }
-        }
-        st = pst;
-    }
-    double whole_seconds = folio_now() - t_whole;
-    rc->compute_seconds += whole_seconds;
-    /* a worker rank's idle time runs from here to its next round's start
-     * (sending results, which rank 0 takes once its own share is done, and
-     * waiting for the next round) */
-    if (me != 0) rc->round_idle_start = t_whole + whole_seconds;
-    free(small);
-    rc->whole_tokens += whole_tokens;
-    if (me == 0 && rc->balance && st == FOLIO_OK) folio_balance_observe(rc->balance, 0, whole_tokens, whole_seconds);
-
-    /* Worker ranks send their results to rank 0, in item order, without
-     * blocking: rank 0 receives them only once its own share is done, and a
-     * blocking send would spin this rank's core until then. */
-    if (me != 0 && st == FOLIO_OK) {
-        MPI_Request *reqs = NULL;
-        size_t nreq = 0, capreq = 0;
-        uint64_t *sizes = calloc((size_t)n_items, sizeof *sizes);
-        if (!sizes) st = FOLIO_ERR_NOMEM;
-        for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
-            if (meta[i * META_N + META_OWNER] != me) continue;
-            result_head_t h;
-            memcpy(&h, packed[i], sizeof h);
-            h.tokens = (int64_t)whole_tokens;
-            h.seconds = whole_seconds;
-            h.idle = idle;
-            memcpy(packed[i], &h, sizeof h);
-            if (h.status != FOLIO_OK)
-                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
-            st = send_result_start(packed[i], packed_sz[i], &sizes[i], comm, &reqs, &nreq, &capreq);
-        }
-        /* every started send ends before its buffer is freed, even after an error */
-        for (size_t k = 0; k < nreq; k++) {
-            folio_status_t wst = wait_idle(&reqs[k], NULL);
-            if (st == FOLIO_OK) st = wst;
-        }
-        free(reqs);
-        free(sizes);
-    }
-
-    /* Rank 0 gathers the others' results as they come ... */
+    double whole_seconds = 0;
+    uint64_t whole_tokens = 0;
+    donor_t dn = {0};
     int *from = me == 0 ? calloc((size_t)n_items, sizeof *from) : NULL;
-    bool *heard = me == 0 ? calloc((size_t)P, sizeof *heard) : NULL; /* rank's rate noted this round */
-    if (me == 0 && (!from || !heard)) st = FOLIO_ERR_NOMEM;
+    if (me == 0 && st == FOLIO_OK) {
+        if (!from) st = FOLIO_ERR_NOMEM;
+        else st = donor_init(&dn, comm, P, rc, meta);
+        dn.remote = &remote;
+    }
+    if (me == 0 && st == FOLIO_OK) {
+        double t = folio_now();
+        st = compute_whole(rc, it, idx, nidx, packed, packed_sz, &dn, &whole_tokens);
+        whole_seconds = folio_now() - t;
+        rc->compute_seconds += whole_seconds;
+        rc->whole_tokens += whole_tokens;
+        /* the round's end for every worker rank (after what it was given) */
+        for (int r = 1; st == FOLIO_OK && r < P; r++) {
+            int64_t zero = 0;
+            if (MPI_Send(&zero, 1, MPI_INT64_T, r, TAG_MORE, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
+        }
+    }
+    if (me != 0 && st == FOLIO_OK) st = worker_batches(rc, it, idx, nidx, meta, n_items, packed, packed_sz, idle);
+    free(idx);
+
+    /* Rank 0 gathers the others' results and DONE lines as they come ... */
     double t_results = folio_now();
+    for (int r = 1; me == 0 && st == FOLIO_OK && r < P; r++)
+        while (st == FOLIO_OK && dn.pending[r] > 0) st = donor_take_done(&dn, r);
     for (int64_t k = 0; me == 0 && st == FOLIO_OK && k < remote; k++) {
         MPI_Status ms;
         uint64_t sz;
@@ -573,14 +799,33 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         packed[h.item] = buf;
         packed_sz[h.item] = sz;
         from[h.item] = ms.MPI_SOURCE;
-        if (!heard[ms.MPI_SOURCE]) {
-            heard[ms.MPI_SOURCE] = true;
-            if (rc->balance) folio_balance_observe(rc->balance, ms.MPI_SOURCE, (uint64_t)h.tokens, h.seconds);
-            rc->ranks_idle_seconds += h.idle;
+    }
+    if (me == 0 && st == FOLIO_OK) {
+        double waited = folio_now() - t_results;
+        rc->results_wait_seconds += waited;
+        for (int r = 1; r < P; r++) {
+            if (rc->balance) folio_balance_observe(rc->balance, r, dn.tokens[r], dn.seconds[r]);
+            rc->ranks_idle_seconds += dn.idle_s[r];
+        }
+        if (rc->balance) folio_balance_observe(rc->balance, 0, whole_tokens, whole_seconds);
+        rc->donated_docs += dn.donated_docs;
+        rc->donated_tokens += dn.donated_tokens;
+        if (rc->profile) {
+            uint64_t all = 0;
+            for (int64_t i = 0; i < n_items; i++)
+                if (meta[i * META_N + META_OWNER] >= 0) all += (uint64_t)meta[i * META_N + META_NTOK];
+            folio_log(FOLIO_LOG_INFO,
+                      "profile round: %lld docs, rank 0 %.1f%% of %llu whole-document tokens in %.3fs (gave %llu "
+                      "docs, %llu tokens), waited for results %.3fs; rank 1 computed %.3fs, idle %.3fs; rates "
+                      "(tokens/s) r0 %.0f r1 %.0f",
+                      (long long)n_items, all ? 100.0 * (double)whole_tokens / (double)all : 0.0,
+                      (unsigned long long)all, whole_seconds, (unsigned long long)dn.donated_docs,
+                      (unsigned long long)dn.donated_tokens, waited, P > 1 ? dn.seconds[1] : 0.0,
+                      P > 1 ? dn.idle_s[1] : 0.0, rc->balance ? rc->balance->rate[0] : 0.0,
+                      rc->balance && P > 1 ? rc->balance->rate[1] : 0.0);
         }
     }
-    if (me == 0) rc->results_wait_seconds += folio_now() - t_results;
-    free(heard);
+    donor_free(&dn);
     /* ... and commits everything in item order, as one batch. */
     folio_status_t *est = NULL;
     folio_doc_results_t *resv = NULL;

@@ -24,6 +24,10 @@ typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *i
  * all of the rank's threads inside the document. */
 #define FOLIO_ROUND_SMALL_TOKENS 16384
 
+/* Rank 0 is packed as if this much faster than measured, on the CPU, where
+ * it gives what is left of its share to ranks that finished theirs. */
+#define FOLIO_ROUND_RANK0_BIAS 1.1
+
 typedef struct {
     MPI_Comm comm;           /* all ranks of the job                         */
     int threads;             /* this rank's threads                          */
@@ -42,7 +46,10 @@ typedef struct {
      * summed over them, as they report it with their results */
     double results_wait_seconds, ranks_idle_seconds;
     uint64_t whole_tokens;   /* tokens of the whole documents this rank computed */
-    double round_idle_start; /* worker ranks: when the last round ended */
+    uint64_t donated_docs, donated_tokens; /* rank 0: whole documents it gave
+                                to ranks that had finished their share      */
+    double round_idle_start; /* worker ranks: when their last share ended */
+    bool profile;            /* rank 0: a line per round (FOLIO_PROFILE)     */
 } folio_round_ctx_t;
 
 /* Collective over rc->comm.  Rank 0 passes its items (n_items >= 0, or -1

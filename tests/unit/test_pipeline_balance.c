@@ -2,7 +2,8 @@
  * measured rates: by tokens (classic largest-first packing) until every
  * rank was measured, then each rank's share of the tokens follows its rate
  * (a rank half as fast gets about half as much), with a floor so that a
- * slow rank still gets work; rates are smoothed over rounds. */
+ * slow rank still gets work; rates are smoothed over rounds; rank 0 can be
+ * packed as if faster (rank0_bias). */
 #include <criterion/criterion.h>
 
 #include <stdlib.h>
@@ -173,4 +174,27 @@ Test(balance, every_document_gets_a_rank)
         free(t);
         folio_balance_free(&b);
     }
+}
+
+Test(balance, rank0_bias)
+{
+    folio_balance_t b;
+    cr_assert_eq(folio_balance_init(&b, 2), FOLIO_OK);
+    cr_expect_float_eq(b.rank0_bias, 1.0, 1e-12);
+    uint32_t *t = docs(512, 13);
+    int a[512];
+    /* unmeasured: by tokens, with rank 0 counted twice as fast */
+    b.rank0_bias = 2.0;
+    folio_balance_pack(&b, t, 512, a);
+    double s0 = share(t, a, 512, 0);
+    cr_expect(s0 > 2.0 / 3 - 0.01 && s0 < 2.0 / 3 + 0.01, "rank 0's share %.4f, want 2/3", s0);
+    /* measured: rank 0 half as fast, bias 1.1 -> 0.55 : 1 */
+    folio_balance_observe(&b, 0, 5000, 1.0);
+    folio_balance_observe(&b, 1, 10000, 1.0);
+    b.rank0_bias = 1.1;
+    folio_balance_pack(&b, t, 512, a);
+    s0 = share(t, a, 512, 0);
+    cr_expect(s0 > 0.55 / 1.55 - 0.01 && s0 < 0.55 / 1.55 + 0.01, "rank 0's share %.4f, want %.4f", s0, 0.55 / 1.55);
+    free(t);
+    folio_balance_free(&b);
 }
