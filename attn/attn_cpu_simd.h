@@ -77,17 +77,27 @@ static inline float v16_hsum(v16f v)
     return v[0];
 }
 
-/* One head slice x (d_h) scaled to L2 norm target (= sqrt(d_h)), unless it
- * is zero: the step of folio_rmsnorm_heads, shared with the kernel's fused
- * epilogue so that both compile to the same arithmetic. */
-static inline void attn_rms_row(float *x, uint32_t d_h, double target)
+/* Up to 8 head slices x[r] (d_h each, r < m) scaled to L2 norm target
+ * (= sqrt(d_h)), unless zero: the step of folio_rmsnorm_heads, shared with
+ * the kernel's fused epilogue.  Each lane of a vector of 8 doubles sums one
+ * row's squares in order c = 0 .. d_h-1 (a float's square is exact in
+ * double, so every step rounds once, fused or not): the plain sequential
+ * sum, bit for bit, without its 4-cycle-per-element dependency chain. */
+typedef double v8d __attribute__((vector_size(64)));
+static inline void attn_rms_rows8(float *const x[8], int m, uint32_t d_h, double target)
 {
-    double s = 0;
-    for (uint32_t c = 0; c < d_h; c++) s += (double)x[c] * x[c];
-    if (s > 0) {
-        float f = (float)(target / sqrt(s));
-        for (uint32_t c = 0; c < d_h; c++) x[c] *= f;
+    const float *r[8];
+    for (int i = 0; i < 8; i++) r[i] = x[i < m ? i : 0]; /* m >= 1: spare lanes repeat row 0 */
+    v8d s = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (uint32_t c = 0; c < d_h; c++) {
+        const v8d v = {r[0][c], r[1][c], r[2][c], r[3][c], r[4][c], r[5][c], r[6][c], r[7][c]};
+        s = s + v * v;
     }
+    for (int i = 0; i < m; i++)
+        if (s[i] > 0) {
+            const float f = (float)(target / sqrt(s[i]));
+            for (uint32_t c = 0; c < d_h; c++) x[i][c] *= f;
+        }
 }
 
 #endif

@@ -832,9 +832,14 @@ void folio_mass_accumulate(const int32_t *sel, const int32_t *sel_n, const float
 void folio_rmsnorm_heads(float *X, uint64_t n, uint32_t H, uint32_t d_h)
 {
     const double target = sqrt((double)d_h);
+    const int64_t rows = (int64_t)n * H; /* head slices, contiguous */
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < (int64_t)n; i++)
-        for (uint32_t h = 0; h < H; h++) attn_rms_row(X + ((size_t)i * H + h) * d_h, d_h, target);
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) {
+        float *x[8];
+        const int m = rows - r0 < 8 ? (int)(rows - r0) : 8;
+        for (int i = 0; i < 8; i++) x[i] = X + (size_t)(r0 + (i < m ? i : 0)) * d_h;
+        attn_rms_rows8(x, m, d_h, target);
+    }
 }
 
 /* y (rows, d) = x (rows, d) W (d, d) */

@@ -367,19 +367,24 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
 
     /* 3. outputs (and the optional residual + normalization epilogue) */
     const double rms_target = sqrt((double)d_h);
-    for (int i = 0; i < nq; i++) {
-        float *o = a->out + (qs + i - a->q0) * a->ld_out + hoff;
-        float inv = S->l[i] > 0 ? 1.0f / S->l[i] : 0.0f;
-        const float *ac = S->acc + (size_t)i * dhp;
-        for (int c = 0; c < d_h; c++) o[c] = ac[c] * inv;
-        if (a->residual) {
-            const float *rr = a->residual + (qs + i - a->q0) * a->ld_res + hoff;
-            /* the products are rounded to float before the addition (no
-             * contraction into an FMA), as in a separate residual pass */
-            __asm__ volatile("" ::: "memory");
-            for (int c = 0; c < d_h; c++) o[c] = rr[c] + o[c];
+    for (int i0 = 0; i0 < nq; i0 += 8) {
+        float *o8[8];
+        const int m = nq - i0 < 8 ? nq - i0 : 8;
+        for (int r = 0; r < m; r++) {
+            const int i = i0 + r;
+            float *o = o8[r] = a->out + (qs + i - a->q0) * a->ld_out + hoff;
+            float inv = S->l[i] > 0 ? 1.0f / S->l[i] : 0.0f;
+            const float *ac = S->acc + (size_t)i * dhp;
+            for (int c = 0; c < d_h; c++) o[c] = ac[c] * inv;
+            if (a->residual) {
+                const float *rr = a->residual + (qs + i - a->q0) * a->ld_res + hoff;
+                /* the products are rounded to float before the addition (no
+                 * contraction into an FMA), as in a separate residual pass */
+                __asm__ volatile("" ::: "memory");
+                for (int c = 0; c < d_h; c++) o[c] = rr[c] + o[c];
+            }
         }
-        if (a->rmsnorm) attn_rms_row(o, (uint32_t)d_h, rms_target);
+        if (a->rmsnorm) attn_rms_rows8(o8, m, (uint32_t)d_h, rms_target);
     }
     if (want_mass && s_max > 0) {
         /* mass of each selected node: sum over the block's queries, in query

@@ -417,6 +417,47 @@ Test(attn_kernel, fused_residual_rmsnorm_equals_separate_passes, .timeout = 120)
         }
 }
 
+/* folio_rmsnorm_heads (8 head slices per vector of doubles) equals the plain
+ * definition bit for bit: per head slice, s = sum of squares in double in
+ * order c = 0 .. d_h-1, x *= (float)(sqrt(d_h) / sqrt(s)) unless s = 0.
+ * Awkward widths and counts (a partial last group of 8), zero, tiny and
+ * huge slices.  (It catches a float sum or a wrong lane; another order of
+ * the double sum almost never changes the float factor, so not that.) */
+Test(attn_encoder, rmsnorm_equals_plain_definition)
+{
+    const uint32_t dhs[] = {1, 7, 16, 64, 67}, Hs[] = {1, 3, 4};
+    const uint32_t ns[] = {1, 2, 5, 63, 301};
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 5; c++) {
+                const uint32_t dh = dhs[a], H = Hs[b], n = ns[c], d = H * dh;
+                float *X = random_doc(n, d, 11 * a + 5 * b + c), *R = malloc(sizeof(float) * n * d);
+                for (uint32_t r = 0; r < n * H; r++) { /* zero, tiny and huge slices */
+                    const float f = r % 5 == 2 ? 0.0f : r % 7 == 3 ? 1e-19f : r % 11 == 4 ? 3e17f : 1.0f;
+                    for (uint32_t e = 0; e < dh; e++) X[(size_t)r * dh + e] *= f;
+                }
+                memcpy(R, X, sizeof(float) * n * d);
+                const double target = sqrt((double)dh);
+                for (uint32_t r = 0; r < n * H; r++) {
+                    float *x = R + (size_t)r * dh;
+                    double sum = 0;
+                    for (uint32_t e = 0; e < dh; e++) {
+                        volatile double sq = (double)x[e] * x[e]; /* exact: no contraction question */
+                        sum = sum + sq;
+                    }
+                    if (sum > 0) {
+                        const float f = (float)(target / sqrt(sum));
+                        for (uint32_t e = 0; e < dh; e++) x[e] *= f;
+                    }
+                }
+                folio_rmsnorm_heads(X, n, H, dh);
+                cr_assert(memcmp(X, R, sizeof(float) * n * d) == 0, "d_h=%u H=%u n=%u: differs from the definition", dh,
+                          H, n);
+                free(X);
+                free(R);
+            }
+}
+
 /* The kernel's own fixed-point node mass (args.mass, summed per thread)
  * equals folio_mass_accumulate over its node_mass output, integer for
  * integer: any thread count, query ranges inside a halo, awkward n, a mass
