@@ -36,7 +36,8 @@ typedef struct {
     float *vb;      /* (TILE, dhp) values of the current tile, zero padded */
     float *m, *l;   /* (B) */
     float *acc;     /* (B, dhp) */
-    float *sc;      /* (B, s_max) raw scores of summary keys (for node_mass) */
+    float *sc;      /* (B, s_max) exp(score - m_t) of the summary keys (for node mass) */
+    float *smx;     /* (B, nst) m_t: a query's running max after summary tile t */
     float *nmacc;   /* (s_max + 16) node mass accumulator */
     float *dacc;    /* (QR, dhp) sink for the padding rows of a partial query group */
     int64_t *mass;  /* (n_nodes) this thread's share of a->mass, or NULL */
@@ -54,6 +55,7 @@ static void scratch_free(scratch_t *s)
     free(s->l);
     free(s->acc);
     free(s->sc);
+    free(s->smx);
     free(s->dacc);
     free(s->nmacc);
     free(s->ckt);
@@ -72,8 +74,9 @@ static bool scratch_alloc(scratch_t *s, int B, int d_h, int s_max)
     s->acc = aligned_alloc(64, sizeof(float) * (size_t)B * s->dhp);
     s->sc = malloc(sizeof(float) * ((size_t)B * (s_max > 0 ? s_max : 1) + 16)); /* +16: vector tail reads */
     s->nmacc = malloc(sizeof(float) * ((size_t)s_max + 32));
+    s->smx = malloc(sizeof(float) * ((size_t)B * (s_max / TILE + 1) + 1));
     s->dacc = aligned_alloc(64, sizeof(float) * QR * s->dhp);
-    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc || !s->dacc || !s->nmacc) {
+    if (!s->kt || !s->vb || !s->m || !s->l || !s->acc || !s->sc || !s->dacc || !s->nmacc || !s->smx) {
         scratch_free(s);
         return false;
     }
@@ -128,7 +131,8 @@ static void pv_generic(float *const accr[QR], const float alpha[QR], const float
  * qr[r]: the d_h query values of row r (head slice).  kt (d_h, TILE), vb (TILE, dhp).
  * lo[r], hi[r]: allowed key lanes [lo, hi] of row r within the tile (lo > hi:
  * row sees nothing).  live[r]: whether row r is a real query (else ignored).
- * scores_out[r] (optional): raw scaled scores of the tile for row r. */
+ * scores_out[r] (optional): the tile's exp(score - m) for row r, m = the
+ * row's running max after the tile, 0 where masked (16 * nk lanes). */
 static inline __attribute__((always_inline)) void tile_rows_n(const float *const qr[QR], const float *kt, int ldk,
                                                               const float *vb, int d_h, int dhp, int tl,
                                                               float scale, const int lo[QR], const int hi[QR],
@@ -157,12 +161,12 @@ static inline __attribute__((always_inline)) void tile_rows_n(const float *const
         for (int u = 0; u < nk; u++) sv[r][u] *= scale;
         if (bias)
             for (int u = 0; u < nk; u++) sv[r][u] += v16_load(bias + 16 * u);
-        if (scores_out[r])
-            for (int u = 0; u < nk; u++) v16_store(scores_out[r] + 16 * u, sv[r][u]);
         int l0 = lo[r], h0 = hi[r] < tl - 1 ? hi[r] : tl - 1;
         if (l0 > h0) { /* nothing visible for this row in this tile */
             alpha[r] = 1.0f;
             memset(p[r], 0, sizeof p[r]);
+            if (scores_out[r])
+                for (int u = 0; u < nk; u++) v16_store(scores_out[r] + 16 * u, (v16f){0});
             continue;
         }
         v16i mk[NK];
@@ -183,6 +187,7 @@ static inline __attribute__((always_inline)) void tile_rows_n(const float *const
             v16f e = v16_exp(t[u] - mn);
             e = (v16f)((v16i)e & mk[u]);
             v16_store(p[r] + 16 * u, e);
+            if (scores_out[r]) v16_store(scores_out[r] + 16 * u, e);
             sum += e;
         }
         *lrow[r] = *lrow[r] * alpha[r] + v16_hsum(sum);
@@ -254,6 +259,7 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
     const int ns = s_max > 0 ? a->sel_n[qb * a->H + h] : 0;
     const int32_t *sel = s_max > 0 ? a->sel + (qb * a->H + h) * (int64_t)s_max : NULL;
     const bool want_mass = a->node_mass || a->mass;
+    const int nst = s_max / TILE + 1; /* summary tiles, at most */
 
     for (int i = 0; i < nq; i++) {
         S->m[i] = -INFINITY;
@@ -307,6 +313,8 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
             } else {
                 summary_tile(qr, S->kt, S->vb, d_h, dhp, tl, a->scale, lo, hi, mrow, lrow, accr, sco, bt);
             }
+            if (want_mass) /* the running max these probabilities are relative to */
+                for (int r = 0; r < QR && i0 + r < nq; r++) S->smx[(size_t)(i0 + r) * nst + t0 / TILE] = S->m[i0 + r];
         }
     }
 
@@ -388,15 +396,20 @@ static void run_block(const folio_attn_args_t *a, scratch_t *S, int64_t qb, int 
     }
     if (want_mass && s_max > 0) {
         /* mass of each selected node: sum over the block's queries, in query
-         * order, of exp(score - m) / l (vectorized over the nodes) */
+         * order, of exp(score - m) / l = exp(score - m_t) exp(m_t - m) / l:
+         * the softmax's own exp(score - m_t) of summary tile t, rescaled by
+         * one exp per query and tile (vectorized over the nodes) */
         float *tot = S->nmacc;
         for (int s = 0; s < ns + 16; s++) tot[s] = 0.0f;
         for (int i = 0; i < nq; i++) {
             if (!(S->l[i] > 0)) continue;
-            const v16f inv = v16_bcast(1.0f / S->l[i]), mi = v16_bcast(S->m[i]);
-            const float *sc = S->sc + (size_t)i * s_max;
-            for (int s = 0; s < ns; s += 16)
-                v16_store(tot + s, v16_load(tot + s) + v16_exp(v16_load(sc + s) - mi) * inv);
+            const float inv = 1.0f / S->l[i];
+            const float *pe = S->sc + (size_t)i * s_max;
+            for (int t0 = 0; t0 < ns; t0 += TILE) {
+                const v16f f = v16_bcast(v16_exp(v16_bcast(S->smx[(size_t)i * nst + t0 / TILE] - S->m[i]))[0] * inv);
+                const int t1 = t0 + TILE < ns ? t0 + TILE : ns;
+                for (int s = t0; s < t1; s += 16) v16_store(tot + s, v16_load(tot + s) + v16_load(pe + s) * f);
+            }
         }
         if (a->node_mass) {
             float *nm = a->node_mass + (qb * a->H + h) * (int64_t)s_max;
