@@ -214,6 +214,7 @@ static void route_exact(const float *node_q, uint32_t d, uint32_t hh, uint32_t d
 typedef struct {
     uint8_t *kp;   /* (H, ntile, nq4, 64, 4) */
     float *kf;     /* (H, nb, dh) */
+    float *rs;     /* (H, nb, 4) per key: |k|^2, |a|^2, |k - sk a|^2, sum_c a_c (symmetric path) */
     double *sk;    /* (H) key scale */
     double *k2;    /* (H) max_j |k_j| (2-norm of the head's slice) */
     double *ek2;   /* (H) max_j |k_j - sk a_j| */
@@ -229,11 +230,11 @@ typedef struct {
  * inv) clamped to [-127, 127], stored as bytes a_c + off (off = 128 for the
  * keys, 0 for queries) at out[(c/4)*stride + c%4].  Returns the sums
  * |x|^2, |a|^2 and |x - s a|^2 (fp32, in any order: callers bound them with
- * slack). */
+ * slack) and the sum of the a_c (exact: small integers). */
 static void route_quant_row(const float *x, uint32_t n, float s, float inv, int off, uint8_t *out, size_t stride,
-                            float sums[3])
+                            float sums[4])
 {
-    __m512 x2 = _mm512_setzero_ps(), a2 = x2, e2 = x2;
+    __m512 x2 = _mm512_setzero_ps(), a2 = x2, e2 = x2, a1 = x2;
     const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
     for (uint32_t c = 0; c < n; c += 16) {
         const __mmask16 live = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
@@ -244,6 +245,7 @@ static void route_quant_row(const float *x, uint32_t n, float s, float inv, int 
         x2 = _mm512_fmadd_ps(v, v, x2);
         a2 = _mm512_fmadd_ps(a, a, a2);
         e2 = _mm512_fmadd_ps(e, e, e2);
+        a1 = _mm512_add_ps(a, a1);
         uint32_t w[4];
         _mm_storeu_si128((__m128i *)w, _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(a), _mm512_set1_epi32(off))));
         /* dims past n load as 0: their bytes are a = 0 */
@@ -252,6 +254,7 @@ static void route_quant_row(const float *x, uint32_t n, float s, float inv, int 
     sums[0] = _mm512_reduce_add_ps(x2);
     sums[1] = _mm512_reduce_add_ps(a2);
     sums[2] = _mm512_reduce_add_ps(e2);
+    sums[3] = _mm512_reduce_add_ps(a1);
 }
 
 /* Largest |x_c| of one row, and whether every value is finite and within
@@ -292,7 +295,7 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
         uint8_t *kh = rk->kp + (size_t)hh * ntile * nq4 * 256;
         memset(kh, 128, (size_t)ntile * nq4 * 256); /* padding blocks and dims: a = 0 */
         for (uint32_t b = 0; rk->ok[hh] && b < nb; b++) {
-            float sums[3];
+            float *sums = rk->rs + ((size_t)hh * nb + b) * 4;
             route_quant_row(kf + (size_t)b * dh, dh, sk, 1.0f / sk, 128,
                             kh + ((size_t)(b / 64) * nq4 * 64 + b % 64) * 4, 256, sums);
             if (sums[0] > k2) k2 = sums[0];
@@ -315,7 +318,7 @@ typedef struct {
     int32_t *tmax;     /* (ntile, QC) largest estimate of each tile */
     int32_t *pend;     /* (QC, 16) survivors waiting to be re-scored */
     int *npend;        /* (QC) */
-    int32_t *off;      /* (QC + RQ) symmetric path: 128 x the sum of a query's bytes */
+    int32_t *off;      /* (QC + 16) symmetric path: 128 x the sum of a query's bytes (pass 1: negated) */
 } route_scratch_t;
 
 static void route_scratch_free(route_scratch_t *S)
@@ -338,7 +341,7 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     S->tmax = malloc(sizeof(int32_t) * (size_t)ntile * QC);
     S->pend = malloc(sizeof(int32_t) * QC * 16);
     S->npend = malloc(sizeof(int) * QC);
-    S->off = malloc(sizeof(int32_t) * (QC + RQ));
+    S->off = malloc(sizeof(int32_t) * (QC + 16));
     if (S->qw && S->margin && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend && S->off)
         return true;
     route_scratch_free(S);
@@ -346,15 +349,17 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
 }
 
 /* Estimates of 4 query blocks (qw rows q0..q3, nq4 words) against the 64
- * blocks of one tile: out[r][u] = lanes 16u .. 16u+15.  Sixteen named
+ * blocks of one tile, plus init[r]: out[r][u] = lanes 16u .. 16u+15.  Sixteen named
  * accumulators (in an array GCC copies them around every step), and not
  * inlined: inside route_int8 GCC runs out of registers and reloads keys. */
 __attribute__((noinline)) static void route_tile4(const uint8_t *kt, const int32_t *q0, const int32_t *q1,
                                                   const int32_t *q2, const int32_t *q3, uint32_t nq4,
-                                                  __m512i out[RQ][4])
+                                                  const int32_t init[RQ], __m512i out[RQ][4])
 {
-    __m512i a00 = _mm512_setzero_si512(), a01 = a00, a02 = a00, a03 = a00, a10 = a00, a11 = a00, a12 = a00,
-            a13 = a00, a20 = a00, a21 = a00, a22 = a00, a23 = a00, a30 = a00, a31 = a00, a32 = a00, a33 = a00;
+    /* the accumulators start at init[r] (the symmetric path's -off_r) */
+    __m512i a00 = _mm512_set1_epi32(init[0]), a01 = a00, a02 = a00, a03 = a00, a10 = _mm512_set1_epi32(init[1]),
+            a11 = a10, a12 = a10, a13 = a10, a20 = _mm512_set1_epi32(init[2]), a21 = a20, a22 = a20, a23 = a20,
+            a30 = _mm512_set1_epi32(init[3]), a31 = a30, a32 = a30, a33 = a30;
     for (uint32_t c4 = 0; c4 < nq4; c4++) {
         const uint8_t *kc = kt + (size_t)c4 * 256;
         const __m512i k0 = _mm512_load_si512((const void *)kc), k1 = _mm512_load_si512((const void *)(kc + 64)),
@@ -380,6 +385,8 @@ __attribute__((noinline)) static void route_tile4(const uint8_t *kt, const int32
     out[2][0] = a20; out[2][1] = a21; out[2][2] = a22; out[2][3] = a23;
     out[3][0] = a30; out[3][1] = a31; out[3][2] = a32; out[3][3] = a33;
 }
+
+static const int32_t ZERO4[RQ] = {0};
 
 /* Lanes of tile [b0, b0+64) that are candidates of a query block whose own
  * group is [gs, ge): real blocks outside the group. */
@@ -449,28 +456,41 @@ static inline void route_flush(const float *q, const float *kf, uint32_t dh, int
     *np = 0;
 }
 
-/* Query words and margins of query blocks [c0, c1) of head hh.  sym: the
- * query is quantized with the keys' own scale (its bytes are then its key
- * bytes: the symmetric path, Q = K), else with its own scale. */
+/* Query words and margins of query blocks [c0, c1) of head hh, quantized
+ * with their own scale.  sym (the symmetric path, Q = K): a query's bytes
+ * are its key bytes (the keys' scale), read from the key tiles with the
+ * sums route_keys_build kept, so node_q is not read again. */
 static void route_int8_queries(const route_keys_t *rk, route_scratch_t *S, const float *node_q, uint32_t d,
                                uint32_t hh, uint32_t dh, uint32_t nb, uint32_t G, uint32_t c0, uint32_t c1, bool sym)
 {
     const uint32_t nq4 = rk->nq4, nq = c1 - c0;
     const double sk = rk->sk[hh], K2 = rk->k2[hh], EK2 = rk->ek2[hh];
     const double u = 0x1p-24, gamma = dh * u / (1.0 - dh * u);
+    const uint32_t *kh = (const uint32_t *)(rk->kp + (size_t)hh * rk->ntile * nq4 * 256);
     for (uint32_t i = 0; i < nq; i++) {
         const float *q = node_q + (size_t)(c0 + i) * d + hh * dh;
         uint8_t *qb = (uint8_t *)(S->qw + (size_t)i * nq4);
-        memset(qb, 0, sizeof(int32_t) * nq4); /* padding dims: b = 0 */
-        float mx;
+        float mx, sq = 0;
+        const float *sums = NULL;
+        float own[4];
+        if (sym) {
+            const uint32_t b = c0 + i;
+            for (uint32_t c4 = 0; c4 < nq4; c4++)
+                S->qw[(size_t)i * nq4 + c4] = (int32_t)(kh[((size_t)(b / 64) * nq4 + c4) * 64 + b % 64] ^ 0x80808080u);
+            sums = rk->rs + ((size_t)hh * nb + b) * 4;
+            sq = (float)sk;
+            S->off[i] = 128 * (int32_t)sums[3];
+        } else {
+            memset(qb, 0, sizeof(int32_t) * nq4); /* padding dims: b = 0 */
+            if (route_row_max(q, dh, &mx) && mx > 0 && rk->ok[hh]) {
+                sq = mx / 127.0f;
+                route_quant_row(q, dh, sq, 1.0f / sq, 0, qb, 4, own);
+                sums = own;
+            }
+        }
         /* a query the bound does not cover looks at every candidate */
         int64_t margin = (int64_t)1 << 40;
-        if (route_row_max(q, dh, &mx) && (mx > 0 || sym) && rk->ok[hh]) {
-            /* sym: the keys' scale, as route_keys_build quantized this very
-             * row (the bytes are the key bytes less 128) */
-            const float sq = sym ? (float)sk : mx / 127.0f;
-            float sums[3];
-            route_quant_row(q, dh, sq, 1.0f / sq, 0, qb, 4, sums);
+        if (sums) {
             const double q2 = sqrt(sums[0]), b2 = sqrt(sums[1]), e2 = sqrt(sums[2]);
             double beta = e2 * K2 + sq * b2 * EK2 + gamma * q2 * K2;
             /* slack for the fp32 sums and residuals above (relative dh u
@@ -478,11 +498,6 @@ static void route_int8_queries(const route_keys_t *rk, route_scratch_t *S, const
             beta = beta * (1.0 + 1e-3 + 4.0 * dh * u) + 1e-6 * q2 * K2 + 1e-30;
             const double m = ceil(2.0 * beta / ((double)sq * sk)) + 1.0;
             if (m < (double)((int64_t)1 << 40)) margin = (int64_t)m;
-        }
-        if (sym) {
-            int32_t sum = 0;
-            for (uint32_t c = 0; c < 4 * nq4; c++) sum += (int8_t)qb[c];
-            S->off[i] = 128 * sum;
         }
         S->margin[i] = margin;
         S->gs[i] = (c0 + i) / G * G;
@@ -505,7 +520,7 @@ static void route_int8_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_
             const int32_t *qw[RQ];
             for (uint32_t r = 0; r < RQ; r++) qw[r] = S->qw + (size_t)(g0 + r < g1 ? g0 + r : g1 - 1) * nq4;
             __m512i acc[RQ][4];
-            route_tile4(kt, qw[0], qw[1], qw[2], qw[3], nq4, acc);
+            route_tile4(kt, qw[0], qw[1], qw[2], qw[3], nq4, ZERO4, acc);
             for (uint32_t i = g0; i < g1; i++) /* padding or own group in the tile: those lanes out */
                 if (b0 + 64 > nb || (S->ge[i] > b0 && S->gs[i] < b0 + 64)) {
                     const uint64_t lanes = route_lanes(b0, nb, S->gs[i], S->ge[i]);
@@ -524,7 +539,7 @@ static void route_int8_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_
  * tiles (A, B >= A) is multiplied once: row maxima give A's query blocks
  * their maximum over tile B, column maxima B's query blocks theirs over
  * tile A.  vpdpbusd yields M_ij = E_ij + off_i (keys stored a + 128, off_i =
- * 128 sum_c a_ic): off_i comes off before the column maxima.  The own-group
+ * 128 sum_c a_ic): the accumulators start at -off_i, so they hold E.  The own-group
  * relation is symmetric too, so one mask serves both.  Writes tmaxE
  * (ntile, nbp) of head hh, in E units: rows of tile B for A's query blocks,
  * rows of tile A for B's.  Distinct row tiles A write distinct entries. */
@@ -544,7 +559,7 @@ static void route_sym_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_t
             S->qw[(size_t)r * nq4 + c4] = (int32_t)w;
             sum += (int8_t)(w & 0xff) + (int8_t)(w >> 8 & 0xff) + (int8_t)(w >> 16 & 0xff) + (int8_t)(w >> 24);
         }
-        S->off[r] = 128 * sum;
+        S->off[r] = -128 * sum; /* the accumulators' start: M - off = E */
         const uint32_t b = a0 + r;
         S->gs[r] = b < nb ? b / G * G : 0;
         S->ge[r] = b < nb ? (S->gs[r] + G < nb ? S->gs[r] + G : nb) : 0;
@@ -556,11 +571,9 @@ static void route_sym_pass1(const route_keys_t *rk, route_scratch_t *S, uint32_t
         for (uint32_t g0 = 0; g0 < 64; g0 += RQ) {
             __m512i acc[RQ][4];
             route_tile4(kt, S->qw + (size_t)g0 * nq4, S->qw + (size_t)(g0 + 1) * nq4, S->qw + (size_t)(g0 + 2) * nq4,
-                        S->qw + (size_t)(g0 + 3) * nq4, nq4, acc);
+                        S->qw + (size_t)(g0 + 3) * nq4, nq4, S->off + g0, acc);
             for (uint32_t r = 0; r < RQ; r++) {
                 const uint32_t i = g0 + r, b = a0 + i;
-                const __m512i off = _mm512_set1_epi32(S->off[i]);
-                for (int u4 = 0; u4 < 4; u4++) acc[r][u4] = _mm512_sub_epi32(acc[r][u4], off);
                 if (b >= nb || b0 + 64 > nb || (S->ge[i] > b0 && S->gs[i] < b0 + 64)) {
                     const uint64_t lanes = b >= nb ? 0 : route_lanes(b0, nb, S->gs[i], S->ge[i]);
                     for (int u4 = 0; u4 < 4; u4++)
@@ -598,9 +611,11 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
     } else {
         /* in the units of this pass's estimates (M = E + off) */
         for (uint32_t t = 0; t < ntile; t++)
-            for (uint32_t i = 0; i < nq; i++) {
-                const int32_t e = tmaxE[(size_t)t * ntile * 64 + c0 + i];
-                S->tmax[(size_t)t * QC + i] = e == INT32_MIN ? INT32_MIN : e + S->off[i];
+            for (uint32_t i = 0; i < nq; i += 16) {
+                const __m512i e = _mm512_loadu_si512((const void *)(tmaxE + (size_t)t * ntile * 64 + c0 + i));
+                const __mmask16 real = _mm512_cmpneq_epi32_mask(e, _mm512_set1_epi32(INT32_MIN));
+                _mm512_storeu_si512((void *)(S->tmax + (size_t)t * QC + i),
+                                    _mm512_mask_add_epi32(e, real, e, _mm512_loadu_si512((const void *)(S->off + i))));
             }
     }
     /* k-th largest tile maximum of each query block (16 at a time, lanes =
@@ -647,7 +662,7 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
             const int32_t *qw[RQ];
             for (uint32_t r = 0; r < RQ; r++) qw[r] = S->qw + (size_t)qi[s0 + r < s1 ? s0 + r : s1 - 1] * nq4;
             __m512i acc[RQ][4];
-            route_tile4(kh + (size_t)t * nq4 * 256, qw[0], qw[1], qw[2], qw[3], nq4, acc);
+            route_tile4(kh + (size_t)t * nq4 * 256, qw[0], qw[1], qw[2], qw[3], nq4, ZERO4, acc);
             for (uint32_t s = s0; s < s1; s++) {
                 const uint32_t i = qi[s];
                 uint64_t lanes = route_lanes(b0, nb, S->gs[i], S->ge[i]);
@@ -699,13 +714,14 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         rk.ntile = nbp / 64;
         rk.nq4 = (dh + 3) / 4;
         rk.kp = aligned_alloc(64, (size_t)H * rk.ntile * rk.nq4 * 256);
-        rk.kf = malloc(sizeof(float) * (size_t)H * nb * dh);
+        rk.kf = malloc(sizeof(float) * ((size_t)H * nb * dh + (size_t)H * nb * 4));
         rk.sk = malloc(sizeof(double) * H * 3);
         rk.ok = malloc(sizeof(bool) * H);
         if (!rk.kp || !rk.kf || !rk.sk || !rk.ok) {
             free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
             FOLIO_CHECK_ALLOC(NULL);
         }
+        rk.rs = rk.kf + (size_t)H * nb * dh;
         rk.k2 = rk.sk + H;
         rk.ek2 = rk.sk + 2 * H;
         route_keys_build(&rk, node_k, nb, H, dh, nth);
