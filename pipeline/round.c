@@ -311,14 +311,29 @@ enum { ROUND_SMALL_TOKENS_GPU = 262144 };
  * (FOLIO_ROUND_RANK0_BIAS), so that it is rather the one that gives.  Which
  * rank computes a document never changes its results. */
 
-/* Sends document i whole to rank r (returns once it is received). */
-static folio_status_t send_whole(const folio_round_item_t *item, const int64_t *mi, int r, MPI_Comm comm)
+/* Sends documents idx[0..n) whole to rank r as one message (returns once
+ * it is received): per document its payload's size (uint64) and the
+ * payload, each part 8-byte aligned.  One message instead of one a
+ * document: each costs a round trip, and a round has hundreds. */
+static folio_status_t send_batch(const folio_round_item_t *items, const int64_t *idx, int64_t n, const int64_t *meta,
+                                 int r, MPI_Comm comm)
 {
-    payload_slice_t sl = slice_whole(mi);
-    uint64_t sz = payload_layout(mi, &sl).total;
+    uint64_t sz = 0;
+    for (int64_t k = 0; k < n; k++) {
+        payload_slice_t sl = slice_whole(meta + idx[k] * META_N);
+        sz += 8 + align8(payload_layout(meta + idx[k] * META_N, &sl).total);
+    }
     char *buf = malloc(sz + 1);
     FOLIO_CHECK_ALLOC(buf);
-    payload_pack(&item->doc, item->weights, mi, &sl, buf);
+    size_t at = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const int64_t *mi = meta + idx[k] * META_N;
+        payload_slice_t sl = slice_whole(mi);
+        uint64_t one = payload_layout(mi, &sl).total;
+        memcpy(buf + at, &one, 8);
+        payload_pack(&items[idx[k]].doc, items[idx[k]].weights, mi, &sl, buf + at + 8);
+        at += 8 + align8(one);
+    }
     folio_status_t st = FOLIO_OK;
     if (MPI_Send(&sz, 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
     MPI_Request *reqs = NULL;
@@ -329,6 +344,28 @@ static folio_status_t send_whole(const folio_round_item_t *item, const int64_t *
         if (st == FOLIO_OK) st = wst;
     }
     free(reqs);
+    free(buf);
+    return st;
+}
+
+/* Receives what send_batch sent: documents idx[0..n) into it[]. */
+static folio_status_t recv_batch(const int64_t *meta, const int64_t *idx, int64_t n, folio_round_item_t *it,
+                                 MPI_Comm comm)
+{
+    uint64_t sz = 0;
+    FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
+    char *buf = malloc(sz + 1);
+    FOLIO_CHECK_ALLOC(buf);
+    folio_status_t st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
+    size_t at = 0;
+    for (int64_t k = 0; st == FOLIO_OK && k < n; k++) {
+        uint64_t one = 0;
+        if (at + 8 > sz) { st = FOLIO_ERR_INTERNAL; break; }
+        memcpy(&one, buf + at, 8);
+        if (at + 8 + one > sz) { st = FOLIO_ERR_INTERNAL; break; }
+        st = payload_unpack(buf + at + 8, meta + idx[k] * META_N, &it[idx[k]].doc, &it[idx[k]].weights);
+        at += 8 + align8(one);
+    }
     free(buf);
     return st;
 }
@@ -357,7 +394,8 @@ typedef struct {
     int *pending;           /* (P) DONE lines still due from each rank       */
     uint64_t *tokens;       /* (P) tokens each rank computed this round      */
     double *seconds, *idle_s; /* (P) its compute and idle seconds            */
-    int64_t *remote;        /* results rank 0 waits for (grows as it gives)  */
+    int64_t *remote;        /* result messages rank 0 waits for (one a batch
+                               of a worker rank; grows as it gives)         */
     uint64_t donated_docs, donated_tokens;
 } donor_t;
 
@@ -440,9 +478,9 @@ static folio_status_t donor_poll(donor_t *d, folio_round_item_t *it, int64_t *id
         int64_t cnt = b1 - b0;
         FOLIO_CHECK_MPI(MPI_Send(&cnt, 1, MPI_INT64_T, r, TAG_MORE, d->comm));
         FOLIO_CHECK_MPI(MPI_Send(idx + b0, (int)cnt, MPI_INT64_T, r, TAG_MORE_IDX, d->comm));
-        for (int64_t k = b0; k < b1; k++) FOLIO_TRY(send_whole(&it[idx[k]], d->meta + idx[k] * META_N, r, d->comm));
+        FOLIO_TRY(send_batch(it, idx + b0, cnt, d->meta, r, d->comm));
         d->pending[r]++;
-        *d->remote += cnt;
+        *d->remote += 1; /* one result message for the batch */
         d->donated_docs += (uint64_t)cnt;
         d->donated_tokens += given;
     }
@@ -531,9 +569,12 @@ static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *
     MPI_Comm_rank(comm, &me);
     MPI_Request *reqs = NULL;
     size_t nreq = 0, capreq = 0;
-    uint64_t *sizes = calloc((size_t)n_items, sizeof *sizes);
-    double *lines = malloc(((size_t)n_items + 1) * 3 * sizeof *lines); /* a batch has >= 1 document but the first */
-    folio_status_t st = sizes && lines ? FOLIO_OK : FOLIO_ERR_NOMEM;
+    /* per batch (each has >= 1 document but the first): its result
+     * message, that message's size, its DONE line */
+    uint64_t *sizes = calloc((size_t)n_items + 1, sizeof *sizes);
+    char **msgs = calloc((size_t)n_items + 1, sizeof *msgs);
+    double *lines = malloc(((size_t)n_items + 1) * 3 * sizeof *lines);
+    folio_status_t st = sizes && msgs && lines ? FOLIO_OK : FOLIO_ERR_NOMEM;
     for (int64_t batch = 0; st == FOLIO_OK; batch++) {
         double t = folio_now();
         uint64_t tokens = 0;
@@ -542,13 +583,30 @@ static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *
         rc->compute_seconds += secs;
         rc->whole_tokens += tokens;
         rc->round_idle_start = t + secs;
-        for (int64_t k = 0; st == FOLIO_OK && k < n; k++) {
-            int64_t i = idx[k];
-            result_head_t h;
-            memcpy(&h, packed[i], sizeof h);
-            if (h.status != FOLIO_OK)
-                folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id, folio_status_str((folio_status_t)h.status));
-            st = send_result_start(packed[i], packed_sz[i], &sizes[i], comm, &reqs, &nreq, &capreq);
+        /* the batch's results as one message: per document its size
+         * (uint64) and its packed results, 8-byte aligned */
+        size_t total = 0;
+        for (int64_t k = 0; st == FOLIO_OK && k < n; k++) total += 8 + align8(packed_sz[idx[k]]);
+        if (st == FOLIO_OK && n > 0) {
+            char *msg = malloc(total + 1);
+            if (!msg) { st = FOLIO_ERR_NOMEM; break; }
+            msgs[batch] = msg;
+            size_t at = 0;
+            for (int64_t k = 0; k < n; k++) {
+                int64_t i = idx[k];
+                result_head_t h;
+                memcpy(&h, packed[i], sizeof h);
+                if (h.status != FOLIO_OK)
+                    folio_log(FOLIO_LOG_ERROR, "document %s: %s", it[i].doc.id,
+                              folio_status_str((folio_status_t)h.status));
+                uint64_t one = packed_sz[i];
+                memcpy(msg + at, &one, 8);
+                memcpy(msg + at + 8, packed[i], packed_sz[i]);
+                at += 8 + align8(one);
+                free(packed[i]);
+                packed[i] = NULL;
+            }
+            st = send_result_start(msg, total, &sizes[batch], comm, &reqs, &nreq, &capreq);
         }
         if (st != FOLIO_OK) break;
         /* the MORE receive is posted before the DONE line goes out, so
@@ -566,11 +624,10 @@ static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *
         FOLIO_CHECK_GENERIC(cnt > 0 && cnt <= n_items, FOLIO_ERR_INTERNAL, "round: bad MORE count");
         FOLIO_CHECK_MPI(MPI_Recv(idx, (int)cnt, MPI_INT64_T, 0, TAG_MORE_IDX, comm, MPI_STATUS_IGNORE));
         n = cnt;
-        for (int64_t k = 0; st == FOLIO_OK && k < n; k++) {
+        for (int64_t k = 0; k < n; k++)
             FOLIO_CHECK_GENERIC(idx[k] >= 0 && idx[k] < n_items && !it[idx[k]].doc.id, FOLIO_ERR_INTERNAL,
                                 "round: bad document given");
-            st = recv_payload(meta + idx[k] * META_N, &it[idx[k]], comm);
-        }
+        st = recv_batch(meta, idx, n, it, comm);
         idle = folio_now() - rc->round_idle_start;
     }
     /* every started send ends before its buffer is freed, even after an error */
@@ -580,6 +637,8 @@ static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *
     }
     free(reqs);
     free(sizes);
+    for (int64_t b = 0; msgs && b <= n_items; b++) free(msgs[b]);
+    free(msgs);
     free(lines);
     return st;
 }
@@ -660,26 +719,40 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     }
     folio_round_item_t *it = me == 0 ? items : mine;
 
-    /* Payloads: a whole document to its owner; a split document's slices,
-     * each rank its own, sent by rank 0 all at once. */
+    /* Payloads: each worker rank's whole documents in one message (item
+     * order), then a split document's slices, each rank its own, sent by
+     * rank 0 all at once. */
+    int64_t *idx = malloc(((size_t)n_items + 1) * sizeof *idx), nidx = 0, remote = 0;
+    if (!idx) st = FOLIO_ERR_NOMEM;
+    for (int r = me == 0 ? 1 : me; st == FOLIO_OK && r < (me == 0 ? P : me + 1); r++) {
+        nidx = 0;
+        for (int64_t i = 0; i < n_items; i++)
+            if (meta[i * META_N + META_OWNER] == r) idx[nidx++] = i;
+        if (nidx == 0) continue;
+        if (me == 0) {
+            remote++; /* one result message for it */
+            st = send_batch(items, idx, nidx, meta, r, comm);
+        } else {
+            st = recv_batch(meta, idx, nidx, mine, comm);
+        }
+    }
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         const int64_t *mi = meta + i * META_N;
         int64_t owner = mi[META_OWNER];
-        if (owner == 0) continue;
-        if (owner > 0 && me != 0 && me != owner) continue;
+        if (owner >= 0) continue;
         if (me != 0) {
             st = recv_payload(mi, &mine[i], comm);
             continue;
         }
         const folio_doc_t *d = &items[i].doc;
         folio_pattern_t p;
-        if (owner < 0 && (st = folio_worker_resolve(rc->worker, d->n_tokens, &p)) != FOLIO_OK) break;
-        int r0 = owner < 0 ? 1 : (int)owner, r1 = owner < 0 ? P : (int)owner + 1;
+        if ((st = folio_worker_resolve(rc->worker, d->n_tokens, &p)) != FOLIO_OK) break;
+        int r0 = 1, r1 = P;
         char **bufs = calloc((size_t)P, sizeof *bufs);
         uint64_t *szs = calloc((size_t)P, sizeof *szs);
         if (!bufs || !szs) { free(bufs); free(szs); st = FOLIO_ERR_NOMEM; break; }
         for (int r = r0; st == FOLIO_OK && r < r1; r++) {
-            payload_slice_t sl = owner < 0 ? slice_split(d, &p, r, P) : slice_whole(mi);
+            payload_slice_t sl = slice_split(d, &p, r, P);
             szs[r] = payload_layout(mi, &sl).total;
             bufs[r] = malloc(szs[r] + 1);
             if (!bufs[r]) st = FOLIO_ERR_NOMEM;
@@ -746,14 +819,9 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
      * worker ranks send the results and a DONE line, then wait for more
      * (documents rank 0 gives away from the end of its own queue) or for
      * the round's end (MORE with a count of 0). */
-    int64_t *idx = malloc(((size_t)n_items + 1) * sizeof *idx), nidx = 0, remote = 0;
-    if (!idx) st = FOLIO_ERR_NOMEM;
-    for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
-        int64_t owner = meta[i * META_N + META_OWNER];
-        if (owner < 0) continue;
-        if (owner == me) idx[nidx++] = i;
-        else if (me == 0) remote++;
-    }
+    nidx = 0;
+    for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++)
+        if (meta[i * META_N + META_OWNER] == me) idx[nidx++] = i;
     double whole_seconds = 0;
     uint64_t whole_tokens = 0;
     donor_t dn = {0};
@@ -789,16 +857,29 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         rc_mpi = MPI_Irecv(&sz, 1, MPI_UINT64_T, MPI_ANY_SOURCE, TAG_RESULT, comm, &rreq);
         if (rc_mpi != MPI_SUCCESS) { st = FOLIO_ERR_MPI; break; }
         if ((st = wait_idle(&rreq, &ms)) != FOLIO_OK) break;
-        char *buf = malloc(sz);
-        if (!buf) { st = FOLIO_ERR_NOMEM; break; }
-        st = recv_bytes(buf, sz, ms.MPI_SOURCE, TAG_RESULT_BODY, comm);
-        result_head_t h;
-        folio_doc_results_t res;
-        if (st == FOLIO_OK) st = unpack_result(buf, sz, n_items, spec, &h, &res);
-        if (st != FOLIO_OK || packed[h.item]) { free(buf); if (st == FOLIO_OK) st = FOLIO_ERR_INTERNAL; break; }
-        packed[h.item] = buf;
-        packed_sz[h.item] = sz;
-        from[h.item] = ms.MPI_SOURCE;
+        char *msg = malloc(sz + 1);
+        if (!msg) { st = FOLIO_ERR_NOMEM; break; }
+        st = recv_bytes(msg, sz, ms.MPI_SOURCE, TAG_RESULT_BODY, comm);
+        /* a batch's results, each into its own buffer (the commit frees
+         * them one by one) */
+        for (size_t at = 0; st == FOLIO_OK && at < sz;) {
+            uint64_t one = 0;
+            if (at + 8 > sz) { st = FOLIO_ERR_INTERNAL; break; }
+            memcpy(&one, msg + at, 8);
+            if (at + 8 + one > sz) { st = FOLIO_ERR_INTERNAL; break; }
+            char *buf = malloc(one + 1);
+            if (!buf) { st = FOLIO_ERR_NOMEM; break; }
+            memcpy(buf, msg + at + 8, one);
+            result_head_t h;
+            folio_doc_results_t res;
+            st = unpack_result(buf, one, n_items, spec, &h, &res);
+            if (st != FOLIO_OK || packed[h.item]) { free(buf); if (st == FOLIO_OK) st = FOLIO_ERR_INTERNAL; break; }
+            packed[h.item] = buf;
+            packed_sz[h.item] = one;
+            from[h.item] = ms.MPI_SOURCE;
+            at += 8 + align8(one);
+        }
+        free(msg);
     }
     if (me == 0 && st == FOLIO_OK) {
         double waited = folio_now() - t_results;
