@@ -210,10 +210,12 @@ static void route_exact(const float *node_q, uint32_t d, uint32_t hh, uint32_t d
 /* Per head: keys quantized for vpdpbusd (unsigned bytes a + 128, a in
  * [-127, 127]), laid out (tile of 64 blocks, dim quad, block, 4 dims) so one
  * 64-byte load holds 4 dims of 16 blocks; padding blocks and dims are a = 0.
- * kf: the head's fp32 keys, (nb, dh) contiguous, for the re-scoring. */
+ * kf: the fp32 keys themselves (node_k, rows of ld floats), for the
+ * re-scoring: a head's slice of a row is as contiguous as in a copy. */
 typedef struct {
     uint8_t *kp;   /* (H, ntile, nq4, 64, 4) */
-    float *kf;     /* (H, nb, dh) */
+    const float *kf; /* node_k: (nb, ld), head hh at column hh * dh */
+    uint32_t ld;
     float *rs;     /* (H, nb, 4) per key: |k|^2, |a|^2, |k - sk a|^2, sum_c a_c (symmetric path) */
     double *sk;    /* (H) key scale */
     double *k2;    /* (H) max_j |k_j| (2-norm of the head's slice) */
@@ -281,11 +283,10 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
     for (int64_t hh = 0; hh < (int64_t)H; hh++) {
         float mx = 0;
         bool fin = true;
-        float *kf = rk->kf + (size_t)hh * nb * dh;
+        const float *kf = node_k + (size_t)hh * dh;
         for (uint32_t b = 0; b < nb; b++) {
             float m;
-            memcpy(kf + (size_t)b * dh, node_k + (size_t)b * d + hh * dh, sizeof(float) * dh);
-            fin &= route_row_max(kf + (size_t)b * dh, dh, &m);
+            fin &= route_row_max(kf + (size_t)b * d, dh, &m);
             mx = m > mx ? m : mx;
         }
         rk->ok[hh] = fin && mx > 0 && (uint64_t)nb * dh < ((uint64_t)1 << 31); /* gather indices are int32 */
@@ -296,7 +297,7 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
         memset(kh, 128, (size_t)ntile * nq4 * 256); /* padding blocks and dims: a = 0 */
         for (uint32_t b = 0; rk->ok[hh] && b < nb; b++) {
             float *sums = rk->rs + ((size_t)hh * nb + b) * 4;
-            route_quant_row(kf + (size_t)b * dh, dh, sk, 1.0f / sk, 128,
+            route_quant_row(kf + (size_t)b * d, dh, sk, 1.0f / sk, 128,
                             kh + ((size_t)(b / 64) * nq4 * 64 + b % 64) * 4, 256, sums);
             if (sums[0] > k2) k2 = sums[0];
             if (sums[2] > ek2) ek2 = sums[2];
@@ -425,17 +426,18 @@ static inline __m128i route_max4(const __m512i a[RQ][4])
                                                                              0, 0, 0, 0), y));
 }
 
-/* Exact fp32 scores of m <= 16 candidate rows (kf rows, dh wide) against
+/* Exact fp32 scores of m <= 16 candidate rows (kf rows of ld floats, dh wide) against
  * q: the fused chain of route_exact (fmadd_ss: one rounding, as fmaf),
  * eight independent chains at a time.  Scalar on purpose: Zen 4's gathers
  * cost ~40 cycles each, and a lane-per-candidate vector needs dh of them. */
-static void route_rescore(const float *q, const float *kf, uint32_t dh, const int32_t *idx, int m, float *out)
+static void route_rescore(const float *q, const float *kf, uint32_t ld, uint32_t dh, const int32_t *idx, int m,
+                          float *out)
 {
     for (int t = 0; t < m; t += 8) {
         const float *kr[8];
         __m128 s[8];
         for (int r = 0; r < 8; r++) {
-            kr[r] = kf + (size_t)idx[t + r < m ? t + r : t] * dh;
+            kr[r] = kf + (size_t)idx[t + r < m ? t + r : t] * ld;
             s[r] = _mm_setzero_ps();
         }
         for (uint32_t c = 0; c < dh; c++) {
@@ -447,11 +449,11 @@ static void route_rescore(const float *q, const float *kf, uint32_t dh, const in
 }
 
 /* Re-scores query block i's pending survivors and offers them, in order. */
-static inline void route_flush(const float *q, const float *kf, uint32_t dh, int32_t *pend, int *np, int k, float *tv,
+static inline void route_flush(const float *q, const float *kf, uint32_t ld, uint32_t dh, int32_t *pend, int *np, int k, float *tv,
                                int32_t *ti, int *nt, float *thr)
 {
     float sc[16];
-    route_rescore(q, kf, dh, pend, *np, sc);
+    route_rescore(q, kf, ld, dh, pend, *np, sc);
     for (int e = 0; e < *np; e++) topk_offer(tv, ti, nt, thr, k, sc[e], pend[e]);
     *np = 0;
 }
@@ -638,7 +640,8 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
     /* pass 2: a query block's survivors are re-scored 16 at a time as they
      * come (tile by tile: in increasing index order); their key rows,
      * scattered over the head's keys, are prefetched when found */
-    const float *kf = rk->kf + (size_t)hh * nb * dh;
+    const float *kf = rk->kf + (size_t)hh * dh;
+    const uint32_t ld = rk->ld;
     for (uint32_t i = 0; i < nq; i++) {
         /* kth stays INT32_MIN (no estimate is) until k candidates were seen */
         const int64_t c = S->kth[i] > INT32_MIN ? (int64_t)S->kth[i] - S->margin[i] : INT32_MIN;
@@ -670,10 +673,10 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
                 int32_t *pend = S->pend + (size_t)i * 16;
                 for (; lanes; lanes &= lanes - 1) {
                     const int32_t j = (int32_t)(b0 + __builtin_ctzll(lanes));
-                    for (uint32_t c = 0; c < dh; c += 16) _mm_prefetch((const char *)(kf + (size_t)j * dh + c), _MM_HINT_T0);
+                    for (uint32_t c = 0; c < dh; c += 16) _mm_prefetch((const char *)(kf + (size_t)j * ld + c), _MM_HINT_T0);
                     pend[S->npend[i]++] = j;
                     if (S->npend[i] == 16)
-                        route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, dh, pend, &S->npend[i], k,
+                        route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, ld, dh, pend, &S->npend[i], k,
                                     tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
                 }
             }
@@ -681,7 +684,7 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
     }
     for (uint32_t i = 0; i < nq; i++)
         if (S->npend[i])
-            route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, dh, S->pend + (size_t)i * 16, &S->npend[i], k,
+            route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, ld, dh, S->pend + (size_t)i * 16, &S->npend[i], k,
                         tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
 }
 #endif /* ROUTE_INT8 */
@@ -714,14 +717,15 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         rk.ntile = nbp / 64;
         rk.nq4 = (dh + 3) / 4;
         rk.kp = aligned_alloc(64, (size_t)H * rk.ntile * rk.nq4 * 256);
-        rk.kf = malloc(sizeof(float) * ((size_t)H * nb * dh + (size_t)H * nb * 4));
+        rk.kf = node_k;
+        rk.ld = d;
+        rk.rs = malloc(sizeof(float) * (size_t)H * nb * 4);
         rk.sk = malloc(sizeof(double) * H * 3);
         rk.ok = malloc(sizeof(bool) * H);
-        if (!rk.kp || !rk.kf || !rk.sk || !rk.ok) {
-            free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+        if (!rk.kp || !rk.rs || !rk.sk || !rk.ok) {
+            free(rk.kp); free(rk.rs); free(rk.sk); free(rk.ok);
             FOLIO_CHECK_ALLOC(NULL);
         }
-        rk.rs = rk.kf + (size_t)H * nb * dh;
         rk.k2 = rk.sk + H;
         rk.ek2 = rk.sk + 2 * H;
         route_keys_build(&rk, node_k, nb, H, dh, nth);
@@ -734,7 +738,7 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
         kt = aligned_alloc(64, sizeof(float) * (size_t)H * dh * nbp);
         if (!kt) {
 #if ROUTE_INT8
-            free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+            free(rk.kp); free(rk.rs); free(rk.sk); free(rk.ok);
 #endif
             FOLIO_CHECK_ALLOC(NULL);
         }
@@ -758,7 +762,7 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
     if (routed && node_q == node_k && qb0 == 0 && qb1 == nb) {
         tmaxE = malloc(sizeof(int32_t) * (size_t)rk.ntile * nbp);
         if (!tmaxE) {
-            free(kt); free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+            free(kt); free(rk.kp); free(rk.rs); free(rk.sk); free(rk.ok);
             FOLIO_CHECK_ALLOC(NULL);
         }
     }
@@ -829,7 +833,7 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
     free(tmaxE);
     free(kt);
 #if ROUTE_INT8
-    free(rk.kp); free(rk.kf); free(rk.sk); free(rk.ok);
+    free(rk.kp); free(rk.rs); free(rk.sk); free(rk.ok);
 #endif
     FOLIO_CHECK_GENERIC(!failed, FOLIO_ERR_NOMEM, "select: out of memory");
     return FOLIO_OK;
@@ -1058,17 +1062,32 @@ folio_status_t folio_salience_ranges(const folio_hier_t *h, const int64_t *mass,
         }
     const double doc_mean = total / (double)n;
     folio_status_t st = FOLIO_OK;
-    for (uint32_t r = 0; r < m; r++) {
+    uint32_t m_ok = m; /* ranges before the first bad one are still computed */
+    for (uint32_t r = 0; r < m; r++)
         if (begin[r] > end[r] || end[r] > n) {
             folio_log_at(__FILE__, __LINE__, "salience: range %u [%u, %u) is outside the %llu tokens", r,
                          begin[r], end[r], (unsigned long long)n);
             st = FOLIO_ERR_ARG;
+            m_ok = r;
             break;
         }
-        double s = 0;
+    /* Ranges are independent and each is summed token by token in the same
+     * order as ever, so any thread count gives the same bits; the level
+     * densities of a token's ancestors are looked up once per block (every
+     * token of a block has the same ancestors).  On a long document this ran
+     * on the single writer, one token at a time (~0.08 s at 8.7M tokens). */
+    const uint32_t L = h->n_levels;
+#pragma omp parallel for schedule(dynamic, 256) if (m_ok > 1024)
+    for (uint32_t r = 0; r < m_ok; r++) {
+        double s = 0, dl[FOLIO_HIER_MAX_LEVELS + 1];
+        uint32_t cur = UINT32_MAX;
         for (uint32_t i = begin[r]; i < end[r]; i++) {
-            uint32_t b = i / h->B;
-            for (uint32_t l = 1; l <= h->n_levels; l++) s += dens[h->offset[l] + folio_hier_ancestor(h, b, l)];
+            const uint32_t b = i / h->B;
+            if (b != cur) {
+                cur = b;
+                for (uint32_t l = 1; l <= L; l++) dl[l] = dens[h->offset[l] + folio_hier_ancestor(h, b, l)];
+            }
+            for (uint32_t l = 1; l <= L; l++) s += dl[l];
         }
         out[r] = (end[r] > begin[r] && doc_mean > 0) ? (float)(s / (end[r] - begin[r]) / doc_mean) : 0.0f;
     }
