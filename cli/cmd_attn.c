@@ -440,9 +440,13 @@ int cmd_bench(int argc, char **argv)
         X[i] = (float)((double)(folio_splitmix64(&seed) >> 11) / 9007199254740992.0 * 2.0 - 1.0);
     folio_rmsnorm_heads(X, (uint64_t)n, H, dh);
     /* touch the outputs once: the first write to fresh pages costs the OS's
-     * page zeroing (~0.3 s per GB), which is not the kernel's time */
+     * page zeroing (~0.3 s per GB), which is not the kernel's time; the
+     * selection's output too (36 MB at 1M: with --reps 1 only the 1M run
+     * paid it, the 65k median did not) */
     memset(O, 0, sizeof(float) * (size_t)n * d);
     memset(Xo, 0, sizeof(float) * (size_t)n * d);
+    memset(sel, 0, sizeof(int32_t) * (size_t)nb * H * (s_max > 0 ? s_max : 1));
+    memset(sel_n, 0, sizeof(int32_t) * (size_t)nb * H);
     for (long rep = 0; rep < reps; rep++) {
         double t0 = folio_now(), c0 = cpu_now();
         if (folio_attn_block_sums(X, 0, (uint64_t)n, (uint64_t)n, B, d, nodes) != FOLIO_OK) goto out;
