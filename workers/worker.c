@@ -155,17 +155,6 @@ static void ranges_hit(const uint32_t *rb, const uint32_t *re, uint64_t m, uint6
     *hi = e > a ? e : a;
 }
 
-/* This rank's fixed-point partial sums of ranges [lo, lo + cnt): from the
- * device-resident X when the worker is on a GPU, else from host X. */
-static folio_status_t partial_sums(folio_worker_t *w, const float *X, uint64_t t0, uint64_t t1, uint32_t d,
-                                   const uint32_t *rb, const uint32_t *re, uint64_t lo, uint64_t cnt,
-                                   int64_t *acc)
-{
-    if (w->gpu) return folio_gpu_pool_fixed(w->gpu, rb + lo, re + lo, cnt, acc);
-    pool_partial(X, t0, t1, d, rb, re, lo, cnt, acc);
-    return FOLIO_OK;
-}
-
 /* Rank 0's side of a pooled-ranges gather: every rank's header (its
  * status and ranges) with the partial sums of the ranges a rank boundary
  * cuts (at most two per rank), added up per range and finished once all
@@ -484,28 +473,35 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, ns, w->sent);
     const double tm_sent1 = folio_now();
     if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, w->sal);
-    for (uint32_t i = 0; i < nsec; i++) {
-        const folio_section_t *s = &doc->sections[i];
-        bool has = s->sent_end > s->sent_begin;
-        w->rb[i] = has ? doc->sents[s->sent_begin].tok_begin : 0;
-        w->re[i] = has ? doc->sents[s->sent_end - 1].tok_end : 0;
-    }
-    /* Section ranges need not be ordered by token when one is empty; keep
-     * the binary search valid by pooling them all on every rank's range. */
+    /* Sections partition the sentences, so the non-empty ones are in token
+     * order and do not overlap: they pool like sentences -- a rank sends the
+     * sections it holds whole, finished, and the partial sums of the (at
+     * most two) its boundaries cut -- instead of every rank reducing a full
+     * (n_sections, d) int64 table onto rank 0 (2 KB a section from every
+     * rank, on the single writer).  Empty sections are zero rows. */
     if (st == FOLIO_OK) {
-        uint64_t m2 = nsec;
-        /* Sections are few: every rank reduces a full (n_sections, d) table
-         * in place onto rank 0. */
-        int64_t *acc = calloc(m2 * d + 1, sizeof *acc);
-        if (!acc) st = FOLIO_ERR_NOMEM;
-        if (st == FOLIO_OK) {
-            folio_status_t pst = partial_sums(w, Xmid, t0, t1, d, w->rb, w->re, 0, m2, acc);
-            if (pst != FOLIO_OK) memset(acc, 0, m2 * d * sizeof *acc); /* still take part */
-            st = fx_reduce_i64(x, acc, m2 * d);
-            if (st == FOLIO_OK) st = pst;
-            if (st == FOLIO_OK && me == 0) folio_pool_finish(acc, w->rb, w->re, m2, d, w->sec);
+        uint32_t nne = 0;
+        for (uint32_t i = 0; i < nsec; i++) {
+            const folio_section_t *s = &doc->sections[i];
+            if (s->sent_end <= s->sent_begin) continue;
+            w->rb[nne] = doc->sents[s->sent_begin].tok_begin;
+            w->re[nne] = doc->sents[s->sent_end - 1].tok_end;
+            nne++;
         }
-        free(acc);
+        float *sec_c = NULL; /* rank 0, when some are empty: the non-empty ones' rows */
+        if (me == 0 && nne < nsec) {
+            sec_c = malloc(((size_t)nne * d + 1) * sizeof *sec_c);
+            if (!sec_c) st = FOLIO_ERR_NOMEM;
+        }
+        if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, nne, sec_c ? sec_c : w->sec);
+        if (st == FOLIO_OK && sec_c) {
+            for (uint32_t i = 0, k = 0; i < nsec; i++) {
+                const folio_section_t *s = &doc->sections[i];
+                if (s->sent_end > s->sent_begin) memcpy(w->sec + (size_t)i * d, sec_c + (size_t)k++ * d, d * sizeof *sec_c);
+                else memset(w->sec + (size_t)i * d, 0, d * sizeof *sec_c);
+            }
+        }
+        free(sec_c);
     }
     double tm_pool = folio_now();
     uint32_t all_b = 0, all_e = (uint32_t)n;

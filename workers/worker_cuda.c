@@ -10,7 +10,7 @@
  * fused block-sparse attention (tensor cores) -> residual + per-head RMS
  * normalization -> salience mass (int64 atomics, exact) -> (NCCL halo
  * exchange) ; then the final block means.  Pooling runs on demand over the
- * resident X (folio_gpu_pool_fixed).  Every kernel has its CPU reference in
+ * resident X (folio_gpu_pool_ranges).  Every kernel has its CPU reference in
  * attn/ and a test comparing them.
  *
  * One folio_gpu_t per worker (threads each have their own worker, stream and
@@ -61,7 +61,7 @@ struct folio_gpu {
     uint32_t *fbe; size_t fbe_cap;   /* begin/end of the finished ranges      */
     folio_span_t *h_spans; size_t h_spans_cap; /* host staging                */
     uint32_t *h_items; size_t h_items_cap;
-    /* geometry of the resident document (folio_gpu_pool_fixed) */
+    /* geometry of the resident document (folio_gpu_pool_ranges) */
     uint64_t t0, t1, hl;
     uint32_t d;
     bool resident;
@@ -315,18 +315,6 @@ static folio_status_t pool_sums(folio_gpu_t *g, const uint32_t *begin, const uin
     return folio_cuda_pool_fixed(g->X + g->hl * d, d, g->items, (uint32_t)ni, g->acc, g->stream);
 }
 
-folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
-                                    int64_t *acc)
-{
-    FOLIO_CHECK_GENERIC(g->resident, FOLIO_ERR_INTERNAL, "GPU pooling without an encoded document");
-    const uint32_t d = g->d;
-    if (m == 0) return FOLIO_OK;
-    FOLIO_TRY(pool_sums(g, begin, end, m));
-    FOLIO_CHECK_CUDA(cudaMemcpyAsync(acc, g->acc, m * d * sizeof(int64_t), cudaMemcpyDeviceToHost, g->stream));
-    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
-    return FOLIO_OK;
-}
-
 folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
                                      uint64_t w0, uint64_t w1, float *fin, void *part)
 {
@@ -433,12 +421,6 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
                                 const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass)
 {
     (void)g; (void)x; (void)sp; (void)doc; (void)weights; (void)nodes; (void)mass;
-    return FOLIO_ERR_UNSUPPORTED;
-}
-folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
-                                    int64_t *acc)
-{
-    (void)g; (void)begin; (void)end; (void)m; (void)acc;
     return FOLIO_ERR_UNSUPPORTED;
 }
 folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,

@@ -65,13 +65,9 @@ void folio_gpu_destroy(folio_gpu_t **g);
  * communicator), then writes this rank's final block means into host
  * nodes rows [qb0, qb1) and the salience mass of all nodes into host mass
  * (n_nodes, overwritten).  The final X stays on the device for
- * folio_gpu_pool_fixed until the next encode. */
+ * folio_gpu_pool_ranges until the next encode. */
 folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
                                 const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass);
-/* folio_pool_fixed (attn.h) over the resident document's rows [t0, t1):
- * acc (m, d) host, overwritten with this rank's partial sums. */
-folio_status_t folio_gpu_pool_fixed(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
-                                    int64_t *acc);
 /* Ranges [0, m) of the resident document: ranges [w0, w1) (complete on
  * this rank) finished on the device into host fin ((w1 - w0), d floats,
  * folio_pool_finish), the others' fixed-point partial sums into host part
