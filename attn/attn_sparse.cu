@@ -249,6 +249,16 @@ struct BlockPlan {
     const int32_t *sel;
 };
 
+/* The positions the tile loop needs, as ints relative to lo (the host keeps
+ * the window below 2^29, so every one fits): the 64-bit BlockPlan then dies
+ * after the set-up, which leaves registers to the tile loop. */
+struct RelPlan {
+    int qs, qe;   /* live queries                                  */
+    int nrows;    /* hi                                            */
+    int rw;       /* this thread's first row (fragment 0, row g)   */
+    int n_w;      /* window tiles                                  */
+};
+
 __device__ __forceinline__ BlockPlan block_plan(const Params &p, int qb, int h)
 {
     BlockPlan b;
@@ -352,40 +362,27 @@ __device__ __forceinline__ void qk_tile(float (&S)[MF][8][4], const uint32_t (&q
     }
 }
 
-/* Element mask of a tile: keys j (window) or slots e (summary) not attended
- * become -inf.  Rows: r0 (e = 0,1) and r0 + 8 (e = 2,3). */
-__device__ __forceinline__ void mask_tile(float (&S)[8][4], bool window, int64_t t0, int64_t lo,
-                                          int64_t hi, int W, int64_t r0, int s_left, int tig)
+/* Mask of a summary tile: slots at or beyond s_left become -inf. */
+__device__ __forceinline__ void mask_slots(float (&S)[8][4], int s_left, int tig)
 {
 #pragma unroll
-    for (int j = 0; j < 8; j++) {
+    for (int j = 0; j < 8; j++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            const int col = j * 8 + tig * 2 + (e & 1);
-            const int64_t i = r0 + ((e >> 1) ? 8 : 0);
-            bool ok;
-            if (window) {
-                const int64_t kj = t0 + col;
-                ok = kj >= lo && kj < hi && kj >= i - W && kj <= i + W;
-            } else {
-                ok = col < s_left;
-            }
-            if (!ok) S[j][e] = -INFINITY;
-        }
-    }
+        for (int e = 0; e < 4; e++)
+            if (j * 8 + tig * 2 + (e & 1) >= s_left) S[j][e] = -INFINITY;
 }
 
-/* The band mask in 32-bit arithmetic (for W < 2^29): key kj = t0 + col is
- * attended by row i iff |kj - i| <= W and kj < hi (kj >= lo holds for every
- * window tile).  kj - i + W = base + a compile-time offset per element, so
- * an element costs an add, an unsigned compare and a select instead of the
- * 64-bit compares of mask_tile (the band-edge tiles are 2 of 9 in `local`). */
-__device__ __forceinline__ void mask_band(float (&S)[8][4], int64_t t0, int64_t hi, int W, int64_t r0, int tig)
+/* The band mask in 32-bit arithmetic: key kj = t0 + col is attended by row
+ * i = r0 (+ 8) iff |kj - i| <= W and kj < hi (kj >= lo holds for every
+ * window tile).  dd = t0 - r0 and hl = hi - t0 come in as ints (the host
+ * keeps W < 2^29, so |dd| <= 2W + 128 and every sum below fits);
+ * kj - i + W = base + a compile-time offset per element, so an element
+ * costs an add, an unsigned compare and a select (the band-edge tiles are 2
+ * of 9 in `local`; four 64-bit compares an element cost 5-9 % before). */
+__device__ __forceinline__ void mask_band(float (&S)[8][4], int dd, int hl, int W, int tig)
 {
-    const int64_t dd = t0 - r0, lim = (int64_t)W + 128; /* beyond +-lim every element is out either way */
-    const int base = (int)(dd < -lim ? -lim : dd > lim ? lim : dd) + W + 2 * tig;
-    const int64_t hl = hi - t0;
-    const int hlim = (int)(hl < kTile ? hl : kTile) - 2 * tig;
+    const int base = dd + W + 2 * tig;
+    const int hlim = (hl < kTile ? hl : kTile) - 2 * tig;
     const unsigned w2 = 2u * (unsigned)W;
 #pragma unroll
     for (int j = 0; j < 8; j++) {
@@ -406,27 +403,21 @@ __device__ __forceinline__ void mask_band(float (&S)[8][4], int64_t t0, int64_t 
 /* Masks tile t where needed: window tiles crossing a band or document edge,
  * and the last summary tile beyond s. */
 template <int MF>
-__device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t, int n_w, int64_t lo, int64_t hi,
-                                                    int64_t qs, int64_t qe, int W, int64_t rw, int s, int tig)
+__device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t, const RelPlan &r, int W, int s,
+                                                    int tig)
 {
     /* Mask only where needed: band/document edges and the last summary tile. */
-    if (t < n_w) {
-        const int64_t t0 = lo + (int64_t)t * kTile;
-        const bool full = t0 + kTile <= hi && t0 >= qe - 1 - W && t0 + kTile - 1 <= qs + W;
-        if (!full) {
-#if !defined(FOLIO_ATTN_SLOW_MASK)
+    if (t < r.n_w) {
+        const int t0 = t * kTile; /* relative to lo, as every position here */
+        const bool full = t0 + kTile <= r.nrows && t0 >= r.qe - 1 - W && t0 + kTile - 1 <= r.qs + W;
+        if (!full)
 #pragma unroll
-            for (int f = 0; f < MF; f++) mask_band(S[f], t0, hi, W, rw + 16 * f, tig); /* W < 2^29: host */
-#else
-#pragma unroll
-            for (int f = 0; f < MF; f++) mask_tile(S[f], true, t0, lo, hi, W, rw + 16 * f, 0, tig);
-#endif
-        }
+            for (int f = 0; f < MF; f++) mask_band(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
     } else {
-        const int s_left = s - (t - n_w) * kTile;
+        const int s_left = s - (t - r.n_w) * kTile;
         if (s_left < kTile)
 #pragma unroll
-            for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
+            for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
     }
 }
 
@@ -456,9 +447,12 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * A row with no finite m (a dead row past the document fully masked so far)
  * takes 0 as its reference. */
 template <int MF, bool CTA_VOTE>
-__device__ __forceinline__ bool softmax_no_max(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
+__device__ __forceinline__ bool softmax_no_max(const float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
                                                uint32_t (&pf)[MF][8][2], float sl)
 {
+    /* P is packed as it is made (as in online_softmax), so S dies element by
+     * element: packing after the vote kept S and P live together and cost
+     * the registers of the fifth CTA per SM. */
     float ps[MF][2], mu[MF][2];
     bool over = false;
 #pragma unroll
@@ -468,12 +462,14 @@ __device__ __forceinline__ bool softmax_no_max(float (&S)[MF][8][4], float (&m)[
         mu[f][1] = m[f][1] == -INFINITY ? 0.f : m[f][1];
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            S[f][j][0] = exp2f(fmaf(S[f][j][0], sl, -mu[f][0]));
-            S[f][j][1] = exp2f(fmaf(S[f][j][1], sl, -mu[f][0]));
-            S[f][j][2] = exp2f(fmaf(S[f][j][2], sl, -mu[f][1]));
-            S[f][j][3] = exp2f(fmaf(S[f][j][3], sl, -mu[f][1]));
-            ps[f][0] += S[f][j][0] + S[f][j][1];
-            ps[f][1] += S[f][j][2] + S[f][j][3];
+            const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[f][0]));
+            const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[f][0]));
+            const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[f][1]));
+            const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[f][1]));
+            ps[f][0] += p0 + p1;
+            ps[f][1] += p2 + p3;
+            pf[f][j][0] = pack_bf16(p0, p1);
+            pf[f][j][1] = pack_bf16(p2, p3);
         }
         over |= !(ps[f][0] <= 65536.f) || !(ps[f][1] <= 65536.f); /* NaN and inf count as over */
     }
@@ -484,11 +480,6 @@ __device__ __forceinline__ bool softmax_no_max(float (&S)[MF][8][4], float (&m)[
         m[f][1] = mu[f][1];
         l[f][0] += ps[f][0];
         l[f][1] += ps[f][1];
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            pf[f][j][0] = pack_bf16(S[f][j][0], S[f][j][1]);
-            pf[f][j][1] = pack_bf16(S[f][j][2], S[f][j][3]);
-        }
     }
     return true;
 }
@@ -689,7 +680,7 @@ sparse_fwd_kernel(const Params p)
     const int g = lane >> 2, tig = lane & 3;
 
     const BlockPlan bp = block_plan(p, qb, h);
-    const int64_t qs = bp.qs, qe = bp.qe, lo = bp.lo, hi = bp.hi;
+    const int64_t qs = bp.qs, qe = bp.qe;
     const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
     const int32_t *sel = bp.sel;
     const LoadPlan lp = load_plan<MF>(p, bp, tid, h);
@@ -722,7 +713,13 @@ sparse_fwd_kernel(const Params p)
         m[f][0] = m[f][1] = -INFINITY;
         l[f][0] = l[f][1] = 0.f;
     }
-    const int64_t rw = qs + warp * 16 * MF + g; /* row of fragment f: rw + 16 f (+ 8) */
+    const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
+    RelPlan rp;
+    rp.qs = (int)(qs - bp.lo);
+    rp.qe = (int)(qe - bp.lo);
+    rp.nrows = (int)(bp.hi - bp.lo);
+    rp.rw = rp.qs + rwb;
+    rp.n_w = n_w;
     const float sl = p.scale_log2;
 
     for (int t = 0; t < n_t; t++) {
@@ -766,21 +763,26 @@ sparse_fwd_kernel(const Params p)
 #endif
             qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
 
-        mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
+        mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
 
         uint32_t pf[MF][8][2];
 #if FOLIO_ATTN_SOFTMAX == 2
-        const bool done = t > 0 && softmax_no_max<MF, WG>(S, m, l, pf, sl);
-        if (!done && t > 0) { /* S was overwritten: compute it again */
+        if (t == 0) {
+            online_softmax<MF>(S, m, l, O, pf, sl);
+        } else if (!softmax_no_max<MF, WG>(S, m, l, pf, sl)) {
+            /* over the bound: S again, into a fresh array (the MMA operands
+             * are read-write, so reusing S would keep it live through the
+             * fast path), and the usual online step */
+            float S2[MF][8][4];
 #if defined(FOLIO_WGMMA)
-            if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[buf]));
-            else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
+            if (WG && kQreg) qk_tile_wg_rs(S2[0], qf[0], smem_u32(sm.k[buf]));
+            else if (WG) qk_tile_wg(S2[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
             else
 #endif
-                qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
-            mask_tile_if_needed<MF>(S, t, n_w, lo, hi, qs, qe, p.W, rw, s, tig);
+                qk_tile<MF>(S2, qf, smem_u32(sm.k[buf]), koff);
+            mask_tile_if_needed<MF>(S2, t, rp, p.W, s, tig);
+            online_softmax<MF>(S2, m, l, O, pf, sl);
         }
-        if (!done) online_softmax<MF>(S, m, l, O, pf, sl);
 #else
         online_softmax<MF>(S, m, l, O, pf, sl);
 #endif
@@ -826,7 +828,9 @@ sparse_fwd_kernel(const Params p)
     }
 
     float inv[MF][2];
-    finish_rows<OUT_BF16, MF>(p, O, l, inv, rw, qe, h, tig);
+    /* absolute rows again, from the block index (not kept through the loop) */
+    const int64_t qs_a = p.q0 + (int64_t)qb * kTile, qe_a = min(qs_a + kTile, p.q1), rw = qs_a + rwb;
+    finish_rows<OUT_BF16, MF>(p, O, l, inv, rw, qe_a, h, tig);
 
     /* node_mass: re-score the summary tiles with the final max and sum. */
     if (p.node_mass && n_s > 0) {
@@ -848,8 +852,8 @@ sparse_fwd_kernel(const Params p)
                 qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
             const int s_left = s - ts * kTile;
 #pragma unroll
-            for (int f = 0; f < MF; f++) mask_tile(S[f], false, 0, 0, 0, 0, rw + 16 * f, s_left, tig);
-            mass_columns<MF>(S, m, inv, sl, rw, qe, g, tig, sm.red[warp]);
+            for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
+            mass_columns<MF>(S, m, inv, sl, rw, qe_a, g, tig, sm.red[warp]);
             __syncthreads();
             for (int c = tid; c < kTile && c < s_left; c += SH::kThr) {
                 float acc = sm.red[0][c];
