@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Quick device check (GPU host, repository root, .gpu/ carried): builds the default
+# kernel and one variant (ALT, default -DFOLIO_ATTN_SOFTMAX=2), runs the device tests
+# (default) and test_cuda_attn (variant), times both with `folio bench attn`, then one
+# document on 1 and 2 GPUs with FOLIO_PROFILE (weak scaling, rank-0 stages).  ~2 minutes.
+#   bash bench/gpu_quick.sh            ALT="-DFOLIO_ATTN_STAGES=3" bash bench/gpu_quick.sh
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+eval "$(bash .gpu/unpack.sh .gpu/debs)"
+PCSTUB=/tmp/pcstub; mkdir -p "$PCSTUB"
+for p in krb5-gssapi openpgm-5.3 norm libbsd libffi libgit2 nanomsg libsodium; do
+    pkg-config --exists "$p" 2>/dev/null || printf 'Name: %s\nDescription: stand-in\nVersion: 99\nLibs:\nCflags:\n' "$p" > "$PCSTUB/$p.pc"
+done
+export PKG_CONFIG_PATH=$PCSTUB${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+D=$PWD/.gpu/data; t0=$(date +%s)
+cmake -S . -B /tmp/fA -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON -DFOLIO_DATA_DIR=$D > /tmp/cA.log 2>&1
+cmake -S . -B /tmp/fB -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON -DFOLIO_DATA_DIR=$D "-DCMAKE_CUDA_FLAGS=${ALT:--DFOLIO_ATTN_SOFTMAX=2}" > /tmp/cB.log 2>&1
+( cmake --build /tmp/fA -j 20 > /tmp/bA.log 2>&1 || { echo BUILD A FAILED; grep -m5 error /tmp/bA.log; } ) &
+( cmake --build /tmp/fB -j 12 --target folio test_cuda_attn > /tmp/bB.log 2>&1 || { echo BUILD B FAILED; grep -m5 error /tmp/bB.log; } ) &
+wait; echo "built $(( $(date +%s) - t0 )) s"
+echo "== device tests (default = lazy)"; (cd /tmp/fA && timeout 90 ctest -R 'cuda|gpu' 2>&1 | grep -E "Test +#|tests passed|Failed")
+echo -n "variant 2 test_cuda_attn: "; timeout 60 /tmp/fB/tests/test_cuda_attn 2>&1 | grep Synthesis
+echo "== bench (useful TFLOP/s)"
+for pat in "local,window=256,heads=16,layers=1" "hier+topk,heads=16,layers=1"; do for n in 65536 1048576; do
+  [ "$pat" != "${pat#hier}" ] && [ $n = 65536 ] && continue
+  for v in A B; do echo -n "$v ${pat%%,*} $n: "; timeout 30 /tmp/f$v/folio bench attn --backend cuda --n $n --reps 5 --pattern $pat 2>&1 | grep -o '"ms_median":[0-9.]*\|"tflops_useful":[0-9.]*' | tr '\n' ' '; echo; done
+done; done
+echo "== weak 1 vs 2 GPUs (one document), FOLIO_PROFILE"
+export FOLIO_PROFILE=1
+mk() { local f=$1 reps=$2; : > "$f"; for i in $(seq 1 "$reps"); do cat "$D/spdx-licenses.jsonl" "$D/pubmed-dev.jsonl" >> "$f"; done; }
+mk /tmp/w1.txt 2; mk /tmp/w2.txt 4
+rm -rf /tmp/w1.lmdb /tmp/w2.lmdb
+timeout 60 /tmp/fA/folio ingest --db /tmp/w1.lmdb --backend cuda --threads 16 --progress /tmp/w1.txt 2>&1 | grep -E "profile /|^ranks|rank-0" | cut -c1-330
+timeout 90 mpirun --allow-run-as-root --oversubscribe --bind-to none -x NCCL_NVLS_ENABLE -x LD_LIBRARY_PATH -x FOLIO_PROFILE -np 2 /tmp/fA/folio ingest --db /tmp/w2.lmdb --backend cuda --threads 16 --progress /tmp/w2.txt 2>&1 | grep -E "profile /|^ranks" | cut -c1-330
+echo "total $(( $(date +%s) - t0 )) s"
