@@ -312,6 +312,7 @@ static void route_keys_build(route_keys_t *rk, const float *node_k, uint32_t nb,
 typedef struct {
     int32_t *qw;       /* (QC, nq4) query bytes, four per word */
     int64_t *margin;   /* (QC) 2 beta / (sq sk) rounded up, in estimate units */
+    double *qscale;    /* (QC) sq sk: estimate units to score units, 0 = not covered by the bound */
     __m512i *kv;       /* (k) sorted vectors of the k-th tile maximum selection */
     int32_t *kth;      /* (QC + 16) k-th largest tile maximum, or INT32_MIN */
     int32_t *cut;      /* (QC + 16) pass 2: estimates below it cannot be selected */
@@ -324,7 +325,7 @@ typedef struct {
 
 static void route_scratch_free(route_scratch_t *S)
 {
-    free(S->qw); free(S->margin); free(S->kv); free(S->kth); free(S->cut);
+    free(S->qw); free(S->margin); free(S->qscale); free(S->kv); free(S->kth); free(S->cut);
     free(S->gs); free(S->ge); free(S->tmax); free(S->pend); free(S->npend); free(S->off);
     memset(S, 0, sizeof *S);
 }
@@ -334,6 +335,7 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     memset(S, 0, sizeof *S);
     S->qw = malloc(sizeof(int32_t) * QC * nq4);
     S->margin = malloc(sizeof(int64_t) * QC);
+    S->qscale = malloc(sizeof(double) * QC);
     S->kv = aligned_alloc(64, sizeof(__m512i) * k);
     S->kth = malloc(sizeof(int32_t) * (QC + 16));
     S->cut = malloc(sizeof(int32_t) * (QC + 16));
@@ -343,7 +345,7 @@ static bool route_scratch_init(route_scratch_t *S, uint32_t nq4, uint32_t ntile,
     S->pend = malloc(sizeof(int32_t) * QC * 16);
     S->npend = malloc(sizeof(int) * QC);
     S->off = malloc(sizeof(int32_t) * (QC + 16));
-    if (S->qw && S->margin && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend && S->off)
+    if (S->qw && S->margin && S->qscale && S->kv && S->kth && S->cut && S->gs && S->ge && S->tmax && S->pend && S->npend && S->off)
         return true;
     route_scratch_free(S);
     return false;
@@ -448,6 +450,19 @@ static void route_rescore(const float *q, const float *kf, uint32_t ld, uint32_t
     }
 }
 
+/* Once query block i has k exact scores, a later candidate (higher index)
+ * must score above the k-th, thr, to enter; its score is at most
+ * qscale (M - off) + beta with beta <= (margin - 1) qscale / 2, so an
+ * estimate M below thr / qscale - margin / 2 - 1 + off cannot: the cut
+ * rises to that as thr does (in the same integer units as the estimates;
+ * the 1 covers the rounding of the division). */
+static inline void route_raise_cut(route_scratch_t *S, uint32_t i, int nt, int k, float thr)
+{
+    if (nt < k || !(S->qscale[i] > 0)) return;
+    const double x = floor((double)thr / S->qscale[i] - 0.5 * (double)S->margin[i]) - 1.0 + (double)S->off[i];
+    if (x > (double)S->cut[i]) S->cut[i] = x >= (double)INT32_MAX ? INT32_MAX : (int32_t)x;
+}
+
 /* Re-scores query block i's pending survivors and offers them, in order. */
 static inline void route_flush(const float *q, const float *kf, uint32_t ld, uint32_t dh, int32_t *pend, int *np, int k, float *tv,
                                int32_t *ti, int *nt, float *thr)
@@ -492,6 +507,7 @@ static void route_int8_queries(const route_keys_t *rk, route_scratch_t *S, const
         }
         /* a query the bound does not cover looks at every candidate */
         int64_t margin = (int64_t)1 << 40;
+        S->qscale[i] = 0;
         if (sums) {
             const double q2 = sqrt(sums[0]), b2 = sqrt(sums[1]), e2 = sqrt(sums[2]);
             double beta = e2 * K2 + sq * b2 * EK2 + gamma * q2 * K2;
@@ -499,7 +515,11 @@ static void route_int8_queries(const route_keys_t *rk, route_scratch_t *S, const
              * at most) and the double arithmetic here */
             beta = beta * (1.0 + 1e-3 + 4.0 * dh * u) + 1e-6 * q2 * K2 + 1e-30;
             const double m = ceil(2.0 * beta / ((double)sq * sk)) + 1.0;
-            if (m < (double)((int64_t)1 << 40)) margin = (int64_t)m;
+            if (m < (double)((int64_t)1 << 40)) {
+                margin = (int64_t)m;
+                S->qscale[i] = (double)sq * sk;
+                if (!sym) S->off[i] = 128 * (int32_t)sums[3]; /* the key bytes' +128 */
+            }
         }
         S->margin[i] = margin;
         S->gs[i] = (c0 + i) / G * G;
@@ -637,9 +657,10 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
         }
         _mm512_storeu_si512((void *)(S->kth + i0), S->kv[k - 1]);
     }
-    /* pass 2: a query block's survivors are re-scored 16 at a time as they
-     * come (tile by tile: in increasing index order); their key rows,
-     * scattered over the head's keys, are prefetched when found */
+    /* pass 2: a query block's survivors are re-scored 8 at a time as they
+     * come (tile by tile: in increasing index order), the cut rising with
+     * the k-th exact score (route_raise_cut); their key rows, scattered
+     * over the head's keys, are prefetched when found */
     const float *kf = rk->kf + (size_t)hh * dh;
     const uint32_t ld = rk->ld;
     for (uint32_t i = 0; i < nq; i++) {
@@ -671,13 +692,17 @@ static void route_int8(const route_keys_t *rk, route_scratch_t *S, const float *
                 uint64_t lanes = route_lanes(b0, nb, S->gs[i], S->ge[i]);
                 if (S->cut[i] > INT32_MIN) lanes &= route_mask_gt(acc[s - s0], S->cut[i] - 1);
                 int32_t *pend = S->pend + (size_t)i * 16;
-                for (; lanes; lanes &= lanes - 1) {
+                while (lanes) {
                     const int32_t j = (int32_t)(b0 + __builtin_ctzll(lanes));
+                    lanes &= lanes - 1;
                     for (uint32_t c = 0; c < dh; c += 16) _mm_prefetch((const char *)(kf + (size_t)j * ld + c), _MM_HINT_T0);
                     pend[S->npend[i]++] = j;
-                    if (S->npend[i] == 16)
+                    if (S->npend[i] == 8) {
                         route_flush(node_q + (size_t)(c0 + i) * d + hh * dh, kf, ld, dh, pend, &S->npend[i], k,
                                     tv + (size_t)i * (k + 1), ti + (size_t)i * (k + 1), &nt[i], &thr[i]);
+                        route_raise_cut(S, i, nt[i], k, thr[i]); /* the tile's other lanes too */
+                        if (S->cut[i] > INT32_MIN) lanes &= route_mask_gt(acc[s - s0], S->cut[i] - 1);
+                    }
                 }
             }
         }
