@@ -313,10 +313,11 @@ folio_status_t folio_hier_build_upper(const folio_hier_t *h, uint32_t d, float *
  * rigorous error bound, and only blocks that the bound cannot rule out are
  * re-scored in fp32 (~3 per selected block on random layer inputs), which
  * selects the same blocks in the same order; other builds score everything
- * in fp32.  With node_q == node_k and all query blocks (Q = K), each pair of
- * candidate tiles is estimated once (the estimates are symmetric).  At 1M
- * tokens with the default pattern: ~0.47 s CPU per layer with VNNI, 2.0 s
- * without (the attention kernel: ~11 s); bench/RESULTS.md. */
+ * in fp32.  With node_q == node_k and all query blocks (Q = K), up to 32768
+ * blocks, each pair of candidate tiles is estimated once (the estimates are
+ * symmetric; nb^2 / 16 bytes of tile maxima, <= 64 MiB).  At 1M tokens with
+ * the default pattern: ~0.42 s CPU per layer with VNNI, 2.0 s without (the
+ * attention kernel: ~11 s); bench/RESULTS.md. */
 folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h,
                                  const float *node_q, const float *node_k,
                                  uint32_t qb0, uint32_t qb1, int32_t *sel, int32_t *sel_n,

@@ -784,7 +784,11 @@ folio_status_t folio_attn_select(const folio_pattern_t *p, const folio_hier_t *h
     int32_t *tmaxE = NULL;
 #if ROUTE_INT8
     _Static_assert(QC == 64, "the symmetric pre-filter takes a chunk of query blocks for a tile of candidates");
-    if (routed && node_q == node_k && qb0 == 0 && qb1 == nb) {
+    /* tmaxE is (nb / 64) x nb: O(n^2 / B^2) memory, so only up to 64 MiB
+     * (nb <= 32768 blocks, 2M tokens at B = 64); beyond, the general path
+     * (O(n) memory) */
+    if (routed && node_q == node_k && qb0 == 0 && qb1 == nb &&
+        (uint64_t)rk.ntile * nbp * sizeof(int32_t) <= ((uint64_t)64 << 20)) {
         tmaxE = malloc(sizeof(int32_t) * (size_t)rk.ntile * nbp);
         if (!tmaxE) {
             free(kt); free(rk.kp); free(rk.rs); free(rk.sk); free(rk.ok);
