@@ -713,6 +713,15 @@ sparse_fwd_kernel(const Params p)
         m[f][0] = m[f][1] = -INFINITY;
         l[f][0] = l[f][1] = 0.f;
     }
+    /* S = Q K^T of the key tile in shared buffer kb, by the kernel's path */
+    auto scores = [&](float (&SS)[MF][8][4], const unsigned char *kb) {
+#if defined(FOLIO_WGMMA)
+        if (WG && kQreg) qk_tile_wg_rs(SS[0], qf[0], smem_u32(kb));
+        else if (WG) qk_tile_wg(SS[0], smem_u32(sm.q), smem_u32(kb));
+        else
+#endif
+            qk_tile<MF>(SS, qf, smem_u32(kb), koff);
+    };
     const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
     RelPlan rp;
     rp.qs = (int)(qs - bp.lo);
@@ -756,12 +765,7 @@ sparse_fwd_kernel(const Params p)
         }
         const int buf = kStages == 2 ? (t & 1) : t % kStages;
         float S[MF][8][4];
-#if defined(FOLIO_WGMMA)
-        if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[buf]));
-        else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
-        else
-#endif
-            qk_tile<MF>(S, qf, smem_u32(sm.k[buf]), koff);
+        scores(S, sm.k[buf]);
 
         mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
 
@@ -774,12 +778,7 @@ sparse_fwd_kernel(const Params p)
              * are read-write, so reusing S would keep it live through the
              * fast path), and the usual online step */
             float S2[MF][8][4];
-#if defined(FOLIO_WGMMA)
-            if (WG && kQreg) qk_tile_wg_rs(S2[0], qf[0], smem_u32(sm.k[buf]));
-            else if (WG) qk_tile_wg(S2[0], smem_u32(sm.q), smem_u32(sm.k[buf]));
-            else
-#endif
-                qk_tile<MF>(S2, qf, smem_u32(sm.k[buf]), koff);
+            scores(S2, sm.k[buf]);
             mask_tile_if_needed<MF>(S2, t, rp, p.W, s, tig);
             online_softmax<MF>(S2, m, l, O, pf, sl);
         }
@@ -844,12 +843,7 @@ sparse_fwd_kernel(const Params p)
 #endif
             __syncthreads();
             float S[MF][8][4];
-#if defined(FOLIO_WGMMA)
-            if (WG && kQreg) qk_tile_wg_rs(S[0], qf[0], smem_u32(sm.k[0]));
-            else if (WG) qk_tile_wg(S[0], smem_u32(sm.q), smem_u32(sm.k[0]));
-            else
-#endif
-                qk_tile<MF>(S, qf, smem_u32(sm.k[0]), koff);
+            scores(S, sm.k[0]);
             const int s_left = s - ts * kTile;
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
