@@ -137,34 +137,6 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t
 #endif
 }
 
-/* d (+)= A * B, A from registers (the Q fragments), B from shared memory K-major. */
-__device__ __forceinline__ void wgmma_rs_k(float (&d)[8][4], const uint32_t (&a)[4], uint64_t db, int accumulate)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
-                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS
-                 ", {%32, %33, %34, %35}, %36, p, 1, 1, 0;\n}\n"
-                 : FOLIO_WG_D32(d)
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
-#else
-    (void)d; (void)a; (void)db; (void)accumulate;
-    __trap();
-#endif
-}
-
-/* The same with Q from registers (FOLIO_ATTN_QREG): half the shared-memory
- * operand traffic of the S product. */
-__device__ __forceinline__ void qk_tile_wg_rs(float (&S)[8][4], const uint32_t (&qf)[4][4], uint32_t kaddr)
-{
-    wg_reg_fence(S);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_rs_k(S, qf[kk], gmma_desc(kaddr + kk * 32, 16), kk > 0);
-    wg_commit();
-    wg_wait0();
-    wg_reg_fence(S);
-}
-
 /* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot products. */
 __device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint32_t qaddr, uint32_t kaddr)
 {
@@ -670,11 +642,6 @@ sparse_fwd_kernel(const Params p)
     static_assert(!WG, "wgmma needs an sm_90a build (FOLIO_WGMMA)");
 #endif
     __shared__ Smem<!KV_SAME> sm;
-#if defined(FOLIO_ATTN_QREG)
-    constexpr bool kQreg = WG;
-#else
-    constexpr bool kQreg = false;
-#endif
     const int qb = blockIdx.x, h = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, tig = lane & 3;
@@ -716,8 +683,7 @@ sparse_fwd_kernel(const Params p)
     /* S = Q K^T of the key tile in shared buffer kb, by the kernel's path */
     auto scores = [&](float (&SS)[MF][8][4], const unsigned char *kb) {
 #if defined(FOLIO_WGMMA)
-        if (WG && kQreg) qk_tile_wg_rs(SS[0], qf[0], smem_u32(kb));
-        else if (WG) qk_tile_wg(SS[0], smem_u32(sm.q), smem_u32(kb));
+        if (WG) qk_tile_wg(SS[0], smem_u32(sm.q), smem_u32(kb));
         else
 #endif
             qk_tile<MF>(SS, qf, smem_u32(kb), koff);
@@ -751,7 +717,7 @@ sparse_fwd_kernel(const Params p)
             if (t + 2 < n_t) load_kv_tile<MF>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
             cp_async_commit();
         }
-        if ((!WG || kQreg) && t == 0) {
+        if (!WG && t == 0) {
             const uint32_t qbase = smem_u32(sm.q);
             const int mi = lane >> 3, rr = lane & 7;
 #pragma unroll
