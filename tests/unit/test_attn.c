@@ -302,32 +302,29 @@ static const char *const VARIANTS[] = {
     "longt5,window=3,block=16,heads=1,head_dim=16,sumbias=1",
 };
 
+/* check_vs_dense on a random (n, d) input of the pattern's width (seed, scale). */
+static void check_random_vs_dense(const char *spec, uint32_t n, uint64_t seed, float scale)
+{
+    folio_pattern_t p = pat(spec);
+    const uint32_t d = folio_pattern_dim(&p);
+    float *X = malloc(sizeof(float) * n * d);
+    fill_random(X, (size_t)n * d, seed, scale);
+    check_vs_dense(spec, X, n);
+    free(X);
+}
+
 Test(attn_kernel, sparse_equals_dense_masked_random, .timeout = 300)
 {
     const uint32_t ns[] = {1, 2, 63, 64, 65, 257, 1031};
     for (size_t v = 0; v < sizeof VARIANTS / sizeof *VARIANTS; v++)
-        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
-            folio_pattern_t p = pat(VARIANTS[v]);
-            uint32_t n = ns[a], d = folio_pattern_dim(&p);
-            float *X = malloc(sizeof(float) * n * d);
-            fill_random(X, (size_t)n * d, 1000 + v * 17 + a, 1.5f);
-            check_vs_dense(VARIANTS[v], X, n);
-            free(X);
-        }
+        for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) check_random_vs_dense(VARIANTS[v], ns[a], 1000 + v * 17 + a, 1.5f);
 }
 
 Test(attn_kernel, sparse_equals_dense_masked_4097, .timeout = 300)
 {
     const char *specs[] = {"hier+topk,window=64,block=16,group=8,topk=4,heads=1,head_dim=16",
                            "longt5,window=31,block=64,heads=1,head_dim=16"};
-    for (int s = 0; s < 2; s++) {
-        folio_pattern_t p = pat(specs[s]);
-        uint32_t n = 4097, d = folio_pattern_dim(&p);
-        float *X = malloc(sizeof(float) * n * d);
-        fill_random(X, (size_t)n * d, 77 + s, 2.0f);
-        check_vs_dense(specs[s], X, n);
-        free(X);
-    }
+    for (int s = 0; s < 2; s++) check_random_vs_dense(specs[s], 4097, 77 + s, 2.0f);
 }
 
 /* A block's summary keys fill tiles of 64; the last one is computed only in
@@ -343,14 +340,7 @@ Test(attn_kernel, summary_tiles_of_every_width, .timeout = 300)
         "hier+topk,window=8,block=8,group=20,topk=40,heads=2,head_dim=16,sumbias=1", /* 60-80: 4, then 1-2 */
         "hier,window=8,block=4,group=50,heads=1,head_dim=16",                       /* 49 + 20: 4, then 1 */
     };
-    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
-        folio_pattern_t p = pat(specs[s]);
-        uint32_t n = 4099, d = folio_pattern_dim(&p);
-        float *X = malloc(sizeof(float) * n * d);
-        fill_random(X, (size_t)n * d, 300 + s, 1.5f);
-        check_vs_dense(specs[s], X, n);
-        free(X);
-    }
+    for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) check_random_vs_dense(specs[s], 4099, 300 + s, 1.5f);
 }
 
 /* The kernel's residual + normalization epilogue equals the plain kernel
