@@ -274,8 +274,6 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
         send = sizeof hd;
         wlo = whi = 0;
     }
-    uint64_t hd_only[POOL_HDR];
-    memcpy(hd_only, hd, sizeof hd);
     if (blob) memcpy(blob, hd, sizeof hd);
     pooled_gather_t g = {m, d, NULL, NULL, 0, 0, NULL, FOLIO_OK};
     folio_status_t st = FOLIO_OK;
@@ -284,7 +282,7 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
         if (!g.spans) st = FOLIO_ERR_NOMEM;
     }
     /* a rank that cannot gather still sends (rank 0 would otherwise block) */
-    folio_status_t gst = fx_gather_each(x, blob ? (const void *)blob : hd_only, blob ? send : sizeof hd_only,
+    folio_status_t gst = fx_gather_each(x, blob ? (const void *)blob : hd, blob ? send : sizeof hd,
                                         st == FOLIO_OK ? pooled_take : NULL, &g);
     if (st == FOLIO_OK) st = gst;
     gst = fx_gather_spans(x, fin, wlo, whi, d, m, out);
