@@ -21,12 +21,15 @@ struct folio_worker {
     bool profile;                      /* FOLIO_PROFILE set: stage timings   */
 };
 
+/* Every buffer grown here is rewritten whole by the next document, so the
+ * old contents are not kept (realloc would copy up to hundreds of MB). */
 static folio_status_t grow_f(float **p, size_t *cap, size_t need)
 {
     if (need <= *cap) return FOLIO_OK;
-    float *q = realloc(*p, need * sizeof *q);
-    FOLIO_CHECK_ALLOC(q);
-    *p = q;
+    free(*p);
+    *cap = 0;
+    *p = malloc(need * sizeof **p);
+    FOLIO_CHECK_ALLOC(*p);
     *cap = need;
     return FOLIO_OK;
 }
