@@ -768,6 +768,22 @@ __global__ void fill_random_bf16(__nv_bfloat16 *x, int64_t n, uint64_t seed)
     }
 }
 
+/* Each (row, head) slice of d_h values scaled to norm sqrt(d_h): the
+ * encoder's per-head RMS normalization, so that the bench's scores have the
+ * spread of real layer inputs (a row's own key scores ~8 above the rest in
+ * base 2, which decides how often the softmax rescales). */
+__global__ void rmsnorm_rows_bf16(__nv_bfloat16 *x, int64_t rows, int d_h)
+{
+    for (int64_t r = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; r < rows;
+         r += (int64_t)gridDim.x * blockDim.x) {
+        __nv_bfloat16 *v = x + r * d_h;
+        float ss = 0.f;
+        for (int j = 0; j < d_h; j++) ss += __bfloat162float(v[j]) * __bfloat162float(v[j]);
+        const float s = ss > 0.f ? sqrtf((float)d_h / ss) : 0.f;
+        for (int j = 0; j < d_h; j++) v[j] = __float2bfloat16_rn(__bfloat162float(v[j]) * s);
+    }
+}
+
 /* Bench selection shaped like hier+topk: s_sum - 8 contiguous nodes from the
  * block's own group onward (the hierarchical siblings), then 8 scattered
  * "routed" nodes (fewer when s_sum < 16). */
@@ -1307,6 +1323,8 @@ extern "C" folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W
     FOLIO_CUDA_CHECK(db.alloc(&dOut, (size_t)n * d * (out_bf16 ? 2 : 4)));
     fill_random_bf16<<<grid_for(n * d, 256), 256>>>((__nv_bfloat16 *)dX, n * d, 1234);
     fill_random_bf16<<<grid_for(n_nodes * d, 256), 256>>>((__nv_bfloat16 *)dN, n_nodes * d, 777);
+    rmsnorm_rows_bf16<<<grid_for(n * H, 256), 256>>>((__nv_bfloat16 *)dX, n * H, d_h);
+    rmsnorm_rows_bf16<<<grid_for(n_nodes * H, 256), 256>>>((__nv_bfloat16 *)dN, n_nodes * H, d_h);
     if (s_sum > 0) {
         FOLIO_CUDA_CHECK(db.alloc(&dSel, (size_t)nqb * H * s_sum * 4));
         FOLIO_CUDA_CHECK(db.alloc(&dSelN, (size_t)nqb * H * 4));

@@ -394,13 +394,24 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
 }
 
 /* Softmax variants: 0 = online (running max and O rescale every tile);
- * 1 = lazy (the default: the max is computed every tile, but the reference
- * moves and O is rescaled only when a row's max grows by > 2^8; H200
- * 1M-token `local`: 345 useful TFLOP/s vs 322 for 0); 2 = no max while the
- * sums stay bounded (softmax_no_max; fewer instructions, but it needs ~117
- * registers, i.e. 4 CTAs per SM instead of 5, and measured 337). */
+ * 1 = lazy (the max is computed every tile, but the reference moves and O
+ * is rescaled only when a row's max grows by > 2^FOLIO_ATTN_LAZY_LOG2);
+ * 2 = no max while the sums stay bounded (softmax_no_max; the default: 93
+ * registers, 5 CTAs per SM).  H200, 1M-token `local`, rows normalized like
+ * the encoder's, `folio bench attn`, three interleaved rounds: 2 = 323-376
+ * useful TFLOP/s, 1 = 304 (306 with a bound of 2^16: the rescale is not
+ * what costs), 0 = ~290. */
 #ifndef FOLIO_ATTN_SOFTMAX
-#define FOLIO_ATTN_SOFTMAX 1
+#define FOLIO_ATTN_SOFTMAX 2
+#endif
+/* The lazy variant's bound (base 2) on how far a row's max may outgrow the
+ * reference before O is rescaled.  Any bound keeps softmax exact; it must
+ * only keep P = 2^(s - m_ref) and the fp32 sums finite (2^16 * keys is far
+ * from 2^127).  Rows normalized to |x| = sqrt(d_h), as the encoder makes
+ * them, score their own key ~8 (base 2) above the typical maximum of a
+ * tile, right at a bound of 8. */
+#ifndef FOLIO_ATTN_LAZY_LOG2
+#define FOLIO_ATTN_LAZY_LOG2 8.f
 #endif
 
 /* FOLIO_ATTN_SOFTMAX == 2: no row maximum while it is not needed.  After
@@ -486,7 +497,7 @@ __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[
      * below 2^kLazy, harmless in fp32 sums and bf16 -- and skip the
      * rescale of O and l.  Softmax is exact for any reference; the warp
      * decides together so that the skip is a uniform branch. */
-    constexpr float kLazy = 8.f;
+    constexpr float kLazy = FOLIO_ATTN_LAZY_LOG2;
     bool grow = false;
 #pragma unroll
     for (int f = 0; f < MF; f++)
