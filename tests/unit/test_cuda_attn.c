@@ -245,6 +245,16 @@ Test(cuda_attn, summary_keys_one_and_several_tiles)
     run_case(15, 700, 0, 700, 2, 50, 70, 100, 1.0f, 1);     /* v != k */
 }
 
+Test(cuda_attn, extreme_scores_take_the_online_path)
+{
+    SKIP_WITHOUT_GPU();
+    /* |x| ~ 4.6 sqrt(d_h): a row's own score is ~2^170 times its first
+     * tile's maximum in base 2 -- P overflows without a running max, so the
+     * kernel must notice and redo the block (or rescale as it goes) */
+    run_case(31, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0);
+    run_case(32, 300, 0, 300, 1, 40, 0, 0, 8.0f, 1);
+}
+
 Test(cuda_attn, query_subranges_with_halo)
 {
     SKIP_WITHOUT_GPU();
