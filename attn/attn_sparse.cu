@@ -31,6 +31,8 @@
  */
 #include "attn_cuda_internal.h"
 
+#include <cuda.h> /* CUtensorMap (the encoder is fetched through the runtime: no -lcuda) */
+#include <cudaTypedefs.h>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <math.h>
@@ -137,17 +139,56 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t
 #endif
 }
 
-/* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot products. */
-__device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint32_t qaddr, uint32_t kaddr)
+/* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot
+ * products.  dq, dk: descriptors of the tiles' first k-step; a 16-dimension
+ * step is 32 bytes, i.e. +2 in the descriptor's address field (shared
+ * addresses stay below 2^18, so the field never carries). */
+__device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint64_t dq, uint64_t dk)
 {
     wg_reg_fence(S);
     wg_fence();
 #pragma unroll
-    for (int kk = 0; kk < 4; kk++)
-        wgmma_ss(S, gmma_desc(qaddr + kk * 32, 16), gmma_desc(kaddr + kk * 32, 16), kk > 0);
+    for (int kk = 0; kk < 4; kk++) wgmma_ss(S, dq + 2 * kk, dk + 2 * kk, kk > 0);
     wg_commit();
     wg_wait0();
     wg_reg_fence(S);
+}
+
+/* ---- TMA (sm_90): window tiles as one bulk tensor copy a tile, issued by
+ * one thread and completed on a per-stage mbarrier.  The tensor map's
+ * 128-byte swizzle is the layout swz() describes, so the tiles are the same
+ * bytes as the cp.async path writes (rows past the X range read as zeros;
+ * rows past the window are real tokens, masked like before).  It saves each
+ * thread the address arithmetic, the four cp.async and the proxy fence of a
+ * tile (the bulk copy writes through the async proxy that wgmma reads). */
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+    uint32_t done = 0;
+    do {
+        asm volatile("{\n.reg .pred P;\nmbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2;\nselp.u32 %0, 1, 0, P;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *tm, int c0, int c1, uint32_t bar)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(dst), "l"((uint64_t)tm), "r"(c0), "r"(c1), "r"(bar)
+                 : "memory");
+#else
+    (void)dst; (void)tm; (void)c0; (void)c1; (void)bar;
+    __trap();
+#endif
 }
 #endif
 
@@ -166,6 +207,8 @@ struct Params {
     float *node_mass;
     int H, W;
     float scale_log2; /* scale * log2(e): softmax in base 2 */
+    int tma;          /* window tiles by TMA (tm_k, tm_v valid; warpgroup kernel only) */
+    CUtensorMap tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
 };
 
 /* K/V tile stages in shared memory: 2 = double buffer, two CTA barriers a
@@ -185,6 +228,7 @@ template <bool HAS_V> struct Smem {
     alignas(1024) unsigned char k[kStages][kTile * 128];
     alignas(1024) unsigned char v[HAS_V ? kStages : 1][HAS_V ? kTile * 128 : 16];
     float red[4][kTile]; /* node_mass: per-warp column sums */
+    alignas(8) uint64_t full[kStages]; /* TMA: a stage's window tile has landed */
 };
 
 /* Kernel shapes: MF m16 row fragments per warp (MF = 1: 4 warps x 16 rows;
@@ -211,6 +255,7 @@ struct LoadPlan {
     int lr;                  /* row in the tile                                               */
     int nrows;               /* hi - lo                                                       */
     int col;                 /* element of chunk c0 in a row: h * 64 + 8 c0                   */
+    int trow;                /* lo - x0: the window's first row in the TMA tensor (X rows)      */
 };
 
 /* What a CTA (query block qb, head h) attends: live queries [qs, qe), window
@@ -259,6 +304,7 @@ __device__ __forceinline__ LoadPlan load_plan(const Params &p, const BlockPlan &
     lp.sw = swz(lp.lr, c0);
     lp.nrows = (int)(b.hi - b.lo);
     lp.col = h * kD + c0 * 8;
+    lp.trow = (int)(b.lo - p.x0); /* < 2^31: the host uses TMA only then */
     const int64_t row = b.lo + min(lp.lr, lp.nrows - 1) - p.x0; /* a valid row for the base address */
     lp.wk = p.k + row * p.ld + lp.col;
     return lp;
@@ -283,14 +329,25 @@ __device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst,
     copy_run<MF>(smem_u32(dst) + lp.sw, p.q + (qs - p.x0 + (valid ? lp.lr : 0)) * p.ld + lp.col, valid);
 }
 
-/* Issue the cp.async loads of key tile `t` of this CTA into buffer `buf`.
- * Tiles [0, n_w) are window tiles starting at token lo; the rest gather
- * summary nodes. */
-template <int MF, bool HAS_V>
+/* Issue the loads of key tile `t` of this CTA into buffer `buf`.  Tiles
+ * [0, n_w) are window tiles starting at token lo (one TMA copy when TMA and
+ * p.tma, else cp.async); the rest gather summary nodes (cp.async). */
+template <int MF, bool HAS_V, bool TMA = false>
 __device__ __forceinline__ void load_kv_tile(const Params &p, Smem<HAS_V> &sm, const LoadPlan &lp, int buf, int t,
                                              int n_w, const int32_t *sel, int s, int h, bool want_v)
 {
     want_v = want_v && HAS_V;
+#if defined(FOLIO_WGMMA)
+    if (TMA && t < n_w && p.tma) { /* one thread; everyone waits on sm.full[buf] */
+        if (threadIdx.x == 0) {
+            const uint32_t bar = smem_u32(&sm.full[buf]);
+            mbar_expect_tx(bar, want_v ? 2 * kTile * 128 : kTile * 128);
+            tma_load_2d(smem_u32(sm.k[buf]), &p.tm_k, h * kD, lp.trow + t * kTile, bar);
+            if (want_v) tma_load_2d(smem_u32(sm.v[HAS_V ? buf : 0]), &p.tm_v, h * kD, lp.trow + t * kTile, bar);
+        }
+        return;
+    }
+#endif
     const uint32_t dk = smem_u32(sm.k[buf]) + lp.sw, dv = smem_u32(sm.v[HAS_V ? buf : 0]) + lp.sw;
     if (t < n_w) {
         const bool valid = t * kTile + lp.lr < lp.nrows;
@@ -645,7 +702,7 @@ template <bool OUT_BF16, bool KV_SAME, int MF, bool WG>
 #endif
 __global__ void __launch_bounds__(Shape<MF>::kThr, WG ? FOLIO_ATTN_WG_SIMPLE_MIN_BLOCKS
                                                       : (MF == 1 ? FOLIO_ATTN_MIN_BLOCKS : FOLIO_ATTN_MIN_BLOCKS2))
-sparse_fwd_kernel(const Params p)
+sparse_fwd_kernel(const __grid_constant__ Params p)
 {
     using SH = Shape<MF>;
     static_assert(!WG || MF == 1, "the warpgroup path is 4 warps x 16 rows");
@@ -673,11 +730,21 @@ sparse_fwd_kernel(const Params p)
         }
     }
 
+#if defined(FOLIO_WGMMA)
+    if (WG && p.tma) {
+        if (tid == 0) {
+#pragma unroll
+            for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        }
+        __syncthreads();
+    }
+#endif
     load_q_tile<MF>(p, sm.q, lp, qs, qe);
-    load_kv_tile<MF>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
+    load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
     if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
-        if (n_t > 1) load_kv_tile<MF>(p, sm, lp, 1, 1, n_w, sel, s, h, !KV_SAME);
+        if (n_t > 1) load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, 1, 1, n_w, sel, s, h, !KV_SAME);
         cp_async_commit();
     }
 
@@ -691,13 +758,19 @@ sparse_fwd_kernel(const Params p)
         m[f][0] = m[f][1] = -INFINITY;
         l[f][0] = l[f][1] = 0.f;
     }
-    /* S = Q K^T of the key tile in shared buffer kb, by the kernel's path */
-    auto scores = [&](float (&SS)[MF][8][4], const unsigned char *kb) {
+    /* S = Q K^T of the key tile in stage kb, by the kernel's path.  The
+     * descriptors of stage 0 are made once; a stage is 8 KB further (+512
+     * in the address field), a k-step of V two 8-row atoms (+128). */
 #if defined(FOLIO_WGMMA)
-        if (WG) qk_tile_wg(SS[0], smem_u32(sm.q), smem_u32(kb));
+    const uint64_t dq0 = gmma_desc(smem_u32(sm.q), 16), dk0 = gmma_desc(smem_u32(sm.k[0]), 16);
+    const uint64_t dv0 = gmma_desc(smem_u32(KV_SAME ? sm.k[0] : sm.v[0]), 1024);
+#endif
+    auto scores = [&](float (&SS)[MF][8][4], int kb) {
+#if defined(FOLIO_WGMMA)
+        if (WG) qk_tile_wg(SS[0], dq0, dk0 + (uint64_t)(kb * (kTile * 128 / 16)));
         else
 #endif
-            qk_tile<MF>(SS, qf, smem_u32(kb), koff);
+            qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
     };
     const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
     RelPlan rp;
@@ -711,7 +784,7 @@ sparse_fwd_kernel(const Params p)
     for (int t = 0; t < n_t; t++) {
         if (kStages == 2) {
             if (t + 1 < n_t) {
-                load_kv_tile<MF>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
+                load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
                 cp_async_commit();
                 cp_async_wait<1>();
             } else {
@@ -720,12 +793,23 @@ sparse_fwd_kernel(const Params p)
         } else {
             cp_async_wait<1>(); /* all but the newest group: tile t has landed */
         }
+        /* A TMA tile: every thread waits for its bytes on the stage's
+         * mbarrier (the stage's k-th use completes phase k & 1), and no
+         * barrier is needed at 2 stages (the end of the previous tile had
+         * one); the Q tile (t = 0) and gathered tiles came by cp.async:
+         * proxy fence and barrier. */
+        const bool tma_tile = WG && p.tma && t < n_w;
 #if defined(FOLIO_WGMMA)
-        if (WG) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
+        if (tma_tile) mbar_wait(smem_u32(&sm.full[t % kStages]), (uint32_t)(t / kStages) & 1u);
 #endif
-        __syncthreads();
+        if (!tma_tile || t == 0 || kStages == 3) {
+#if defined(FOLIO_WGMMA)
+            if (WG && (!tma_tile || t == 0)) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
+#endif
+            __syncthreads();
+        }
         if (kStages == 3) { /* every warp is past tile t - 1: its stage takes tile t + 2 */
-            if (t + 2 < n_t) load_kv_tile<MF>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
+            if (t + 2 < n_t) load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
             cp_async_commit();
         }
         if (!WG && t == 0) {
@@ -742,7 +826,7 @@ sparse_fwd_kernel(const Params p)
         }
         const int buf = kStages == 2 ? (t & 1) : t % kStages;
         float S[MF][8][4];
-        scores(S, sm.k[buf]);
+        scores(S, buf);
 
         mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
 
@@ -755,7 +839,7 @@ sparse_fwd_kernel(const Params p)
              * are read-write, so reusing S would keep it live through the
              * fast path), and the usual online step */
             float S2[MF][8][4];
-            scores(S2, sm.k[buf]);
+            scores(S2, buf);
             mask_tile_if_needed<MF>(S2, t, rp, p.W, s, tig);
             online_softmax<MF>(S2, m, l, O, pf, sl);
         }
@@ -767,12 +851,13 @@ sparse_fwd_kernel(const Params p)
         const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[KV_SAME ? 0 : buf]);
 #if defined(FOLIO_WGMMA)
         if (WG) {
+            const uint64_t dv = dv0 + (uint64_t)(buf * (kTile * 128 / 16));
             wg_reg_fence(O[0]);
             wg_fence();
 #pragma unroll
             for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
                 wgmma_rs(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
-                         gmma_desc(vbase + kk * 2048, 1024));
+                         dv + (uint64_t)(kk * (2048 / 16)));
             wg_commit();
             wg_wait0();
             wg_reg_fence(O[0]);
@@ -820,7 +905,7 @@ sparse_fwd_kernel(const Params p)
 #endif
             __syncthreads();
             float S[MF][8][4];
-            scores(S, sm.k[0]);
+            scores(S, 0);
             const int s_left = s - ts * kTile;
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
@@ -888,6 +973,30 @@ extern "C" folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }
+
+#if defined(FOLIO_WGMMA)
+/* A 2-D tensor map over `rows` rows of `cols` bf16 (row stride ld
+ * elements) in 64 x 64 boxes with the 128-byte swizzle of swz().  The
+ * encoder comes from the driver through the runtime, so the library needs
+ * no -lcuda; false when it is missing or refuses (the kernel then loads by
+ * cp.async). */
+static bool tensor_map_2d(CUtensorMap *tm, const void *base, int64_t cols, int64_t rows, int64_t ld)
+{
+    void *fn = nullptr;
+    cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess || !fn) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld * 2};
+    const cuuint32_t box[2] = {64, 64}, es[2] = {1, 1};
+    return ((PFN_cuTensorMapEncodeTiled_v12000)fn)(tm, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(base), dims,
+                                                   strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+                                                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+                                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+#endif
 
 /* True when the warpgroup kernel runs: an sm_90a build on a compute
  * capability 9.0 device (the current one). */
@@ -1012,6 +1121,13 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
         else kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
         threads = Shape<MF>::kThr;
     }
+    p.tma = 0;
+#if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_TMA)
+    /* TMA coordinates are 32-bit; 16-byte aligned rows (ld % 8 == 0 above) */
+    if (wg && a->nx < ((int64_t)1 << 31) && ((uintptr_t)a->k % 16) == 0 && ((uintptr_t)a->v % 16) == 0)
+        p.tma = tensor_map_2d(&p.tm_k, a->k, (int64_t)a->H * kD, a->nx, a->ld) &&
+                (kv_same || tensor_map_2d(&p.tm_v, a->v, (int64_t)a->H * kD, a->nx, a->ld));
+#endif
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     kern<<<grid, threads, 0, st>>>(p);
     FOLIO_CUDA_CHECK(cudaGetLastError());
