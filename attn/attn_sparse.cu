@@ -391,6 +391,21 @@ __device__ __forceinline__ void qk_tile(float (&S)[MF][8][4], const uint32_t (&q
     }
 }
 
+/* This warp's Q fragments (A operands of mma.sync) from the swizzled Q tile. */
+template <int MF>
+__device__ __forceinline__ void q_frags(uint32_t (&qf)[MF][4][4], uint32_t qbase, int warp, int lane)
+{
+    const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int kk = 0; kk < 4; kk++) {
+            const int row = warp * 16 * MF + f * 16 + (mi & 1) * 8 + rr;
+            const int chunk = kk * 2 + (mi >> 1);
+            ldmatrix_x4(qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], qbase + swz(row, chunk));
+        }
+}
+
 /* Mask of a summary tile: slots at or beyond s_left become -inf. */
 __device__ __forceinline__ void mask_slots(float (&S)[8][4], int s_left, int tig)
 {
@@ -812,18 +827,7 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
             if (t + 2 < n_t) load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
             cp_async_commit();
         }
-        if (!WG && t == 0) {
-            const uint32_t qbase = smem_u32(sm.q);
-            const int mi = lane >> 3, rr = lane & 7;
-#pragma unroll
-            for (int f = 0; f < MF; f++)
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) {
-                    const int row = warp * 16 * MF + f * 16 + (mi & 1) * 8 + rr;
-                    const int chunk = kk * 2 + (mi >> 1);
-                    ldmatrix_x4(qf[f][kk][0], qf[f][kk][1], qf[f][kk][2], qf[f][kk][3], qbase + swz(row, chunk));
-                }
-        }
+        if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
         const int buf = kStages == 2 ? (t & 1) : t % kStages;
         float S[MF][8][4];
         scores(S, buf);
@@ -834,12 +838,26 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
 #if FOLIO_ATTN_SOFTMAX == 2
         if (t == 0) {
             online_softmax<MF>(S, m, l, O, pf, sl);
-        } else if (!softmax_no_max<MF, WG>(S, m, l, pf, sl)) {
+        } else if (!softmax_no_max<MF, false>(S, m, l, pf, sl)) {
             /* over the bound: S again, into a fresh array (the MMA operands
              * are read-write, so reusing S would keep it live through the
              * fast path), and the usual online step */
             float S2[MF][8][4];
-            scores(S2, buf);
+#if defined(FOLIO_WGMMA)
+            if (WG) {
+                /* this warp's 16 rows by mma.sync (the same fragment layout):
+                 * a warp-level product, so the rare recompute needs no
+                 * warpgroup-wide vote -- the barrier that vote was, every
+                 * tile, cost more than the recompute saves */
+                uint32_t qw[MF][4][4], ko[4];
+                q_frags<MF>(qw, smem_u32(sm.q), warp, lane);
+                const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+                for (int x = 0; x < 4; x++) ko[x] = swz((mi >> 1) * 8 + rr, 2 * x + (mi & 1));
+                qk_tile<MF>(S2, qw, smem_u32(sm.k[buf]), ko);
+            } else
+#endif
+                scores(S2, buf);
             mask_tile_if_needed<MF>(S2, t, rp, p.W, s, tig);
             online_softmax<MF>(S2, m, l, O, pf, sl);
         }
