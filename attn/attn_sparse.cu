@@ -208,7 +208,7 @@ struct Params {
     int H, W;
     float scale_log2; /* scale * log2(e): softmax in base 2 */
     int tma;          /* window tiles by TMA (tm_k, tm_v valid; warpgroup kernel only) */
-    CUtensorMap tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
+    CUtensorMap tm_q, tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
 };
 
 /* K/V tile stages in shared memory: 2 = double buffer, two CTA barriers a
@@ -229,6 +229,7 @@ template <bool HAS_V> struct Smem {
     alignas(1024) unsigned char v[HAS_V ? kStages : 1][HAS_V ? kTile * 128 : 16];
     float red[4][kTile]; /* node_mass: per-warp column sums */
     alignas(8) uint64_t full[kStages]; /* TMA: a stage's window tile has landed */
+    uint64_t qfull;                    /* TMA: the Q tile has landed             */
 };
 
 /* Kernel shapes: MF m16 row fragments per warp (MF = 1: 4 warps x 16 rows;
@@ -750,12 +751,22 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
         if (tid == 0) {
 #pragma unroll
             for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
+            mbar_init(smem_u32(&sm.qfull), 1);
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         }
         __syncthreads();
     }
 #endif
-    load_q_tile<MF>(p, sm.q, lp, qs, qe);
+#if defined(FOLIO_WGMMA)
+    if (WG && p.tma) { /* Q by TMA as well (rows past the queries: read, never written out) */
+        if (tid == 0) {
+            const uint32_t bar = smem_u32(&sm.qfull);
+            mbar_expect_tx(bar, kTile * 128);
+            tma_load_2d(smem_u32(sm.q), &p.tm_q, h * kD, (int)(qs - p.x0), bar);
+        }
+    } else
+#endif
+        load_q_tile<MF>(p, sm.q, lp, qs, qe);
     load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
     cp_async_commit();
     if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
@@ -811,15 +822,19 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
         /* A TMA tile: every thread waits for its bytes on the stage's
          * mbarrier (the stage's k-th use completes phase k & 1), and no
          * barrier is needed at 2 stages (the end of the previous tile had
-         * one); the Q tile (t = 0) and gathered tiles came by cp.async:
-         * proxy fence and barrier. */
+         * one; before tile 0, the mbarrier set-up had one); the Q tile comes
+         * the same way when p.tma (else by cp.async, like the gathered
+         * tiles: proxy fence and barrier). */
         const bool tma_tile = WG && p.tma && t < n_w;
 #if defined(FOLIO_WGMMA)
-        if (tma_tile) mbar_wait(smem_u32(&sm.full[t % kStages]), (uint32_t)(t / kStages) & 1u);
+        if (tma_tile) {
+            if (t == 0) mbar_wait(smem_u32(&sm.qfull), 0u);
+            mbar_wait(smem_u32(&sm.full[t % kStages]), (uint32_t)(t / kStages) & 1u);
+        }
 #endif
-        if (!tma_tile || t == 0 || kStages == 3) {
+        if (!tma_tile || kStages == 3) {
 #if defined(FOLIO_WGMMA)
-            if (WG && (!tma_tile || t == 0)) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
+            if (WG && !tma_tile) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
 #endif
             __syncthreads();
         }
@@ -1143,8 +1158,10 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_TMA)
     /* TMA coordinates are 32-bit; 16-byte aligned rows (ld % 8 == 0 above) */
     if (wg && a->nx < ((int64_t)1 << 31) && ((uintptr_t)a->k % 16) == 0 && ((uintptr_t)a->v % 16) == 0)
-        p.tma = tensor_map_2d(&p.tm_k, a->k, (int64_t)a->H * kD, a->nx, a->ld) &&
-                (kv_same || tensor_map_2d(&p.tm_v, a->v, (int64_t)a->H * kD, a->nx, a->ld));
+        p.tma = ((uintptr_t)a->q % 16) == 0 && tensor_map_2d(&p.tm_k, a->k, (int64_t)a->H * kD, a->nx, a->ld) &&
+                (kv_same || tensor_map_2d(&p.tm_v, a->v, (int64_t)a->H * kD, a->nx, a->ld)) &&
+                (a->q == a->k ? (p.tm_q = p.tm_k, true)
+                              : tensor_map_2d(&p.tm_q, a->q, (int64_t)a->H * kD, a->nx, a->ld));
 #endif
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     kern<<<grid, threads, 0, st>>>(p);
