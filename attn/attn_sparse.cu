@@ -19,8 +19,10 @@
  *   2. the block's gathered summary keys sel[qb][h][0..s) (shared by all 64
  *      queries, which is what makes the pattern tensor-core friendly), the
  *      last tile masked beyond s.
- * K/V tiles are double-buffered in shared memory with cp.async (16-byte
- * chunks, XOR swizzle so ldmatrix is free of bank conflicts); when k == v
+ * K/V tiles are double-buffered in shared memory (XOR swizzle, so ldmatrix
+ * and wgmma read free of bank conflicts): window tiles and Q by TMA on the
+ * warpgroup path (one bulk tensor copy a tile, see "TMA"), gathered summary
+ * tiles and the mma.sync path by cp.async (16-byte chunks); when k == v
  * (folio's Q = K = V) one tile serves as both.  Scores never leave
  * registers: memory is O(n * d).  Measurements and version history:
  * bench/GPU_NOTES.md.
