@@ -471,8 +471,8 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
 /* Softmax variants: 0 = online (running max and O rescale every tile);
  * 1 = lazy (the max is computed every tile, but the reference moves and O
  * is rescaled only when a row's max grows by > 2^FOLIO_ATTN_LAZY_LOG2);
- * 2 = no max while the sums stay bounded (softmax_no_max; the default: 93
- * registers, 5 CTAs per SM).  H200, 1M-token `local`, rows normalized like
+ * 2 = no max while the sums stay bounded (softmax_no_max; the default: 96
+ * registers with TMA loads, 5 CTAs per SM).  H200, 1M-token `local`, rows normalized like
  * the encoder's, `folio bench attn`, three interleaved rounds: 2 = 323-376
  * useful TFLOP/s, 1 = 304 (306 with a bound of 2^16: the rescale is not
  * what costs), 0 = ~290. */
