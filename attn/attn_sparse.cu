@@ -209,7 +209,7 @@ struct Params {
     float *node_mass;
     int H, W;
     float scale_log2; /* scale * log2(e): softmax in base 2 */
-    int tma;          /* window tiles by TMA (tm_k, tm_v valid; warpgroup kernel only) */
+    int tma;          /* Q and window tiles by TMA (tm_q, tm_k, tm_v valid; warpgroup kernel only) */
     CUtensorMap tm_q, tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
 };
 
@@ -394,6 +394,19 @@ __device__ __forceinline__ void qk_tile(float (&S)[MF][8][4], const uint32_t (&q
     }
 }
 
+/* This lane's ldmatrix row addresses in a swizzled tile: koff[x] for the
+ * K fragments of k-step x (qk_tile), voff[x] for the transposed V fragments
+ * of dimension pair x (the PV product). */
+__device__ __forceinline__ void lane_offsets(uint32_t (&koff)[4], uint32_t (&voff)[4], int lane)
+{
+    const int mi = lane >> 3, rr = lane & 7;
+#pragma unroll
+    for (int x = 0; x < 4; x++) {
+        koff[x] = swz((mi >> 1) * 8 + rr, 2 * x + (mi & 1));
+        voff[x] = swz((mi & 1) * 8 + rr, 2 * x + (mi >> 1));
+    }
+}
+
 /* This warp's Q fragments (A operands of mma.sync) from the swizzled Q tile. */
 template <int MF>
 __device__ __forceinline__ void q_frags(uint32_t (&qf)[MF][4][4], uint32_t qbase, int warp, int lane)
@@ -500,11 +513,11 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * rescale; the kernel is issue-bound.  Over the bound (rare: a Q = K row's
  * largest score is its own, a few tiles in, and for normalized rows exceeds
  * the first tile's maximum by far less than 16) it returns false with S
- * overwritten: the caller recomputes S and runs online_softmax.  The vote
- * spans the CTA when the recompute is a warpgroup MMA (CTA == warpgroup).
+ * overwritten: the caller recomputes S and runs online_softmax.  The warp
+ * decides together (the recompute is a warp-level product on both paths).
  * A row with no finite m (a dead row past the document fully masked so far)
  * takes 0 as its reference. */
-template <int MF, bool CTA_VOTE>
+template <int MF>
 __device__ __forceinline__ bool softmax_no_max(const float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
                                                uint32_t (&pf)[MF][8][2], float sl)
 {
@@ -531,7 +544,7 @@ __device__ __forceinline__ bool softmax_no_max(const float (&S)[MF][8][4], float
         }
         over |= !(ps[f][0] <= 65536.f) || !(ps[f][1] <= 65536.f); /* NaN and inf count as over */
     }
-    if (CTA_VOTE ? __syncthreads_or(over) : __any_sync(0xffffffffu, over)) return false;
+    if (__any_sync(0xffffffffu, over)) return false;
 #pragma unroll
     for (int f = 0; f < MF; f++) {
         m[f][0] = mu[f][0];
@@ -739,17 +752,10 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
     const LoadPlan lp = load_plan<MF>(p, bp, tid, h);
     /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
     uint32_t koff[4], voff[4];
-    {
-        const int mi = lane >> 3, rr = lane & 7;
-#pragma unroll
-        for (int x = 0; x < 4; x++) {
-            koff[x] = swz((mi >> 1) * 8 + rr, 2 * x + (mi & 1));
-            voff[x] = swz((mi & 1) * 8 + rr, 2 * x + (mi >> 1));
-        }
-    }
+    lane_offsets(koff, voff, lane);
 
 #if defined(FOLIO_WGMMA)
-    if (WG && p.tma) {
+    if (WG && p.tma) { /* the barriers, then Q by TMA too (rows past the queries: read, never written out) */
         if (tid == 0) {
 #pragma unroll
             for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
@@ -757,10 +763,6 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
             asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
         }
         __syncthreads();
-    }
-#endif
-#if defined(FOLIO_WGMMA)
-    if (WG && p.tma) { /* Q by TMA as well (rows past the queries: read, never written out) */
         if (tid == 0) {
             const uint32_t bar = smem_u32(&sm.qfull);
             mbar_expect_tx(bar, kTile * 128);
@@ -855,7 +857,7 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
 #if FOLIO_ATTN_SOFTMAX == 2
         if (t == 0) {
             online_softmax<MF>(S, m, l, O, pf, sl);
-        } else if (!softmax_no_max<MF, false>(S, m, l, pf, sl)) {
+        } else if (!softmax_no_max<MF>(S, m, l, pf, sl)) {
             /* over the bound: S again, into a fresh array (the MMA operands
              * are read-write, so reusing S would keep it live through the
              * fast path), and the usual online step */
@@ -866,11 +868,9 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
                  * a warp-level product, so the rare recompute needs no
                  * warpgroup-wide vote -- the barrier that vote was, every
                  * tile, cost more than the recompute saves */
-                uint32_t qw[MF][4][4], ko[4];
+                uint32_t qw[MF][4][4], ko[4], vo[4]; /* made here: koff kept live would cost registers */
                 q_frags<MF>(qw, smem_u32(sm.q), warp, lane);
-                const int mi = lane >> 3, rr = lane & 7;
-#pragma unroll
-                for (int x = 0; x < 4; x++) ko[x] = swz((mi >> 1) * 8 + rr, 2 * x + (mi & 1));
+                lane_offsets(ko, vo, lane);
                 qk_tile<MF>(S2, qw, smem_u32(sm.k[buf]), ko);
             } else
 #endif
