@@ -1026,26 +1026,32 @@ extern "C" folio_status_t folio_cuda_bf16_to_f32(const uint16_t *src, float *dst
 }
 
 #if defined(FOLIO_WGMMA)
-/* A 2-D tensor map over `rows` rows of `cols` bf16 (row stride ld
- * elements) in 64 x 64 boxes with the 128-byte swizzle of swz().  The
- * encoder comes from the driver through the runtime, so the library needs
- * no -lcuda; false when it is missing or refuses (the kernel then loads by
- * cp.async). */
-static bool tensor_map_2d(CUtensorMap *tm, const void *base, int64_t cols, int64_t rows, int64_t ld)
+/* The driver's tensor-map encoder, fetched through the runtime so that the
+ * library needs no -lcuda; NULL when the driver lacks it.  Looked up once
+ * per launch, for all of its maps. */
+static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder(void)
 {
     void *fn = nullptr;
     cudaDriverEntryPointQueryResult q;
     if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q) != cudaSuccess ||
-        q != cudaDriverEntryPointSuccess || !fn) {
+        q != cudaDriverEntryPointSuccess) {
         (void)cudaGetLastError();
-        return false;
+        return nullptr;
     }
+    return (PFN_cuTensorMapEncodeTiled_v12000)fn;
+}
+
+/* A 2-D tensor map over `rows` rows of `cols` bf16 (row stride ld
+ * elements) in 64 x 64 boxes with the 128-byte swizzle of swz(); false when
+ * the driver refuses it (the kernel then loads by cp.async). */
+static bool tensor_map_2d(PFN_cuTensorMapEncodeTiled_v12000 enc, CUtensorMap *tm, const void *base, int64_t cols,
+                          int64_t rows, int64_t ld)
+{
     const cuuint64_t dims[2] = {(cuuint64_t)cols, (cuuint64_t)rows}, strides[1] = {(cuuint64_t)ld * 2};
     const cuuint32_t box[2] = {64, 64}, es[2] = {1, 1};
-    return ((PFN_cuTensorMapEncodeTiled_v12000)fn)(tm, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(base), dims,
-                                                   strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
-                                                   CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
-                                                   CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+    return enc(tm, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void *>(base), dims, strides, box, es,
+               CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_128B,
+               CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 #endif
 
@@ -1175,11 +1181,13 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     p.tma = 0;
 #if defined(FOLIO_WGMMA) && !defined(FOLIO_ATTN_NO_TMA)
     /* TMA coordinates are 32-bit; 16-byte aligned rows (ld % 8 == 0 above) */
-    if (wg && a->nx < ((int64_t)1 << 31) && ((uintptr_t)a->k % 16) == 0 && ((uintptr_t)a->v % 16) == 0)
-        p.tma = ((uintptr_t)a->q % 16) == 0 && tensor_map_2d(&p.tm_k, a->k, (int64_t)a->H * kD, a->nx, a->ld) &&
-                (kv_same || tensor_map_2d(&p.tm_v, a->v, (int64_t)a->H * kD, a->nx, a->ld)) &&
-                (a->q == a->k ? (p.tm_q = p.tm_k, true)
-                              : tensor_map_2d(&p.tm_q, a->q, (int64_t)a->H * kD, a->nx, a->ld));
+    if (wg && a->nx < ((int64_t)1 << 31) && ((uintptr_t)a->q | (uintptr_t)a->k | (uintptr_t)a->v) % 16 == 0) {
+        const PFN_cuTensorMapEncodeTiled_v12000 enc = tensor_map_encoder();
+        const int64_t cols = (int64_t)a->H * kD;
+        p.tma = enc && tensor_map_2d(enc, &p.tm_k, a->k, cols, a->nx, a->ld) &&
+                (kv_same || tensor_map_2d(enc, &p.tm_v, a->v, cols, a->nx, a->ld)) &&
+                (a->q == a->k ? (p.tm_q = p.tm_k, true) : tensor_map_2d(enc, &p.tm_q, a->q, cols, a->nx, a->ld));
+    }
 #endif
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     kern<<<grid, threads, 0, st>>>(p);
