@@ -5,9 +5,11 @@ Documents are matched by id; the text-derived fields (hash, spans) must be
 equal; vectors and salience are compared numerically:
   rel  = ||a - b|| / ||b|| over all sentence vectors of all documents,
   cos  = per-sentence cosine similarity (min and mean),
-  sal  = ||sal_a - sal_b|| / ||sal_b|| over all documents.
-Exit 1 when rel > --tol (default 1e-2, the bf16 tolerance of issue 6) or a
-structural field differs.  Prints one JSON line.
+  sal  = ||sal_a - sal_b|| / ||sal_b|| over all documents,
+  and rel for the block and section vectors too (blk, sec).
+Exit 1 when rel, blk, sec or sal > --tol (default 1e-2, the bf16 tolerance of
+issue 6), a document's vector table has another shape, or a structural field
+differs.  Prints one JSON line.
 """
 import argparse, json, math, sys
 
@@ -35,6 +37,7 @@ def main():
     num = den = snum = sden = 0.0
     cmin, csum, cn = 1.0, 0.0, 0
     worst = (0.0, None)
+    tab = {"block_vecs": [0.0, 0.0], "section_vecs": [0.0, 0.0]}
     for k in sorted(set(A) & set(B)):
         a, b = A[k], B[k]
         for f in ("hash", "tokens", "sentences", "sections"):
@@ -58,6 +61,14 @@ def main():
         den += dd
         if dd > 0 and math.sqrt(dn / dd) > worst[0]:
             worst = (math.sqrt(dn / dd), k)
+        for f, acc in tab.items():
+            ta, tb = a.get(f) or [], b.get(f) or []
+            if len(ta) != len(tb) or any(len(x) != len(y) for x, y in zip(ta, tb)):
+                faults.append("%s: %s has another shape" % (k, f))
+                continue
+            for x, y in zip(ta, tb):
+                acc[0] += sum((p - q) ** 2 for p, q in zip(x, y))
+                acc[1] += sum(q * q for q in y)
         sa, sb = a.get("salience") or [], b.get("salience") or []
         snum += sum((p - q) ** 2 for p, q in zip(sa, sb))
         sden += sum(q * q for q in sb)
@@ -66,8 +77,11 @@ def main():
     out = {"docs": len(set(A) & set(B)), "rel_err_sent_vecs": rel, "cos_min": cmin,
            "cos_mean": csum / cn if cn else 1.0, "rel_err_salience": sal,
            "worst_doc": worst[1], "worst_rel": worst[0], "faults": faults[:5]}
+    for f, (n, d) in tab.items():
+        out["rel_err_" + f] = math.sqrt(n / d) if d else 0.0
     print(json.dumps(out))
-    return 1 if faults or rel > args.tol else 0
+    worst_tab = max(out["rel_err_block_vecs"], out["rel_err_section_vecs"], sal)
+    return 1 if faults or rel > args.tol or worst_tab > args.tol else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 /* common/util.c — clocks, peak RSS and the growable buffer. */
 #include "common.h"
 
+#include <omp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,4 +76,19 @@ void folio_buf_free(folio_buf_t *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void folio_memcpy_par(void *dst, const void *src, size_t n, int threads)
+{
+    enum { PIECE = 1 << 20 };
+    if (threads <= 1 || n < 4 * (size_t)PIECE || omp_in_parallel()) {
+        if (n) memcpy(dst, src, n);
+        return;
+    }
+    const long np = (long)((n + PIECE - 1) / PIECE);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (long k = 0; k < np; k++) {
+        const size_t o = (size_t)k * PIECE, c = n - o < (size_t)PIECE ? n - o : (size_t)PIECE;
+        memcpy((char *)dst + o, (const char *)src + o, c);
+    }
 }

@@ -1004,7 +1004,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         else if (st == FOLIO_OK) st = FOLIO_ERR_NOMEM;
     }
 
-    double ts0 = folio_now(), ts1, ts2, ts3;
+    double ts0 = folio_now(), ts1, ts3;
     if (st == FOLIO_OK) st = folio_worker_create(&wc, &rc.worker);
     ts1 = folio_now();
     /* All ranks on the same backend: a document split over ranks is
@@ -1029,11 +1029,8 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         }
     }
     rc.gpu = all_gpu != 0;
-    ts2 = folio_now();
-    if (st == FOLIO_OK && rc.gpu && P > 1) {
-        st = folio_nccl_create(cfg->comm, wc.device, &rc.nccl);
-        if (st != FOLIO_OK && rank == 0) folio_log(FOLIO_LOG_ERROR, "NCCL communicator: %s", folio_status_str(st));
-    }
+    /* the NCCL communicator is made at the first split document (round.c) */
+    rc.device = wc.device;
     /* Per-thread workers for short documents, on the rank's backend: on a
      * GPU each has its own stream, so documents overlap on the device. */
     wc.backend = rc.gpu ? FOLIO_BACKEND_CUDA : FOLIO_BACKEND_CPU;
@@ -1049,8 +1046,8 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         st = folio_worker_create(&one, &rc.thread_workers[t]);
     }
     if (getenv("FOLIO_PROFILE"))
-        folio_log(FOLIO_LOG_INFO, "profile set-up: worker %.3fs, agreement %.3fs, NCCL %.3fs, %d thread workers %.3fs",
-                  ts1 - ts0, ts2 - ts1, ts3 - ts2, wc.threads, folio_now() - ts3);
+        folio_log(FOLIO_LOG_INFO, "profile set-up: worker %.3fs, agreement %.3fs, %d thread workers %.3fs",
+                  ts1 - ts0, ts3 - ts1, wc.threads, folio_now() - ts3);
     /* Rounds only if every rank is ready (else every rank returns here and
      * rank 0 must not start a round nobody follows). */
     int ready = st == FOLIO_OK, all_ready = 0;

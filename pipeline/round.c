@@ -141,11 +141,14 @@ static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio
         return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
     memcpy(doc->id, buf + sizeof sl, il);
     doc->id[il] = 0;
-    memcpy(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0));
+    /* tens of MB for a split document's slice, into fresh pages: the
+     * other ranks wait for this one at the document's first exchange */
+    const int nt = omp_get_max_threads() < 8 ? omp_get_max_threads() : 8;
+    folio_memcpy_par(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0), nt);
     doc->len = tl;
     memcpy(doc->hash, buf + l.hash, 16);
-    memcpy(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens);
-    memcpy(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float));
+    folio_memcpy_par(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens, nt);
+    folio_memcpy_par(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float), nt);
     doc->n_tokens = (uint32_t)n;
     doc->n_sents = (uint32_t)ns;
     doc->n_sections = (uint32_t)nsec;
@@ -169,6 +172,22 @@ static folio_status_t wait_idle(MPI_Request *req, MPI_Status *status)
         nanosleep(&ts, NULL);
         if (ns < 1000000) ns *= 2;
     }
+}
+
+/* Completes sends of bulk data that the peer is receiving now, polling
+ * without sleeps.  Open MPI moves a large message through shared memory
+ * in fragments the sender pushes from inside MPI calls unless the kernel
+ * lets the receiver copy it directly (CMA, often not allowed in
+ * containers): under wait_idle's sleeps that was ~2 fragments a
+ * millisecond, 58 MB/s -- 0.7 s for the 41 MB slice of a 4M-token split
+ * document on the GPU host.  Only for sends whose receiver is already
+ * waiting for them, so the spinning lasts as long as the copy. */
+static folio_status_t wait_all_busy(MPI_Request *reqs, size_t n)
+{
+    folio_status_t st = FOLIO_OK;
+    for (size_t k = 0; k < n; k++)
+        if (MPI_Wait(&reqs[k], MPI_STATUS_IGNORE) != MPI_SUCCESS && st == FOLIO_OK) st = FOLIO_ERR_MPI;
+    return st;
 }
 
 /* Receives a byte buffer in int-sized pieces. */
@@ -210,10 +229,14 @@ static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *do
     memcpy(buf, &h, sizeof h);
     float *f = (float *)(buf + sizeof h);
     if (est == FOLIO_OK) {
+        /* a long document's tables are hundreds of MB of fresh pages: copied
+         * by several threads (one thread, inside the short documents'
+         * parallel region) */
+        const int nt = omp_get_max_threads() < 8 ? omp_get_max_threads() : 8;
         size_t o = 0;
-        memcpy(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4); o += (size_t)(h.ns * h.d);
-        memcpy(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4); o += (size_t)(h.nb * h.d);
-        memcpy(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4); o += (size_t)(h.nsec * h.d);
+        folio_memcpy_par(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4, nt); o += (size_t)(h.ns * h.d);
+        folio_memcpy_par(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4, nt); o += (size_t)(h.nb * h.d);
+        folio_memcpy_par(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4, nt); o += (size_t)(h.nsec * h.d);
         memcpy(f + o, res->doc_vec, (size_t)h.d * 4); o += (size_t)h.d;
         memcpy(f + o, res->salience, (size_t)h.ns * 4);
     }
@@ -339,10 +362,9 @@ static folio_status_t send_batch(const folio_round_item_t *items, const int64_t 
     MPI_Request *reqs = NULL;
     size_t nreq = 0, cap = 0;
     if (st == FOLIO_OK) st = isend_bytes(buf, sz, r, TAG_PAYLOAD_BODY, comm, &reqs, &nreq, &cap);
-    for (size_t k = 0; k < nreq; k++) {
-        folio_status_t wst = wait_idle(&reqs[k], NULL);
-        if (st == FOLIO_OK) st = wst;
-    }
+    /* rank r receives it now (recv_batch) */
+    folio_status_t wst = wait_all_busy(reqs, nreq);
+    if (st == FOLIO_OK) st = wst;
     free(reqs);
     free(buf);
     return st;
@@ -375,12 +397,20 @@ static folio_status_t recv_batch(const int64_t *meta, const int64_t *idx, int64_
 static folio_status_t recv_payload(const int64_t *mi, folio_round_item_t *item, MPI_Comm comm)
 {
     uint64_t sz = 0;
+    const double t0 = folio_now();
     FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
     char *buf = malloc(sz + 1);
     FOLIO_CHECK_ALLOC(buf);
+    const double t1 = folio_now();
     folio_status_t st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
+    const double t2 = folio_now();
     if (st == FOLIO_OK) st = payload_unpack(buf, mi, &item->doc, &item->weights);
     free(buf);
+    /* a split document starts when its last rank has its slice: what this
+     * rank spends here, rank 0 waits for at the document's first exchange */
+    if (st == FOLIO_OK && getenv("FOLIO_PROFILE") && mi[META_NTOK] >= 65536)
+        folio_log(FOLIO_LOG_INFO, "profile payload %s: %.1f MB, waited %.3fs, received in %.3fs, unpacked in %.3fs",
+                  item->doc.id, (double)sz / 1e6, t1 - t0, t2 - t1, folio_now() - t2);
     return st;
 }
 
@@ -630,11 +660,11 @@ static folio_status_t worker_batches(folio_round_ctx_t *rc, folio_round_item_t *
         st = recv_batch(meta, idx, n, it, comm);
         idle = folio_now() - rc->round_idle_start;
     }
-    /* every started send ends before its buffer is freed, even after an error */
-    for (size_t k = 0; k < nreq; k++) {
-        folio_status_t wst = wait_idle(&reqs[k], NULL);
-        if (st == FOLIO_OK) st = wst;
-    }
+    /* every started send ends before its buffer is freed, even after an
+     * error.  Rank 0 sent MORE 0 once its own share was done and now takes
+     * the results: the bodies move while this rank polls. */
+    folio_status_t wst = wait_all_busy(reqs, nreq);
+    if (st == FOLIO_OK) st = wst;
     free(reqs);
     free(sizes);
     for (int64_t b = 0; msgs && b <= n_items; b++) free(msgs[b]);
@@ -767,10 +797,8 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         size_t nreq = 0, capreq = 0;
         for (int r = r0; st == FOLIO_OK && r < r1; r++)
             st = isend_bytes(bufs[r], szs[r], r, TAG_PAYLOAD_BODY, comm, &reqs, &nreq, &capreq);
-        for (size_t k = 0; k < nreq; k++) {
-            folio_status_t wst = wait_idle(&reqs[k], NULL);
-            if (st == FOLIO_OK) st = wst;
-        }
+        folio_status_t wst = wait_all_busy(reqs, nreq); /* every rank is in recv_payload */
+        if (st == FOLIO_OK) st = wst;
         free(reqs);
         for (int r = 0; r < P; r++) free(bufs[r]);
         free(bufs);
@@ -798,6 +826,24 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
     if (st == FOLIO_OK && rc->nccl) folio_exchange_set_nccl(xw, rc->nccl);
     for (int64_t i = 0; st == FOLIO_OK && i < n_items; i++) {
         if (meta[i * META_N + META_OWNER] >= 0) continue;
+        if (rc->gpu && P > 1 && !rc->nccl) {
+            /* every rank is here, at the same item: the meta says which
+             * are split.  A failure now fails the job with a clear error
+             * (results already committed stay); before any commit, at set-up,
+             * it could still fall back to the CPU, but every corpus would
+             * pay for a communicator most never use. */
+            double tn = folio_now();
+            st = folio_nccl_create(comm, rc->device, &rc->nccl);
+            rc->nccl_seconds += folio_now() - tn;
+            if (st != FOLIO_OK) {
+                folio_log(FOLIO_LOG_ERROR, "NCCL communicator for split document %s: %s",
+                          me == 0 ? it[i].doc.id : "(rank 0's)", folio_status_str(st));
+                break;
+            }
+            folio_exchange_set_nccl(xw, rc->nccl);
+            if (rc->profile || getenv("FOLIO_PROFILE"))
+                folio_log(FOLIO_LOG_INFO, "profile NCCL communicator (first split document): %.3fs", folio_now() - tn);
+        }
         folio_pattern_t p;
         st = folio_worker_resolve(rc->worker, it[i].doc.n_tokens, &p);
         if (st != FOLIO_OK) break;
@@ -806,11 +852,12 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         folio_doc_results_t res;
         double t = folio_now();
         st = folio_worker_encode_range(rc->worker, xw, &it[i].doc, it[i].weights, t0, t1, &res);
-        rc->compute_seconds += folio_now() - t;
         if (st == FOLIO_OK && me == 0) {
             packed[i] = pack_result(i, FOLIO_OK, &it[i].doc, &res, &packed_sz[i]);
             if (!packed[i]) st = FOLIO_ERR_NOMEM;
         }
+        /* packing counted as for a whole document (encode_whole) */
+        rc->compute_seconds += folio_now() - t;
     }
     if (xw) rc->exchange_seconds += folio_exchange_seconds(xw);
     folio_exchange_destroy(&xw);

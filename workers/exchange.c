@@ -51,6 +51,7 @@ int folio_exchange_rank(const folio_exchange_t *x) { return x->rank; }
 void folio_exchange_set_nccl(folio_exchange_t *x, void *nccl_comm) { x->nccl = nccl_comm; }
 void *fx_nccl(const folio_exchange_t *x) { return x->nccl; }
 void fx_add_seconds(folio_exchange_t *x, double s) { x->seconds += s; }
+void fx_add_gather_seconds(folio_exchange_t *x, double s) { x->gather_seconds += s; }
 int folio_exchange_size(const folio_exchange_t *x) { return x->size; }
 double folio_exchange_seconds(const folio_exchange_t *x) { return x->seconds; }
 double folio_exchange_gather_seconds(const folio_exchange_t *x) { return x->gather_seconds; }

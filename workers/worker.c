@@ -250,8 +250,12 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     char *blob = malloc(bytes);
     folio_status_t pst = blob ? FOLIO_OK : FOLIO_ERR_NOMEM;
     float *fin = NULL;
+    /* Over GPUs, a rank's finished rows stay on its device and travel to
+     * rank 0's by NCCL (folio_gpu_gather_spans). */
+    const bool on_dev = w->gpu && P > 1;
     if (pst == FOLIO_OK) {
         if (me == 0) fin = out + wlo * d;
+        else if (on_dev) fin = NULL;
         else if ((pst = grow_f(&w->fin, &w->fin_cap, nfin > 0 ? nfin * d : 1)) == FOLIO_OK) fin = w->fin;
     }
     char *part = blob ? blob + POOL_HDR * sizeof(uint64_t) : NULL;
@@ -288,7 +292,7 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     folio_status_t gst = fx_gather_each(x, blob ? (const void *)blob : hd, blob ? send : sizeof hd,
                                         st == FOLIO_OK ? pooled_take : NULL, &g);
     if (st == FOLIO_OK) st = gst;
-    gst = fx_gather_spans(x, fin, wlo, whi, d, m, out);
+    gst = on_dev ? folio_gpu_gather_spans(w->gpu, x, wlo, whi, m, out) : fx_gather_spans(x, fin, wlo, whi, d, m, out);
     if (st == FOLIO_OK) st = gst;
     free(blob);
     if (st == FOLIO_OK && g.remote != FOLIO_OK) st = g.remote;
@@ -450,9 +454,11 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         if (st == FOLIO_OK) st = folio_attn_block_sums(X + hl * d, t0, t1, n, B, d, nodes + (size_t)qb0 * d);
     }
     /* Every rank's block vectors (stored by rank 0 only) and the salience
-     * mass summed on rank 0. */
-    if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
-    if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
+     * mass summed on rank 0 (over GPUs, folio_gpu_encode gathered both). */
+    if (!(w->gpu && P > 1)) {
+        if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
+        if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
+    }
     const double tm_blocks = folio_now();
 
     const uint32_t ns = doc->n_sents, nsec = doc->n_sections;

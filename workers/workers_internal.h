@@ -62,21 +62,36 @@ void folio_gpu_destroy(folio_gpu_t **g);
 /* A document's share [t0, t1) on the device: embeds tokens [x0, x0+nx)
  * from doc's text (weights: IDF per document token, or NULL), runs the p
  * layers (halos and block summaries by NCCL when the exchange has a
- * communicator), then writes this rank's final block means into host
- * nodes rows [qb0, qb1) and the salience mass of all nodes into host mass
- * (n_nodes, overwritten).  The final X stays on the device for
+ * communicator), then writes the final block means and the salience mass
+ * (n_nodes, overwritten) into host nodes and mass.  Alone (sp->P == 1):
+ * rows [qb0, qb1) and this rank's mass.  Over ranks: rank 0 gets every
+ * rank's block rows [0, n_blocks) and the mass summed over the ranks, both
+ * gathered device to device by NCCL (one copy to the host, on rank 0 only;
+ * the other ranks' host nodes and mass are not written), so the caller
+ * makes no MPI result gather of them.  The final X stays on the device for
  * folio_gpu_pool_ranges until the next encode. */
 folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
                                 const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass);
 /* Ranges [0, m) of the resident document: ranges [w0, w1) (complete on
  * this rank) finished on the device into host fin ((w1 - w0), d floats,
- * folio_pool_finish), the others' fixed-point partial sums into host part
- * (rows [0, w0) then [w1, m), int64, any alignment). */
+ * folio_pool_finish) -- or, fin NULL, kept on the device for
+ * folio_gpu_gather_spans -- and the others' fixed-point partial sums into
+ * host part (rows [0, w0) then [w1, m), int64, any alignment). */
 folio_status_t folio_gpu_pool_ranges(folio_gpu_t *g, const uint32_t *begin, const uint32_t *end, uint64_t m,
                                      uint64_t w0, uint64_t w1, float *fin, void *part);
+/* fx_gather_spans for finished rows on the device: every rank's rows
+ * [lo, hi) of an n_rows table, kept on the device by the last
+ * folio_gpu_pool_ranges (fin NULL) on ranks > 0 and already in place on
+ * rank 0, reach rank 0's host out + lo * d through NCCL (device to device,
+ * then one copy a rank on rank 0).  Collective over the exchange's ranks;
+ * a bad span is reported and gathered as empty. */
+folio_status_t folio_gpu_gather_spans(folio_gpu_t *g, folio_exchange_t *x, uint64_t lo, uint64_t hi, uint64_t n_rows,
+                                      float *out);
 /* NCCL communicator of an exchange (NULL when none) and its CUDA stream. */
 void *fx_nccl(const folio_exchange_t *x);
 void fx_add_seconds(folio_exchange_t *x, double s);
+/* Result gathers made elsewhere (the NCCL ones), timed with the MPI ones. */
+void fx_add_gather_seconds(folio_exchange_t *x, double s);
 
 /* FOLIO_POOL_ONE, the fixed-point unit of pooled sums: attn/attn.h. */
 
