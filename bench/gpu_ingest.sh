@@ -10,7 +10,8 @@
 # 4. weak scaling: one document of ~2.2M tokens per GPU over 1, 2, 4 GPUs,
 #    and over a corpus: the dev data x4 per GPU
 # Exchange share = NCCL/MPI exchange seconds / rank-0 compute seconds.
-# SKIP_BENCH=1 leaves out the kernel/selection timings (bench attn).
+# SKIP_BENCH=1 leaves out the kernel/selection timings (bench attn);
+# ONLY_SCALING=1 also the agreement and the speed against the CPU backend.
 set -euo pipefail
 MAXG=${1:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -55,6 +56,7 @@ ingest() { # label db np backend threads inputs...
     printf '%-28s wall %7.2fs  %s\n    %s\n' "$label" "$(awk -v a="$s" -v b="$e" 'BEGIN { print b - a }')" "$line" "$stats" | tee -a "$OUT/table.txt"
 }
 
+if [ -z "${ONLY_SCALING:-}" ]; then
 echo "== agreement (sciqa + billsum)" | tee -a "$OUT/table.txt"
 ingest cpu-dev "$W/cpu.lmdb" 1 cpu 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl"
 ingest gpu-dev "$W/gpu.lmdb" 1 cuda 16 "$D/sciqa-dev.jsonl" "$D/billsum-dev.jsonl"
@@ -78,6 +80,7 @@ done
 ingest cpu16-dev8 "$W/c16x8.lmdb" 1 cpu 16 "$C8"
 ingest gpu1-dev8 "$W/g1x8.lmdb" 1 cuda 16 "$C8"
 rm -rf "$W/c16x8.lmdb" "$W/g1x8.lmdb"
+fi
 
 # One big document: the dev files concatenated, repeated.
 mk() { local f=$1 reps=$2; : > "$f"; for i in $(seq 1 "$reps"); do cat "$D/spdx-licenses.jsonl" "$D/pubmed-dev.jsonl" >> "$f"; done; }

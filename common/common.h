@@ -115,6 +115,19 @@ static inline uint64_t folio_splitmix64(uint64_t *state)
  * several copy and fault in parallel. */
 void folio_memcpy_par(void *dst, const void *src, size_t n, int threads);
 
+/* Faults in the pages of up to FOLIO_PREFAULT_MAX regions (writing a zero
+ * byte to each page) on a thread of its own, so that a buffer about to be
+ * filled -- results coming back from a GPU -- costs no page faults when it
+ * is: the host sits idle while the device computes.  The regions' contents
+ * are undefined until folio_prefault_join, which must come before anything
+ * else writes them.  Regions under 8 MB are skipped; *out is NULL when
+ * there is nothing to do or no thread could start (the faults then happen
+ * where the data lands: slower, never wrong). */
+enum { FOLIO_PREFAULT_MAX = 4 };
+typedef struct folio_prefault folio_prefault_t;
+void folio_prefault_start(void *const *regions, const size_t *bytes, int n, folio_prefault_t **out);
+void folio_prefault_join(folio_prefault_t **h);
+
 /* ------------------------------------------------------------------ time */
 double folio_now(void);          /* monotonic seconds */
 long folio_peak_rss_kb(void);    /* peak resident set size of this process */

@@ -2,6 +2,7 @@
 #include "common.h"
 
 #include <omp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,4 +92,49 @@ void folio_memcpy_par(void *dst, const void *src, size_t n, int threads)
         const size_t o = (size_t)k * PIECE, c = n - o < (size_t)PIECE ? n - o : (size_t)PIECE;
         memcpy((char *)dst + o, (const char *)src + o, c);
     }
+}
+
+struct folio_prefault {
+    pthread_t thread;
+    char *p[FOLIO_PREFAULT_MAX];
+    size_t n[FOLIO_PREFAULT_MAX];
+    int count;
+};
+
+static void *prefault_run(void *arg)
+{
+    const struct folio_prefault *f = arg;
+    for (int r = 0; r < f->count; r++) {
+        volatile char *p = f->p[r];
+        for (size_t o = 0; o < f->n[r]; o += 4096) p[o] = 0;
+    }
+    return NULL;
+}
+
+void folio_prefault_start(void *const *regions, const size_t *bytes, int n, folio_prefault_t **out)
+{
+    *out = NULL;
+    struct folio_prefault f = {0};
+    for (int r = 0; r < n && r < FOLIO_PREFAULT_MAX; r++)
+        if (regions[r] && bytes[r] >= ((size_t)8 << 20)) {
+            f.p[f.count] = regions[r];
+            f.n[f.count++] = bytes[r];
+        }
+    if (f.count == 0) return;
+    folio_prefault_t *h = malloc(sizeof *h);
+    if (!h) return;
+    *h = f;
+    if (pthread_create(&h->thread, NULL, prefault_run, h) != 0) {
+        free(h);
+        return;
+    }
+    *out = h;
+}
+
+void folio_prefault_join(folio_prefault_t **h)
+{
+    if (!h || !*h) return;
+    pthread_join((*h)->thread, NULL);
+    free(*h);
+    *h = NULL;
 }

@@ -429,11 +429,26 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     mass = calloc((size_t)h.n_nodes + 1, sizeof *mass);
     if (st == FOLIO_OK && !mass) st = FOLIO_ERR_NOMEM;
     folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
+    const uint32_t ns = doc->n_sents, nsec = doc->n_sections;
+    if (st == FOLIO_OK && me == 0) { /* the result tables */
+        st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);
+        if (st == FOLIO_OK) st = grow_f(&w->sal, &w->sal_cap, ns ? ns : 1);
+        if (st == FOLIO_OK) st = grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d);
+    }
     double tm_embed = folio_now(), tm_layers = tm_embed;
     if (w->gpu) {
         /* Everything from the embedding to the final block means on the
-         * device; X never comes back to the host. */
+         * device; X never comes back to the host.  Meanwhile the pages of
+         * the pooled tables are faulted in (fresh ones for a document
+         * longer than any before: hundreds of MB). */
+        folio_prefault_t *pf = NULL;
+        if (st == FOLIO_OK && me == 0) {
+            void *reg[2] = {w->sent, w->sec};
+            size_t bytes[2] = {(size_t)ns * d * sizeof(float), (size_t)nsec * d * sizeof(float)};
+            folio_prefault_start(reg, bytes, 2, &pf);
+        }
         if (st == FOLIO_OK) st = folio_gpu_encode(w->gpu, x, &sp, doc, weights, nodes, mass);
+        folio_prefault_join(&pf);
         tm_layers = folio_now(); /* "layers" = the whole device encode */
     } else {
         X = malloc(nx * d * sizeof *X);
@@ -461,14 +476,8 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     }
     const double tm_blocks = folio_now();
 
-    const uint32_t ns = doc->n_sents, nsec = doc->n_sections;
     size_t m = ns > nsec ? ns : nsec;
     if (st == FOLIO_OK) st = ranges(w, m ? m : 1);
-    if (st == FOLIO_OK && me == 0) {
-        st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);
-        if (st == FOLIO_OK) st = grow_f(&w->sal, &w->sal_cap, ns ? ns : 1);
-        if (st == FOLIO_OK) st = grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d);
-    }
     /* Sentences, then sections (token range from their first sentence's first
      * token to their last sentence's last token), then the whole document. */
     for (uint32_t i = 0; i < ns; i++) {

@@ -272,8 +272,10 @@ static folio_status_t hgrow(void **p, size_t *cap, size_t bytes)
     return FOLIO_OK;
 }
 
-folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
-                                const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass)
+/* folio_gpu_encode up to the results on the device (and gathered to rank
+ * 0's device over ranks). */
+static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                       const folio_doc_t *doc, const float *weights)
 {
     const folio_pattern_t *p = sp->p;
     const uint32_t d = sp->d, H = p->heads;
@@ -366,8 +368,28 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
     FOLIO_TRY(folio_cuda_block_means(g->X + sp->hl * d, (int64_t)len, (int)d, (int)p->block,
                                      g->nodes + (size_t)sp->qb0 * d, g->stream));
     if (multi) FOLIO_TRY(nccl_gather_results(x, g, sp, nn));
-    if (!multi || folio_exchange_rank(x) == 0) {
-        const uint64_t r0 = multi ? 0 : sp->qb0, r1 = multi ? sp->row0[sp->P] : sp->qb1;
+    return FOLIO_OK;
+}
+
+folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio_layer_span_t *sp,
+                                const folio_doc_t *doc, const float *weights, float *nodes, int64_t *mass)
+{
+    const uint32_t d = sp->d;
+    const uint64_t nn = sp->h->n_nodes;
+    const bool multi = sp->P > 1, back = !multi || folio_exchange_rank(x) == 0; /* rows come to this host */
+    const uint64_t r0 = multi ? 0 : sp->qb0, r1 = multi ? sp->row0[sp->P] : sp->qb1;
+    g->resident = false;
+    /* the block rows' host pages faulted in while the device computes */
+    folio_prefault_t *pf = NULL;
+    if (back) {
+        void *reg = nodes + r0 * d;
+        size_t bytes = (size_t)(r1 - r0) * d * 4;
+        folio_prefault_start(&reg, &bytes, 1, &pf);
+    }
+    folio_status_t st = encode_on_device(g, x, sp, doc, weights);
+    folio_prefault_join(&pf);
+    FOLIO_TRY(st);
+    if (back) {
         FOLIO_CHECK_CUDA(cudaMemcpyAsync(mass, g->nmass, nn * 8, cudaMemcpyDeviceToHost, g->stream));
         FOLIO_TRY(d2h(g, nodes + r0 * d, g->nodes + r0 * d, (size_t)(r1 - r0) * d * 4));
     }
@@ -536,12 +558,14 @@ folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)
     ncclComm_t c;
     FOLIO_CHECK_NCCL(ncclCommInitRank(&c, size, id, rank));
     /* NCCL connects peers lazily, per algorithm, on the first operation that
-     * needs them (hundreds of ms on 4 GPUs).  Do it here, at set-up, with
-     * the operations the exchange uses -- a grouped broadcast from every
-     * root (summaries; ring algorithm, not the one an all-reduce may pick)
-     * and sends/receives to both neighbours (halos) -- at a small and a
-     * large size (protocols differ by size), so per-layer exchanges measure
-     * steady state. */
+     * needs them (hundreds of ms on 4 GPUs).  Do it here, with the
+     * operations the exchange uses -- a grouped broadcast from every root
+     * (summaries; ring algorithm, not the one an all-reduce may pick),
+     * sends/receives to both neighbours (halos), every rank's send to rank
+     * 0 and an int64 reduce onto it (the results) -- at a small and a large
+     * size (protocols differ by size), so that a document's exchanges and
+     * gathers measure steady state.  (Without the last two, the first split
+     * document on 4 GPUs waited 0.2 s in its result gathers.) */
     enum { PROBE = 1 << 20 }; /* floats per root at the large size */
     float *probe = NULL;
     FOLIO_CHECK_CUDA(cudaMalloc((void **)&probe, (size_t)size * PROBE * sizeof *probe + 4 * PROBE * sizeof *probe));
@@ -564,6 +588,14 @@ folio_status_t folio_nccl_create(MPI_Comm comm, int device, void **out)
             ncclRecv(halo + 3 * (size_t)PROBE, cnt, ncclFloat, rank + 1, c, NULL);
         }
         wr = ncclGroupEnd();
+        if (wr != ncclSuccess) continue;
+        ncclGroupStart(); /* the result gathers: every rank to rank 0 */
+        for (int r = 1; r < size; r++) {
+            if (rank == 0) ncclRecv(probe + (size_t)r * cnt, cnt, ncclFloat, r, c, NULL);
+            else if (rank == r) ncclSend(probe + (size_t)r * cnt, cnt, ncclFloat, 0, c, NULL);
+        }
+        wr = ncclGroupEnd();
+        if (wr == ncclSuccess) wr = ncclReduce(probe, probe, cnt / 2, ncclInt64, ncclSum, 0, c, NULL);
     }
     cudaStreamSynchronize(NULL);
     cudaFree(probe);

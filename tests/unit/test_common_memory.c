@@ -62,3 +62,31 @@ Test(memcpy_par, inside_a_parallel_region)
     }
     cr_assert_eq(bad, 0);
 }
+
+Test(prefault, touches_only_large_regions_and_joins)
+{
+    const size_t big = 9 * ((size_t)1 << 20) + 123, small = 64 * 1024;
+    unsigned char *a = malloc(big), *b = malloc(small);
+    cr_assert(a && b);
+    memset(a, 0x5A, big);
+    memset(b, 0x5A, small);
+    void *reg[3] = {a, b, NULL};
+    size_t bytes[3] = {big, small, big};
+    folio_prefault_t *pf = NULL;
+    folio_prefault_start(reg, bytes, 3, &pf);
+    cr_assert_not_null(pf, "a 9 MB region gets a thread");
+    folio_prefault_join(&pf);
+    cr_assert_null(pf);
+    folio_prefault_join(&pf); /* joining nothing is a no-op */
+    /* one zero byte a page of the large region, nothing else touched */
+    for (size_t o = 0; o < big; o++)
+        cr_assert_eq(a[o], o % 4096 == 0 ? 0 : 0x5A, "byte %zu", o);
+    for (size_t o = 0; o < small; o++) cr_assert_eq(b[o], 0x5A, "small region written at %zu", o);
+    /* only small regions: no thread */
+    void *r1[1] = {b};
+    size_t n1[1] = {small};
+    folio_prefault_start(r1, n1, 1, &pf);
+    cr_assert_null(pf);
+    free(a);
+    free(b);
+}
