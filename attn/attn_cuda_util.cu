@@ -407,8 +407,8 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
  * The same exact selection again (in use for k <= 8), shaped after where
  * route_topk_tc_kernel spends its time: it was issue-bound on moving every
  * score through shared memory (store, barrier, reload) and on a per-element
- * insertion test, with 64 query rows per CTA.  Here a CTA of 8 warps takes
- * 256 query rows; each warp keeps its 32 rows' bf16 fragments in registers
+ * insertion test.  Here a CTA of FOLIO_ROUTE_WARPS warps (2: 64 query rows)
+ * takes 32 rows a warp; each warp keeps its 32 rows' bf16 fragments in registers
  * for the whole scan and computes 32 x 64 score tiles with
  * mma.sync.m16n8k16 (fp32 accumulation), the candidate tiles arriving
  * through a 3-stage cp.async ring; every score stays in the accumulator
@@ -425,8 +425,11 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
  * 8-column fragment; the 4 lanes of a quad therefore see one row's columns
  * interleaved, each in increasing index order, and their 4 lists merge at
  * the end as in the other kernels. */
+/* 2 warps a CTA: 3-8 % faster than 4 at 1-2M tokens, 1-3 % at 10M (the
+ * tile barrier waits on fewer warps, more CTAs an SM; 2x H200, seventh
+ * session, GPU_NOTES.md) */
 #ifndef FOLIO_ROUTE_WARPS
-#define FOLIO_ROUTE_WARPS 4
+#define FOLIO_ROUTE_WARPS 2
 #endif
 constexpr int kMmaWarps = FOLIO_ROUTE_WARPS;
 constexpr int kMmaRows = kMmaWarps * 32; /* query rows per CTA */
