@@ -122,13 +122,13 @@ int cmd_ingest(int argc, char **argv)
     }
     if (rank == 0 && cfg.progress)
         fprintf(stderr,
-                "ranks %d: setup %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
+                "ranks %d: setup %.2fs, NCCL %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
                 "waited for %.2fs), rank-0 compute %.2fs, exchange %.2fs "
                 "(%.1f%% of compute), rank 0's share %.1f%% of the tokens (gave %llu documents, %llu tokens, away), "
                 "rank 0 waited for results %.2fs, "
                 "other ranks idle %.2fs, "
                 "peak RSS %ld MB (incl. the store's mapped pages), peak anon RSS %ld MB\n",
-                size, counts.setup_seconds, counts.plan_seconds,
+                size, counts.setup_seconds, counts.nccl_seconds, counts.plan_seconds,
                 counts.plan_seconds > 0 ? (double)counts.bytes / 1e6 / counts.plan_seconds : 0.0,
                 counts.prepare_seconds, counts.prepare_wait_seconds,
                 counts.commit_seconds, counts.commit_wait_seconds, counts.compute_seconds, counts.exchange_seconds,

@@ -109,8 +109,9 @@ static inline uint64_t folio_splitmix64(uint64_t *state)
 }
 
 /* ------------------------------------------------------------------ memory */
-/* memcpy by up to `threads` OpenMP threads in 1 MB pieces when n is large
- * (>= 4 MB) and the caller is not inside a parallel region; else memcpy.
+/* memcpy by up to `threads` OpenMP threads (0: up to 8 of the OpenMP
+ * default; a copy saturates memory well before) in 1 MB pieces when n is
+ * large (>= 4 MB) and the caller is not inside a parallel region; else memcpy.
  * One core copies a few GB/s into fresh pages (it faults each one in);
  * several copy and fault in parallel. */
 void folio_memcpy_par(void *dst, const void *src, size_t n, int threads);

@@ -82,6 +82,7 @@ void folio_buf_free(folio_buf_t *b)
 void folio_memcpy_par(void *dst, const void *src, size_t n, int threads)
 {
     enum { PIECE = 1 << 20 };
+    if (threads == 0) threads = omp_get_max_threads() < 8 ? omp_get_max_threads() : 8;
     if (threads <= 1 || n < 4 * (size_t)PIECE || omp_in_parallel()) {
         if (n) memcpy(dst, src, n);
         return;

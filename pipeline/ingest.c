@@ -1092,6 +1092,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     round_ctx_free(&rc);
     counts->seconds = folio_now() - t0;
     counts->compute_seconds = rc.compute_seconds;
+    counts->nccl_seconds = rc.nccl_seconds;
     counts->exchange_seconds = rc.exchange_seconds;
     counts->results_wait_seconds = rc.results_wait_seconds;
     counts->ranks_idle_seconds = rc.ranks_idle_seconds;

@@ -23,7 +23,9 @@ typedef struct {
     uint64_t seen, committed, duplicate, empty, rejected, tokens;
     uint64_t bytes;
     double seconds;
-    double setup_seconds;    /* rank 0: backend set-up (CUDA context, NCCL)  */
+    double setup_seconds;    /* rank 0: backend set-up (CUDA contexts)       */
+    double nccl_seconds;     /* rank 0: making the NCCL communicator, at the
+                                first document split over GPUs (0: none)    */
     double plan_seconds;     /* rank 0: pass 1 (read, validate, analyze, classify) */
     double prepare_seconds;  /* rank 0: pass 2 reading and analysis (rounds,
                                 on the feeder thread)                       */

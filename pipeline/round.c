@@ -143,12 +143,11 @@ static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio
     doc->id[il] = 0;
     /* tens of MB for a split document's slice, into fresh pages: the
      * other ranks wait for this one at the document's first exchange */
-    const int nt = omp_get_max_threads() < 8 ? omp_get_max_threads() : 8;
-    folio_memcpy_par(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0), nt);
+    folio_memcpy_par(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0), 0);
     doc->len = tl;
     memcpy(doc->hash, buf + l.hash, 16);
-    folio_memcpy_par(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens, nt);
-    folio_memcpy_par(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float), nt);
+    folio_memcpy_par(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens, 0);
+    folio_memcpy_par(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float), 0);
     doc->n_tokens = (uint32_t)n;
     doc->n_sents = (uint32_t)ns;
     doc->n_sections = (uint32_t)nsec;
@@ -232,11 +231,10 @@ static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *do
         /* a long document's tables are hundreds of MB of fresh pages: copied
          * by several threads (one thread, inside the short documents'
          * parallel region) */
-        const int nt = omp_get_max_threads() < 8 ? omp_get_max_threads() : 8;
         size_t o = 0;
-        folio_memcpy_par(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4, nt); o += (size_t)(h.ns * h.d);
-        folio_memcpy_par(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4, nt); o += (size_t)(h.nb * h.d);
-        folio_memcpy_par(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4, nt); o += (size_t)(h.nsec * h.d);
+        folio_memcpy_par(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4, 0); o += (size_t)(h.ns * h.d);
+        folio_memcpy_par(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4, 0); o += (size_t)(h.nb * h.d);
+        folio_memcpy_par(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4, 0); o += (size_t)(h.nsec * h.d);
         memcpy(f + o, res->doc_vec, (size_t)h.d * 4); o += (size_t)h.d;
         memcpy(f + o, res->salience, (size_t)h.ns * 4);
     }

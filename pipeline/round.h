@@ -39,7 +39,7 @@ typedef struct {
                                 of whole documents never needs one (1-1.5 s
                                 of set-up on 2-4 GPUs)                       */
     int device;              /* this rank's CUDA device (for the NCCL one)   */
-    double nccl_seconds;     /* what making it took                          */
+    double nccl_seconds;     /* what making it took (ingest's counts)        */
     folio_round_commit_fn commit; /* rank 0 only */
     void *commit_ctx;
     folio_balance_t *balance; /* rank 0: the ranks' rates (packing); NULL =

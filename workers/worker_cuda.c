@@ -170,7 +170,6 @@ static folio_status_t d2h(folio_gpu_t *g, void *dst, const void *src, size_t byt
         FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
         return FOLIO_OK;
     }
-    const int mt = omp_get_max_threads(), nt = mt < 8 ? mt : 8;
     const size_t nc = (bytes + STAGE_BYTES - 1) / STAGE_BYTES;
     for (size_t c = 0; c <= nc; c++) {
         if (c < nc) { /* piece c into half c & 1 (free: its last piece, c - 2, was copied out) */
@@ -182,7 +181,7 @@ static folio_status_t d2h(folio_gpu_t *g, void *dst, const void *src, size_t byt
         if (c > 0) { /* piece c - 1 out, while piece c travels */
             const size_t k = c - 1, o = k * STAGE_BYTES, n = bytes - o < STAGE_BYTES ? bytes - o : STAGE_BYTES;
             FOLIO_CHECK_CUDA(cudaEventSynchronize(g->stage_ev[k & 1]));
-            folio_memcpy_par((char *)dst + o, (const char *)g->stage + (k & 1) * (size_t)STAGE_BYTES, n, nt);
+            folio_memcpy_par((char *)dst + o, (const char *)g->stage + (k & 1) * (size_t)STAGE_BYTES, n, 0);
         }
     }
     return FOLIO_OK;
