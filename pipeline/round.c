@@ -390,25 +390,84 @@ static folio_status_t recv_batch(const int64_t *meta, const int64_t *idx, int64_
     return st;
 }
 
-/* Receives a payload (whole or a slice) from rank 0 into item: the size
- * first, as only rank 0 knows a slice's bytes. */
-static folio_status_t recv_payload(const int64_t *mi, folio_round_item_t *item, MPI_Comm comm)
+/* A split document's slice travels as its parts, sent straight from rank
+ * 0's arrays and received straight into their place in the worker's
+ * (whole-document sized, calloc'd) arrays: no packing on rank 0, no
+ * unpacking on the worker -- the other ranks wait for the slowest worker at
+ * the document's first exchange, and the unpacking copy of a 4M-token
+ * document's 41 MB slice was most of that wait.  The slice header goes
+ * first (TAG_PAYLOAD), then the parts in this order (TAG_PAYLOAD_BODY; MPI
+ * keeps one sender's messages of a tag in order). */
+enum { SPLIT_PARTS = 7 };
+
+static void split_parts(const folio_doc_t *doc, const float *weights, const int64_t *mi, const payload_slice_t *sl,
+                        char *p[SPLIT_PARTS], size_t n[SPLIT_PARTS])
 {
-    uint64_t sz = 0;
+    const size_t nt = (size_t)(sl->x1 - sl->x0);
+    p[0] = (char *)doc->id;                  n[0] = (size_t)mi[META_IDLEN];
+    p[1] = (char *)doc->text + sl->b0;       n[1] = (size_t)(sl->b1 - sl->b0);
+    p[2] = (char *)doc->hash;                n[2] = 16;
+    p[3] = (char *)(doc->tokens + sl->x0);   n[3] = nt * sizeof *doc->tokens;
+    p[4] = (char *)doc->sents;               n[4] = (size_t)mi[META_NSENT] * sizeof *doc->sents;
+    p[5] = (char *)doc->sections;            n[5] = (size_t)mi[META_NSEC] * sizeof *doc->sections;
+    p[6] = (char *)(weights + sl->x0);       n[6] = nt * sizeof *weights;
+}
+
+/* Rank 0: starts sending rank r its slice of doc (the header is sent by the
+ * caller); the requests join *reqs. */
+static folio_status_t send_split_parts(const folio_doc_t *doc, const float *weights, const int64_t *mi,
+                                       const payload_slice_t *sl, int r, MPI_Comm comm, MPI_Request **reqs,
+                                       size_t *nreq, size_t *cap)
+{
+    char *p[SPLIT_PARTS];
+    size_t n[SPLIT_PARTS];
+    split_parts(doc, weights, mi, sl, p, n);
+    for (int k = 0; k < SPLIT_PARTS; k++) FOLIO_TRY(isend_bytes(p[k], n[k], r, TAG_PAYLOAD_BODY, comm, reqs, nreq, cap));
+    return FOLIO_OK;
+}
+
+/* A worker rank: its slice of a split document, into item. */
+static folio_status_t recv_split(const int64_t *mi, folio_round_item_t *item, MPI_Comm comm)
+{
     const double t0 = folio_now();
-    FOLIO_CHECK_MPI(MPI_Recv(&sz, 1, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
-    char *buf = malloc(sz + 1);
-    FOLIO_CHECK_ALLOC(buf);
+    payload_slice_t sl;
+    FOLIO_CHECK_MPI(MPI_Recv(&sl, 4, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
     const double t1 = folio_now();
-    folio_status_t st = recv_bytes(buf, sz, 0, TAG_PAYLOAD_BODY, comm);
-    const double t2 = folio_now();
-    if (st == FOLIO_OK) st = payload_unpack(buf, mi, &item->doc, &item->weights);
-    free(buf);
+    const size_t il = (size_t)mi[META_IDLEN], tl = (size_t)mi[META_TEXTLEN], n = (size_t)mi[META_NTOK];
+    const size_t ns = (size_t)mi[META_NSENT], nsec = (size_t)mi[META_NSEC];
+    /* a bad header means the parts that follow cannot be placed: the job
+     * ends (the caller aborts), as on any failure to receive a payload */
+    FOLIO_CHECK_GENERIC(sl.x0 < sl.x1 && sl.x1 <= n && sl.b0 <= sl.b1 && sl.b1 <= tl, FOLIO_ERR_INTERNAL,
+                        "payload: bad slice");
+    folio_doc_t *doc = &item->doc;
+    memset(doc, 0, sizeof *doc);
+    doc->id = malloc(il + 1);
+    doc->text = calloc(tl + 1, 1);
+    doc->title = calloc(1, 1);
+    doc->tokens = calloc(n ? n : 1, sizeof *doc->tokens);
+    doc->sents = malloc(ns ? ns * sizeof *doc->sents : 1);
+    doc->sections = malloc(nsec ? nsec * sizeof *doc->sections : 1);
+    item->weights = calloc(n ? n : 1, sizeof(float));
+    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !item->weights)
+        return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
+    char *p[SPLIT_PARTS];
+    size_t sz[SPLIT_PARTS], total = 0;
+    split_parts(doc, item->weights, mi, &sl, p, sz);
+    folio_status_t st = FOLIO_OK;
+    for (int k = 0; st == FOLIO_OK && k < SPLIT_PARTS; k++) {
+        st = recv_bytes(p[k], sz[k], 0, TAG_PAYLOAD_BODY, comm);
+        total += sz[k];
+    }
+    doc->id[il] = '\0';
+    doc->len = tl;
+    doc->n_tokens = (uint32_t)n;
+    doc->n_sents = (uint32_t)ns;
+    doc->n_sections = (uint32_t)nsec;
     /* a split document starts when its last rank has its slice: what this
      * rank spends here, rank 0 waits for at the document's first exchange */
-    if (st == FOLIO_OK && getenv("FOLIO_PROFILE") && mi[META_NTOK] >= 65536)
-        folio_log(FOLIO_LOG_INFO, "profile payload %s: %.1f MB, waited %.3fs, received in %.3fs, unpacked in %.3fs",
-                  item->doc.id, (double)sz / 1e6, t1 - t0, t2 - t1, folio_now() - t2);
+    if (st == FOLIO_OK && getenv("FOLIO_PROFILE") && n >= 65536)
+        folio_log(FOLIO_LOG_INFO, "profile payload %s: %.1f MB, waited %.3fs, received into place in %.3fs", doc->id,
+                  (double)total / 1e6, t1 - t0, folio_now() - t1);
     return st;
 }
 
@@ -769,38 +828,28 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         int64_t owner = mi[META_OWNER];
         if (owner >= 0) continue;
         if (me != 0) {
-            st = recv_payload(mi, &mine[i], comm);
+            st = recv_split(mi, &mine[i], comm);
             continue;
         }
         const folio_doc_t *d = &items[i].doc;
         folio_pattern_t p;
         if ((st = folio_worker_resolve(rc->worker, d->n_tokens, &p)) != FOLIO_OK) break;
-        int r0 = 1, r1 = P;
-        char **bufs = calloc((size_t)P, sizeof *bufs);
-        uint64_t *szs = calloc((size_t)P, sizeof *szs);
-        if (!bufs || !szs) { free(bufs); free(szs); st = FOLIO_ERR_NOMEM; break; }
-        for (int r = r0; st == FOLIO_OK && r < r1; r++) {
-            payload_slice_t sl = slice_split(d, &p, r, P);
-            szs[r] = payload_layout(mi, &sl).total;
-            bufs[r] = malloc(szs[r] + 1);
-            if (!bufs[r]) st = FOLIO_ERR_NOMEM;
-            else payload_pack(d, items[i].weights, mi, &sl, bufs[r]);
-        }
         /* a rank that gets no payload would wait for ever: on failure the
          * job ends (the caller aborts) */
-        for (int r = r0; st == FOLIO_OK && r < r1; r++)
-            if (MPI_Send(&szs[r], 1, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
-        /* the bodies: started together, so the ranks receive in parallel */
+        for (int r = 1; st == FOLIO_OK && r < P; r++) {
+            payload_slice_t sl = slice_split(d, &p, r, P);
+            if (MPI_Send(&sl, 4, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
+        }
+        /* the parts: started together, so the ranks receive in parallel */
         MPI_Request *reqs = NULL;
         size_t nreq = 0, capreq = 0;
-        for (int r = r0; st == FOLIO_OK && r < r1; r++)
-            st = isend_bytes(bufs[r], szs[r], r, TAG_PAYLOAD_BODY, comm, &reqs, &nreq, &capreq);
-        folio_status_t wst = wait_all_busy(reqs, nreq); /* every rank is in recv_payload */
+        for (int r = 1; st == FOLIO_OK && r < P; r++) {
+            payload_slice_t sl = slice_split(d, &p, r, P);
+            st = send_split_parts(d, items[i].weights, mi, &sl, r, comm, &reqs, &nreq, &capreq);
+        }
+        folio_status_t wst = wait_all_busy(reqs, nreq); /* every rank is in recv_split */
         if (st == FOLIO_OK) st = wst;
         free(reqs);
-        for (int r = 0; r < P; r++) free(bufs[r]);
-        free(bufs);
-        free(szs);
     }
 
     /* A worker rank waited from the end of its last round to here. */
