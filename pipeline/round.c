@@ -108,49 +108,49 @@ static void payload_pack(const folio_doc_t *doc, const float *weights, const int
     memcpy(buf + l.weights, weights + sl->x0, n * sizeof(float));
 }
 
-/* malloc'd copy of n bytes (at least 1, so an empty array is not NULL). */
-static void *dup_bytes(const void *src, size_t n)
+/* A worker rank's copy of rank 0's analyzed document, without term and
+ * stem hashes (NULL): every array with the whole document's size, the ones
+ * a slice fills only in part calloc'd (large ones are fresh pages that cost
+ * no memory until written), the counts set. */
+static folio_status_t payload_doc_alloc(const int64_t *meta, folio_doc_t *doc, float **weights)
 {
-    void *p = malloc(n ? n : 1);
-    if (p && n) memcpy(p, src, n);
-    return p;
+    const size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN], n = (size_t)meta[META_NTOK];
+    const size_t ns = (size_t)meta[META_NSENT], nsec = (size_t)meta[META_NSEC];
+    memset(doc, 0, sizeof *doc);
+    doc->id = calloc(il + 1, 1);
+    doc->text = calloc(tl + 1, 1);
+    doc->title = calloc(1, 1);
+    doc->tokens = calloc(n ? n : 1, sizeof *doc->tokens);
+    doc->sents = malloc(ns ? ns * sizeof *doc->sents : 1);
+    doc->sections = malloc(nsec ? nsec * sizeof *doc->sections : 1);
+    *weights = calloc(n ? n : 1, sizeof(float));
+    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !*weights)
+        return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
+    doc->len = tl;
+    doc->n_tokens = (uint32_t)n;
+    doc->n_sents = (uint32_t)ns;
+    doc->n_sections = (uint32_t)nsec;
+    return FOLIO_OK;
 }
 
-/* Rebuilds rank 0's analyzed document from a payload (worker ranks),
- * without term and stem hashes (NULL).  Arrays have the whole document's
- * size; outside the slice they stay zero and untouched (calloc'd: large
- * ones are fresh pages that cost no memory until written). */
+/* Rebuilds rank 0's analyzed document from a payload (whole documents of a
+ * batch). */
 static folio_status_t payload_unpack(const char *buf, const int64_t *meta, folio_doc_t *doc, float **weights)
 {
     payload_slice_t sl;
     memcpy(&sl, buf, sizeof sl);
-    size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN], n = (size_t)meta[META_NTOK];
-    size_t ns = (size_t)meta[META_NSENT], nsec = (size_t)meta[META_NSEC];
+    const size_t il = (size_t)meta[META_IDLEN], tl = (size_t)meta[META_TEXTLEN], n = (size_t)meta[META_NTOK];
     FOLIO_CHECK_GENERIC(sl.x0 < sl.x1 && sl.x1 <= n && sl.b0 <= sl.b1 && sl.b1 <= tl, FOLIO_ERR_INTERNAL,
                         "payload: bad slice");
+    FOLIO_TRY(payload_doc_alloc(meta, doc, weights));
     payload_layout_t l = payload_layout(meta, &sl);
-    memset(doc, 0, sizeof *doc);
-    doc->id = malloc(il + 1);
-    doc->text = calloc(tl + 1, 1);
-    doc->title = calloc(1, 1);
-    doc->tokens = calloc(n ? n : 1, sizeof *doc->tokens);
-    doc->sents = dup_bytes(buf + l.sents, ns * sizeof *doc->sents);
-    doc->sections = dup_bytes(buf + l.secs, nsec * sizeof *doc->sections);
-    *weights = calloc(n ? n : 1, sizeof(float));
-    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !*weights)
-        return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
     memcpy(doc->id, buf + sizeof sl, il);
-    doc->id[il] = 0;
-    /* tens of MB for a split document's slice, into fresh pages: the
-     * other ranks wait for this one at the document's first exchange */
-    folio_memcpy_par(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0), 0);
-    doc->len = tl;
+    memcpy(doc->text + sl.b0, buf + sizeof sl + il, (size_t)(sl.b1 - sl.b0));
     memcpy(doc->hash, buf + l.hash, 16);
-    folio_memcpy_par(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens, 0);
-    folio_memcpy_par(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float), 0);
-    doc->n_tokens = (uint32_t)n;
-    doc->n_sents = (uint32_t)ns;
-    doc->n_sections = (uint32_t)nsec;
+    memcpy(doc->tokens + sl.x0, buf + l.tokens, (size_t)(sl.x1 - sl.x0) * sizeof *doc->tokens);
+    memcpy(doc->sents, buf + l.sents, (size_t)doc->n_sents * sizeof *doc->sents);
+    memcpy(doc->sections, buf + l.secs, (size_t)doc->n_sections * sizeof *doc->sections);
+    memcpy(*weights + sl.x0, buf + l.weights, (size_t)(sl.x1 - sl.x0) * sizeof(float));
     return FOLIO_OK;
 }
 
@@ -433,41 +433,24 @@ static folio_status_t recv_split(const int64_t *mi, folio_round_item_t *item, MP
     payload_slice_t sl;
     FOLIO_CHECK_MPI(MPI_Recv(&sl, 4, MPI_UINT64_T, 0, TAG_PAYLOAD, comm, MPI_STATUS_IGNORE));
     const double t1 = folio_now();
-    const size_t il = (size_t)mi[META_IDLEN], tl = (size_t)mi[META_TEXTLEN], n = (size_t)mi[META_NTOK];
-    const size_t ns = (size_t)mi[META_NSENT], nsec = (size_t)mi[META_NSEC];
     /* a bad header means the parts that follow cannot be placed: the job
      * ends (the caller aborts), as on any failure to receive a payload */
-    FOLIO_CHECK_GENERIC(sl.x0 < sl.x1 && sl.x1 <= n && sl.b0 <= sl.b1 && sl.b1 <= tl, FOLIO_ERR_INTERNAL,
-                        "payload: bad slice");
-    folio_doc_t *doc = &item->doc;
-    memset(doc, 0, sizeof *doc);
-    doc->id = malloc(il + 1);
-    doc->text = calloc(tl + 1, 1);
-    doc->title = calloc(1, 1);
-    doc->tokens = calloc(n ? n : 1, sizeof *doc->tokens);
-    doc->sents = malloc(ns ? ns * sizeof *doc->sents : 1);
-    doc->sections = malloc(nsec ? nsec * sizeof *doc->sections : 1);
-    item->weights = calloc(n ? n : 1, sizeof(float));
-    if (!doc->id || !doc->text || !doc->title || !doc->tokens || !doc->sents || !doc->sections || !item->weights)
-        return FOLIO_ERR_NOMEM; /* the caller clears doc and weights */
+    FOLIO_CHECK_GENERIC(sl.x0 < sl.x1 && sl.x1 <= (uint64_t)mi[META_NTOK] && sl.b0 <= sl.b1 &&
+                        sl.b1 <= (uint64_t)mi[META_TEXTLEN], FOLIO_ERR_INTERNAL, "payload: bad slice");
+    FOLIO_TRY(payload_doc_alloc(mi, &item->doc, &item->weights));
     char *p[SPLIT_PARTS];
     size_t sz[SPLIT_PARTS], total = 0;
-    split_parts(doc, item->weights, mi, &sl, p, sz);
+    split_parts(&item->doc, item->weights, mi, &sl, p, sz);
     folio_status_t st = FOLIO_OK;
     for (int k = 0; st == FOLIO_OK && k < SPLIT_PARTS; k++) {
         st = recv_bytes(p[k], sz[k], 0, TAG_PAYLOAD_BODY, comm);
         total += sz[k];
     }
-    doc->id[il] = '\0';
-    doc->len = tl;
-    doc->n_tokens = (uint32_t)n;
-    doc->n_sents = (uint32_t)ns;
-    doc->n_sections = (uint32_t)nsec;
     /* a split document starts when its last rank has its slice: what this
      * rank spends here, rank 0 waits for at the document's first exchange */
-    if (st == FOLIO_OK && getenv("FOLIO_PROFILE") && n >= 65536)
-        folio_log(FOLIO_LOG_INFO, "profile payload %s: %.1f MB, waited %.3fs, received into place in %.3fs", doc->id,
-                  (double)total / 1e6, t1 - t0, folio_now() - t1);
+    if (st == FOLIO_OK && getenv("FOLIO_PROFILE") && mi[META_NTOK] >= 65536)
+        folio_log(FOLIO_LOG_INFO, "profile payload %s: %.1f MB, waited %.3fs, received into place in %.3fs",
+                  item->doc.id, (double)total / 1e6, t1 - t0, folio_now() - t1);
     return st;
 }
 
@@ -834,18 +817,16 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         const folio_doc_t *d = &items[i].doc;
         folio_pattern_t p;
         if ((st = folio_worker_resolve(rc->worker, d->n_tokens, &p)) != FOLIO_OK) break;
-        /* a rank that gets no payload would wait for ever: on failure the
-         * job ends (the caller aborts) */
-        for (int r = 1; st == FOLIO_OK && r < P; r++) {
-            payload_slice_t sl = slice_split(d, &p, r, P);
-            if (MPI_Send(&sl, 4, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
-        }
-        /* the parts: started together, so the ranks receive in parallel */
+        /* each rank's header, then its parts, all started before any is
+         * waited for, so the ranks receive in parallel.  A rank that gets
+         * no payload would wait for ever: on failure the job ends (the
+         * caller aborts) */
         MPI_Request *reqs = NULL;
         size_t nreq = 0, capreq = 0;
         for (int r = 1; st == FOLIO_OK && r < P; r++) {
             payload_slice_t sl = slice_split(d, &p, r, P);
-            st = send_split_parts(d, items[i].weights, mi, &sl, r, comm, &reqs, &nreq, &capreq);
+            if (MPI_Send(&sl, 4, MPI_UINT64_T, r, TAG_PAYLOAD, comm) != MPI_SUCCESS) st = FOLIO_ERR_MPI;
+            if (st == FOLIO_OK) st = send_split_parts(d, items[i].weights, mi, &sl, r, comm, &reqs, &nreq, &capreq);
         }
         folio_status_t wst = wait_all_busy(reqs, nreq); /* every rank is in recv_split */
         if (st == FOLIO_OK) st = wst;
@@ -888,7 +869,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
                 break;
             }
             folio_exchange_set_nccl(xw, rc->nccl);
-            if (rc->profile || getenv("FOLIO_PROFILE"))
+            if (getenv("FOLIO_PROFILE"))
                 folio_log(FOLIO_LOG_INFO, "profile NCCL communicator (first split document): %.3fs", folio_now() - tn);
         }
         folio_pattern_t p;

@@ -84,6 +84,10 @@ void folio_worker_destroy(folio_worker_t **pw)
 const char *folio_worker_pattern_spec(const folio_worker_t *w) { return w->spec; }
 bool folio_worker_on_gpu(const folio_worker_t *w) { return w->gpu != NULL; }
 
+/* Over GPUs a split document's results travel device to device to rank
+ * 0 (NCCL, worker_cuda.c), not through the MPI result gathers. */
+static bool results_on_device(const folio_worker_t *w, int P) { return w->gpu && P > 1; }
+
 static folio_status_t ranges(folio_worker_t *w, size_t m)
 {
     if (m <= w->r_cap) return FOLIO_OK;
@@ -250,9 +254,8 @@ static folio_status_t pool_ranges_x(folio_worker_t *w, folio_exchange_t *x, cons
     char *blob = malloc(bytes);
     folio_status_t pst = blob ? FOLIO_OK : FOLIO_ERR_NOMEM;
     float *fin = NULL;
-    /* Over GPUs, a rank's finished rows stay on its device and travel to
-     * rank 0's by NCCL (folio_gpu_gather_spans). */
-    const bool on_dev = w->gpu && P > 1;
+    /* over GPUs a rank's finished rows stay on its device (folio_gpu_gather_spans) */
+    const bool on_dev = results_on_device(w, P);
     if (pst == FOLIO_OK) {
         if (me == 0) fin = out + wlo * d;
         else if (on_dev) fin = NULL;
@@ -470,7 +473,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     }
     /* Every rank's block vectors (stored by rank 0 only) and the salience
      * mass summed on rank 0 (over GPUs, folio_gpu_encode gathered both). */
-    if (!(w->gpu && P > 1)) {
+    if (!results_on_device(w, P)) {
         if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
         if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
     }

@@ -282,7 +282,6 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
     const uint64_t nqb = sp->qb1 - sp->qb0;
     const int s_max = sp->s_max, sm1 = s_max > 0 ? s_max : 1;
     const bool multi = sp->P > 1;
-    g->resident = false;
     FOLIO_CHECK_GENERIC(!multi || fx_nccl(x), FOLIO_ERR_INTERNAL, "GPU layers over ranks need a NCCL communicator");
     FOLIO_CHECK_GENERIC(nx > 0 && nx <= UINT32_MAX, FOLIO_ERR_TOO_LARGE, "%s: %llu token rows on one GPU",
                         doc->id, (unsigned long long)nx);
