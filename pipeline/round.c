@@ -242,6 +242,54 @@ static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *do
     return buf;
 }
 
+/* A result message for doc allocated before its encode, with dest set to
+ * its tables, so that the worker writes the results where they are sent
+ * or committed from (pack_result's copy of a long document's hundreds of
+ * MB of fresh pages was 0.01-0.02 s on the single writer).  NULL when the
+ * shape is unknown or memory is short: the caller then encodes into the
+ * worker's buffers and packs as before. */
+static char *result_alloc(const folio_worker_t *w, int64_t item, const folio_doc_t *doc, folio_result_dest_t *dest,
+                          size_t *bytes_out)
+{
+    uint32_t d, nb;
+    if (folio_worker_result_shape(w, doc, &d, &nb) != FOLIO_OK) return NULL;
+    result_head_t h = {item, FOLIO_OK, d, nb, doc->n_sents, doc->n_sections};
+    const size_t bytes = sizeof h + result_floats(&h) * sizeof(float);
+    char *buf = malloc(bytes);
+    if (!buf) return NULL;
+    memcpy(buf, &h, sizeof h);
+    float *f = (float *)(buf + sizeof h);
+    size_t o = 0;
+    dest->sent = f + o; o += (size_t)(h.ns * h.d);
+    dest->blocks = f + o; o += (size_t)(h.nb * h.d);
+    dest->sections = f + o; o += (size_t)(h.nsec * h.d);
+    dest->doc = f + o; o += (size_t)h.d;
+    dest->salience = f + o;
+    *bytes_out = bytes;
+    return buf;
+}
+
+/* Encodes doc (tokens [t0, t1) over x; x NULL: whole, on this rank) and
+ * returns its result message on rank 0 (NULL elsewhere, and on failure
+ * with *st set).  est: the encode's status, packed as a failure message
+ * for a whole document (rank 0 commits it as rejected). */
+static char *encode_packed(folio_worker_t *w, folio_exchange_t *x, int64_t item, const folio_doc_t *doc,
+                           const float *weights, uint64_t t0, uint64_t t1, size_t *bytes, folio_status_t *est)
+{
+    const bool mine = !x || folio_exchange_rank(x) == 0;
+    folio_result_dest_t dest;
+    char *buf = mine ? result_alloc(w, item, doc, &dest, bytes) : NULL;
+    folio_doc_results_t res;
+    *est = x ? folio_worker_encode_range(w, x, doc, weights, t0, t1, buf ? &dest : NULL, &res)
+             : folio_worker_encode(w, doc, weights, buf ? &dest : NULL, &res);
+    if (!mine) return NULL;
+    if (*est != FOLIO_OK || !buf) { /* a failure message, or the copy */
+        free(buf);
+        return pack_result(item, *est, doc, &res, bytes);
+    }
+    return buf;
+}
+
 /* Unpacks a result buffer: views into buf. */
 static folio_status_t unpack_result(const char *buf, size_t bytes, int64_t n_items, const char *spec,
                                     result_head_t *h, folio_doc_results_t *res)
@@ -558,11 +606,17 @@ static folio_status_t donor_poll(donor_t *d, folio_round_item_t *it, int64_t *id
 }
 
 /* Encodes one whole document on this rank and packs its results (or its
- * failure) for rank 0. */
-static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64_t i, size_t *bytes)
+ * failure) for rank 0.  direct: into its result message (a long document,
+ * all threads inside it, whose fresh pages the worker faults in while the
+ * device computes); short ones in parallel keep the worker's warm buffers
+ * and a copy (the device's copies into fresh pageable pages, sixteen
+ * threads at once, would be the slow part). */
+static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64_t i, bool direct, size_t *bytes)
 {
+    folio_status_t est;
+    if (direct) return encode_packed(w, NULL, i, &it[i].doc, it[i].weights, 0, it[i].doc.n_tokens, bytes, &est);
     folio_doc_results_t res;
-    folio_status_t est = folio_worker_encode(w, &it[i].doc, it[i].weights, &res);
+    est = folio_worker_encode(w, &it[i].doc, it[i].weights, NULL, &res);
     return pack_result(i, est, &it[i].doc, &res, bytes);
 }
 
@@ -586,7 +640,7 @@ static folio_status_t compute_whole(folio_round_ctx_t *rc, folio_round_item_t *i
         if (rc->threads > 1 && it[i].doc.n_tokens < small) break;
         front++;
         done += it[i].doc.n_tokens;
-        packed[i] = encode_whole(rc->worker, it, i, &packed_sz[i]);
+        packed[i] = encode_whole(rc->worker, it, i, true, &packed_sz[i]);
         if (!packed[i]) st = FOLIO_ERR_NOMEM;
     }
     if (st == FOLIO_OK && front < back) {
@@ -612,7 +666,7 @@ static folio_status_t compute_whole(folio_round_ctx_t *rc, folio_round_item_t *i
                 if (k < 0) break;
                 int64_t i = idx[k];
                 done += it[i].doc.n_tokens;
-                packed[i] = encode_whole(rc->thread_workers[tid], it, i, &packed_sz[i]);
+                packed[i] = encode_whole(rc->thread_workers[tid], it, i, false, &packed_sz[i]);
                 if (!packed[i]) {
 #pragma omp critical(folio_round_status)
                     pst = FOLIO_ERR_NOMEM;
@@ -877,13 +931,10 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         if (st != FOLIO_OK) break;
         uint64_t t0, t1;
         split_range(it[i].doc.n_tokens, &p, me, P, &t0, &t1);
-        folio_doc_results_t res;
         double t = folio_now();
-        st = folio_worker_encode_range(rc->worker, xw, &it[i].doc, it[i].weights, t0, t1, &res);
-        if (st == FOLIO_OK && me == 0) {
-            packed[i] = pack_result(i, FOLIO_OK, &it[i].doc, &res, &packed_sz[i]);
-            if (!packed[i]) st = FOLIO_ERR_NOMEM;
-        }
+        packed[i] = encode_packed(rc->worker, xw, i, &it[i].doc, it[i].weights, t0, t1, &packed_sz[i], &st);
+        if (st == FOLIO_OK && me == 0 && !packed[i]) st = FOLIO_ERR_NOMEM;
+        if (st != FOLIO_OK) { free(packed[i]); packed[i] = NULL; }
         /* packing counted as for a whole document (encode_whole) */
         rc->compute_seconds += folio_now() - t;
     }

@@ -376,9 +376,20 @@ static folio_status_t layers_cpu(folio_worker_t *w, folio_exchange_t *x, const f
     return st;
 }
 
+folio_status_t folio_worker_result_shape(const folio_worker_t *w, const folio_doc_t *doc, uint32_t *d,
+                                         uint32_t *n_blocks)
+{
+    folio_pattern_t p;
+    FOLIO_TRY(folio_pattern_resolve(&w->cfg.pattern, doc->n_tokens, &p));
+    *d = w->d;
+    *n_blocks = (uint32_t)((doc->n_tokens + p.block - 1) / p.block);
+    return FOLIO_OK;
+}
+
 folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
                                          const folio_doc_t *doc, const float *weights,
-                                         uint64_t t0, uint64_t t1, folio_doc_results_t *res)
+                                         uint64_t t0, uint64_t t1, const folio_result_dest_t *dest,
+                                         folio_doc_results_t *res)
 {
     memset(res, 0, sizeof *res);
     double tm_start = folio_now();
@@ -433,10 +444,19 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     if (st == FOLIO_OK && !mass) st = FOLIO_ERR_NOMEM;
     folio_layer_span_t sp = {&p, &h, n, d, t0, t1, x0, nx, hl, hr, qb0, qb1, s_max, P, row0};
     const uint32_t ns = doc->n_sents, nsec = doc->n_sections;
-    if (st == FOLIO_OK && me == 0) { /* the result tables */
+    /* The result tables (rank 0): the caller's, when it gives them (they are
+     * its result message: nothing to copy afterwards, which on the single
+     * writer was 0.01-0.02 s of a multi-million-token document), or the
+     * worker's own.  Over GPUs even the block rows come from the device
+     * straight into them. */
+    float *t_sent = NULL, *t_sec = NULL, *t_sal = NULL, *t_doc = NULL, *t_blk = NULL;
+    if (st == FOLIO_OK && me == 0 && dest) {
+        t_sent = dest->sent, t_sec = dest->sections, t_sal = dest->salience, t_doc = dest->doc, t_blk = dest->blocks;
+    } else if (st == FOLIO_OK && me == 0) {
         st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);
         if (st == FOLIO_OK) st = grow_f(&w->sal, &w->sal_cap, ns ? ns : 1);
         if (st == FOLIO_OK) st = grow_f(&w->sec, &w->sec_cap, (size_t)nsec * d);
+        t_sent = w->sent, t_sec = w->sec, t_sal = w->sal, t_doc = w->docv;
     }
     double tm_embed = folio_now(), tm_layers = tm_embed;
     if (w->gpu) {
@@ -446,11 +466,11 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
          * longer than any before: hundreds of MB). */
         folio_prefault_t *pf = NULL;
         if (st == FOLIO_OK && me == 0) {
-            void *reg[2] = {w->sent, w->sec};
+            void *reg[2] = {t_sent, t_sec};
             size_t bytes[2] = {(size_t)ns * d * sizeof(float), (size_t)nsec * d * sizeof(float)};
             folio_prefault_start(reg, bytes, 2, &pf);
         }
-        if (st == FOLIO_OK) st = folio_gpu_encode(w->gpu, x, &sp, doc, weights, nodes, mass);
+        if (st == FOLIO_OK) st = folio_gpu_encode(w->gpu, x, &sp, doc, weights, t_blk ? t_blk : nodes, mass);
         folio_prefault_join(&pf);
         tm_layers = folio_now(); /* "layers" = the whole device encode */
     } else {
@@ -477,6 +497,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         if (st == FOLIO_OK) st = fx_gather_rows(x, nodes + (size_t)qb0 * d, row0, d, nodes);
         if (st == FOLIO_OK) st = fx_reduce_i64(x, mass, h.n_nodes);
     }
+    if (st == FOLIO_OK && t_blk && !w->gpu) folio_memcpy_par(t_blk, nodes, (size_t)nb * d * sizeof *nodes, 0);
     const double tm_blocks = folio_now();
 
     size_t m = ns > nsec ? ns : nsec;
@@ -489,9 +510,9 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     }
     const float *Xmid = X ? X + hl * d : NULL; /* NULL on the GPU: X is on the device */
     const double tm_sent0 = folio_now();
-    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, ns, w->sent);
+    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, ns, t_sent);
     const double tm_sent1 = folio_now();
-    if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, w->sal);
+    if (st == FOLIO_OK && me == 0) st = folio_salience_ranges(&h, mass, w->rb, w->re, ns, t_sal);
     /* Sections partition the sentences, so the non-empty ones are in token
      * order and do not overlap: they pool like sentences -- a rank sends the
      * sections it holds whole, finished, and the partial sums of the (at
@@ -512,19 +533,19 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
             sec_c = malloc(((size_t)nne * d + 1) * sizeof *sec_c);
             if (!sec_c) st = FOLIO_ERR_NOMEM;
         }
-        if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, nne, sec_c ? sec_c : w->sec);
+        if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, w->rb, w->re, nne, sec_c ? sec_c : t_sec);
         if (st == FOLIO_OK && sec_c) {
             for (uint32_t i = 0, k = 0; i < nsec; i++) {
                 const folio_section_t *s = &doc->sections[i];
-                if (s->sent_end > s->sent_begin) memcpy(w->sec + (size_t)i * d, sec_c + (size_t)k++ * d, d * sizeof *sec_c);
-                else memset(w->sec + (size_t)i * d, 0, d * sizeof *sec_c);
+                if (s->sent_end > s->sent_begin) memcpy(t_sec + (size_t)i * d, sec_c + (size_t)k++ * d, d * sizeof *sec_c);
+                else memset(t_sec + (size_t)i * d, 0, d * sizeof *sec_c);
             }
         }
         free(sec_c);
     }
     double tm_pool = folio_now();
     uint32_t all_b = 0, all_e = (uint32_t)n;
-    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, &all_b, &all_e, 1, w->docv);
+    if (st == FOLIO_OK) st = pool_ranges_x(w, x, Xmid, t0, t1, d, &all_b, &all_e, 1, me == 0 ? t_doc : w->docv);
 
     if (w->profile && n >= 65536)
         folio_log(FOLIO_LOG_INFO, "profile %s [%llu,%llu) of %llu: alloc+embed %.3fs, layers %.3fs (%s), "
@@ -538,22 +559,22 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
         res->pattern = w->spec;
         res->d = d;
         res->n_blocks = nb;
-        res->sent_vecs = w->sent;
-        res->block_vecs = w->nodes;
-        res->section_vecs = w->sec;
-        res->doc_vec = w->docv;
-        res->salience = w->sal;
+        res->sent_vecs = t_sent;
+        res->block_vecs = t_blk ? t_blk : w->nodes;
+        res->section_vecs = t_sec;
+        res->doc_vec = t_doc;
+        res->salience = t_sal;
     }
     free(X); free(Xout); free(sel); free(seln); free(mass); free(rng);
     return st;
 }
 
 folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
-                                   folio_doc_results_t *res)
+                                   const folio_result_dest_t *dest, folio_doc_results_t *res)
 {
     folio_exchange_t *x = NULL;
     FOLIO_TRY(folio_exchange_create_local(&x));
-    folio_status_t st = folio_worker_encode_range(w, x, doc, weights, 0, doc->n_tokens, res);
+    folio_status_t st = folio_worker_encode_range(w, x, doc, weights, 0, doc->n_tokens, dest, res);
     folio_exchange_destroy(&x);
     return st;
 }

@@ -41,6 +41,8 @@
                             #call, ncclGetErrorString(folio_nc_rc_));                   \
     } while (0)
 
+enum { TRACE_MAX = 48 };
+
 struct folio_gpu {
     int device;
     cudaStream_t stream;
@@ -71,7 +73,24 @@ struct folio_gpu {
     uint64_t t0, t1, hl;
     uint32_t d;
     bool resident;
+    /* FOLIO_PROFILE=2: a split document's timeline on this rank (absolute
+     * CLOCK_MONOTONIC seconds, comparable between the ranks of one host),
+     * to see which rank waits for which at each exchange */
+    bool trace;
+    int ntr;
+    double tr_t[TRACE_MAX];
+    const char *tr_name[TRACE_MAX];
 };
+
+/* One timeline event (FOLIO_PROFILE=2); the stream is drained first so the
+ * time is when the device got there, not when the host queued it. */
+static void trace_mark(folio_gpu_t *g, const char *name)
+{
+    if (!g->trace || g->ntr >= TRACE_MAX) return;
+    cudaStreamSynchronize(g->stream);
+    g->tr_t[g->ntr] = folio_now();
+    g->tr_name[g->ntr++] = name;
+}
 
 static folio_status_t dgrow(void **p, size_t *cap, size_t bytes)
 {
@@ -96,6 +115,8 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
     folio_gpu_t *g = calloc(1, sizeof *g);
     FOLIO_CHECK_ALLOC(g);
     g->device = device % n;
+    const char *prof = getenv("FOLIO_PROFILE");
+    g->trace = prof && atoi(prof) >= 2;
     if (cudaSetDevice(g->device) != cudaSuccess || cudaStreamCreate(&g->stream) != cudaSuccess) {
         free(g);
         folio_log(FOLIO_LOG_ERROR, "CUDA: cannot use device %d", device % n);
@@ -196,6 +217,7 @@ static folio_status_t nccl_allgather_rows(folio_exchange_t *x, folio_gpu_t *g, f
     /* Drain the stream first so the kernels before it are not counted as
      * exchange time. */
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
+    trace_mark(g, "exch in");
     double t = folio_now();
     FOLIO_CHECK_NCCL(ncclGroupStart());
     for (int r = 0; r < P; r++) {
@@ -206,6 +228,7 @@ static folio_status_t nccl_allgather_rows(folio_exchange_t *x, folio_gpu_t *g, f
     FOLIO_CHECK_NCCL(ncclGroupEnd());
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream)); /* exchange time is measured */
     fx_add_seconds(x, folio_now() - t);
+    trace_mark(g, "exch out");
     return FOLIO_OK;
 }
 
@@ -216,6 +239,7 @@ static folio_status_t nccl_halo(folio_exchange_t *x, folio_gpu_t *g, const folio
     const size_t d = sp->d, len = sp->t1 - sp->t0;
     float *X = g->X;
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
+    trace_mark(g, "halo in");
     double t = folio_now();
     FOLIO_CHECK_NCCL(ncclGroupStart());
     if (me > 0) {
@@ -229,6 +253,7 @@ static folio_status_t nccl_halo(folio_exchange_t *x, folio_gpu_t *g, const folio
     FOLIO_CHECK_NCCL(ncclGroupEnd());
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     fx_add_seconds(x, folio_now() - t);
+    trace_mark(g, "halo out");
     return FOLIO_OK;
 }
 
@@ -245,6 +270,7 @@ static folio_status_t nccl_gather_results(folio_exchange_t *x, folio_gpu_t *g, c
     const int me = folio_exchange_rank(x), P = sp->P;
     const size_t d = sp->d;
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream)); /* the kernels before are not gather time */
+    trace_mark(g, "gather in");
     double t = folio_now();
     FOLIO_CHECK_NCCL(ncclGroupStart());
     for (int r = 1; r < P; r++) {
@@ -258,6 +284,7 @@ static folio_status_t nccl_gather_results(folio_exchange_t *x, folio_gpu_t *g, c
     FOLIO_CHECK_NCCL(ncclReduce(g->nmass, g->nmass, nn, ncclInt64, ncclSum, 0, c, g->stream));
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     fx_add_gather_seconds(x, folio_now() - t);
+    trace_mark(g, "gather out");
     return FOLIO_OK;
 }
 
@@ -318,6 +345,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
     }
     FOLIO_TRY(folio_cuda_embed(g->text, bytes, g->spans, weights ? g->w : NULL, (uint32_t)nx, d,
                                FOLIO_EMBED_SEED, g->X, g->stream));
+    trace_mark(g, "embedded");
     FOLIO_CHECK_CUDA(cudaMemsetAsync(g->nmass, 0, nn * 8, g->stream));
 
     for (uint32_t l = 0; l < p->layers; l++) {
@@ -328,6 +356,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
         if (s_max > 0)
             FOLIO_TRY(folio_cuda_attn_select(p, sp->h, g->nodes, g->nodes, d, sp->qb0, sp->qb1, g->sel, g->seln,
                                              s_max, g->stream));
+        trace_mark(g, "routed");
         FOLIO_TRY(folio_cuda_f32_to_bf16(g->X, g->Xb, (int64_t)(nx * d), g->stream));
         FOLIO_TRY(folio_cuda_f32_to_bf16(g->nodes, g->nodesb, (int64_t)(nn * d), g->stream));
         folio_attn_cuda_args_t a = {0};
@@ -356,6 +385,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
         FOLIO_TRY(folio_attn_sparse_fwd_cuda(&a));
         FOLIO_TRY(folio_cuda_residual_l2norm(g->X + sp->hl * d, g->out, (int64_t)len, (int)H, (int)p->head_dim,
                                              g->stream));
+        trace_mark(g, "attended");
         if (s_max > 0)
             FOLIO_TRY(folio_cuda_mass_accumulate(g->sel, g->seln, g->mass, (uint32_t)nqb, (int)H, s_max, g->nmass,
                                                  g->stream));
@@ -377,6 +407,8 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
     const bool multi = sp->P > 1, back = !multi || folio_exchange_rank(x) == 0; /* rows come to this host */
     const uint64_t r0 = multi ? 0 : sp->qb0, r1 = multi ? sp->row0[sp->P] : sp->qb1;
     g->resident = false;
+    g->ntr = 0;
+    trace_mark(g, "start");
     /* the block rows' host pages faulted in while the device computes */
     folio_prefault_t *pf = NULL;
     if (back) {
@@ -392,6 +424,16 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
         FOLIO_TRY(d2h(g, nodes + r0 * d, g->nodes + r0 * d, (size_t)(r1 - r0) * d * 4));
     }
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
+    trace_mark(g, "results on host");
+    if (g->trace && sp->n >= 65536) {
+        char line[2048];
+        int o = snprintf(line, sizeof line, "profile timeline [%llu,%llu) start %.4f:", (unsigned long long)sp->t0,
+                         (unsigned long long)sp->t1, g->tr_t[0]);
+        for (int i = 1; i < g->ntr && o > 0 && (size_t)o < sizeof line; i++)
+            o += snprintf(line + o, sizeof line - (size_t)o, " %s +%.1f", g->tr_name[i],
+                          1e3 * (g->tr_t[i] - g->tr_t[0]));
+        folio_log(FOLIO_LOG_INFO, "%s (ms)", line);
+    }
     g->t0 = sp->t0;
     g->t1 = sp->t1;
     g->hl = sp->hl;

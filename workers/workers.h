@@ -36,13 +36,27 @@ bool folio_worker_on_gpu(const folio_worker_t *w);
 /* Canonical spec of the worker's pattern (stored with the results). */
 const char *folio_worker_pattern_spec(const folio_worker_t *w);
 
+/* Where a document's results are written (rank 0 of its exchange), when
+ * the caller owns the memory they end up in (a result message): tables of
+ * n_sents x d, n_blocks x d, n_sections x d, d and n_sents floats
+ * (folio_worker_result_shape gives d and n_blocks).  Saves copying
+ * hundreds of MB of a long document's results after the encode. */
+typedef struct {
+    float *sent, *blocks, *sections, *doc, *salience;
+} folio_result_dest_t;
+
+/* d and the number of blocks of doc's results (its pattern resolved). */
+folio_status_t folio_worker_result_shape(const folio_worker_t *w, const folio_doc_t *doc, uint32_t *d,
+                                         uint32_t *n_blocks);
+
 /* Encodes one analyzed document, whole, on this rank (no MPI call: any
  * thread may use it with a worker of its own), with per-token weights
  * (IDF, (n_tokens)).
- * res gets pointers into the worker's buffers (valid until the next call):
- * sentence, block, section and document vectors and salience. */
+ * res gets pointers to the sentence, block, section and document vectors
+ * and salience: into dest's tables when dest is not NULL, else into the
+ * worker's buffers (valid until the next call). */
 folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
-                                   folio_doc_results_t *res);
+                                   const folio_result_dest_t *dest, folio_doc_results_t *res);
 
 /* ------------------------------------------------------------ exchange
  * What ranks sharing one document exchange every layer, behind one
@@ -90,12 +104,14 @@ double folio_exchange_gather_seconds(const folio_exchange_t *x);
 /* Encodes the tokens [t0, t1) of an analyzed document (every rank of x holds
  * the whole analyzed doc and its weights; ranks' ranges are contiguous in
  * rank order and cover [0, n)).  Collective over x.  On the exchange's rank 0
- * res receives the whole document's results (valid until the next call);
- * other ranks get res zeroed.  A single-rank exchange encodes the whole
+ * res receives the whole document's results (in dest's tables, or the
+ * worker's buffers valid until the next call; see folio_worker_encode);
+ * other ranks get res zeroed and ignore dest.  A single-rank exchange encodes the whole
  * document: the results are bit-identical whatever the number of ranks. */
 folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
                                          const folio_doc_t *doc, const float *weights,
-                                         uint64_t t0, uint64_t t1, folio_doc_results_t *res);
+                                         uint64_t t0, uint64_t t1, const folio_result_dest_t *dest,
+                                         folio_doc_results_t *res);
 
 /* The pattern resolved for a document of n tokens (budget mode). */
 folio_status_t folio_worker_resolve(const folio_worker_t *w, uint64_t n, folio_pattern_t *out);
