@@ -73,23 +73,42 @@ struct folio_gpu {
     uint64_t t0, t1, hl;
     uint32_t d;
     bool resident;
-    /* FOLIO_PROFILE=2: a split document's timeline on this rank (absolute
-     * CLOCK_MONOTONIC seconds, comparable between the ranks of one host),
-     * to see which rank waits for which at each exchange */
+    /* FOLIO_PROFILE=2: a long document's timeline on this rank, for each
+     * step when the host queued it and when the device finished it (an
+     * event: no synchronization added, which would expose the host's
+     * launch work), both as absolute CLOCK_MONOTONIC times so that the
+     * ranks of one host compare: who waits for whom at each exchange, and
+     * where the device waits for the host. */
     bool trace;
     int ntr;
-    double tr_t[TRACE_MAX];
+    double tr_host[TRACE_MAX];
     const char *tr_name[TRACE_MAX];
+    cudaEvent_t tr_ev[TRACE_MAX];
 };
 
-/* One timeline event (FOLIO_PROFILE=2); the stream is drained first so the
- * time is when the device got there, not when the host queued it. */
 static void trace_mark(folio_gpu_t *g, const char *name)
 {
     if (!g->trace || g->ntr >= TRACE_MAX) return;
-    cudaStreamSynchronize(g->stream);
-    g->tr_t[g->ntr] = folio_now();
+    if (g->ntr == 0) cudaStreamSynchronize(g->stream); /* the origin: device and host at one time */
+    cudaEventRecord(g->tr_ev[g->ntr], g->stream);
+    g->tr_host[g->ntr] = folio_now();
     g->tr_name[g->ntr++] = name;
+}
+
+/* The timeline as one log line (after the stream is drained). */
+static void trace_print(folio_gpu_t *g, const folio_layer_span_t *sp)
+{
+    if (!g->trace || g->ntr == 0 || sp->n < 65536) return;
+    char line[4096];
+    int o = snprintf(line, sizeof line, "profile timeline [%llu,%llu) start %.4f, step +device (+queued) ms:",
+                     (unsigned long long)sp->t0, (unsigned long long)sp->t1, g->tr_host[0]);
+    for (int i = 1; i < g->ntr && o > 0 && (size_t)o < sizeof line; i++) {
+        float ms = 0.f;
+        cudaEventElapsedTime(&ms, g->tr_ev[0], g->tr_ev[i]);
+        o += snprintf(line + o, sizeof line - (size_t)o, " %s +%.1f (+%.1f)", g->tr_name[i], ms,
+                      1e3 * (g->tr_host[i] - g->tr_host[0]));
+    }
+    folio_log(FOLIO_LOG_INFO, "%s", line);
 }
 
 static folio_status_t dgrow(void **p, size_t *cap, size_t bytes)
@@ -117,6 +136,8 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
     g->device = device % n;
     const char *prof = getenv("FOLIO_PROFILE");
     g->trace = prof && atoi(prof) >= 2;
+    for (int i = 0; g->trace && i < TRACE_MAX; i++)
+        if (cudaEventCreate(&g->tr_ev[i]) != cudaSuccess) g->trace = false; /* no timeline, no failure */
     if (cudaSetDevice(g->device) != cudaSuccess || cudaStreamCreate(&g->stream) != cudaSuccess) {
         free(g);
         folio_log(FOLIO_LOG_ERROR, "CUDA: cannot use device %d", device % n);
@@ -146,6 +167,8 @@ void folio_gpu_destroy(folio_gpu_t **pg)
         cudaEventDestroy(g->stage_ev[1]);
     }
     free(g->h_spans); free(g->h_items);
+    for (int i = 0; g->trace && i < TRACE_MAX; i++)
+        if (g->tr_ev[i]) cudaEventDestroy(g->tr_ev[i]);
     if (g->stream) cudaStreamDestroy(g->stream);
     free(g);
     *pg = NULL;
@@ -322,6 +345,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
     FOLIO_TRY(dgrow((void **)&g->seln, &g->seln_cap, nqb * H * 4));
     FOLIO_TRY(dgrow((void **)&g->mass, &g->mass_cap, nqb * H * sm1 * 4));
     FOLIO_TRY(dgrow((void **)&g->nmass, &g->nmass_cap, (nn + 1) * 8));
+    trace_mark(g, "allocated");
 
     /* Layer-0 input on the device: the bytes of tokens [x0, x0 + nx), the
      * spans rebased on them, the weights (halo rows are embedded here too,
@@ -343,6 +367,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
         FOLIO_TRY(dgrow((void **)&g->w, &g->w_cap, nx * 4));
         FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->w, weights + sp->x0, nx * 4, cudaMemcpyHostToDevice, g->stream));
     }
+    trace_mark(g, "input copied");
     FOLIO_TRY(folio_cuda_embed(g->text, bytes, g->spans, weights ? g->w : NULL, (uint32_t)nx, d,
                                FOLIO_EMBED_SEED, g->X, g->stream));
     trace_mark(g, "embedded");
@@ -353,6 +378,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
         FOLIO_TRY(folio_cuda_block_means(g->X + sp->hl * d, (int64_t)len, (int)d, (int)p->block, mine, g->stream));
         if (multi) FOLIO_TRY(nccl_allgather_rows(x, g, g->nodes, sp->row0, sp->P, d));
         FOLIO_TRY(folio_cuda_hier_build_upper(sp->h, (int)d, g->nodes, g->stream));
+        trace_mark(g, "summaries");
         if (s_max > 0)
             FOLIO_TRY(folio_cuda_attn_select(p, sp->h, g->nodes, g->nodes, d, sp->qb0, sp->qb1, g->sel, g->seln,
                                              s_max, g->stream));
@@ -395,6 +421,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
      * the salience mass come back; X stays for pooling. */
     FOLIO_TRY(folio_cuda_block_means(g->X + sp->hl * d, (int64_t)len, (int)d, (int)p->block,
                                      g->nodes + (size_t)sp->qb0 * d, g->stream));
+    trace_mark(g, "final means");
     if (multi) FOLIO_TRY(nccl_gather_results(x, g, sp, nn));
     return FOLIO_OK;
 }
@@ -418,6 +445,7 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
     }
     folio_status_t st = encode_on_device(g, x, sp, doc, weights);
     folio_prefault_join(&pf);
+    trace_mark(g, "pages ready");
     FOLIO_TRY(st);
     if (back) {
         FOLIO_CHECK_CUDA(cudaMemcpyAsync(mass, g->nmass, nn * 8, cudaMemcpyDeviceToHost, g->stream));
@@ -425,15 +453,8 @@ folio_status_t folio_gpu_encode(folio_gpu_t *g, folio_exchange_t *x, const folio
     }
     FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
     trace_mark(g, "results on host");
-    if (g->trace && sp->n >= 65536) {
-        char line[2048];
-        int o = snprintf(line, sizeof line, "profile timeline [%llu,%llu) start %.4f:", (unsigned long long)sp->t0,
-                         (unsigned long long)sp->t1, g->tr_t[0]);
-        for (int i = 1; i < g->ntr && o > 0 && (size_t)o < sizeof line; i++)
-            o += snprintf(line + o, sizeof line - (size_t)o, " %s +%.1f", g->tr_name[i],
-                          1e3 * (g->tr_t[i] - g->tr_t[0]));
-        folio_log(FOLIO_LOG_INFO, "%s (ms)", line);
-    }
+    FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
+    trace_print(g, sp);
     g->t0 = sp->t0;
     g->t1 = sp->t1;
     g->hl = sp->hl;
