@@ -163,10 +163,12 @@ folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, const int32_t *sel
                                           uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream);
 
 /* Hashed embedding, as folio_embed (same features, hashes, signs and
- * normalization; fp32 sums in the CPU's order).  text: (len) bytes, spans:
- * (n) token byte ranges, weights: (n) or NULL, X: (n, d) out; all device. */
-folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans, const float *weights,
-                                uint32_t n, uint32_t d, uint64_t seed, float *X, void *stream);
+ * normalization; fp32 sums in the CPU's order).  spans: (n) token byte
+ * ranges of a document, text: (len) of its bytes from byte `base` on (a
+ * slice: spans need no rebasing on the host), weights: (n) or NULL,
+ * X: (n, d) out; all device. */
+folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, const folio_span_t *spans,
+                                const float *weights, uint32_t n, uint32_t d, uint64_t seed, float *X, void *stream);
 
 /* ------------------------------------------------------------ host helpers
  * The CUDA kernel behind the CPU kernel's exact signature: a->q/k/v, node_k/v
@@ -247,9 +249,10 @@ static inline folio_status_t folio_cuda_mass_accumulate(const int32_t *sel, cons
                                                         uint32_t n_qblocks, int H, int s_max, int64_t *mass, void *stream)
 { (void)sel; (void)sel_n; (void)node_mass; (void)n_qblocks; (void)H; (void)s_max; (void)mass; (void)stream;
   return FOLIO_ERR_UNSUPPORTED; }
-static inline folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans, const float *weights,
-                                              uint32_t n, uint32_t d, uint64_t seed, float *X, void *stream)
-{ (void)text; (void)len; (void)spans; (void)weights; (void)n; (void)d; (void)seed; (void)X; (void)stream;
+static inline folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, const folio_span_t *spans,
+                                              const float *weights, uint32_t n, uint32_t d, uint64_t seed, float *X,
+                                              void *stream)
+{ (void)text; (void)len; (void)base; (void)spans; (void)weights; (void)n; (void)d; (void)seed; (void)X; (void)stream;
   return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_cuda_residual_l2norm(float *X, const float *Y, int64_t n, int H, int d_h, void *stream)
 { (void)X; (void)Y; (void)n; (void)H; (void)d_h; (void)stream; return FOLIO_ERR_UNSUPPORTED; }

@@ -111,7 +111,7 @@ __device__ __forceinline__ void add_feature(float *acc, uint32_t d, uint64_t has
 
 /* One warp per token; the warp's accumulator row lives in shared memory
  * (each lane owns fixed columns, features are added in the CPU's order). */
-__global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, const folio_span_t *spans,
+__global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, uint32_t base, const folio_span_t *spans,
                                                                 const float *weights, uint32_t n, uint32_t d,
                                                                 uint64_t seed, float *X)
 {
@@ -125,7 +125,7 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned 
     const folio_span_t t = spans[i];
     const uint32_t len = t.end > t.start ? t.end - t.start : 0;
     const uint32_t fl = len < kFormMax ? len : kFormMax;
-    const LowerBytes tok{text + t.start};
+    const LowerBytes tok{text + (t.start - base)};
     for (uint32_t j = lane; j < fl; j += 32) form[1 + j] = tok(j);
     if (lane == 0) {
         form[0] = '<';
@@ -238,19 +238,19 @@ __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const floa
 
 } // namespace
 
-extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, const folio_span_t *spans,
+extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, const folio_span_t *spans,
                                            const float *weights, uint32_t n, uint32_t d, uint64_t seed, float *X,
                                            void *stream)
 {
-    FOLIO_CHECK_GENERIC(d >= 1 && d <= 8192 && (n == 0 || (text && spans && X)), FOLIO_ERR_ARG,
-                        "embed cuda: bad arguments (n=%u d=%u)", n, d);
+    FOLIO_CHECK_GENERIC(d >= 1 && d <= 8192 && (n == 0 || (text && spans && X)) && base <= UINT32_MAX, FOLIO_ERR_ARG,
+                        "embed cuda: bad arguments (n=%u d=%u base=%llu)", n, d, (unsigned long long)base);
     (void)len; /* spans index the text; the caller validated them (shard/) */
     if (n == 0) return FOLIO_OK;
     const size_t sm = (size_t)kEmbedWarps * d * sizeof(float);
     if (sm > 48 * 1024)
         FOLIO_CUDA_CHECK(cudaFuncSetAttribute(embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
     embed_kernel<<<(n + kEmbedWarps - 1) / kEmbedWarps, 32 * kEmbedWarps, sm, (cudaStream_t)stream>>>(
-        (const unsigned char *)text, spans, weights, n, d, seed, X);
+        (const unsigned char *)text, (uint32_t)base, spans, weights, n, d, seed, X);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

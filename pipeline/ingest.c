@@ -974,6 +974,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     wc.threads = cfg->threads > 0 ? cfg->threads : def_threads;
     wc.device = local_rank;
     wc.announce = rank == 0;
+    wc.long_docs = true; /* the rank's own worker; thread workers take short ones */
     folio_round_ctx_t rc = {0};
     rc.comm = cfg->comm;
     rc.threads = wc.threads;
@@ -1035,6 +1036,7 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
      * GPU each has its own stream, so documents overlap on the device. */
     wc.backend = rc.gpu ? FOLIO_BACKEND_CUDA : FOLIO_BACKEND_CPU;
     wc.announce = false;
+    wc.long_docs = false;
     if (st == FOLIO_OK) {
         rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
         if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;

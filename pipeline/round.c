@@ -934,7 +934,15 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         double t = folio_now();
         packed[i] = encode_packed(rc->worker, xw, i, &it[i].doc, it[i].weights, t0, t1, &packed_sz[i], &st);
         if (st == FOLIO_OK && me == 0 && !packed[i]) st = FOLIO_ERR_NOMEM;
-        if (st != FOLIO_OK) { free(packed[i]); packed[i] = NULL; }
+        if (st != FOLIO_OK) {
+            free(packed[i]);
+            packed[i] = NULL;
+            /* the other ranks are inside this document's collectives: the
+             * job ends here (the caller aborts); what is committed stays */
+            folio_log(FOLIO_LOG_ERROR, "%s (split over %d ranks, tokens [%llu, %llu) here): %s; the job stops, "
+                      "documents committed before it stay", it[i].doc.id, P, (unsigned long long)t0,
+                      (unsigned long long)t1, folio_status_str(st));
+        }
         /* packing counted as for a whole document (encode_whole) */
         rc->compute_seconds += folio_now() - t;
     }

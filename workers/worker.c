@@ -44,7 +44,7 @@ folio_status_t folio_worker_create(const folio_worker_cfg_t *cfg, folio_worker_t
     FOLIO_CHECK_ALLOC(w);
     w->profile = getenv("FOLIO_PROFILE") != NULL;
     if (cfg->backend != FOLIO_BACKEND_CPU) {
-        folio_status_t gst = folio_gpu_create(cfg->device, &cfg->pattern, &w->gpu);
+        folio_status_t gst = folio_gpu_create(cfg->device, &cfg->pattern, cfg->long_docs, &w->gpu);
         if (gst != FOLIO_OK && cfg->backend == FOLIO_BACKEND_CUDA) {
             folio_log(FOLIO_LOG_ERROR, "--backend cuda: %s", gst == FOLIO_ERR_NO_DEVICE
                       ? "no usable CUDA device (or this build has no CUDA)"
@@ -504,7 +504,7 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
     if (st == FOLIO_OK) st = ranges(w, m ? m : 1);
     /* Sentences, then sections (token range from their first sentence's first
      * token to their last sentence's last token), then the whole document. */
-    for (uint32_t i = 0; i < ns; i++) {
+    for (uint32_t i = 0; st == FOLIO_OK && i < ns; i++) { /* failed: rb may not exist */
         w->rb[i] = doc->sents[i].tok_begin;
         w->re[i] = doc->sents[i].tok_end;
     }

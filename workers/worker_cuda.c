@@ -66,8 +66,8 @@ struct folio_gpu {
     void *stage;                     /* pinned, 2 x STAGE_BYTES (d2h)         */
     cudaEvent_t stage_ev[2];
     bool stage_failed;               /* no pinned memory: plain copies        */
+    int stage_next;                  /* the half h2d fills next               */
     uint32_t *fbe; size_t fbe_cap;   /* begin/end of the finished ranges      */
-    folio_span_t *h_spans; size_t h_spans_cap; /* host staging                */
     uint32_t *h_items; size_t h_items_cap;
     /* geometry of the resident document (folio_gpu_pool_ranges) */
     uint64_t t0, t1, hl;
@@ -122,7 +122,9 @@ static folio_status_t dgrow(void **p, size_t *cap, size_t bytes)
     return FOLIO_OK;
 }
 
-folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_t **out)
+static bool stage_ready(folio_gpu_t *g);
+
+folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, bool staging, folio_gpu_t **out)
 {
     *out = NULL;
     if (!folio_cuda_available()) return FOLIO_ERR_NO_DEVICE;
@@ -134,10 +136,6 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
     folio_gpu_t *g = calloc(1, sizeof *g);
     FOLIO_CHECK_ALLOC(g);
     g->device = device % n;
-    const char *prof = getenv("FOLIO_PROFILE");
-    g->trace = prof && atoi(prof) >= 2;
-    for (int i = 0; g->trace && i < TRACE_MAX; i++)
-        if (cudaEventCreate(&g->tr_ev[i]) != cudaSuccess) g->trace = false; /* no timeline, no failure */
     if (cudaSetDevice(g->device) != cudaSuccess || cudaStreamCreate(&g->stream) != cudaSuccess) {
         free(g);
         folio_log(FOLIO_LOG_ERROR, "CUDA: cannot use device %d", device % n);
@@ -149,6 +147,14 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_
         free(g);
         return st;
     }
+    /* events belong to the current device: made after cudaSetDevice */
+    const char *prof = getenv("FOLIO_PROFILE");
+    g->trace = prof && atoi(prof) >= 2;
+    for (int i = 0; g->trace && i < TRACE_MAX; i++)
+        if (cudaEventCreate(&g->tr_ev[i]) != cudaSuccess) g->trace = false; /* no timeline, no failure */
+    /* pinning 32 MB takes milliseconds: here, once, not inside the first
+     * long document (a failure only means slower copies later) */
+    if (staging) stage_ready(g);
     *out = g;
     return FOLIO_OK;
 }
@@ -166,8 +172,8 @@ void folio_gpu_destroy(folio_gpu_t **pg)
         cudaEventDestroy(g->stage_ev[0]);
         cudaEventDestroy(g->stage_ev[1]);
     }
-    free(g->h_spans); free(g->h_items);
-    for (int i = 0; g->trace && i < TRACE_MAX; i++)
+    free(g->h_items);
+    for (int i = 0; i < TRACE_MAX; i++)
         if (g->tr_ev[i]) cudaEventDestroy(g->tr_ev[i]);
     if (g->stream) cudaStreamDestroy(g->stream);
     free(g);
@@ -227,6 +233,32 @@ static folio_status_t d2h(folio_gpu_t *g, void *dst, const void *src, size_t byt
             FOLIO_CHECK_CUDA(cudaEventSynchronize(g->stage_ev[k & 1]));
             folio_memcpy_par((char *)dst + o, (const char *)g->stage + (k & 1) * (size_t)STAGE_BYTES, n, 0);
         }
+    }
+    return FOLIO_OK;
+}
+
+/* bytes from host src to the device dst, ordered on the stream and
+ * asynchronous (src may be reused on return): host threads copy a piece
+ * into a pinned half while the previous piece travels.  The pageable copy
+ * it replaces ran at a few GB/s and held the host: 14 ms for a 2M-token
+ * document's text, spans and weights, before any kernel could start. */
+static folio_status_t h2d(folio_gpu_t *g, void *dst, const void *src, size_t bytes)
+{
+    if (bytes < STAGE_MIN || omp_in_parallel() || !stage_ready(g)) {
+        if (bytes) FOLIO_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g->stream));
+        return FOLIO_OK;
+    }
+    for (size_t o = 0; o < bytes; o += STAGE_BYTES) {
+        const size_t n = bytes - o < STAGE_BYTES ? bytes - o : STAGE_BYTES;
+        const int h = g->stage_next;
+        g->stage_next ^= 1;
+        char *half = (char *)g->stage + (size_t)h * STAGE_BYTES;
+        /* the half's last transfer (either direction: each is followed by
+         * a record of its event) has finished with it */
+        FOLIO_CHECK_CUDA(cudaEventSynchronize(g->stage_ev[h]));
+        folio_memcpy_par(half, (const char *)src + o, n, 0);
+        FOLIO_CHECK_CUDA(cudaMemcpyAsync((char *)dst + o, half, n, cudaMemcpyHostToDevice, g->stream));
+        FOLIO_CHECK_CUDA(cudaEventRecord(g->stage_ev[h], g->stream));
     }
     return FOLIO_OK;
 }
@@ -347,28 +379,22 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
     FOLIO_TRY(dgrow((void **)&g->nmass, &g->nmass_cap, (nn + 1) * 8));
     trace_mark(g, "allocated");
 
-    /* Layer-0 input on the device: the bytes of tokens [x0, x0 + nx), the
-     * spans rebased on them, the weights (halo rows are embedded here too,
-     * the embedding being per token). */
+    /* Layer-0 input on the device: the bytes of tokens [x0, x0 + nx), their
+     * spans as they are (document offsets: the kernel subtracts base), the
+     * weights (halo rows are embedded here too, the embedding being per
+     * token). */
     const folio_span_t *tk = doc->tokens + sp->x0;
     const uint64_t base = tk[0].start, bytes = tk[nx - 1].end - base;
     FOLIO_TRY(dgrow((void **)&g->text, &g->text_cap, bytes + 1));
     FOLIO_TRY(dgrow((void **)&g->spans, &g->spans_cap, nx * sizeof(folio_span_t)));
-    FOLIO_TRY(hgrow((void **)&g->h_spans, &g->h_spans_cap, nx * sizeof(folio_span_t)));
-    for (uint64_t i = 0; i < nx; i++) {
-        g->h_spans[i] = tk[i];
-        g->h_spans[i].start -= (uint32_t)base;
-        g->h_spans[i].end -= (uint32_t)base;
-    }
-    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->text, doc->text + base, bytes, cudaMemcpyHostToDevice, g->stream));
-    FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->spans, g->h_spans, nx * sizeof(folio_span_t), cudaMemcpyHostToDevice,
-                                     g->stream));
+    FOLIO_TRY(h2d(g, g->text, doc->text + base, bytes));
+    FOLIO_TRY(h2d(g, g->spans, tk, nx * sizeof(folio_span_t)));
     if (weights) {
         FOLIO_TRY(dgrow((void **)&g->w, &g->w_cap, nx * 4));
-        FOLIO_CHECK_CUDA(cudaMemcpyAsync(g->w, weights + sp->x0, nx * 4, cudaMemcpyHostToDevice, g->stream));
+        FOLIO_TRY(h2d(g, g->w, weights + sp->x0, nx * 4));
     }
     trace_mark(g, "input copied");
-    FOLIO_TRY(folio_cuda_embed(g->text, bytes, g->spans, weights ? g->w : NULL, (uint32_t)nx, d,
+    FOLIO_TRY(folio_cuda_embed(g->text, bytes, base, g->spans, weights ? g->w : NULL, (uint32_t)nx, d,
                                FOLIO_EMBED_SEED, g->X, g->stream));
     trace_mark(g, "embedded");
     FOLIO_CHECK_CUDA(cudaMemsetAsync(g->nmass, 0, nn * 8, g->stream));
@@ -677,9 +703,9 @@ void folio_nccl_destroy(void **c)
 
 struct folio_gpu { int unused; };
 
-folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_t **out)
+folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, bool staging, folio_gpu_t **out)
 {
-    (void)device; (void)p;
+    (void)device; (void)p; (void)staging;
     *out = NULL;
     return FOLIO_ERR_NO_DEVICE;
 }

@@ -23,6 +23,9 @@ typedef struct {
     int threads;             /* 0 = all cores                                */
     int device;              /* CUDA device (node-local rank)                */
     bool announce;           /* log which backend was chosen                 */
+    bool long_docs;          /* takes long documents: on a GPU, its pinned
+                              * staging buffers are made at creation, not
+                              * inside the first long document's time     */
 } folio_worker_cfg_t;
 
 typedef struct folio_worker folio_worker_t;

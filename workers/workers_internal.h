@@ -57,7 +57,7 @@ typedef struct folio_gpu folio_gpu_t;
 /* Opens device `device` (mod the device count); FOLIO_ERR_NO_DEVICE when the
  * build has no CUDA or no device is present; FOLIO_ERR_UNSUPPORTED when the
  * pattern is not one the CUDA kernels implement. */
-folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, folio_gpu_t **out);
+folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, bool staging, folio_gpu_t **out);
 void folio_gpu_destroy(folio_gpu_t **g);
 /* A document's share [t0, t1) on the device: embeds tokens [x0, x0+nx)
  * from doc's text (weights: IDF per document token, or NULL), runs the p

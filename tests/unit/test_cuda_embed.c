@@ -43,7 +43,7 @@ static void check_embed(const char *text, size_t len, uint32_t d, int with_weigh
     cr_assert_eq(folio_embed(text, toks, w, n, d, 1234, xc), FOLIO_OK);
     void *dt = dev_copy(text, len + 1), *ds = dev_copy(toks, (size_t)n * sizeof *toks);
     void *dw = w ? dev_copy(w, (size_t)n * 4) : NULL, *dx = dev_copy(NULL, (size_t)n * d * 4);
-    cr_assert_eq(folio_cuda_embed(dt, len, ds, dw, n, d, 1234, dx, NULL), FOLIO_OK);
+    cr_assert_eq(folio_cuda_embed(dt, len, 0, ds, dw, n, d, 1234, dx, NULL), FOLIO_OK);
     cr_assert_eq(folio_cuda_sync(), FOLIO_OK);
     cr_assert_eq(folio_cuda_download(xg, dx, (size_t)n * d * 4), FOLIO_OK);
     size_t same = 0;
@@ -59,6 +59,27 @@ static void check_embed(const char *text, size_t len, uint32_t d, int with_weigh
                   toks[i].start, toks[i].end, sqrt(num / (den + 1e-30)));
     }
     cr_log_info("embed d=%u n=%u: %zu of %zu values bit-identical", d, n, same, (size_t)n * d);
+    /* A slice, as a rank of a split document holds it: the text from token
+     * k0's first byte on, the spans of tokens [k0, n) unchanged (document
+     * offsets), the rows equal to the whole document's device rows k0.. */
+    if (n >= 2) {
+        const uint32_t k0 = n / 2, ns = n - k0;
+        const uint64_t base = toks[k0].start;
+        void *st2 = dev_copy(text + base, len - base + 1), *ss2 = dev_copy(toks + k0, (size_t)ns * sizeof *toks);
+        void *sw2 = w ? dev_copy(w + k0, (size_t)ns * 4) : NULL, *sx2 = dev_copy(NULL, (size_t)ns * d * 4);
+        cr_assert_eq(folio_cuda_embed(st2, len - base, base, ss2, sw2, ns, d, 1234, sx2, NULL), FOLIO_OK);
+        cr_assert_eq(folio_cuda_sync(), FOLIO_OK);
+        float *xs = malloc((size_t)ns * d * 4);
+        cr_assert_eq(folio_cuda_download(xs, sx2, (size_t)ns * d * 4), FOLIO_OK);
+        for (size_t v = 0; v < (size_t)ns * d; v++) /* the same kernel on the same tokens: bit for bit */
+            cr_assert(xs[v] == xg[(size_t)k0 * d + v], "slice from byte %llu: value %zu differs: %.9g vs %.9g",
+                      (unsigned long long)base, v, (double)xs[v], (double)xg[(size_t)k0 * d + v]);
+        free(xs);
+        folio_cuda_free(&st2);
+        folio_cuda_free(&ss2);
+        folio_cuda_free(&sw2);
+        folio_cuda_free(&sx2);
+    }
     folio_cuda_free(&dt);
     folio_cuda_free(&ds);
     folio_cuda_free(&dw);
