@@ -70,6 +70,15 @@ bool folio_cuda_available(void);
  * launch, deep inside a job). */
 folio_status_t folio_cuda_device_code_ok(int device);
 
+/* Readies the current device for long documents at set-up: loads every
+ * kernel the encoder launches (CUDA loads a kernel lazily at its first
+ * launch, which waits for the device to go idle: at the first layer of a
+ * split document, right after an exchange, ~10 ms of the device waiting
+ * for the host) and lets the stream-ordered allocator keep what it
+ * allocated across synchronizations (its default gives memory back at
+ * each one, to be mapped again by the next layer). */
+folio_status_t folio_cuda_preload(void);
+
 /* The attention kernel folio_attn_sparse_fwd_cuda launches on the current
  * device: "wgmma" (sm_90a build on a compute capability 9.0 GPU) or
  * "mma.sync" (for benchmarks and logs). */
@@ -206,6 +215,7 @@ folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int64_t n, int 
 
 static inline bool folio_cuda_available(void) { return false; }
 static inline folio_status_t folio_cuda_device_code_ok(int device) { (void)device; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_cuda_preload(void) { return FOLIO_ERR_UNSUPPORTED; }
 static inline const char *folio_cuda_attn_kernel_name(void) { return "none"; }
 
 static inline folio_status_t folio_cuda_malloc(void **p, size_t bytes)

@@ -238,6 +238,17 @@ __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const floa
 
 } // namespace
 
+cudaError_t folio_cuda_preload_embed(void)
+{
+    cudaFuncAttributes fa;
+    cudaError_t e = cudaFuncGetAttributes(&fa, embed_kernel);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_kernel);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_fixed_kernel);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_finish_kernel);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, mass_kernel);
+    return e;
+}
+
 extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, const folio_span_t *spans,
                                            const float *weights, uint32_t n, uint32_t d, uint64_t seed, float *X,
                                            void *stream)

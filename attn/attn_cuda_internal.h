@@ -77,6 +77,10 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+/* Each .cu file's part of folio_cuda_preload: loads its kernels. */
+cudaError_t folio_cuda_preload_embed(void);
+cudaError_t folio_cuda_preload_sparse(void);
+
 #endif /* __CUDACC__ */
 
 #endif

@@ -1490,3 +1490,27 @@ extern "C" folio_status_t folio_cuda_bench_select(const folio_pattern_t *p, int6
     *ms_median = ms[(size_t)reps / 2];
     return FOLIO_OK;
 }
+
+extern "C" folio_status_t folio_cuda_preload(void)
+{
+    cudaFuncAttributes fa;
+    cudaError_t e = cudaSuccess;
+    const void *const kernels[] = {
+        (const void *)block_means_kernel,        (const void *)hier_level_kernel,
+        (const void *)route_prep_kernel,         (const void *)route_topk_mma_kernel<8>,
+        (const void *)route_topk_tc_kernel<16>,  (const void *)route_topk_tc_kernel<32>,
+        (const void *)assemble_sel_kernel,       (const void *)residual_l2norm_kernel,
+    };
+    for (size_t i = 0; e == cudaSuccess && i < sizeof kernels / sizeof *kernels; i++)
+        e = cudaFuncGetAttributes(&fa, kernels[i]);
+    if (e == cudaSuccess) e = folio_cuda_preload_embed();
+    if (e == cudaSuccess) e = folio_cuda_preload_sparse();
+    int dev = 0;
+    cudaMemPool_t pool;
+    if (e == cudaSuccess) e = cudaGetDevice(&dev);
+    if (e == cudaSuccess) e = cudaDeviceGetDefaultMemPool(&pool, dev);
+    uint64_t keep = UINT64_MAX;
+    if (e == cudaSuccess) e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    FOLIO_CUDA_CHECK(e);
+    return FOLIO_OK;
+}

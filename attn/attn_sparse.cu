@@ -1070,6 +1070,28 @@ static bool use_wgmma(void)
 #endif
 }
 
+#ifndef FOLIO_ATTN_MF
+#define FOLIO_ATTN_MF 2 /* row fragments per warp; see Shape<MF> */
+#endif
+
+cudaError_t folio_cuda_preload_sparse(void)
+{
+    cudaFuncAttributes fa;
+    cudaError_t e = cudaFuncGetAttributes(&fa, f32_to_bf16_kernel);
+    /* the encoder's instances (fp32 out, K and V shared or not) */
+#if defined(FOLIO_WGMMA)
+    if (use_wgmma()) {
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, true, 1, true>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, 1, true>);
+        return e;
+    }
+#endif
+    constexpr int MF = FOLIO_ATTN_MF;
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, true, MF, false>);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, MF, false>);
+    return e;
+}
+
 extern "C" const char *folio_cuda_attn_kernel_name(void)
 {
     return use_wgmma() ? "wgmma" : "mma.sync";
@@ -1150,9 +1172,6 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     bool kv_same = a->k == a->v && (a->s_max == 0 || a->node_k == a->node_v);
 #ifdef FOLIO_ATTN_NO_KV_SHARE
     kv_same = false; /* bench baseline */
-#endif
-#ifndef FOLIO_ATTN_MF
-#define FOLIO_ATTN_MF 2 /* row fragments per warp; see Shape<MF> */
 #endif
     void (*kern)(const Params) = nullptr;
     int threads = 0;

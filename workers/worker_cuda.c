@@ -152,9 +152,13 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, bool stagi
     g->trace = prof && atoi(prof) >= 2;
     for (int i = 0; g->trace && i < TRACE_MAX; i++)
         if (cudaEventCreate(&g->tr_ev[i]) != cudaSuccess) g->trace = false; /* no timeline, no failure */
-    /* pinning 32 MB takes milliseconds: here, once, not inside the first
-     * long document (a failure only means slower copies later) */
-    if (staging) stage_ready(g);
+    /* Pinning 32 MB and loading kernels take milliseconds: here, once, not
+     * inside the first long document (a failure only means slower copies,
+     * or kernels loaded at first use, later). */
+    if (staging) {
+        stage_ready(g);
+        if (folio_cuda_preload() != FOLIO_OK) cudaGetLastError();
+    }
     *out = g;
     return FOLIO_OK;
 }
