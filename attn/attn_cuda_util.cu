@@ -1498,7 +1498,8 @@ extern "C" folio_status_t folio_cuda_preload(void)
     const void *const kernels[] = {
         (const void *)block_means_kernel,        (const void *)hier_level_kernel,
         (const void *)route_prep_kernel,         (const void *)route_topk_mma_kernel<8>,
-        (const void *)route_topk_tc_kernel<16>,  (const void *)route_topk_tc_kernel<32>,
+        (const void *)route_topk_tc_kernel<8>,   (const void *)route_topk_tc_kernel<16>,
+        (const void *)route_topk_tc_kernel<32>,
         (const void *)assemble_sel_kernel,       (const void *)residual_l2norm_kernel,
     };
     for (size_t i = 0; e == cudaSuccess && i < sizeof kernels / sizeof *kernels; i++)
@@ -1511,6 +1512,12 @@ extern "C" folio_status_t folio_cuda_preload(void)
     if (e == cudaSuccess) e = cudaDeviceGetDefaultMemPool(&pool, dev);
     uint64_t keep = UINT64_MAX;
     if (e == cudaSuccess) e = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    /* the routing's scratch (bf16 keys, norms, lists: ~100 MB at 10M
+     * tokens) comes from the pool: map 256 MB into it now, kept (above) */
+    void *scratch = nullptr;
+    if (e == cudaSuccess) e = cudaMallocAsync(&scratch, (size_t)256 << 20, 0);
+    if (e == cudaSuccess) e = cudaFreeAsync(scratch, 0);
+    if (e == cudaSuccess) e = cudaStreamSynchronize(0);
     FOLIO_CUDA_CHECK(e);
     return FOLIO_OK;
 }
