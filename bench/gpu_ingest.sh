@@ -12,6 +12,8 @@
 # Exchange share = NCCL/MPI exchange seconds / rank-0 compute seconds.
 # SKIP_BENCH=1 leaves out the kernel/selection timings (bench attn);
 # ONLY_SCALING=1 also the agreement and the speed against the CPU backend.
+# REPS=n (default 3) runs each strong and weak (one document) case n times;
+# the efficiencies at the end use the median rank-0 compute seconds.
 set -euo pipefail
 MAXG=${1:-$(nvidia-smi -L | wc -l)}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -86,9 +88,10 @@ fi
 mk() { local f=$1 reps=$2; : > "$f"; for i in $(seq 1 "$reps"); do cat "$D/spdx-licenses.jsonl" "$D/pubmed-dev.jsonl" >> "$f"; done; }
 mk "$W/doc10m.txt" 9
 echo "== strong scaling: one ~10M-token document" | tee -a "$OUT/table.txt"
+REPS=${REPS:-3}
 for g in 1 2 4; do
     [ "$g" -le "$MAXG" ] || continue
-    ingest "strong-$g" "$W/s$g.lmdb" "$g" cuda 16 "$W/doc10m.txt"
+    for r in $(seq 1 "$REPS"); do ingest "strong-$g-r$r" "$W/s$g.lmdb" "$g" cuda 16 "$W/doc10m.txt"; done
 done
 [ "$MAXG" -ge 2 ] && { "$F" export --db "$W/s1.lmdb" --vectors > "$W/s1.jsonl"; }
 for g in 2 4; do
@@ -100,7 +103,23 @@ echo "== weak scaling: ~2.2M tokens per GPU in one shared document" | tee -a "$O
 for g in 1 2 4; do
     [ "$g" -le "$MAXG" ] || continue
     mk "$W/weak$g.txt" $((2 * g))
-    ingest "weak-$g" "$W/w$g.lmdb" "$g" cuda 16 "$W/weak$g.txt"
+    for r in $(seq 1 "$REPS"); do ingest "weak-$g-r$r" "$W/w$g.lmdb" "$g" cuda 16 "$W/weak$g.txt"; done
+done
+# medians of rank-0 compute seconds and exchange shares over the repeats
+med() { # label, the text before the value, the text after it
+    grep -h '^ranks' "$OUT"/$1-r*.err 2>/dev/null | grep -o "$2[0-9.]*$3" | sed -e "s/^$2//" -e "s/$3\$//" | sort -g |
+        awk '{a[NR] = $1} END { if (NR) print a[int((NR + 1) / 2)] }'; }
+echo "== efficiencies (median of $REPS; rank-0 compute seconds; exchange share of it)" | tee -a "$OUT/table.txt"
+for kind in strong weak; do
+    b=$(med "$kind-1" "rank-0 compute " "s,")
+    for g in 1 2 4; do
+        [ "$g" -le "$MAXG" ] && [ -n "$b" ] || continue
+        t=$(med "$kind-$g" "rank-0 compute " "s,"); x=$(med "$kind-$g" "(" "% of compute")
+        awk -v k="$kind" -v g="$g" -v b="$b" -v t="$t" -v x="$x" 'BEGIN {
+            e = k == "strong" ? b / (g * t) : b / t
+            printf "%-6s %d GPU(s): rank-0 compute %.3f s, efficiency %.0f %%, exchange %s %% of compute\n", k, g, t, 100 * e, x }' |
+            tee -a "$OUT/table.txt"
+    done
 done
 # Weak scaling over a corpus (the corpus-scale case): the dev data x4 per
 # GPU, renamed copies, so each GPU gets the same tokens as whole documents;
@@ -119,7 +138,7 @@ for g in 1 2 4; do
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
 echo "== per-document profile (FOLIO_PROFILE=1), strong and weak runs" | tee -a "$OUT/table.txt"
-for f in "$OUT"/gpu1-all.err "$OUT"/strong-*.err "$OUT"/weak-*.err; do
+for f in "$OUT"/gpu1-all.err "$OUT"/strong-*-r1.err "$OUT"/weak-*-r1.err; do
     [ -f "$f" ] && grep -h 'profile' "$f" | sed "s|^|$(basename "$f" .err): |" | tee -a "$OUT/table.txt"
 done
 echo "== table"; cat "$OUT/table.txt"
