@@ -270,9 +270,10 @@ static char *result_alloc(const folio_worker_t *w, int64_t item, const folio_doc
 }
 
 /* Encodes doc (tokens [t0, t1) over x; x NULL: whole, on this rank) and
- * returns its result message on rank 0 (NULL elsewhere, and on failure
- * with *st set).  est: the encode's status, packed as a failure message
- * for a whole document (rank 0 commits it as rejected). */
+ * returns its result message on rank 0 (NULL on other ranks, and when
+ * memory is short).  *est: the encode's status; a failed encode still
+ * returns a message, the failure's (rank 0 commits a whole document's as
+ * rejected). */
 static char *encode_packed(folio_worker_t *w, folio_exchange_t *x, int64_t item, const folio_doc_t *doc,
                            const float *weights, uint64_t t0, uint64_t t1, size_t *bytes, folio_status_t *est)
 {

@@ -451,6 +451,14 @@ folio_status_t folio_worker_encode_range(folio_worker_t *w, folio_exchange_t *x,
      * straight into them. */
     float *t_sent = NULL, *t_sec = NULL, *t_sal = NULL, *t_doc = NULL, *t_blk = NULL;
     if (st == FOLIO_OK && me == 0 && dest) {
+        uint32_t dd = 0, dnb = 0; /* the tables were sized by folio_worker_result_shape */
+        if (folio_worker_result_shape(w, doc, &dd, &dnb) != FOLIO_OK || dd != d || dnb != nb) {
+            folio_log(FOLIO_LOG_ERROR, "%s: result tables sized for %u x %u, the document has %u x %u", doc->id,
+                      dnb, dd, nb, d);
+            st = FOLIO_ERR_INTERNAL;
+        }
+    }
+    if (st == FOLIO_OK && me == 0 && dest) {
         t_sent = dest->sent, t_sec = dest->sections, t_sal = dest->salience, t_doc = dest->doc, t_blk = dest->blocks;
     } else if (st == FOLIO_OK && me == 0) {
         st = grow_f(&w->sent, &w->sent_cap, (size_t)ns * d);

@@ -63,7 +63,7 @@ struct folio_gpu {
     float *fin; size_t fin_cap;      /* finished pooled vectors               */
     uint64_t fin_rows;               /* of them, kept for folio_gpu_gather_spans */
     float *gat; size_t gat_cap;      /* rank 0: other ranks' finished rows    */
-    void *stage;                     /* pinned, 2 x STAGE_BYTES (d2h)         */
+    void *stage;                     /* pinned, 2 x STAGE_BYTES (d2h, h2d)    */
     cudaEvent_t stage_ev[2];
     bool stage_failed;               /* no pinned memory: plain copies        */
     int stage_next;                  /* the half h2d fills next               */
