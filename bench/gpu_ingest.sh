@@ -135,6 +135,9 @@ for g in 1 2 4; do
     done
     ingest "weakc-$g" "$W/wc$g.lmdb" "$g" cuda 16 "$CW"
     rm -rf "$W/wc$g.lmdb"
+    # the same with the writer building commits in memory (the commit is the limit here)
+    ingest "weakc-$g-buffer" "$W/wc$g.lmdb" "$g" cuda 16 --writes buffer "$CW"
+    rm -rf "$W/wc$g.lmdb"
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
 echo "== per-document profile (FOLIO_PROFILE=1), strong and weak runs" | tee -a "$OUT/table.txt"

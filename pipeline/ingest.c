@@ -760,7 +760,9 @@ static void *feeder_run(void *v)
     feeder_t *f = v;
     ingest_t *g = f->g;
     /* pass 1 */
-    folio_status_t st = folio_store_open(g->cfg->db, NULL, &g->store);
+    folio_store_opts_t so = {0};
+    so.buffered_writes = g->cfg->buffered_writes;
+    folio_status_t st = folio_store_open(g->cfg->db, &so, &g->store);
     if (st == FOLIO_OK) st = folio_u64map_init(&g->terms, 1 << 16);
     if (st == FOLIO_OK) st = folio_planlog_create(g->cfg->db, &g->plan);
     if (st == FOLIO_OK) st = folio_jobidx_create(g->cfg->db, &g->jobidx);

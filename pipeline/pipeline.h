@@ -16,6 +16,8 @@ typedef struct {
     folio_backend_t backend;
     int threads;             /* CPU worker threads per rank, 0 = all cores   */
     bool progress;           /* progress line on stderr (rank 0)             */
+    bool buffered_writes;    /* the store's writer without MDB_WRITEMAP
+                              * (folio_store_opts_t.buffered_writes)       */
     MPI_Comm comm;           /* the job's communicator (never WORLD inside)  */
 } folio_ingest_cfg_t;
 

@@ -354,7 +354,7 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
          * Target: map bytes (default: max(16 MiB, 2 x the data)), never
          * below the current map (an existing store's larger size wins). */
         size_t fsize0 = exists ? (size_t)sb.st_size : 0;
-        s->writemap = true;
+        s->writemap = !o.buffered_writes;
         for (;;) {
             rc = mdb_env_create(&s->env);
             if (rc == MDB_SUCCESS) rc = mdb_env_set_maxdbs(s->env, DB_COUNT + 4);

@@ -83,7 +83,8 @@
  *   (nothing of that commit is stored; data.mdb is cut back to its former
  *   length).  A filesystem without fallocate (EOPNOTSUPP) is written
  *   without MDB_WRITEMAP, as before (with a warning; no reservation, and
- *   transactions hold their dirty pages in malloc'd memory).
+ *   transactions hold their dirty pages in malloc'd memory); so is a
+ *   store opened with folio_store_opts_t.buffered_writes.
  * - DISK USE = MAP SIZE: data.mdb is as long as the writer's map and all
  *   of it is allocated, up to about twice the data.  A new store's map
  *   starts at 16 MiB; an existing store's writer maps max(16 MiB, 2 x its
@@ -196,6 +197,14 @@ typedef struct {
     size_t initial_map_bytes; /* 0 = default: max(16 MiB, 2 x the data);
                                  an existing store's larger map wins;
                                  rounded up to 64 KiB.  Reserved on disk.  */
+    bool buffered_writes;     /* writer without MDB_WRITEMAP: a transaction's
+                                 pages are built in malloc'd memory and
+                                 written at commit.  Commits 40-50 % faster
+                                 (2-core box, bench/RESULTS.md), at tens of
+                                 MB more heap that grows with the
+                                 transactions (the note on MDB_WRITEMAP
+                                 above); for jobs whose single writer's
+                                 commit is the limit (GPU ingest). */
 } folio_store_opts_t;
 
 /* Opens (creating when missing unless readonly) the store directory at

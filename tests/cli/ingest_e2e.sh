@@ -59,6 +59,24 @@ expect_eq "$(json_field "$line" duplicate)" 126 "duplicate on re-run"
 "$FOLIO" export --db "$T/a.lmdb" --vectors > "$T/export2.jsonl"
 cmp -s "$T/export1.jsonl" "$T/export2.jsonl" || fail "a re-run changed the store"
 
+# The writer without MDB_WRITEMAP (--writes buffer) stores exactly the same,
+# and a re-run into that store commits nothing.
+set +e
+out=$("$FOLIO" ingest --db "$T/c.lmdb" --writes buffer --quiet "$FOLIO_DATA/billsum-dev.jsonl" "$FOLIO_DATA/sciqa-dev.jsonl" "$bad")
+set -e
+line=$(printf '%s\n' "$out" | tail -n 1)
+echo "buffered writes: $line"
+reconcile "$line"
+expect_eq "$(json_field "$line" committed)" 122 "committed with --writes buffer"
+"$FOLIO" check --db "$T/c.lmdb" || fail "check after --writes buffer"
+"$FOLIO" export --db "$T/c.lmdb" --vectors > "$T/export3.jsonl"
+cmp -s "$T/export1.jsonl" "$T/export3.jsonl" || fail "--writes buffer stored something else than --writes map"
+set +e
+out=$("$FOLIO" ingest --db "$T/c.lmdb" --writes buffer --quiet "$FOLIO_DATA/billsum-dev.jsonl" "$FOLIO_DATA/sciqa-dev.jsonl" "$bad")
+set -e
+expect_eq "$(json_field "$(printf '%s\n' "$out" | tail -n 1)" committed)" 0 "committed on a buffered re-run"
+"$FOLIO" ingest --db "$T/c.lmdb" --writes sideways "$FOLIO_DATA/sciqa-dev.jsonl" > /dev/null 2>&1 && fail "--writes sideways accepted"
+
 # Clean inputs exit 0.
 out=$("$FOLIO" ingest --db "$T/b.lmdb" --quiet "$FOLIO_DATA/sciqa-dev.jsonl") || fail "clean ingest exit status $?"
 reconcile "$(printf '%s\n' "$out" | tail -n 1)"
