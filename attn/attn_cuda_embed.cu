@@ -158,6 +158,97 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned 
     for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], f);
 }
 
+/* Experimental (FOLIO_EMBED_FAST=1, default 0; written without a device,
+ * not yet run): the same arithmetic as embed_kernel with the warp's lanes
+ * sharing the work that every lane repeats there.  embed_kernel spends 17 ms
+ * on a 2.2M-token document (29 % of a 1-GPU encode, eighth session): each
+ * of a token's ~16 features is hashed by all 32 lanes at once, and each of
+ * its 64-column sign words is drawn by all 32 lanes.  Here the lanes hash
+ * different features into shared memory first, and for each feature lane b
+ * draws sign word b, which the warp then reads by shuffles.  The sums per
+ * column still run over the features in the CPU's order, so the result is
+ * the same to the bit (test_cuda_embed). */
+#ifndef FOLIO_EMBED_FAST
+#define FOLIO_EMBED_FAST 0
+#endif
+constexpr int kFeatMax = 1 + (kFormMax + 2 - 2) + (kFormMax + 2 - 3) + (kFormMax + 2 - 4); /* word + n-grams */
+
+__global__ void __launch_bounds__(32 * kEmbedWarps) embed_fast_kernel(const unsigned char *text, uint32_t base,
+                                                                     const folio_span_t *spans,
+                                                                     const float *weights, uint32_t n, uint32_t d,
+                                                                     uint64_t seed, float *X)
+{
+    extern __shared__ float esm[];
+    __shared__ unsigned char forms[kEmbedWarps][kFormMax + 8];
+    __shared__ uint64_t hashes[kEmbedWarps][kFeatMax];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const uint64_t i = (uint64_t)blockIdx.x * kEmbedWarps + warp;
+    if (i >= n) return;
+    float *acc = esm + (size_t)warp * d;
+    unsigned char *form = forms[warp];
+    uint64_t *hs = hashes[warp];
+    const folio_span_t t = spans[i];
+    const uint32_t len = t.end > t.start ? t.end - t.start : 0;
+    const uint32_t fl = len < kFormMax ? len : kFormMax;
+    const LowerBytes tok{text + (t.start - base)};
+    for (uint32_t j = lane; j < fl; j += 32) form[1 + j] = tok(j);
+    if (lane == 0) {
+        form[0] = '<';
+        form[1 + fl] = '>';
+    }
+    for (uint32_t c = lane; c < d; c += 32) acc[c] = 0.f;
+    __syncwarp();
+    const float unit = __fdiv_rn(1.0f, __fsqrt_rn((float)d));
+    const uint32_t L = fl + 2;
+    uint32_t ngr = 0;
+    for (uint32_t g = 3; g <= 5; g++) ngr += L >= g ? L - g + 1 : 0;
+    const uint32_t nf = 1 + ngr;
+    const uint64_t gram_seed = seed ^ 0x5bd1e9955bd1e995ull;
+    /* feature f: 0 = the form, then the 3-, 4- and 5-grams by start, the CPU's order */
+    for (uint32_t f = lane; f < nf; f += 32) {
+        uint64_t h;
+        if (f == 0) {
+            h = len <= (uint32_t)kFormMax ? dev_hash64(BufBytes{form + 1}, fl, seed) : dev_hash64(tok, len, seed);
+        } else {
+            uint32_t k = f - 1, g = 3;
+            while (k >= L - g + 1) { /* L >= 3 here: ngr > 0 */
+                k -= L - g + 1;
+                g++;
+            }
+            h = dev_hash64(BufBytes{form + k}, g, gram_seed + g);
+        }
+        hs[f] = h;
+    }
+    __syncwarp();
+    const float gw = ngr ? __fdiv_rn(unit, __fsqrt_rn((float)ngr)) : 0.f;
+    const uint32_t nblk = (d + 63) / 64;
+    for (uint32_t f = 0; f < nf; f++) {
+        const uint64_t h = hs[f];
+        const float w = f == 0 ? unit : gw;
+        for (uint32_t b0 = 0; b0 < nblk; b0 += 32) {
+            const uint64_t mine = b0 + lane < nblk ? mix_word(h, b0 + lane) : 0;
+            const uint32_t b1 = nblk - b0 < 32 ? nblk : b0 + 32;
+            for (uint32_t b = b0; b < b1; b++) {
+                const uint64_t bits = __shfl_sync(0xffffffffu, mine, (int)(b - b0));
+                const uint32_t c0 = b * 64;
+                for (uint32_t j = lane; j < 64 && c0 + j < d; j += 32) {
+                    const float sg = 1.0f - 2.0f * (float)((bits >> j) & 1u);
+                    acc[c0 + j] += sg * w;
+                }
+            }
+        }
+    }
+    __syncwarp();
+    double nn = 0;
+    if (lane == 0)
+        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
+    nn = __shfl_sync(0xffffffffu, nn, 0);
+    const float wgt = weights ? weights[i] : 1.0f;
+    const float fsc = nn > 0 ? __fmul_rn((float)(sqrt((double)d) / sqrt(nn)), wgt) : 0.0f;
+    float *x = X + i * d;
+    for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], fsc);
+}
+
 /* One CTA per range: columns over threads, tokens in order (double sums). */
 __global__ void pool_kernel(const float *X, uint32_t d, const uint32_t *begin, const uint32_t *end, float *out)
 {
@@ -241,7 +332,7 @@ __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const floa
 cudaError_t folio_cuda_preload_embed(void)
 {
     cudaFuncAttributes fa;
-    cudaError_t e = cudaFuncGetAttributes(&fa, embed_kernel);
+    cudaError_t e = cudaFuncGetAttributes(&fa, FOLIO_EMBED_FAST ? embed_fast_kernel : embed_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_fixed_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_finish_kernel);
@@ -258,9 +349,16 @@ extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint6
     (void)len; /* spans index the text; the caller validated them (shard/) */
     if (n == 0) return FOLIO_OK;
     const size_t sm = (size_t)kEmbedWarps * d * sizeof(float);
-    if (sm > 48 * 1024)
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(embed_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
-    embed_kernel<<<(n + kEmbedWarps - 1) / kEmbedWarps, 32 * kEmbedWarps, sm, (cudaStream_t)stream>>>(
+#if FOLIO_EMBED_FAST
+    const auto kern = embed_fast_kernel;
+#else
+    const auto kern = embed_kernel;
+#endif
+    /* static shared memory (forms, hashes: < 8 KB) and this must fit the 48 KB
+     * a launch gets without asking */
+    if (sm + 8 * 1024 > 48 * 1024)
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)sm));
+    kern<<<(n + kEmbedWarps - 1) / kEmbedWarps, 32 * kEmbedWarps, sm, (cudaStream_t)stream>>>(
         (const unsigned char *)text, (uint32_t)base, spans, weights, n, d, seed, X);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
