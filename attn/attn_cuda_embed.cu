@@ -167,7 +167,10 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned 
  * different features into shared memory first, and for each feature lane b
  * draws sign word b, which the warp then reads by shuffles.  The sums per
  * column still run over the features in the CPU's order, so the result is
- * the same to the bit (test_cuda_embed). */
+ * the same to the bit (test_cuda_embed).  Its first and last lines repeat
+ * embed_kernel's on purpose: sharing them as functions changed the default
+ * kernel's code (32 -> 34 registers) before the variant could be measured;
+ * whichever of the two loses on the device goes. */
 #ifndef FOLIO_EMBED_FAST
 #define FOLIO_EMBED_FAST 0
 #endif
