@@ -77,6 +77,94 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], uint32_t a0, uint32_t a1
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+/* Byte offset of 16-byte chunk c of row r in a swizzled [64][64] bf16 tile. */
+__device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((c ^ (r & 7)) << 4)); }
+
+/* ------------------------------------------------------------ wgmma (sm_90a)
+ * The tiles in shared memory are already in the canonical 128-byte swizzle
+ * layout (swz below: 64 rows of 128 bytes, 16-byte chunk c of row r at
+ * chunk c ^ (r & 7), 8-row atoms of 1024 bytes), so the warpgroup MMA reads
+ * them through descriptors, with no ldmatrix and no B fragments in registers:
+ *  - S = Q K^T: A = Q and B = K both K-major (dimension contiguous); a
+ *    16-dimension k-step is 32 bytes further along the swizzled row;
+ *  - O += P V: A = P from registers (the accumulator layout of S is the
+ *    register layout of A), B = the same K/V tile read N-major (transposed:
+ *    dimension contiguous, keys along K); a 16-key k-step is two atoms.
+ * Descriptor: start >> 4 (bits 0-13), leading byte offset >> 4 (16-29),
+ * stride byte offset >> 4 (32-45), swizzle mode 1 = 128 B (62-63).  The
+ * stride between 8-row atoms is 1024 bytes in both uses; the leading offset
+ * is unused for K-major swizzled tiles (1 by convention) and, for the
+ * transposed tile, would step between 64-column atoms along N, of which a
+ * 64-wide head has one, so 1024 is given for both fields there.  The warp w
+ * of the warpgroup holds accumulator rows 16 w + g and 16 w + g + 8, the
+ * layout of the mma.sync path with 4 warps x 16 rows (MF = 1). */
+#if defined(FOLIO_WGMMA)
+__device__ __forceinline__ uint64_t gmma_desc(uint32_t saddr, uint32_t lbo)
+{
+    return (uint64_t)((saddr & 0x3FFFFu) >> 4) | ((uint64_t)(lbo >> 4) << 16) | ((uint64_t)(1024 >> 4) << 32) |
+           ((uint64_t)1 << 62);
+}
+/* The wgmma instructions exist in sm_90a code only; a build for several
+ * architectures compiles these bodies empty elsewhere, and the host never
+ * launches the warpgroup kernels on another GPU (folio_attn_sparse_fwd_cuda). */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define FOLIO_WG_ASM(x) asm volatile(x ::: "memory")
+#else
+#define FOLIO_WG_ASM(x) ((void)0)
+#endif
+__device__ __forceinline__ void wg_fence() { FOLIO_WG_ASM("wgmma.fence.sync.aligned;\n"); }
+__device__ __forceinline__ void wg_commit() { FOLIO_WG_ASM("wgmma.commit_group.sync.aligned;\n"); }
+__device__ __forceinline__ void wg_wait0() { FOLIO_WG_ASM("wgmma.wait_group.sync.aligned 0;\n"); }
+/* Keeps the compiler from moving reads or writes of the accumulators across
+ * an asynchronous MMA (the asm statements themselves stay in order). */
+__device__ __forceinline__ void wg_reg_fence(float (&d)[8][4])
+{
+#pragma unroll
+    for (int j = 0; j < 8; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
+}
+__device__ __forceinline__ void wg_proxy_fence() { FOLIO_WG_ASM("fence.proxy.async.shared::cta;\n"); }
+
+#define FOLIO_WG_D32(d)                                                                                       \
+    "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]),   \
+        "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), \
+        "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), \
+        "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), \
+        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+#define FOLIO_WG_DREGS                                                                                       \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+    "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+
+/* d (+)= A * B, A and B from shared memory, both K-major; accumulate = 0 overwrites d. */
+__device__ __forceinline__ void wgmma_ss(float (&d)[8][4], uint64_t da, uint64_t db, int accumulate)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                 "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS ", %32, %33, p, 1, 1, 0, 0;\n}\n"
+                 : FOLIO_WG_D32(d)
+                 : "l"(da), "l"(db), "r"(accumulate));
+#else
+    (void)d; (void)da; (void)db; (void)accumulate;
+    __trap(); /* host code picks this path only for sm_90a builds */
+#endif
+}
+
+/* S = Q K^T for the warpgroup's 64 rows (this thread's fragment), raw dot
+ * products.  dq, dk: descriptors of the tiles' first k-step; a 16-dimension
+ * step is 32 bytes, i.e. +2 in the descriptor's address field (shared
+ * addresses stay below 2^18, so the field never carries). */
+__device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint64_t dq, uint64_t dk)
+{
+    wg_reg_fence(S);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_ss(S, dq + 2 * kk, dk + 2 * kk, kk > 0);
+    wg_commit();
+    wg_wait0();
+    wg_reg_fence(S);
+}
+#endif /* FOLIO_WGMMA */
+
 /* Each .cu file's part of folio_cuda_preload: loads its kernels. */
 cudaError_t folio_cuda_preload_embed(void);
 cudaError_t folio_cuda_preload_sparse(void);

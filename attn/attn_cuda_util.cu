@@ -750,6 +750,262 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
     }
 }
 
+/* ------------------------------------------------------------ routed top-k on the warpgroup MMA
+ * Experimental (FOLIO_ROUTE_WGMMA=1, default 0; written without a device
+ * in the eighth session, not yet run).  The routing is what grows when a
+ * document is split over more GPUs (each rank scores its query blocks
+ * against every block: 8 -> 13.6 -> 25 ms a layer at 1 / 2 / 4 GPUs), and
+ * route_topk_mma_kernel runs at ~14 % of the card's bf16 peak.  This is
+ * the same selection (the two sweeps, bounds and exact scoring of
+ * route_topk_mma_kernel, so the same lists to the bit) with the score
+ * tiles from wgmma: a CTA is one warpgroup and 64 query rows (16 a warp,
+ * two rows a thread), Q stays in shared memory in the 128-byte swizzle
+ * (read by descriptor), candidate tiles stream through a 3-stage cp.async
+ * ring in the same layout.  The accumulator layout of m64n64 is that of
+ * mma.sync m16n8 per warp (rows g and g + 8, columns 8 j + 2 (lane % 4) +
+ * {0, 1}), so each thread's scan is route_topk_mma_kernel's with two rows
+ * instead of four. */
+#ifndef FOLIO_ROUTE_WGMMA
+#define FOLIO_ROUTE_WGMMA 0
+#endif
+#if defined(FOLIO_WGMMA)
+constexpr int kWgThreads = 128;
+
+struct __align__(1024) RouteWgTile {
+    __nv_bfloat16 k[64 * 64]; /* 64 candidates x 64 dimensions, swizzled (swz) */
+    float n[64];              /* their norms */
+};
+
+struct RouteWgQueue {
+    int32_t j[4][kMmaQCap];
+    float sc[4][kMmaQCap];
+    uint8_t meta[4][kMmaQCap]; /* 32 r + lane of the owning list */
+};
+
+/* Streams every candidate tile of head h through the ring and hands each
+ * 64 x 64 score tile (this thread's accumulators) to scan(S, kv, j0).
+ * Every thread of the CTA calls it (wgmma is warpgroup-wide). */
+template <typename Scan>
+__device__ __forceinline__ void route_wg_stream(RouteWgTile *tiles, uint64_t dq, const __nv_bfloat16 *kh,
+                                                const float *knh, int64_t nb, Scan &&scan)
+{
+    const int t = threadIdx.x, q4 = t & 3;
+    const int64_t ntile = (nb + 63) / 64;
+    auto load = [&](int64_t it, int stage) {
+        RouteWgTile &tl = tiles[stage];
+        const int64_t j0 = it * 64;
+        const uint32_t base = smem_u32(tl.k);
+#pragma unroll
+        for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
+            const int idx = t + i * kWgThreads, r = idx >> 3, c = idx & 7;
+            const bool p = j0 + r < nb;
+            cp_async16_s(base + swz(r, c), kh + (p ? j0 + r : 0) * 64 + 8 * c, p);
+        }
+        if (t < 64) cp_async4(&tl.n[t], knh + (j0 + t < nb ? j0 + t : 0), j0 + t < nb);
+    };
+    load(0, 0);
+    cp_async_commit();
+    if (ntile > 1) load(1, 1);
+    cp_async_commit();
+    int stage = 0;
+    for (int64_t it = 0; it < ntile; it++) {
+        cp_async_wait<1>(); /* tile it has landed (it + 1 may still be in flight) */
+        wg_proxy_fence();   /* this thread's cp.async writes, visible to the wgmma (async proxy) */
+        __syncthreads();    /* ... every thread's; and tile it - 1's slot is free */
+        if (it + 2 < ntile) load(it + 2, stage == 0 ? kMmaStages - 1 : stage - 1);
+        cp_async_commit();
+        const RouteWgTile &tl = tiles[stage];
+        stage = stage + 1 == kMmaStages ? 0 : stage + 1;
+        float S[8][4];
+        qk_tile_wg(S, dq, gmma_desc(smem_u32(tl.k), 16));
+        float2 kv[8];
+#pragma unroll
+        for (int nf = 0; nf < 8; nf++) kv[nf] = *reinterpret_cast<const float2 *>(&tl.n[nf * 8 + 2 * q4]);
+        scan(S, kv, (int)(it * 64));
+    }
+    cp_async_wait<0>();
+    __syncthreads(); /* the ring is free for the next sweep */
+}
+
+template <int KMAX>
+__global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
+    const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
+    const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
+    int32_t *out_n)
+{
+    __shared__ __align__(1024) __nv_bfloat16 qt[64 * 64];
+    __shared__ __align__(1024) RouteWgTile tiles[kMmaStages];
+    __shared__ RouteWgQueue que;
+    __shared__ int qcount[4];
+    const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, q4 = lane & 3;
+    const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64, rbase = cta0 + 16 * warp;
+    const int nbi = (int)nb;
+    /* this thread's 2 rows: r -> rbase + 8 r + lane / 4 */
+    bool live[2];
+    int g0[2];
+    float qn[2], T[2];
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t row = rbase + 8 * r + lane / 4;
+        live[r] = row < qb1;
+        g0[r] = live[r] ? (int)((row / G) * G) : -1;
+        qn[r] = live[r] ? qnorm[(int64_t)h * nb + row] * kRouteEps : 0.f;
+    }
+    /* the CTA's 64 query rows (bf16, swizzled; rows past qb1: zeros), in the
+     * cp.async group the stream's first wait completes */
+#pragma unroll
+    for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
+        const int idx = t + i * kWgThreads, r = idx >> 3, c = idx & 7;
+        const int64_t row = cta0 + r;
+        const bool p = row < qb1;
+        cp_async16_s(smem_u32(qt) + swz(r, c), q16 + ((int64_t)h * nb + (p ? row : 0)) * 64 + 8 * c, p);
+    }
+    cp_async_commit();
+    const uint64_t dq = gmma_desc(smem_u32(qt), 16);
+    const __nv_bfloat16 *kh = k16 + (int64_t)h * nb * 64;
+    const float *knh = knorm + (int64_t)h * nb;
+
+    /* Sweep 0: T (route_topk_mma_kernel's, two rows a thread). */
+    {
+        float bk[2][16];
+#pragma unroll
+        for (int r = 0; r < 2; r++)
+#pragma unroll
+            for (int s2 = 0; s2 < 16; s2++) bk[r][s2] = -INFINITY;
+        route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+#pragma unroll
+            for (int r = 0; r < 2; r++) {
+                const int g1 = g0[r] + G;
+                const bool clean = j0 + 64 <= nbi && (j0 >= g1 || j0 + 64 <= g0[r]);
+                if (clean) {
+#pragma unroll
+                    for (int nf = 0; nf < 8; nf++) {
+                        bk[r][2 * nf] = fmaxf(bk[r][2 * nf], fmaf(-qn[r], kv[nf].x, S[nf][2 * r]));
+                        bk[r][2 * nf + 1] = fmaxf(bk[r][2 * nf + 1], fmaf(-qn[r], kv[nf].y, S[nf][2 * r + 1]));
+                    }
+                } else {
+#pragma unroll
+                    for (int nf = 0; nf < 8; nf++)
+#pragma unroll
+                        for (int c = 0; c < 2; c++) {
+                            const int j = j0 + nf * 8 + 2 * q4 + c;
+                            const bool ok = j < nbi && (j < g0[r] || j >= g1);
+                            const float lo = fmaf(-qn[r], c ? kv[nf].y : kv[nf].x, S[nf][2 * r + c]);
+                            bk[r][2 * nf + c] = fmaxf(bk[r][2 * nf + c], ok ? lo : -INFINITY);
+                        }
+                }
+            }
+        });
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float tv = -INFINITY;
+            for (int e = 0; e < k; e++) {
+                float lm = bk[r][0];
+#pragma unroll
+                for (int s2 = 1; s2 < 16; s2++) lm = fmaxf(lm, bk[r][s2]);
+                float qm = fmaxf(lm, __shfl_xor_sync(0xffffffffu, lm, 1));
+                qm = fmaxf(qm, __shfl_xor_sync(0xffffffffu, qm, 2));
+                const unsigned quad = (__ballot_sync(0xffffffffu, lm == qm) >> (lane & ~3)) & 0xfu;
+                if (quad && (unsigned)__ffs(quad) - 1 == (unsigned)q4) {
+                    bool done = false;
+#pragma unroll
+                    for (int s2 = 0; s2 < 16; s2++) {
+                        const bool hit = !done && bk[r][s2] == qm;
+                        bk[r][s2] = hit ? -INFINITY : bk[r][s2];
+                        done = done || hit;
+                    }
+                }
+                tv = qm;
+            }
+            T[r] = live[r] ? tv : INFINITY;
+        }
+    }
+
+    /* Sweep 1: exact scores of the candidates whose upper bound reaches T,
+     * through the warp's queue, as route_topk_mma_kernel. */
+    float bs[2][KMAX];
+    int32_t bi[2][KMAX];
+#pragma unroll
+    for (int r = 0; r < 2; r++)
+#pragma unroll
+        for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
+    if (lane == 0) qcount[warp] = 0;
+    __syncwarp();
+    auto flush = [&]() {
+        __syncwarp();
+        const int n = qcount[warp];
+        for (int e = lane; e < n; e += 32) {
+            const int m = que.meta[warp][e], r = m >> 5, ow = m & 31;
+            const int64_t row = rbase + 8 * r + ow / 4;
+            que.sc[warp][e] = exact_score(node_q + row * ld + h * 64, node_k + (int64_t)que.j[warp][e] * ld + h * 64);
+        }
+        __syncwarp();
+        for (int e = 0; e < n; e++) {
+            const int m = que.meta[warp][e];
+            if ((m & 31) != lane) continue;
+            if (m >> 5) topk_insert<KMAX>(bs[1], bi[1], que.sc[warp][e], que.j[warp][e]);
+            else topk_insert<KMAX>(bs[0], bi[0], que.sc[warp][e], que.j[warp][e]);
+        }
+        __syncwarp();
+        if (lane == 0) qcount[warp] = 0;
+        __syncwarp();
+    };
+    route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float up[16];
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++) {
+                up[2 * nf] = fmaf(qn[r], kv[nf].x, S[nf][2 * r]);
+                up[2 * nf + 1] = fmaf(qn[r], kv[nf].y, S[nf][2 * r + 1]);
+            }
+            float mx[8];
+#pragma unroll
+            for (int i = 0; i < 8; i++) mx[i] = fmaxf(up[i], up[i + 8]);
+#pragma unroll
+            for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
+            const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
+            const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
+            const bool trig = m >= T[r] && !(m < lmin);
+            if (!__any_sync(0xffffffffu, trig)) continue;
+            unsigned pass = 0;
+            if (trig) {
+                const int g1 = g0[r] + G;
+#pragma unroll
+                for (int s2 = 0; s2 < 16; s2++) {
+                    const int j = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                    const bool ok = j < nbi && (j < g0[r] || j >= g1) && up[s2] >= T[r] && !(up[s2] < lmin);
+                    pass |= ok ? 1u << s2 : 0u;
+                }
+            }
+            while (__any_sync(0xffffffffu, pass != 0)) {
+                if (qcount[warp] + 32 > kMmaQCap) flush();
+                const bool has = pass != 0;
+                const unsigned bal = __ballot_sync(0xffffffffu, has);
+                if (has) {
+                    const int s2 = __ffs(pass) - 1;
+                    pass &= pass - 1;
+                    const int pos = qcount[warp] + __popc(bal & ((1u << lane) - 1u));
+                    que.j[warp][pos] = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                    que.meta[warp][pos] = (uint8_t)(32 * r + lane);
+                }
+                __syncwarp();
+                if (lane == 0) qcount[warp] += __popc(bal);
+                __syncwarp();
+            }
+        }
+    });
+    flush();
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        const int64_t row = rbase + 8 * r + lane / 4;
+        int32_t *o = q4 == 0 && live[r] ? out + ((row - qb0) * H + h) * (int64_t)k : nullptr;
+        const int cnt = merge_row_lists<KMAX>(bs[r], bi[r], k, o);
+        if (o) out_n[(row - qb0) * H + h] = cnt;
+    }
+}
+#endif /* FOLIO_WGMMA */
+
 /* ------------------------------------------------------------ residual + norm */
 /* One warp per (token, head): x <- sqrt(d_h) (x + y) / ||x + y|| over the head's values. */
 __global__ void residual_l2norm_kernel(float *X, const float *Y, int64_t n, int H, int d_h)
@@ -1030,6 +1286,19 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
     const unsigned pg = (unsigned)((nrow + 7) / 8);
     route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
     if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
+#if defined(FOLIO_WGMMA) && FOLIO_ROUTE_WGMMA
+    /* the warpgroup kernel: sm_90a code, on a compute capability 9.0 GPU */
+    int dev = 0, cc_major = 0, cc_minor = 0;
+    const bool wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                    cc_major == 9 && cc_minor == 0;
+    if (wg) {
+        dim3 wgrid((unsigned)((qb1 - qb0 + 63) / 64), (unsigned)H);
+        route_topk_wg_kernel<8><<<wgrid, kWgThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
+                                                                k16, kn, out, out_n);
+    } else
+#endif
     if (variant == 0 && k <= 8) {
         dim3 mgrid((unsigned)((qb1 - qb0 + kMmaRows - 1) / kMmaRows), (unsigned)H);
         route_topk_mma_kernel<8><<<mgrid, kMmaThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
@@ -1504,6 +1773,13 @@ extern "C" folio_status_t folio_cuda_preload(void)
     };
     for (size_t i = 0; e == cudaSuccess && i < sizeof kernels / sizeof *kernels; i++)
         e = cudaFuncGetAttributes(&fa, kernels[i]);
+#if defined(FOLIO_WGMMA) && FOLIO_ROUTE_WGMMA
+    int pdev = 0, pmaj = 0, pmin = 0; /* sm_90a code loads on a 9.0 GPU only */
+    if (e == cudaSuccess && cudaGetDevice(&pdev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&pmaj, cudaDevAttrComputeCapabilityMajor, pdev) == cudaSuccess &&
+        cudaDeviceGetAttribute(&pmin, cudaDevAttrComputeCapabilityMinor, pdev) == cudaSuccess && pmaj == 9 && pmin == 0)
+        e = cudaFuncGetAttributes(&fa, route_topk_wg_kernel<8>);
+#endif
     if (e == cudaSuccess) e = folio_cuda_preload_embed();
     if (e == cudaSuccess) e = folio_cuda_preload_sparse();
     int dev = 0;
