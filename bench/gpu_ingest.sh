@@ -55,6 +55,7 @@ ingest() { # label db np backend threads inputs...
     e=$(date +%s.%N)
     stats=$(grep '^ranks' "$W/err" | tail -n 1 || true)
     cp "$W/err" "$OUT/$label.err"
+    printf '%s\n' "$line" > "$OUT/$label.out"
     printf '%-28s wall %7.2fs  %s\n    %s\n' "$label" "$(awk -v a="$s" -v b="$e" 'BEGIN { print b - a }')" "$line" "$stats" | tee -a "$OUT/table.txt"
 }
 
@@ -138,6 +139,17 @@ for g in 1 2 4; do
     # the same with the writer building commits in memory (the commit is the limit here)
     ingest "weakc-$g-buffer" "$W/wc$g.lmdb" "$g" cuda 16 --writes buffer "$CW"
     rm -rf "$W/wc$g.lmdb"
+done
+jsec() { sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$OUT/$1.out" 2>/dev/null; }
+for mode in "" "-buffer"; do
+    b=$(jsec "weakc-1$mode")
+    for g in 2 4; do
+        [ "$g" -le "$MAXG" ] && [ -n "$b" ] || continue
+        t=$(jsec "weakc-$g$mode")
+        [ -n "$t" ] && awk -v m="${mode:--map}" -v g="$g" -v b="$b" -v t="$t" \
+            'BEGIN { printf "corpus %s %d GPUs: job %.3f s vs %.3f s on 1, efficiency %.0f %%\n", substr(m, 2), g, t, b, 100 * b / t }' |
+            tee -a "$OUT/table.txt"
+    done
 done
 cp "$W"/*.err "$OUT/" 2>/dev/null || true
 echo "== per-document profile (FOLIO_PROFILE=1), strong and weak runs" | tee -a "$OUT/table.txt"
