@@ -459,12 +459,6 @@ struct RouteMmaTile {
 /* Per-warp queue of sweep 1's candidates (in the order each lane's list must
  * see them), scored exactly by all 32 lanes at once when it fills. */
 constexpr int kMmaQCap = 64;
-struct RouteMmaQueue {
-    int32_t j[kMmaWarps][kMmaQCap];
-    float sc[kMmaWarps][kMmaQCap];
-    uint8_t meta[kMmaWarps][kMmaQCap]; /* 32 r + lane of the owning list */
-};
-
 /* Streams every STRIDE-th candidate tile of head h (tiles 0, STRIDE, ...;
  * every tile at 1) through the ring and hands each 32 x 64 score tile (in
  * the accumulators) to scan(acc, kv, j0). */
@@ -533,6 +527,204 @@ __device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv
     __syncthreads(); /* the ring is free for the next sweep */
 }
 
+/* ---- The per-lane parts of the two-sweep selection, shared by the
+ * mma.sync and the wgmma kernels.  A lane owns R query rows (row r at
+ * rbase + 16 (r >> 1) + 8 (r & 1) + lane / 4) and, of each 64-candidate
+ * tile, the 16 columns 8 nf + 2 (lane % 4) + c of every row: the
+ * accumulator layout of both instructions.  score(r, nf, c) reads the
+ * tile's raw bf16 dot product there; kv[nf] are the columns' key norms. */
+
+/* Sweep 0, one tile: each of the 16 slots keeps the running maximum of the
+ * lower bound s' - eps of its candidates (own group and padding out). */
+template <int R, int SLOTS, typename Score>
+__device__ __forceinline__ void route_bound_tile(float (&bk)[R][SLOTS], const float (&qn)[R], const int (&g0)[R], int G,
+                                                 int nbi, int q4, const float2 (&kv)[8], int j0, Score &&score)
+{
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int g1 = g0[r] + G;
+        /* a tile with padding or with the row's own group masks per candidate */
+        const bool clean = j0 + 64 <= nbi && (j0 >= g1 || j0 + 64 <= g0[r]);
+        if (clean) {
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++) {
+                float &b0 = bk[r][(2 * nf) % SLOTS], &b1 = bk[r][(2 * nf + 1) % SLOTS];
+                b0 = fmaxf(b0, fmaf(-qn[r], kv[nf].x, score(r, nf, 0)));
+                b1 = fmaxf(b1, fmaf(-qn[r], kv[nf].y, score(r, nf, 1)));
+            }
+        } else {
+#pragma unroll
+            for (int nf = 0; nf < 8; nf++)
+#pragma unroll
+                for (int c = 0; c < 2; c++) {
+                    const int j = j0 + nf * 8 + 2 * q4 + c;
+                    const bool ok = j < nbi && (j < g0[r] || j >= g1);
+                    const float lo = fmaf(-qn[r], c ? kv[nf].y : kv[nf].x, score(r, nf, c));
+                    float &bb = bk[r][(2 * nf + c) % SLOTS];
+                    bb = fmaxf(bb, ok ? lo : -INFINITY);
+                }
+        }
+    }
+}
+
+/* After sweep 0: T[r] = the k-th largest of the quad's 4 x SLOTS maxima of
+ * row r (one value leaves per step: the lowest lane holding the quad's
+ * maximum, its first slot holding it); rows past the range get INFINITY
+ * and never look at a candidate. */
+template <int R, int SLOTS>
+__device__ __forceinline__ void route_cut(float (&bk)[R][SLOTS], const bool (&live)[R], int k, int lane,
+                                          float (&T)[R])
+{
+    const int q4 = lane & 3;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float tv = -INFINITY;
+        for (int e = 0; e < k; e++) {
+            float lm = bk[r][0];
+#pragma unroll
+            for (int s2 = 1; s2 < SLOTS; s2++) lm = fmaxf(lm, bk[r][s2]);
+            float qm = fmaxf(lm, __shfl_xor_sync(0xffffffffu, lm, 1));
+            qm = fmaxf(qm, __shfl_xor_sync(0xffffffffu, qm, 2));
+            const unsigned quad = (__ballot_sync(0xffffffffu, lm == qm) >> (lane & ~3)) & 0xfu;
+            if (quad && (unsigned)__ffs(quad) - 1 == (unsigned)q4) {
+                bool done = false;
+#pragma unroll
+                for (int s2 = 0; s2 < SLOTS; s2++) {
+                    const bool hit = !done && bk[r][s2] == qm;
+                    bk[r][s2] = hit ? -INFINITY : bk[r][s2];
+                    done = done || hit;
+                }
+            }
+            tv = qm;
+        }
+        T[r] = live[r] ? tv : INFINITY;
+    }
+}
+
+/* Each warp's queue of sweep 1's candidates (in the order each lane's list
+ * must see them), scored exactly by all 32 lanes at once when it fills;
+ * warp w uses row w of the arrays and the count of its entries, qcount[w]
+ * (a separate shared array: the kernels' code stays as before the sharing). */
+template <int WARPS> struct RouteQueues {
+    int32_t j[WARPS][kMmaQCap];
+    float sc[WARPS][kMmaQCap];
+    uint8_t meta[WARPS][kMmaQCap]; /* 32 r + lane of the owning list */
+};
+
+/* Scores the queued candidates (all lanes) and inserts each into its
+ * owner's list, in queue order. */
+template <int R, int KMAX, int WARPS>
+__device__ __forceinline__ void route_flush(float (&bs)[R][KMAX], int32_t (&bi)[R][KMAX], RouteQueues<WARPS> &q,
+                                            int (&qcount)[WARPS], int warp, int lane, int64_t rbase, const float *node_q,
+                                            const float *node_k, int64_t ld, int h)
+{
+    __syncwarp();
+    const int n = qcount[warp];
+    for (int e = lane; e < n; e += 32) {
+        const int m = q.meta[warp][e], r = m >> 5, ow = m & 31;
+        const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + ow / 4;
+        q.sc[warp][e] = exact_score(node_q + row * ld + h * 64, node_k + (int64_t)q.j[warp][e] * ld + h * 64);
+    }
+    __syncwarp();
+    for (int e = 0; e < n; e++) {
+        const int m = q.meta[warp][e];
+        if ((m & 31) != lane) continue;
+        const float sc = q.sc[warp][e];
+        const int32_t j = q.j[warp][e];
+        static_assert(R == 2 || R == 4, "2 or 4 rows a lane");
+        if constexpr (R == 4) {
+            switch (m >> 5) {
+            case 0: topk_insert<KMAX>(bs[0], bi[0], sc, j); break;
+            case 1: topk_insert<KMAX>(bs[1], bi[1], sc, j); break;
+            case 2: topk_insert<KMAX>(bs[2], bi[2], sc, j); break;
+            default: topk_insert<KMAX>(bs[3], bi[3], sc, j); break;
+            }
+        } else {
+            if (m >> 5) topk_insert<KMAX>(bs[1], bi[1], sc, j);
+            else topk_insert<KMAX>(bs[0], bi[0], sc, j);
+        }
+    }
+    __syncwarp();
+    if (lane == 0) qcount[warp] = 0;
+    __syncwarp();
+}
+
+/* Sweep 1, one tile: the candidates whose upper bound s' + eps reaches T
+ * and the row's current k-th exact score go into the warp's queue
+ * (flush(): scores and inserts them when it is full).  A row whose 16
+ * bounds all miss costs one FMA and one max per score. */
+template <int R, int KMAX, int WARPS, typename Score, typename Flush>
+__device__ __forceinline__ void route_offer_tile(const float (&bs)[R][KMAX], const int32_t (&bi)[R][KMAX],
+                                                 const float (&qn)[R], const float (&T)[R], const int (&g0)[R], int G,
+                                                 int nbi, int lane, const float2 (&kv)[8], int j0,
+                                                 RouteQueues<WARPS> &q, int (&qcount)[WARPS], int warp, Score &&score,
+                                                 Flush &&flush)
+{
+    const int q4 = lane & 3;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        float up[16];
+#pragma unroll
+        for (int nf = 0; nf < 8; nf++) {
+            up[2 * nf] = fmaf(qn[r], kv[nf].x, score(r, nf, 0));
+            up[2 * nf + 1] = fmaf(qn[r], kv[nf].y, score(r, nf, 1));
+        }
+        float mx[8]; /* a tree, not a chain of 16 dependent maxima */
+#pragma unroll
+        for (int i = 0; i < 8; i++) mx[i] = fmaxf(up[i], up[i + 8]);
+#pragma unroll
+        for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
+        const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
+        const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
+        const bool trig = m >= T[r] && !(m < lmin);
+        if (!__any_sync(0xffffffffu, trig)) continue;
+        /* slots that may enter the list (its state as of now: the queue
+         * only ever makes lists stricter, and insertion re-checks) */
+        unsigned pass = 0;
+        if (trig) {
+            const int g1 = g0[r] + G;
+#pragma unroll
+            for (int s2 = 0; s2 < 16; s2++) {
+                const int j = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                const bool ok = j < nbi && (j < g0[r] || j >= g1) && up[s2] >= T[r] && !(up[s2] < lmin);
+                pass |= ok ? 1u << s2 : 0u;
+            }
+        }
+        /* append, lowest slot first, lanes in order: each list's
+         * candidates stay in increasing index */
+        while (__any_sync(0xffffffffu, pass != 0)) {
+            if (qcount[warp] + 32 > kMmaQCap) flush();
+            const bool has = pass != 0;
+            const unsigned bal = __ballot_sync(0xffffffffu, has);
+            if (has) {
+                const int s2 = __ffs(pass) - 1;
+                pass &= pass - 1;
+                const int pos = qcount[warp] + __popc(bal & ((1u << lane) - 1u));
+                q.j[warp][pos] = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
+                q.meta[warp][pos] = (uint8_t)(32 * r + lane);
+            }
+            __syncwarp();
+            if (lane == 0) qcount[warp] += __popc(bal);
+            __syncwarp();
+        }
+    }
+}
+
+/* The merged top-k of each row to out / out_n (quad lane 0 writes). */
+template <int R, int KMAX>
+__device__ __forceinline__ void route_rows_out(float (&bs)[R][KMAX], int32_t (&bi)[R][KMAX], const bool (&live)[R],
+                                               int lane, int64_t rbase, int64_t qb0, int H, int h, int k,
+                                               int32_t *out, int32_t *out_n)
+{
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + lane / 4;
+        int32_t *o = (lane & 3) == 0 && live[r] ? out + ((row - qb0) * H + h) * (int64_t)k : nullptr;
+        const int cnt = merge_row_lists<KMAX>(bs[r], bi[r], k, o);
+        if (o) out_n[(row - qb0) * H + h] = cnt;
+    }
+}
+
 template <int KMAX>
 __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
     const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
@@ -540,7 +732,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
     int32_t *out_n)
 {
     __shared__ __align__(128) RouteMmaTile tiles[kMmaStages];
-    __shared__ RouteMmaQueue que;
+    __shared__ RouteQueues<kMmaWarps> que;
     __shared__ int qcount[kMmaWarps];
     const int h = blockIdx.y, lane = threadIdx.x & 31, warp = threadIdx.x / 32, q4 = lane & 3;
     const int64_t rbase = qb0 + (int64_t)blockIdx.x * kMmaRows + warp * 32;
@@ -595,58 +787,11 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
 #pragma unroll
             for (int s2 = 0; s2 < kRouteSlots; s2++) bk[r][s2] = -INFINITY;
         route_mma_stream<kRouteTStride>(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
-#pragma unroll
-            for (int r = 0; r < 4; r++) {
-                const int mt = r >> 1, hf = r & 1, g1 = g0[r] + G;
-                /* a tile with padding or with the row's own group masks per candidate */
-                const bool clean = j0 + 64 <= nbi && (j0 >= g1 || j0 + 64 <= g0[r]);
-                if (clean) {
-#pragma unroll
-                    for (int nf = 0; nf < 8; nf++) {
-                        float &b0 = bk[r][(2 * nf) % kRouteSlots], &b1 = bk[r][(2 * nf + 1) % kRouteSlots];
-                        b0 = fmaxf(b0, fmaf(-qn[r], kv[nf].x, acc[mt][nf][2 * hf]));
-                        b1 = fmaxf(b1, fmaf(-qn[r], kv[nf].y, acc[mt][nf][2 * hf + 1]));
-                    }
-                } else {
-#pragma unroll
-                    for (int nf = 0; nf < 8; nf++)
-#pragma unroll
-                        for (int c = 0; c < 2; c++) {
-                            const int j = j0 + nf * 8 + 2 * q4 + c;
-                            const bool ok = j < nbi && (j < g0[r] || j >= g1);
-                            const float lo = fmaf(-qn[r], c ? kv[nf].y : kv[nf].x, acc[mt][nf][2 * hf + c]);
-                            float &bb = bk[r][(2 * nf + c) % kRouteSlots];
-                            bb = fmaxf(bb, ok ? lo : -INFINITY);
-                        }
-                }
-            }
+            route_bound_tile<4, kRouteSlots>(bk, qn, g0, G, nbi, q4, kv, j0, [&](int r, int nf, int c) {
+                return acc[r >> 1][nf][2 * (r & 1) + c];
+            });
         });
-        /* T[r] = the k-th largest of the quad's 64 maxima (one value leaves
-         * per step: the lowest lane holding the quad's maximum, its first
-         * slot holding it) */
-#pragma unroll
-        for (int r = 0; r < 4; r++) {
-            float tv = -INFINITY;
-            for (int e = 0; e < k; e++) {
-                float lm = bk[r][0];
-#pragma unroll
-                for (int s2 = 1; s2 < kRouteSlots; s2++) lm = fmaxf(lm, bk[r][s2]);
-                float qm = fmaxf(lm, __shfl_xor_sync(0xffffffffu, lm, 1));
-                qm = fmaxf(qm, __shfl_xor_sync(0xffffffffu, qm, 2));
-                const unsigned quad = (__ballot_sync(0xffffffffu, lm == qm) >> (lane & ~3)) & 0xfu;
-                if (quad && (unsigned)__ffs(quad) - 1 == (unsigned)q4) {
-                    bool done = false;
-#pragma unroll
-                    for (int s2 = 0; s2 < kRouteSlots; s2++) {
-                        const bool hit = !done && bk[r][s2] == qm;
-                        bk[r][s2] = hit ? -INFINITY : bk[r][s2];
-                        done = done || hit;
-                    }
-                }
-                tv = qm;
-            }
-            T[r] = live[r] ? tv : INFINITY; /* rows past qb1 never look at a candidate */
-        }
+        route_cut<4, kRouteSlots>(bk, live, k, lane, T);
     }
 
     /* Sweep 1: exact fp32 scores of the candidates whose upper bound
@@ -665,89 +810,14 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
         for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
     if (lane == 0) qcount[warp] = 0;
     __syncwarp();
-    auto flush = [&]() {
-        __syncwarp();
-        const int n = qcount[warp];
-        for (int e = lane; e < n; e += 32) {
-            const int m = que.meta[warp][e], r = m >> 5, ow = m & 31;
-            const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + ow / 4;
-            que.sc[warp][e] = exact_score(node_q + row * ld + h * 64, node_k + (int64_t)que.j[warp][e] * ld + h * 64);
-        }
-        __syncwarp();
-        for (int e = 0; e < n; e++) {
-            const int m = que.meta[warp][e];
-            if ((m & 31) != lane) continue;
-            const float sc = que.sc[warp][e];
-            const int32_t j = que.j[warp][e];
-            switch (m >> 5) {
-            case 0: topk_insert<KMAX>(bs[0], bi[0], sc, j); break;
-            case 1: topk_insert<KMAX>(bs[1], bi[1], sc, j); break;
-            case 2: topk_insert<KMAX>(bs[2], bi[2], sc, j); break;
-            default: topk_insert<KMAX>(bs[3], bi[3], sc, j); break;
-            }
-        }
-        __syncwarp();
-        if (lane == 0) qcount[warp] = 0;
-        __syncwarp();
-    };
+    auto flush = [&]() { route_flush<4, KMAX>(bs, bi, que, qcount, warp, lane, rbase, node_q, node_k, ld, h); };
     route_mma_stream<1>(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
-#pragma unroll
-        for (int r = 0; r < 4; r++) {
-            const int mt = r >> 1, hf = r & 1;
-            float up[16];
-#pragma unroll
-            for (int nf = 0; nf < 8; nf++) {
-                up[2 * nf] = fmaf(qn[r], kv[nf].x, acc[mt][nf][2 * hf]);
-                up[2 * nf + 1] = fmaf(qn[r], kv[nf].y, acc[mt][nf][2 * hf + 1]);
-            }
-            float mx[8]; /* a tree, not a chain of 16 dependent maxima */
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx[i] = fmaxf(up[i], up[i + 8]);
-#pragma unroll
-            for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
-            const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
-            const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
-            const bool trig = m >= T[r] && !(m < lmin);
-            if (!__any_sync(0xffffffffu, trig)) continue;
-            /* slots that may enter the list (its state as of now: the queue
-             * only ever makes lists stricter, and insertion re-checks) */
-            unsigned pass = 0;
-            if (trig) {
-                const int g1 = g0[r] + G;
-#pragma unroll
-                for (int s2 = 0; s2 < 16; s2++) {
-                    const int j = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
-                    const bool ok = j < nbi && (j < g0[r] || j >= g1) && up[s2] >= T[r] && !(up[s2] < lmin);
-                    pass |= ok ? 1u << s2 : 0u;
-                }
-            }
-            /* append, lowest slot first, lanes in order: each list's
-             * candidates stay in increasing index */
-            while (__any_sync(0xffffffffu, pass != 0)) {
-                if (qcount[warp] + 32 > kMmaQCap) flush();
-                const bool has = pass != 0;
-                const unsigned bal = __ballot_sync(0xffffffffu, has);
-                if (has) {
-                    const int s2 = __ffs(pass) - 1;
-                    pass &= pass - 1;
-                    const int pos = qcount[warp] + __popc(bal & ((1u << lane) - 1u));
-                    que.j[warp][pos] = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
-                    que.meta[warp][pos] = (uint8_t)(32 * r + lane);
-                }
-                __syncwarp();
-                if (lane == 0) qcount[warp] += __popc(bal);
-                __syncwarp();
-            }
-        }
+        route_offer_tile<4, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, que, qcount, warp, [&](int r, int nf, int c) {
+            return acc[r >> 1][nf][2 * (r & 1) + c];
+        }, flush);
     });
     flush();
-#pragma unroll
-    for (int r = 0; r < 4; r++) {
-        const int64_t row = rbase + 16 * (r >> 1) + 8 * (r & 1) + lane / 4;
-        int32_t *o = q4 == 0 && live[r] ? out + ((row - qb0) * H + h) * (int64_t)k : nullptr;
-        const int cnt = merge_row_lists<KMAX>(bs[r], bi[r], k, o);
-        if (o) out_n[(row - qb0) * H + h] = cnt;
-    }
+    route_rows_out<4, KMAX>(bs, bi, live, lane, rbase, qb0, H, h, k, out, out_n);
 }
 
 /* ------------------------------------------------------------ routed top-k on the warpgroup MMA
@@ -774,12 +844,6 @@ constexpr int kWgThreads = 128;
 struct __align__(1024) RouteWgTile {
     __nv_bfloat16 k[64 * 64]; /* 64 candidates x 64 dimensions, swizzled (swz) */
     float n[64];              /* their norms */
-};
-
-struct RouteWgQueue {
-    int32_t j[4][kMmaQCap];
-    float sc[4][kMmaQCap];
-    uint8_t meta[4][kMmaQCap]; /* 32 r + lane of the owning list */
 };
 
 /* Streams every candidate tile of head h through the ring and hands each
@@ -835,7 +899,7 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
 {
     __shared__ __align__(1024) __nv_bfloat16 qt[64 * 64];
     __shared__ __align__(1024) RouteWgTile tiles[kMmaStages];
-    __shared__ RouteWgQueue que;
+    __shared__ RouteQueues<4> que;
     __shared__ int qcount[4];
     const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, q4 = lane & 3;
     const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64, rbase = cta0 + 16 * warp;
@@ -873,52 +937,9 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
 #pragma unroll
             for (int s2 = 0; s2 < 16; s2++) bk[r][s2] = -INFINITY;
         route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-#pragma unroll
-            for (int r = 0; r < 2; r++) {
-                const int g1 = g0[r] + G;
-                const bool clean = j0 + 64 <= nbi && (j0 >= g1 || j0 + 64 <= g0[r]);
-                if (clean) {
-#pragma unroll
-                    for (int nf = 0; nf < 8; nf++) {
-                        bk[r][2 * nf] = fmaxf(bk[r][2 * nf], fmaf(-qn[r], kv[nf].x, S[nf][2 * r]));
-                        bk[r][2 * nf + 1] = fmaxf(bk[r][2 * nf + 1], fmaf(-qn[r], kv[nf].y, S[nf][2 * r + 1]));
-                    }
-                } else {
-#pragma unroll
-                    for (int nf = 0; nf < 8; nf++)
-#pragma unroll
-                        for (int c = 0; c < 2; c++) {
-                            const int j = j0 + nf * 8 + 2 * q4 + c;
-                            const bool ok = j < nbi && (j < g0[r] || j >= g1);
-                            const float lo = fmaf(-qn[r], c ? kv[nf].y : kv[nf].x, S[nf][2 * r + c]);
-                            bk[r][2 * nf + c] = fmaxf(bk[r][2 * nf + c], ok ? lo : -INFINITY);
-                        }
-                }
-            }
+            route_bound_tile<2, 16>(bk, qn, g0, G, nbi, q4, kv, j0, [&](int r, int nf, int c) { return S[nf][2 * r + c]; });
         });
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float tv = -INFINITY;
-            for (int e = 0; e < k; e++) {
-                float lm = bk[r][0];
-#pragma unroll
-                for (int s2 = 1; s2 < 16; s2++) lm = fmaxf(lm, bk[r][s2]);
-                float qm = fmaxf(lm, __shfl_xor_sync(0xffffffffu, lm, 1));
-                qm = fmaxf(qm, __shfl_xor_sync(0xffffffffu, qm, 2));
-                const unsigned quad = (__ballot_sync(0xffffffffu, lm == qm) >> (lane & ~3)) & 0xfu;
-                if (quad && (unsigned)__ffs(quad) - 1 == (unsigned)q4) {
-                    bool done = false;
-#pragma unroll
-                    for (int s2 = 0; s2 < 16; s2++) {
-                        const bool hit = !done && bk[r][s2] == qm;
-                        bk[r][s2] = hit ? -INFINITY : bk[r][s2];
-                        done = done || hit;
-                    }
-                }
-                tv = qm;
-            }
-            T[r] = live[r] ? tv : INFINITY;
-        }
+        route_cut<2, 16>(bk, live, k, lane, T);
     }
 
     /* Sweep 1: exact scores of the candidates whose upper bound reaches T,
@@ -931,78 +952,13 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
         for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
     if (lane == 0) qcount[warp] = 0;
     __syncwarp();
-    auto flush = [&]() {
-        __syncwarp();
-        const int n = qcount[warp];
-        for (int e = lane; e < n; e += 32) {
-            const int m = que.meta[warp][e], r = m >> 5, ow = m & 31;
-            const int64_t row = rbase + 8 * r + ow / 4;
-            que.sc[warp][e] = exact_score(node_q + row * ld + h * 64, node_k + (int64_t)que.j[warp][e] * ld + h * 64);
-        }
-        __syncwarp();
-        for (int e = 0; e < n; e++) {
-            const int m = que.meta[warp][e];
-            if ((m & 31) != lane) continue;
-            if (m >> 5) topk_insert<KMAX>(bs[1], bi[1], que.sc[warp][e], que.j[warp][e]);
-            else topk_insert<KMAX>(bs[0], bi[0], que.sc[warp][e], que.j[warp][e]);
-        }
-        __syncwarp();
-        if (lane == 0) qcount[warp] = 0;
-        __syncwarp();
-    };
+    auto flush = [&]() { route_flush<2, KMAX>(bs, bi, que, qcount, warp, lane, rbase, node_q, node_k, ld, h); };
     route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            float up[16];
-#pragma unroll
-            for (int nf = 0; nf < 8; nf++) {
-                up[2 * nf] = fmaf(qn[r], kv[nf].x, S[nf][2 * r]);
-                up[2 * nf + 1] = fmaf(qn[r], kv[nf].y, S[nf][2 * r + 1]);
-            }
-            float mx[8];
-#pragma unroll
-            for (int i = 0; i < 8; i++) mx[i] = fmaxf(up[i], up[i + 8]);
-#pragma unroll
-            for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
-            const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
-            const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
-            const bool trig = m >= T[r] && !(m < lmin);
-            if (!__any_sync(0xffffffffu, trig)) continue;
-            unsigned pass = 0;
-            if (trig) {
-                const int g1 = g0[r] + G;
-#pragma unroll
-                for (int s2 = 0; s2 < 16; s2++) {
-                    const int j = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
-                    const bool ok = j < nbi && (j < g0[r] || j >= g1) && up[s2] >= T[r] && !(up[s2] < lmin);
-                    pass |= ok ? 1u << s2 : 0u;
-                }
-            }
-            while (__any_sync(0xffffffffu, pass != 0)) {
-                if (qcount[warp] + 32 > kMmaQCap) flush();
-                const bool has = pass != 0;
-                const unsigned bal = __ballot_sync(0xffffffffu, has);
-                if (has) {
-                    const int s2 = __ffs(pass) - 1;
-                    pass &= pass - 1;
-                    const int pos = qcount[warp] + __popc(bal & ((1u << lane) - 1u));
-                    que.j[warp][pos] = j0 + (s2 >> 1) * 8 + 2 * q4 + (s2 & 1);
-                    que.meta[warp][pos] = (uint8_t)(32 * r + lane);
-                }
-                __syncwarp();
-                if (lane == 0) qcount[warp] += __popc(bal);
-                __syncwarp();
-            }
-        }
+        route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, que, qcount, warp,
+                                  [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
     });
     flush();
-#pragma unroll
-    for (int r = 0; r < 2; r++) {
-        const int64_t row = rbase + 8 * r + lane / 4;
-        int32_t *o = q4 == 0 && live[r] ? out + ((row - qb0) * H + h) * (int64_t)k : nullptr;
-        const int cnt = merge_row_lists<KMAX>(bs[r], bi[r], k, o);
-        if (o) out_n[(row - qb0) * H + h] = cnt;
-    }
+    route_rows_out<2, KMAX>(bs, bi, live, lane, rbase, qb0, H, h, k, out, out_n);
 }
 #endif /* FOLIO_WGMMA */
 
