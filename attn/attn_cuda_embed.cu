@@ -109,6 +109,22 @@ __device__ __forceinline__ void add_feature(float *acc, uint32_t d, uint64_t has
     }
 }
 
+/* Row i of X from the warp's accumulator: scaled to norm sqrt(d) x weight,
+ * the norm in double, summed in column order as on the CPU. */
+__device__ __forceinline__ void embed_end(const float *acc, const float *weights, uint64_t i, uint32_t d, float *X,
+                                          int lane)
+{
+    __syncwarp();
+    double nn = 0;
+    if (lane == 0)
+        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
+    nn = __shfl_sync(0xffffffffu, nn, 0);
+    const float wgt = weights ? weights[i] : 1.0f;
+    const float f = nn > 0 ? __fmul_rn((float)(sqrt((double)d) / sqrt(nn)), wgt) : 0.0f;
+    float *x = X + i * d;
+    for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], f);
+}
+
 /* One warp per token; the warp's accumulator row lives in shared memory
  * (each lane owns fixed columns, features are added in the CPU's order). */
 __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, uint32_t base, const folio_span_t *spans,
@@ -146,16 +162,7 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned 
             for (uint32_t s = 0; s + g <= L; s++)
                 add_feature(acc, d, dev_hash64(BufBytes{form + s}, g, gram_seed + g), gw, lane);
     }
-    __syncwarp();
-    /* the norm in double, summed in column order as on the CPU */
-    double nn = 0;
-    if (lane == 0)
-        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
-    nn = __shfl_sync(0xffffffffu, nn, 0);
-    const float wgt = weights ? weights[i] : 1.0f;
-    const float f = nn > 0 ? __fmul_rn((float)(sqrt((double)d) / sqrt(nn)), wgt) : 0.0f;
-    float *x = X + i * d;
-    for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], f);
+    embed_end(acc, weights, i, d, X, lane);
 }
 
 /* Experimental (FOLIO_EMBED_FAST=1, default 0; written without a device,
@@ -167,10 +174,11 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned 
  * different features into shared memory first, and for each feature lane b
  * draws sign word b, which the warp then reads by shuffles.  The sums per
  * column still run over the features in the CPU's order, so the result is
- * the same to the bit (test_cuda_embed).  Its first and last lines repeat
- * embed_kernel's on purpose: sharing them as functions changed the default
- * kernel's code (32 -> 34 registers) before the variant could be measured;
- * whichever of the two loses on the device goes. */
+ * the same to the bit (test_cuda_embed).  Both end in embed_end; the
+ * form-building lines at the start repeat embed_kernel's on purpose:
+ * sharing them as a function changed the default kernel's code (32 -> 34
+ * registers) before the variant could be measured; whichever of the two
+ * loses on the device goes. */
 #ifndef FOLIO_EMBED_FAST
 #define FOLIO_EMBED_FAST 0
 #endif
@@ -241,15 +249,7 @@ __global__ void __launch_bounds__(32 * kEmbedWarps) embed_fast_kernel(const unsi
             }
         }
     }
-    __syncwarp();
-    double nn = 0;
-    if (lane == 0)
-        for (uint32_t c = 0; c < d; c++) nn += (double)acc[c] * acc[c];
-    nn = __shfl_sync(0xffffffffu, nn, 0);
-    const float wgt = weights ? weights[i] : 1.0f;
-    const float fsc = nn > 0 ? __fmul_rn((float)(sqrt((double)d) / sqrt(nn)), wgt) : 0.0f;
-    float *x = X + i * d;
-    for (uint32_t c = lane; c < d; c += 32) x[c] = __fmul_rn(acc[c], fsc);
+    embed_end(acc, weights, i, d, X, lane);
 }
 
 /* One CTA per range: columns over threads, tokens in order (double sums). */
