@@ -271,15 +271,17 @@ static char *result_alloc(const folio_worker_t *w, int64_t item, const folio_doc
 
 /* Encodes doc (tokens [t0, t1) over x; x NULL: whole, on this rank) and
  * returns its result message on rank 0 (NULL on other ranks, and when
- * memory is short).  *est: the encode's status; a failed encode still
- * returns a message, the failure's (rank 0 commits a whole document's as
- * rejected). */
+ * memory is short).  direct: the worker writes into the message (else
+ * into its own buffers, copied after).  *est: the encode's status; a
+ * failed encode still returns a message, the failure's (rank 0 commits a
+ * whole document's as rejected). */
 static char *encode_packed(folio_worker_t *w, folio_exchange_t *x, int64_t item, const folio_doc_t *doc,
-                           const float *weights, uint64_t t0, uint64_t t1, size_t *bytes, folio_status_t *est)
+                           const float *weights, uint64_t t0, uint64_t t1, bool direct, size_t *bytes,
+                           folio_status_t *est)
 {
     const bool mine = !x || folio_exchange_rank(x) == 0;
     folio_result_dest_t dest;
-    char *buf = mine ? result_alloc(w, item, doc, &dest, bytes) : NULL;
+    char *buf = mine && direct ? result_alloc(w, item, doc, &dest, bytes) : NULL;
     folio_doc_results_t res;
     *est = x ? folio_worker_encode_range(w, x, doc, weights, t0, t1, buf ? &dest : NULL, &res)
              : folio_worker_encode(w, doc, weights, buf ? &dest : NULL, &res);
@@ -615,10 +617,7 @@ static folio_status_t donor_poll(donor_t *d, folio_round_item_t *it, int64_t *id
 static char *encode_whole(folio_worker_t *w, const folio_round_item_t *it, int64_t i, bool direct, size_t *bytes)
 {
     folio_status_t est;
-    if (direct) return encode_packed(w, NULL, i, &it[i].doc, it[i].weights, 0, it[i].doc.n_tokens, bytes, &est);
-    folio_doc_results_t res;
-    est = folio_worker_encode(w, &it[i].doc, it[i].weights, NULL, &res);
-    return pack_result(i, est, &it[i].doc, &res, bytes);
+    return encode_packed(w, NULL, i, &it[i].doc, it[i].weights, 0, it[i].doc.n_tokens, direct, bytes, &est);
 }
 
 /* This rank's whole documents idx[0..n) (reordered largest first): long
@@ -933,7 +932,7 @@ folio_status_t folio_round_run(folio_round_ctx_t *rc, folio_round_item_t *items,
         uint64_t t0, t1;
         split_range(it[i].doc.n_tokens, &p, me, P, &t0, &t1);
         double t = folio_now();
-        packed[i] = encode_packed(rc->worker, xw, i, &it[i].doc, it[i].weights, t0, t1, &packed_sz[i], &st);
+        packed[i] = encode_packed(rc->worker, xw, i, &it[i].doc, it[i].weights, t0, t1, true, &packed_sz[i], &st);
         if (st == FOLIO_OK && me == 0 && !packed[i]) st = FOLIO_ERR_NOMEM;
         if (st != FOLIO_OK) {
             free(packed[i]);
