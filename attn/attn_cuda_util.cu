@@ -435,18 +435,10 @@ constexpr int kMmaWarps = FOLIO_ROUTE_WARPS;
 constexpr int kMmaRows = kMmaWarps * 32; /* query rows per CTA */
 constexpr int kMmaThreads = kMmaWarps * 32;
 constexpr int kMmaStages = 3;
-/* Sweep 0 (the cut T) over every FOLIO_ROUTE_T_STRIDE-th candidate tile
- * only (experimental, default 1 = all).  The k-th largest lower bound over
- * any k distinct candidates is still at most the row's k-th best exact
- * score, so the selection stays exact; a looser T lets more candidates
- * reach sweep 1's exact scoring, whose running list then filters them.
- * Not yet run on a device (seventh session): try 2, 4, 8 with
- * `bench attn --backend cuda` (route_ms) and test_cuda_select. */
-#ifndef FOLIO_ROUTE_T_STRIDE
-#define FOLIO_ROUTE_T_STRIDE 1
-#endif
-constexpr int kRouteTStride = FOLIO_ROUTE_T_STRIDE;
-static_assert(kRouteTStride >= 1, "FOLIO_ROUTE_T_STRIDE >= 1");
+/* (Sweep 0 over every 2nd, 4th or 8th tile only -- a looser but still
+ * exact T -- was measured in the eighth session: slower below ~5M tokens,
+ * the exact scoring of the extra candidates costing more than the half
+ * sweep saved; removed.  bench/RESULTS.md, "eighth session".) */
 constexpr int kMmaKS = 72; /* bf16 stride of a candidate row: ldmatrix rows 16 bytes apart in the banks */
 
 struct RouteMmaTile {
@@ -459,15 +451,14 @@ struct RouteMmaTile {
 /* Per-warp queue of sweep 1's candidates (in the order each lane's list must
  * see them), scored exactly by all 32 lanes at once when it fills. */
 constexpr int kMmaQCap = 64;
-/* Streams every STRIDE-th candidate tile of head h (tiles 0, STRIDE, ...;
- * every tile at 1) through the ring and hands each 32 x 64 score tile (in
- * the accumulators) to scan(acc, kv, j0). */
-template <int STRIDE, typename Scan>
+/* Streams every candidate tile of head h through the ring and hands each
+ * 32 x 64 score tile (in the accumulators) to scan(acc, kv, j0). */
+template <typename Scan>
 __device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv_bfloat16 *kh, const float *knh,
                                                  int64_t nb, const uint32_t (&a)[2][4][4], Scan &&scan)
 {
     const int t = threadIdx.x, lane = t & 31, q4 = lane & 3;
-    const int64_t ntile = (nb + 63) / 64, nv = (ntile + STRIDE - 1) / STRIDE; /* tiles visited */
+    const int64_t ntile = (nb + 63) / 64;
     auto load = [&](int64_t it, int stage) {
         RouteMmaTile &tl = tiles[stage];
         const int64_t j0 = it * 64;
@@ -482,14 +473,13 @@ __device__ __forceinline__ void route_mma_stream(RouteMmaTile *tiles, const __nv
     static_assert(64 * 8 % kMmaThreads == 0, "whole 16-byte chunks per thread and tile");
     load(0, 0);
     cp_async_commit();
-    if (nv > 1) load(STRIDE, 1);
+    if (ntile > 1) load(1, 1);
     cp_async_commit();
-    int stage = 0; /* = v % kMmaStages */
-    for (int64_t v = 0; v < nv; v++) {
-        const int64_t it = v * STRIDE;
-        cp_async_wait<1>(); /* visit v has landed (v + 1 may still be in flight) */
-        __syncthreads();    /* ... for every thread; and every warp is done with visit v - 1 */
-        if (v + 2 < nv) load((v + 2) * STRIDE, stage == 0 ? kMmaStages - 1 : stage - 1); /* the slot of visit v - 1 */
+    int stage = 0; /* = it % kMmaStages */
+    for (int64_t it = 0; it < ntile; it++) {
+        cp_async_wait<1>(); /* tile it has landed (it + 1 may still be in flight) */
+        __syncthreads();    /* ... for every thread; and every warp is done with tile it - 1 */
+        if (it + 2 < ntile) load(it + 2, stage == 0 ? kMmaStages - 1 : stage - 1); /* the slot of tile it - 1 */
         cp_async_commit();
         const RouteMmaTile &tl = tiles[stage];
         stage = stage + 1 == kMmaStages ? 0 : stage + 1;
@@ -786,7 +776,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
         for (int r = 0; r < 4; r++)
 #pragma unroll
             for (int s2 = 0; s2 < kRouteSlots; s2++) bk[r][s2] = -INFINITY;
-        route_mma_stream<kRouteTStride>(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
+        route_mma_stream(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
             route_bound_tile<4, kRouteSlots>(bk, qn, g0, G, nbi, q4, kv, j0, [&](int r, int nf, int c) {
                 return acc[r >> 1][nf][2 * (r & 1) + c];
             });
@@ -811,7 +801,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
     if (lane == 0) qcount[warp] = 0;
     __syncwarp();
     auto flush = [&]() { route_flush<4, KMAX>(bs, bi, que, qcount, warp, lane, rbase, node_q, node_k, ld, h); };
-    route_mma_stream<1>(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
+    route_mma_stream(tiles, kh, knh, nb, a, [&](const float (&acc)[2][8][4], const float2 (&kv)[8], int j0) {
         route_offer_tile<4, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, que, qcount, warp, [&](int r, int nf, int c) {
             return acc[r >> 1][nf][2 * (r & 1) + c];
         }, flush);

@@ -16,7 +16,7 @@ for f in "$FOLIO_SRC"/attn/*.cu; do
 done
 # The experimental variants behind build flags (default off, measured on the
 # GPU host by bench/gpu_quick.sh ALT=...) must keep compiling too.
-for v in "attn_cuda_util.cu -DFOLIO_ROUTE_WGMMA=1 -DFOLIO_ROUTE_T_STRIDE=2" "attn_cuda_embed.cu -DFOLIO_EMBED_FAST=1"; do
+for v in "attn_cuda_util.cu -DFOLIO_ROUTE_WGMMA=1" "attn_cuda_embed.cu -DFOLIO_EMBED_FAST=1"; do
     set -- $v
     f=$1; shift
     "$NVCC" -O1 -std=c++17 --expt-relaxed-constexpr -DFOLIO_HAVE_CUDA=1 -DFOLIO_WGMMA=1 "$@" \
