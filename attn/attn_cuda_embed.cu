@@ -97,18 +97,6 @@ __device__ __forceinline__ uint64_t mix_word(uint64_t h, uint32_t w)
 constexpr int kFormMax = 64;      /* as attn/embed.c FORM_MAX */
 constexpr int kEmbedWarps = 4;
 
-/* acc[c] += (bit c of the feature's stream ? -w : +w) for this lane's columns. */
-__device__ __forceinline__ void add_feature(float *acc, uint32_t d, uint64_t hash, float w, int lane)
-{
-    for (uint32_t c0 = 0; c0 < d; c0 += 64) {
-        const uint64_t bits = mix_word(hash, c0 >> 6);
-        for (uint32_t j = lane; j < 64 && c0 + j < d; j += 32) {
-            const float s = 1.0f - 2.0f * (float)((bits >> j) & 1u);
-            acc[c0 + j] += s * w;
-        }
-    }
-}
-
 /* Row i of X from the warp's accumulator: scaled to norm sqrt(d) x weight,
  * the norm in double, summed in column order as on the CPU. */
 __device__ __forceinline__ void embed_end(const float *acc, const float *weights, uint64_t i, uint32_t d, float *X,
@@ -126,65 +114,17 @@ __device__ __forceinline__ void embed_end(const float *acc, const float *weights
 }
 
 /* One warp per token; the warp's accumulator row lives in shared memory
- * (each lane owns fixed columns, features are added in the CPU's order). */
-__global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, uint32_t base, const folio_span_t *spans,
-                                                                const float *weights, uint32_t n, uint32_t d,
-                                                                uint64_t seed, float *X)
-{
-    extern __shared__ float esm[];
-    __shared__ unsigned char forms[kEmbedWarps][kFormMax + 8];
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const uint64_t i = (uint64_t)blockIdx.x * kEmbedWarps + warp;
-    if (i >= n) return;
-    float *acc = esm + (size_t)warp * d;
-    unsigned char *form = forms[warp];
-    const folio_span_t t = spans[i];
-    const uint32_t len = t.end > t.start ? t.end - t.start : 0;
-    const uint32_t fl = len < kFormMax ? len : kFormMax;
-    const LowerBytes tok{text + (t.start - base)};
-    for (uint32_t j = lane; j < fl; j += 32) form[1 + j] = tok(j);
-    if (lane == 0) {
-        form[0] = '<';
-        form[1 + fl] = '>';
-    }
-    for (uint32_t c = lane; c < d; c += 32) acc[c] = 0.f;
-    __syncwarp();
-    const float unit = __fdiv_rn(1.0f, __fsqrt_rn((float)d));
-    const uint64_t hw = len <= (uint32_t)kFormMax ? dev_hash64(BufBytes{form + 1}, fl, seed) : dev_hash64(tok, len, seed);
-    add_feature(acc, d, hw, unit, lane);
-    const uint32_t L = fl + 2;
-    uint32_t ngr = 0;
-    for (uint32_t g = 3; g <= 5; g++) ngr += L >= g ? L - g + 1 : 0;
-    if (ngr) {
-        const float gw = __fdiv_rn(unit, __fsqrt_rn((float)ngr));
-        const uint64_t gram_seed = seed ^ 0x5bd1e9955bd1e995ull;
-        for (uint32_t g = 3; g <= 5; g++)
-            for (uint32_t s = 0; s + g <= L; s++)
-                add_feature(acc, d, dev_hash64(BufBytes{form + s}, g, gram_seed + g), gw, lane);
-    }
-    embed_end(acc, weights, i, d, X, lane);
-}
-
-/* Experimental (FOLIO_EMBED_FAST=1, default 0; written without a device,
- * not yet run): the same arithmetic as embed_kernel with the warp's lanes
- * sharing the work that every lane repeats there.  embed_kernel spends 17 ms
- * on a 2.2M-token document (29 % of a 1-GPU encode, eighth session): each
- * of a token's ~16 features is hashed by all 32 lanes at once, and each of
- * its 64-column sign words is drawn by all 32 lanes.  Here the lanes hash
- * different features into shared memory first, and for each feature lane b
- * draws sign word b, which the warp then reads by shuffles.  The sums per
- * column still run over the features in the CPU's order, so the result is
- * the same to the bit (test_cuda_embed).  Both end in embed_end; the
- * form-building lines at the start repeat embed_kernel's on purpose:
- * sharing them as a function changed the default kernel's code (32 -> 34
- * registers) before the variant could be measured; whichever of the two
- * loses on the device goes. */
-#ifndef FOLIO_EMBED_FAST
-#define FOLIO_EMBED_FAST 0
-#endif
+ * (each lane owns fixed columns).  The lanes first hash different features
+ * (the form, then its 3-, 4- and 5-grams by start: the CPU's order) into
+ * shared memory; then, feature by feature, lane b draws sign word b, which
+ * the warp reads by shuffles.  Per column the features still add in the
+ * CPU's order, so the rows are the CPU's to the bit (test_cuda_embed).  The
+ * first version had every lane hash every feature and draw every sign
+ * word: 22.0 -> 18.5 ms for the input and embedding of a 2.2M-token
+ * document (2x H200, ninth session, GPU_NOTES.md). */
 constexpr int kFeatMax = 1 + (kFormMax + 2 - 2) + (kFormMax + 2 - 3) + (kFormMax + 2 - 4); /* word + n-grams */
 
-__global__ void __launch_bounds__(32 * kEmbedWarps) embed_fast_kernel(const unsigned char *text, uint32_t base,
+__global__ void __launch_bounds__(32 * kEmbedWarps) embed_kernel(const unsigned char *text, uint32_t base,
                                                                      const folio_span_t *spans,
                                                                      const float *weights, uint32_t n, uint32_t d,
                                                                      uint64_t seed, float *X)
@@ -335,7 +275,7 @@ __global__ void mass_kernel(const int32_t *sel, const int32_t *sel_n, const floa
 cudaError_t folio_cuda_preload_embed(void)
 {
     cudaFuncAttributes fa;
-    cudaError_t e = cudaFuncGetAttributes(&fa, FOLIO_EMBED_FAST ? embed_fast_kernel : embed_kernel);
+    cudaError_t e = cudaFuncGetAttributes(&fa, embed_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_fixed_kernel);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, pool_finish_kernel);
@@ -352,11 +292,7 @@ extern "C" folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint6
     (void)len; /* spans index the text; the caller validated them (shard/) */
     if (n == 0) return FOLIO_OK;
     const size_t sm = (size_t)kEmbedWarps * d * sizeof(float);
-#if FOLIO_EMBED_FAST
-    const auto kern = embed_fast_kernel;
-#else
     const auto kern = embed_kernel;
-#endif
     /* static shared memory (forms, hashes: < 8 KB) and this must fit the 48 KB
      * a launch gets without asking */
     if (sm + 8 * 1024 > 48 * 1024)

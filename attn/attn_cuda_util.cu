@@ -811,38 +811,48 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
 }
 
 /* ------------------------------------------------------------ routed top-k on the warpgroup MMA
- * Experimental (FOLIO_ROUTE_WGMMA=1, default 0; written without a device
- * in the eighth session, not yet run).  The routing is what grows when a
- * document is split over more GPUs (each rank scores its query blocks
- * against every block: 8 -> 13.6 -> 25 ms a layer at 1 / 2 / 4 GPUs), and
- * route_topk_mma_kernel runs at ~14 % of the card's bf16 peak.  This is
- * the same selection (the two sweeps, bounds and exact scoring of
- * route_topk_mma_kernel, so the same lists to the bit) with the score
- * tiles from wgmma: a CTA is one warpgroup and 64 query rows (16 a warp,
- * two rows a thread), Q stays in shared memory in the 128-byte swizzle
- * (read by descriptor), candidate tiles stream through a 3-stage cp.async
- * ring in the same layout.  The accumulator layout of m64n64 is that of
- * mma.sync m16n8 per warp (rows g and g + 8, columns 8 j + 2 (lane % 4) +
- * {0, 1}), so each thread's scan is route_topk_mma_kernel's with two rows
- * instead of four. */
-#ifndef FOLIO_ROUTE_WGMMA
-#define FOLIO_ROUTE_WGMMA 0
-#endif
+ * The selection in use on sm_90a: the two sweeps, bounds and exact scoring
+ * of route_topk_mma_kernel (the same lists to the bit) with the score tiles
+ * from wgmma.  A warpgroup takes 64 query rows (16 a warp, two rows a
+ * thread: the accumulator layout of m64n64 is that of mma.sync m16n8 per
+ * warp, rows g and g + 8, columns 8 j + 2 (lane % 4) + {0, 1}), its Q in
+ * shared memory in the 128-byte swizzle (read by descriptor).  A CTA is WG
+ * warpgroups sharing one 3-stage cp.async ring of candidate tiles.
+ *
+ * Why WG > 1: every CTA streams all nb candidates of its head through the
+ * ring twice, so the L2 -> SM traffic is (rows / rows a CTA) x nb x 130
+ * bytes x 2.  With 64 rows a CTA that was ~3 TB/s at 4M tokens -- the
+ * mma.sync kernel and the first wgmma one (64 rows a CTA each, very
+ * different instruction mixes) ran within 4 % of each other (route_ms,
+ * ninth session), the mark of a shared memory-side limit.  WG warpgroups
+ * cut the traffic WG-fold; route_wg_choose picks WG from the rows. */
 #if defined(FOLIO_WGMMA)
 constexpr int kWgThreads = 128;
+constexpr int kWgMax = 4;
 
 struct __align__(1024) RouteWgTile {
     __nv_bfloat16 k[64 * 64]; /* 64 candidates x 64 dimensions, swizzled (swz) */
     float n[64];              /* their norms */
 };
 
+/* The CTA's dynamic shared memory: the ring, then each warpgroup's Q,
+ * then the warps' queues and counts. */
+template <int WG> struct RouteWgSmem {
+    RouteWgTile tiles[kMmaStages];
+    __align__(1024) __nv_bfloat16 qt[WG][64 * 64];
+    RouteQueues<4 * WG> que;
+    int qcount[4 * WG];
+};
+
 /* Streams every candidate tile of head h through the ring and hands each
- * 64 x 64 score tile (this thread's accumulators) to scan(S, kv, j0).
- * Every thread of the CTA calls it (wgmma is warpgroup-wide). */
-template <typename Scan>
+ * 64 x 64 score tile (this thread's accumulators; dq: its warpgroup's Q) to
+ * scan(S, kv, j0).  Every thread of the CTA calls it (wgmma is
+ * warpgroup-wide, the ring CTA-wide). */
+template <int WG, typename Scan>
 __device__ __forceinline__ void route_wg_stream(RouteWgTile *tiles, uint64_t dq, const __nv_bfloat16 *kh,
                                                 const float *knh, int64_t nb, Scan &&scan)
 {
+    constexpr int NT = kWgThreads * WG;
     const int t = threadIdx.x, q4 = t & 3;
     const int64_t ntile = (nb + 63) / 64;
     auto load = [&](int64_t it, int stage) {
@@ -850,8 +860,9 @@ __device__ __forceinline__ void route_wg_stream(RouteWgTile *tiles, uint64_t dq,
         const int64_t j0 = it * 64;
         const uint32_t base = smem_u32(tl.k);
 #pragma unroll
-        for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
-            const int idx = t + i * kWgThreads, r = idx >> 3, c = idx & 7;
+        for (int i = 0; i < (64 * 8 + NT - 1) / NT; i++) {
+            const int idx = t + i * NT, r = idx >> 3, c = idx & 7;
+            if (64 * 8 % NT != 0 && idx >= 64 * 8) break;
             const bool p = j0 + r < nb;
             cp_async16_s(base + swz(r, c), kh + (p ? j0 + r : 0) * 64 + 8 * c, p);
         }
@@ -881,18 +892,19 @@ __device__ __forceinline__ void route_wg_stream(RouteWgTile *tiles, uint64_t dq,
     __syncthreads(); /* the ring is free for the next sweep */
 }
 
-template <int KMAX>
-__global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
+template <int KMAX, int WG>
+__global__ void __launch_bounds__(kWgThreads * WG) route_topk_wg_kernel(
     const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
     const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
     int32_t *out_n)
 {
-    __shared__ __align__(1024) __nv_bfloat16 qt[64 * 64];
-    __shared__ __align__(1024) RouteWgTile tiles[kMmaStages];
-    __shared__ RouteQueues<4> que;
-    __shared__ int qcount[4];
-    const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, q4 = lane & 3;
-    const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64, rbase = cta0 + 16 * warp;
+    extern __shared__ __align__(1024) unsigned char route_wg_raw[];
+    /* the runtime aligns dynamic shared memory to 16 bytes only: the
+     * swizzled tiles need 1024 (launch adds the slack) */
+    RouteWgSmem<WG> &sm = *reinterpret_cast<RouteWgSmem<WG> *>(
+        route_wg_raw + ((1024u - (smem_u32(route_wg_raw) & 1023u)) & 1023u));
+    const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, wg = warp >> 2, q4 = lane & 3;
+    const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64 * WG, wg0 = cta0 + 64 * wg, rbase = wg0 + 16 * (warp & 3);
     const int nbi = (int)nb;
     /* this thread's 2 rows: r -> rbase + 8 r + lane / 4 */
     bool live[2];
@@ -905,12 +917,14 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
         g0[r] = live[r] ? (int)((row / G) * G) : -1;
         qn[r] = live[r] ? qnorm[(int64_t)h * nb + row] * kRouteEps : 0.f;
     }
-    /* the CTA's 64 query rows (bf16, swizzled; rows past qb1: zeros), in the
-     * cp.async group the stream's first wait completes */
+    /* the warpgroup's 64 query rows (bf16, swizzled; rows past qb1: zeros),
+     * in the cp.async group the stream's first wait completes */
+    __nv_bfloat16 *qt = sm.qt[wg];
+    const int tw = t & (kWgThreads - 1);
 #pragma unroll
     for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
-        const int idx = t + i * kWgThreads, r = idx >> 3, c = idx & 7;
-        const int64_t row = cta0 + r;
+        const int idx = tw + i * kWgThreads, r = idx >> 3, c = idx & 7;
+        const int64_t row = wg0 + r;
         const bool p = row < qb1;
         cp_async16_s(smem_u32(qt) + swz(r, c), q16 + ((int64_t)h * nb + (p ? row : 0)) * 64 + 8 * c, p);
     }
@@ -926,7 +940,7 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
         for (int r = 0; r < 2; r++)
 #pragma unroll
             for (int s2 = 0; s2 < 16; s2++) bk[r][s2] = -INFINITY;
-        route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+        route_wg_stream<WG>(sm.tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
             route_bound_tile<2, 16>(bk, qn, g0, G, nbi, q4, kv, j0, [&](int r, int nf, int c) { return S[nf][2 * r + c]; });
         });
         route_cut<2, 16>(bk, live, k, lane, T);
@@ -940,15 +954,47 @@ __global__ void __launch_bounds__(kWgThreads) route_topk_wg_kernel(
     for (int r = 0; r < 2; r++)
 #pragma unroll
         for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
-    if (lane == 0) qcount[warp] = 0;
+    if (lane == 0) sm.qcount[warp] = 0;
     __syncwarp();
-    auto flush = [&]() { route_flush<2, KMAX>(bs, bi, que, qcount, warp, lane, rbase, node_q, node_k, ld, h); };
-    route_wg_stream(tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-        route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, que, qcount, warp,
+    auto flush = [&]() { route_flush<2, KMAX>(bs, bi, sm.que, sm.qcount, warp, lane, rbase, node_q, node_k, ld, h); };
+    route_wg_stream<WG>(sm.tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+        route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, sm.que, sm.qcount, warp,
                                   [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
     });
     flush();
     route_rows_out<2, KMAX>(bs, bi, live, lane, rbase, qb0, H, h, k, out, out_n);
+}
+
+/* Warpgroups a CTA for `rows` query rows of H heads: the most (fewest
+ * candidate streams) that still give every SM work for ~2 CTAs, so small
+ * documents keep their parallelism.  FOLIO_ROUTE_WG=1..4 overrides it
+ * (tuning, tests). */
+static int route_wg_choose(int64_t rows, int H, int sms)
+{
+    const char *e = getenv("FOLIO_ROUTE_WG");
+    if (e && *e) {
+        const int w = atoi(e);
+        if (w >= 1 && w <= kWgMax) return w;
+    }
+    for (int w = kWgMax; w > 1; w--)
+        if ((rows + 64 * w - 1) / (64 * w) * H >= 2 * (int64_t)sms) return w;
+    return 1;
+}
+
+template <int WG>
+static cudaError_t route_wg_launch(int64_t rows, const float *node_q, const float *node_k, int64_t ld, int64_t nb,
+                                   int H, int G, int k, int64_t qb0, int64_t qb1, const __nv_bfloat16 *q16,
+                                   const float *qn, const __nv_bfloat16 *k16, const float *kn, int32_t *out,
+                                   int32_t *out_n, cudaStream_t st)
+{
+    const size_t smem = sizeof(RouteWgSmem<WG>) + 1024;
+    cudaError_t e = cudaFuncSetAttribute(route_topk_wg_kernel<8, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         (int)smem);
+    if (e != cudaSuccess) return e;
+    dim3 grid((unsigned)((rows + 64 * WG - 1) / (64 * WG)), (unsigned)H);
+    route_topk_wg_kernel<8, WG><<<grid, kWgThreads * WG, smem, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
+                                                                     qn, k16, kn, out, out_n);
+    return cudaGetLastError();
 }
 #endif /* FOLIO_WGMMA */
 
@@ -1232,17 +1278,28 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
     const unsigned pg = (unsigned)((nrow + 7) / 8);
     route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
     if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
-#if defined(FOLIO_WGMMA) && FOLIO_ROUTE_WGMMA
+#if defined(FOLIO_WGMMA)
     /* the warpgroup kernel: sm_90a code, on a compute capability 9.0 GPU */
-    int dev = 0, cc_major = 0, cc_minor = 0;
+    int dev = 0, cc_major = 0, cc_minor = 0, sms = 0;
     const bool wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
                     cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
                     cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
                     cc_major == 9 && cc_minor == 0;
     if (wg) {
-        dim3 wgrid((unsigned)((qb1 - qb0 + 63) / 64), (unsigned)H);
-        route_topk_wg_kernel<8><<<wgrid, kWgThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
-                                                                k16, kn, out, out_n);
+        const int64_t rows = qb1 - qb0;
+        cudaError_t we;
+        switch (route_wg_choose(rows, H, sms)) {
+        case 1: we = route_wg_launch<1>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
+        case 2: we = route_wg_launch<2>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
+        case 3: we = route_wg_launch<3>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
+        default: we = route_wg_launch<4>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
+        }
+        if (we != cudaSuccess) {
+            cudaFreeAsync(k16, st);
+            cudaFreeAsync(kn, st);
+            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k (warpgroups): %s", cudaGetErrorString(we));
+        }
     } else
 #endif
     if (variant == 0 && k <= 8) {
@@ -1719,12 +1776,15 @@ extern "C" folio_status_t folio_cuda_preload(void)
     };
     for (size_t i = 0; e == cudaSuccess && i < sizeof kernels / sizeof *kernels; i++)
         e = cudaFuncGetAttributes(&fa, kernels[i]);
-#if defined(FOLIO_WGMMA) && FOLIO_ROUTE_WGMMA
+#if defined(FOLIO_WGMMA)
     int pdev = 0, pmaj = 0, pmin = 0; /* sm_90a code loads on a 9.0 GPU only */
     if (e == cudaSuccess && cudaGetDevice(&pdev) == cudaSuccess &&
         cudaDeviceGetAttribute(&pmaj, cudaDevAttrComputeCapabilityMajor, pdev) == cudaSuccess &&
-        cudaDeviceGetAttribute(&pmin, cudaDevAttrComputeCapabilityMinor, pdev) == cudaSuccess && pmaj == 9 && pmin == 0)
-        e = cudaFuncGetAttributes(&fa, route_topk_wg_kernel<8>);
+        cudaDeviceGetAttribute(&pmin, cudaDevAttrComputeCapabilityMinor, pdev) == cudaSuccess && pmaj == 9 && pmin == 0) {
+        const void *const wgk[] = {(const void *)route_topk_wg_kernel<8, 1>, (const void *)route_topk_wg_kernel<8, 2>,
+                                   (const void *)route_topk_wg_kernel<8, 3>, (const void *)route_topk_wg_kernel<8, 4>};
+        for (size_t i = 0; e == cudaSuccess && i < sizeof wgk / sizeof *wgk; i++) e = cudaFuncGetAttributes(&fa, wgk[i]);
+    }
 #endif
     if (e == cudaSuccess) e = folio_cuda_preload_embed();
     if (e == cudaSuccess) e = folio_cuda_preload_sparse();

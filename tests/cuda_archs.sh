@@ -14,14 +14,3 @@ for f in "$FOLIO_SRC"/attn/*.cu; do
         -c "$f" -o "$out/$(basename "$f").o" || { echo "cuda_archs: $f does not build for sm_80 + sm_90a" >&2; exit 1; }
     echo "cuda_archs: $(basename "$f") ok"
 done
-# The experimental variants behind build flags (default off, measured on the
-# GPU host by bench/gpu_quick.sh ALT=...) must keep compiling too.
-for v in "attn_cuda_util.cu -DFOLIO_ROUTE_WGMMA=1" "attn_cuda_embed.cu -DFOLIO_EMBED_FAST=1"; do
-    set -- $v
-    f=$1; shift
-    "$NVCC" -O1 -std=c++17 --expt-relaxed-constexpr -DFOLIO_HAVE_CUDA=1 -DFOLIO_WGMMA=1 "$@" \
-        -I"$FOLIO_SRC" -I"$FOLIO_SRC/common" -I"$FOLIO_SRC/attn" \
-        --generate-code=arch=compute_80,code=sm_80 --generate-code=arch=compute_90a,code=sm_90a \
-        -c "$FOLIO_SRC/attn/$f" -o "$out/variant.o" || { echo "cuda_archs: $f $* does not build" >&2; exit 1; }
-    echo "cuda_archs: $f $* ok"
-done

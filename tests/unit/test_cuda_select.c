@@ -256,6 +256,25 @@ Test(cuda_select, routing_equals_cpu_many_ctas)
     check_routing_vs_cpu(20, 20000, 64, 8, 0, 20000, 20000);
 }
 
+/* The sm_90a kernel runs 1-4 warpgroups a CTA (chosen from the rows;
+ * FOLIO_ROUTE_WG forces it): each count on ragged ranges whose last CTA is
+ * partly or wholly past the rows, ties, and a long run.  (Criterion runs
+ * each test in its own process: the variable stays here.) */
+static void routing_with_warpgroups(const char *wg)
+{
+    cr_assert_eq(setenv("FOLIO_ROUTE_WG", wg, 1), 0);
+    check_routing_vs_cpu(21, 3001, 64, 8, 100, 2900, 3001); /* distinct, ragged */
+    check_routing_vs_cpu(22, 700, 16, 8, 3, 70, 9);         /* 67 rows: one CTA, mostly empty */
+    check_routing_vs_cpu(23, 1500, 64, 8, 0, 1500, 5);      /* ties */
+    check_routing_vs_cpu(24, 5000, 32, 5, 17, 4999, 5000);  /* k = 5 < 8 */
+    check_routing_vs_cpu(25, 20000, 64, 8, 0, 20000, 20000);
+    unsetenv("FOLIO_ROUTE_WG");
+}
+Test(cuda_select, routing_one_warpgroup)    { SKIP_WITHOUT_GPU(); routing_with_warpgroups("1"); }
+Test(cuda_select, routing_two_warpgroups)   { SKIP_WITHOUT_GPU(); routing_with_warpgroups("2"); }
+Test(cuda_select, routing_three_warpgroups) { SKIP_WITHOUT_GPU(); routing_with_warpgroups("3"); }
+Test(cuda_select, routing_four_warpgroups)  { SKIP_WITHOUT_GPU(); routing_with_warpgroups("4"); }
+
 Test(cuda_select, residual_rmsnorm)
 {
     SKIP_WITHOUT_GPU();
