@@ -40,6 +40,6 @@ for b in none numa none numa; do
     rm -rf /tmp/wn2.lmdb
     echo "--bind-to $b:"
     $MPI --bind-to $b -np 2 /tmp/frA/folio ingest --db /tmp/wn2.lmdb --backend cuda --threads 16 --progress /tmp/wn2.txt 2>&1 |
-        grep -E 'profile (timeline|payload)|^ranks' | cut -c1-900
+        grep -E 'profile (timeline|payload)|^ranks' | cut -c1-2500
 done
 say done
