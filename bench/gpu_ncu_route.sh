@@ -12,7 +12,7 @@ cmake --build /tmp/fq -j 30 --target folio > /tmp/bq.log 2>&1 || { echo "BUILD F
 SEC="--section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats
      --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis --section InstructionStats --section LaunchStats"
 KEEP='Duration|Throughput|Pipe|Stall|Issue|Eligible|Active Warps|Achieved|L2|L1|Registers|Executed Ipc|Instructions|Warp Cycles|Block Limit|Shared Memory|DRAM|Bank'
-f=$1; : "${f:=both}"
+f=${1:-both}
 if [ "$f" != ingest ]; then
   timeout 200 ncu --clock-control none --kernel-name regex:route_topk_wg --launch-skip 1 --launch-count 1 $SEC \
       /tmp/fq/folio bench attn --backend cuda --n 2097152 --reps 1 > "$OUT/ncu_bench.txt" 2>&1
