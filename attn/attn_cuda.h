@@ -204,7 +204,8 @@ folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W, int s_sum
 /* Times folio_cuda_attn_select (hierarchy + routed top-k) alone for a
  * document of n tokens under pattern p (resolved), on random summaries:
  * median ms of `reps`.  route_ms (optional, 4): the routed top-k alone,
- * [0] the kernel in use (mma.sync, scores kept in registers), [1] the tiled
+ * [0] the kernel in use (wgmma with bulk-copied tiles on sm_90a, else mma.sync;
+ * scores kept in registers), [1] the tiled
  * fp32 kernel, [2] the first one-thread-per-row kernel, [3] the wmma
  * tensor-core filtered kernel (all four exact; hier+topk with k <= 8 only,
  * left untouched otherwise).  Needs a device. */

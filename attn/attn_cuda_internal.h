@@ -163,7 +163,65 @@ __device__ __forceinline__ void qk_tile_wg(float (&S)[8][4], uint64_t dq, uint64
     wg_wait0();
     wg_reg_fence(S);
 }
+/* ---- mbarriers and bulk copies (sm_90): a copy issued by one thread
+ * completes on a stage's mbarrier (expect_tx + complete_tx); waits by
+ * phase parity.  sm_90a code only, like the wgmma bodies: a build for
+ * several architectures compiles them empty elsewhere, where they never run. */
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+#else
+    (void)bar; (void)count;
+#endif
+}
+/* makes the initialized barriers visible to the async proxy (TMA) */
+__device__ __forceinline__ void mbar_init_fence() { FOLIO_WG_ASM("fence.mbarrier_init.release.cluster;\n"); }
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+#else
+    (void)bar; (void)bytes;
+#endif
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    uint32_t done = 0;
+    do {
+        asm volatile("{\n.reg .pred P;\nmbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2;\nselp.u32 %0, 1, 0, P;\n}\n"
+                     : "=r"(done)
+                     : "r"(bar), "r"(parity)
+                     : "memory");
+    } while (!done);
+#else
+    (void)bar; (void)parity;
+#endif
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+#else
+    (void)bar;
+#endif
+}
+/* bytes (a multiple of 16, both addresses 16-byte aligned) from global
+ * memory into shared memory, completing on bar */
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void *src, uint32_t bytes, uint32_t bar)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n"
+                 ::"r"(dst), "l"(src), "r"(bytes), "r"(bar)
+                 : "memory");
+#else
+    (void)dst; (void)src; (void)bytes; (void)bar;
+    __trap();
+#endif
+}
 #endif /* FOLIO_WGMMA */
+
 
 /* Each .cu file's part of folio_cuda_preload: loads its kernels. */
 cudaError_t folio_cuda_preload_embed(void);

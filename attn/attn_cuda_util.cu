@@ -813,99 +813,98 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
 /* ------------------------------------------------------------ routed top-k on the warpgroup MMA
  * The selection in use on sm_90a: the two sweeps, bounds and exact scoring
  * of route_topk_mma_kernel (the same lists to the bit) with the score tiles
- * from wgmma.  A warpgroup takes 64 query rows (16 a warp, two rows a
- * thread: the accumulator layout of m64n64 is that of mma.sync m16n8 per
- * warp, rows g and g + 8, columns 8 j + 2 (lane % 4) + {0, 1}), its Q in
- * shared memory in the 128-byte swizzle (read by descriptor).  A CTA is WG
- * warpgroups sharing one 3-stage cp.async ring of candidate tiles.
+ * from wgmma.  A CTA is one warpgroup and 64 query rows (16 a warp, two
+ * rows a thread: the accumulator layout of m64n64 is that of mma.sync m16n8
+ * per warp, rows g and g + 8, columns 8 j + 2 (lane % 4) + {0, 1}), its Q in
+ * shared memory in the 128-byte swizzle (read by descriptor).
  *
- * Why WG > 1: every CTA streams all nb candidates of its head through the
- * ring twice, so the L2 -> SM traffic is (rows / rows a CTA) x nb x 130
- * bytes x 2.  With 64 rows a CTA that was ~3 TB/s at 4M tokens -- the
- * mma.sync kernel and the first wgmma one (64 rows a CTA each, very
- * different instruction mixes) ran within 4 % of each other (route_ms,
- * ninth session), the mark of a shared memory-side limit.  WG warpgroups
- * cut the traffic WG-fold; route_wg_choose picks WG from the rows. */
+ * Candidate tiles come by bulk copy (one thread, the TMA engine) into a
+ * 4-stage ring of mbarriers: route_prep_swz_kernel stores the bf16 rows
+ * already swizzled, tile by tile, so a tile is one linear 8 KB copy that
+ * lands in the layout the wgmma reads, and its 64 norms one 256-byte copy.
+ * Each warp releases a stage (its own arrive on the stage's "empty"
+ * barrier) once its wgmma has read it; thread 0 refills it.  The cp.async
+ * version (ninth session, ncu on a real 2.2M-token document) spent ~100
+ * instructions a thread and tile on load addresses, and a third of its
+ * stall cycles on the CTA barrier each tile needed.  (Two to four
+ * warpgroups a CTA sharing the ring -- a quarter of the L2 traffic -- were
+ * measured slower: 2.4 -> 3.1-3.7 ms at 1M tokens.  L2 was 28 % busy.) */
 #if defined(FOLIO_WGMMA)
 constexpr int kWgThreads = 128;
-constexpr int kWgMax = 4;
+constexpr int kWgStages = 4;
 
-struct __align__(1024) RouteWgTile {
-    __nv_bfloat16 k[64 * 64]; /* 64 candidates x 64 dimensions, swizzled (swz) */
-    float n[64];              /* their norms */
+struct RouteWgSmem {
+    __nv_bfloat16 k[kWgStages][64 * 64]; /* candidate tiles (swizzled), each 1024-aligned */
+    __nv_bfloat16 qt[64 * 64];           /* the CTA's query rows (swizzled) */
+    float n[kWgStages][64];              /* the tiles' norms */
+    uint64_t full[kWgStages], empty[kWgStages];
+    RouteQueues<4> que;
+    int qcount[4];
 };
 
-/* The CTA's dynamic shared memory: the ring, then each warpgroup's Q,
- * then the warps' queues and counts. */
-template <int WG> struct RouteWgSmem {
-    RouteWgTile tiles[kMmaStages];
-    __align__(1024) __nv_bfloat16 qt[WG][64 * 64];
-    RouteQueues<4 * WG> que;
-    int qcount[4 * WG];
-};
-
-/* Streams every candidate tile of head h through the ring and hands each
- * 64 x 64 score tile (this thread's accumulators; dq: its warpgroup's Q) to
- * scan(S, kv, j0).  Every thread of the CTA calls it (wgmma is
- * warpgroup-wide, the ring CTA-wide). */
-template <int WG, typename Scan>
-__device__ __forceinline__ void route_wg_stream(RouteWgTile *tiles, uint64_t dq, const __nv_bfloat16 *kh,
-                                                const float *knh, int64_t nb, Scan &&scan)
+/* bf16 rows of (H, nbp, 64), head-major, each head padded to nbp (a
+ * multiple of 64) rows, every 64-row tile stored in the 128-byte swizzle
+ * (16-byte chunk c of row r at r * 128 + ((c ^ (r & 7)) << 4) bytes); the
+ * fp32 norms (H, nbp); padding rows zero.  One warp a (row, head). */
+__global__ void route_prep_swz_kernel(const float *node, int64_t ld, int64_t nb, int64_t nbp, int H,
+                                      __nv_bfloat16 *nb16, float *norm)
 {
-    constexpr int NT = kWgThreads * WG;
-    const int t = threadIdx.x, q4 = t & 3;
-    const int64_t ntile = (nb + 63) / 64;
-    auto load = [&](int64_t it, int stage) {
-        RouteWgTile &tl = tiles[stage];
-        const int64_t j0 = it * 64;
-        const uint32_t base = smem_u32(tl.k);
+    const int64_t i = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; /* (j, h) row */
+    const int lane = threadIdx.x & 31;
+    if (i >= nbp * H) return;
+    const int64_t j = i / H;
+    const int h = (int)(i % H);
+    const bool live = j < nb;
+    const float a = live ? node[j * ld + h * 64 + lane] : 0.f, b = live ? node[j * ld + h * 64 + 32 + lane] : 0.f;
+    __nv_bfloat16 *row = nb16 + ((int64_t)h * nbp + j) * 64;
+    const int sw = (int)(j & 7), c0 = lane >> 3, e = lane & 7; /* chunks c0 and c0 + 4 */
+    row[((c0 ^ sw) << 3) + e] = __float2bfloat16_rn(a);
+    row[(((c0 + 4) ^ sw) << 3) + e] = __float2bfloat16_rn(b);
+    float ss = a * a + b * b;
 #pragma unroll
-        for (int i = 0; i < (64 * 8 + NT - 1) / NT; i++) {
-            const int idx = t + i * NT, r = idx >> 3, c = idx & 7;
-            if (64 * 8 % NT != 0 && idx >= 64 * 8) break;
-            const bool p = j0 + r < nb;
-            cp_async16_s(base + swz(r, c), kh + (p ? j0 + r : 0) * 64 + 8 * c, p);
-        }
-        if (t < 64) cp_async4(&tl.n[t], knh + (j0 + t < nb ? j0 + t : 0), j0 + t < nb);
-    };
-    load(0, 0);
-    cp_async_commit();
-    if (ntile > 1) load(1, 1);
-    cp_async_commit();
-    int stage = 0;
-    for (int64_t it = 0; it < ntile; it++) {
-        cp_async_wait<1>(); /* tile it has landed (it + 1 may still be in flight) */
-        wg_proxy_fence();   /* this thread's cp.async writes, visible to the wgmma (async proxy) */
-        __syncthreads();    /* ... every thread's; and tile it - 1's slot is free */
-        if (it + 2 < ntile) load(it + 2, stage == 0 ? kMmaStages - 1 : stage - 1);
-        cp_async_commit();
-        const RouteWgTile &tl = tiles[stage];
-        stage = stage + 1 == kMmaStages ? 0 : stage + 1;
-        float S[8][4];
-        qk_tile_wg(S, dq, gmma_desc(smem_u32(tl.k), 16));
-        float2 kv[8];
-#pragma unroll
-        for (int nf = 0; nf < 8; nf++) kv[nf] = *reinterpret_cast<const float2 *>(&tl.n[nf * 8 + 2 * q4]);
-        scan(S, kv, (int)(it * 64));
-    }
-    cp_async_wait<0>();
-    __syncthreads(); /* the ring is free for the next sweep */
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (lane == 0) norm[(int64_t)h * nbp + j] = sqrtf(ss);
 }
 
-template <int KMAX, int WG>
-__global__ void __launch_bounds__(kWgThreads * WG) route_topk_wg_kernel(
-    const float *node_q, const float *node_k, int64_t ld, int64_t nb, int H, int G, int k, int64_t qb0, int64_t qb1,
-    const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm, int32_t *out,
-    int32_t *out_n)
+/* CTAs an SM the registers must allow (3 at 136 registers; 4 caps them at 128) */
+#ifndef FOLIO_ROUTE_WG_MIN_BLOCKS
+#define FOLIO_ROUTE_WG_MIN_BLOCKS 1
+#endif
+template <int KMAX>
+__global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_topk_wg_kernel(
+    const float *node_q, const float *node_k, int64_t ld, int64_t nb, int64_t nbp, int H, int G, int k, int64_t qb0,
+    int64_t qb1, const __nv_bfloat16 *q16, const float *qnorm, const __nv_bfloat16 *k16, const float *knorm,
+    int32_t *out, int32_t *out_n)
 {
     extern __shared__ __align__(1024) unsigned char route_wg_raw[];
     /* the runtime aligns dynamic shared memory to 16 bytes only: the
-     * swizzled tiles need 1024 (launch adds the slack) */
-    RouteWgSmem<WG> &sm = *reinterpret_cast<RouteWgSmem<WG> *>(
-        route_wg_raw + ((1024u - (smem_u32(route_wg_raw) & 1023u)) & 1023u));
-    const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, wg = warp >> 2, q4 = lane & 3;
-    const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64 * WG, wg0 = cta0 + 64 * wg, rbase = wg0 + 16 * (warp & 3);
+     * swizzled tiles need 1024 (the launch adds the slack) */
+    RouteWgSmem &sm = *reinterpret_cast<RouteWgSmem *>(route_wg_raw +
+                                                        ((1024u - (smem_u32(route_wg_raw) & 1023u)) & 1023u));
+    const int h = blockIdx.y, t = threadIdx.x, lane = t & 31, warp = t >> 5, q4 = lane & 3;
+    const int64_t cta0 = qb0 + (int64_t)blockIdx.x * 64, rbase = cta0 + 16 * warp;
     const int nbi = (int)nb;
+    const int64_t ntile = (nb + 63) / 64;
+    const __nv_bfloat16 *kh = k16 + (int64_t)h * nbp * 64;
+    const float *knh = knorm + (int64_t)h * nbp;
+    if (t == 0) {
+        for (int s = 0; s < kWgStages; s++) {
+            mbar_init(smem_u32(&sm.full[s]), 1);
+            mbar_init(smem_u32(&sm.empty[s]), 4); /* one arrive a warp */
+        }
+        mbar_init_fence();
+    }
+    /* the CTA's 64 query rows (bf16, swizzled in global memory by their
+     * own row index, here by their place in the CTA; rows past qb1: zeros) */
+#pragma unroll
+    for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
+        const int idx = t + i * kWgThreads, r = idx >> 3, c = idx & 7;
+        const int64_t row = cta0 + r;
+        const bool p = row < qb1;
+        const int64_t src = p ? row : 0;
+        cp_async16_s(smem_u32(sm.qt) + swz(r, c), q16 + ((int64_t)h * nbp + src) * 64 + ((c ^ (int)(src & 7)) << 3), p);
+    }
+    cp_async_commit();
     /* this thread's 2 rows: r -> rbase + 8 r + lane / 4 */
     bool live[2];
     int g0[2];
@@ -915,23 +914,42 @@ __global__ void __launch_bounds__(kWgThreads * WG) route_topk_wg_kernel(
         const int64_t row = rbase + 8 * r + lane / 4;
         live[r] = row < qb1;
         g0[r] = live[r] ? (int)((row / G) * G) : -1;
-        qn[r] = live[r] ? qnorm[(int64_t)h * nb + row] * kRouteEps : 0.f;
+        qn[r] = live[r] ? qnorm[(int64_t)h * nbp + row] * kRouteEps : 0.f;
     }
-    /* the warpgroup's 64 query rows (bf16, swizzled; rows past qb1: zeros),
-     * in the cp.async group the stream's first wait completes */
-    __nv_bfloat16 *qt = sm.qt[wg];
-    const int tw = t & (kWgThreads - 1);
+    cp_async_wait<0>();
+    wg_proxy_fence(); /* the cp.async writes of Q, visible to the wgmma (async proxy) */
+    __syncthreads();  /* ... every thread's; and the barriers are initialized */
+    const uint64_t dq = gmma_desc(smem_u32(sm.qt), 16);
+
+    /* The ring runs over 2 ntile tiles (both sweeps; tile g is candidate
+     * tile g % ntile), stage g % S, its (g / S)-th use: phase parity. */
+    const int64_t total = 2 * ntile;
+    auto issue = [&](int64_t g) { /* thread 0 */
+        if (g >= total) return;
+        const int s = (int)(g % kWgStages);
+        if (g >= kWgStages) mbar_wait(smem_u32(&sm.empty[s]), (uint32_t)((g / kWgStages - 1) & 1));
+        const int64_t j0 = (g % ntile) * 64;
+        const uint32_t fb = smem_u32(&sm.full[s]);
+        mbar_expect_tx(fb, 64 * 64 * 2 + 64 * 4);
+        bulk_load(smem_u32(sm.k[s]), kh + j0 * 64, 64 * 64 * 2, fb);
+        bulk_load(smem_u32(sm.n[s]), knh + j0, 64 * 4, fb);
+    };
+    if (t == 0)
+        for (int64_t g = 0; g < kWgStages - 1; g++) issue(g);
+    /* tile g's scores (this thread's accumulators) and norms to scan(S, kv, j0) */
+    auto consume = [&](int64_t g, auto &&scan) {
+        if (t == 0) issue(g + kWgStages - 1); /* into the stage tile g - 1 released */
+        const int s = (int)(g % kWgStages);
+        mbar_wait(smem_u32(&sm.full[s]), (uint32_t)((g / kWgStages) & 1));
+        float S[8][4];
+        qk_tile_wg(S, dq, gmma_desc(smem_u32(sm.k[s]), 16));
+        float2 kv[8];
 #pragma unroll
-    for (int i = 0; i < 64 * 8 / kWgThreads; i++) {
-        const int idx = tw + i * kWgThreads, r = idx >> 3, c = idx & 7;
-        const int64_t row = wg0 + r;
-        const bool p = row < qb1;
-        cp_async16_s(smem_u32(qt) + swz(r, c), q16 + ((int64_t)h * nb + (p ? row : 0)) * 64 + 8 * c, p);
-    }
-    cp_async_commit();
-    const uint64_t dq = gmma_desc(smem_u32(qt), 16);
-    const __nv_bfloat16 *kh = k16 + (int64_t)h * nb * 64;
-    const float *knh = knorm + (int64_t)h * nb;
+        for (int nf = 0; nf < 8; nf++) kv[nf] = *reinterpret_cast<const float2 *>(&sm.n[s][nf * 8 + 2 * q4]);
+        __syncwarp();
+        if (lane == 0) mbar_arrive(smem_u32(&sm.empty[s]));
+        scan(S, kv, (int)((g % ntile) * 64));
+    };
 
     /* Sweep 0: T (route_topk_mma_kernel's, two rows a thread). */
     {
@@ -940,9 +958,11 @@ __global__ void __launch_bounds__(kWgThreads * WG) route_topk_wg_kernel(
         for (int r = 0; r < 2; r++)
 #pragma unroll
             for (int s2 = 0; s2 < 16; s2++) bk[r][s2] = -INFINITY;
-        route_wg_stream<WG>(sm.tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-            route_bound_tile<2, 16>(bk, qn, g0, G, nbi, q4, kv, j0, [&](int r, int nf, int c) { return S[nf][2 * r + c]; });
-        });
+        for (int64_t g = 0; g < ntile; g++)
+            consume(g, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+                route_bound_tile<2, 16>(bk, qn, g0, G, nbi, q4, kv, j0,
+                                        [&](int r, int nf, int c) { return S[nf][2 * r + c]; });
+            });
         route_cut<2, 16>(bk, live, k, lane, T);
     }
 
@@ -957,44 +977,13 @@ __global__ void __launch_bounds__(kWgThreads * WG) route_topk_wg_kernel(
     if (lane == 0) sm.qcount[warp] = 0;
     __syncwarp();
     auto flush = [&]() { route_flush<2, KMAX>(bs, bi, sm.que, sm.qcount, warp, lane, rbase, node_q, node_k, ld, h); };
-    route_wg_stream<WG>(sm.tiles, dq, kh, knh, nb, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-        route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, sm.que, sm.qcount, warp,
-                                  [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
-    });
+    for (int64_t g = ntile; g < total; g++)
+        consume(g, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
+            route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, sm.que, sm.qcount, warp,
+                                      [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
+        });
     flush();
     route_rows_out<2, KMAX>(bs, bi, live, lane, rbase, qb0, H, h, k, out, out_n);
-}
-
-/* Warpgroups a CTA for `rows` query rows of H heads: the most (fewest
- * candidate streams) that still give every SM work for ~2 CTAs, so small
- * documents keep their parallelism.  FOLIO_ROUTE_WG=1..4 overrides it
- * (tuning, tests). */
-static int route_wg_choose(int64_t rows, int H, int sms)
-{
-    const char *e = getenv("FOLIO_ROUTE_WG");
-    if (e && *e) {
-        const int w = atoi(e);
-        if (w >= 1 && w <= kWgMax) return w;
-    }
-    for (int w = kWgMax; w > 1; w--)
-        if ((rows + 64 * w - 1) / (64 * w) * H >= 2 * (int64_t)sms) return w;
-    return 1;
-}
-
-template <int WG>
-static cudaError_t route_wg_launch(int64_t rows, const float *node_q, const float *node_k, int64_t ld, int64_t nb,
-                                   int H, int G, int k, int64_t qb0, int64_t qb1, const __nv_bfloat16 *q16,
-                                   const float *qn, const __nv_bfloat16 *k16, const float *kn, int32_t *out,
-                                   int32_t *out_n, cudaStream_t st)
-{
-    const size_t smem = sizeof(RouteWgSmem<WG>) + 1024;
-    cudaError_t e = cudaFuncSetAttribute(route_topk_wg_kernel<8, WG>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)smem);
-    if (e != cudaSuccess) return e;
-    dim3 grid((unsigned)((rows + 64 * WG - 1) / (64 * WG)), (unsigned)H);
-    route_topk_wg_kernel<8, WG><<<grid, kWgThreads * WG, smem, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
-                                                                     qn, k16, kn, out, out_n);
-    return cudaGetLastError();
 }
 #endif /* FOLIO_WGMMA */
 
@@ -1232,8 +1221,8 @@ __global__ void __launch_bounds__(kRowThreads) route_topk_rowwise_kernel(const f
     out_n[(qb - qb0) * H + h] = cnt;
 }
 
-/* Launches one of the routing kernels: 0 = in use (mma.sync with scores in
- * registers for k <= 8, else the wmma one), 1 = tiled fp32, 2 = one thread
+/* Launches one of the routing kernels: 0 = in use (for k <= 8 the wgmma
+ * one on sm_90a, else mma.sync with scores in registers; for k > 8 the wmma one), 1 = tiled fp32, 2 = one thread
  * per row (the first one; k <= 8), 3 = the wmma tensor-core filtered one. */
 static folio_status_t route_launch(int variant, const float *node_q, const float *node_k, int64_t ld, int64_t nb,
                                    int H, int G, int k, int64_t qb0, int64_t qb1, int32_t *out, int32_t *out_n,
@@ -1258,9 +1247,48 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
         FOLIO_CUDA_CHECK(cudaGetLastError());
         return FOLIO_OK;
     }
+    const bool same = node_q == node_k;
+#if defined(FOLIO_WGMMA)
+    /* the warpgroup kernel: sm_90a code, on a compute capability 9.0 GPU */
+    int dev = 0, cc_major = 0, cc_minor = 0;
+    const bool wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+                    cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
+                    cc_major == 9 && cc_minor == 0;
+    if (wg) {
+        /* swizzled bf16 tiles and norms, each head padded to whole tiles
+         * (shared when node_q == node_k, the weightless encoder) */
+        const int64_t nbp = (nb + 63) / 64 * 64;
+        const size_t nrow = (size_t)nbp * H, sets = same ? 1 : 2;
+        __nv_bfloat16 *k16 = nullptr;
+        float *kn = nullptr;
+        FOLIO_CUDA_CHECK(cudaMallocAsync((void **)&k16, nrow * 64 * 2 * sets, st));
+        if (cudaMallocAsync((void **)&kn, nrow * 4 * sets, st) != cudaSuccess) {
+            cudaFreeAsync(k16, st);
+            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k: out of device memory");
+        }
+        const __nv_bfloat16 *q16 = same ? k16 : k16 + nrow * 64;
+        const float *qn = same ? kn : kn + nrow;
+        const unsigned pg = (unsigned)((nrow + 7) / 8);
+        route_prep_swz_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, nbp, H, k16, kn);
+        if (!same) route_prep_swz_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, nbp, H, k16 + nrow * 64, kn + nrow);
+        const size_t smem = sizeof(RouteWgSmem) + 1024;
+        cudaError_t we = cudaFuncSetAttribute(route_topk_wg_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              (int)smem);
+        if (we == cudaSuccess) {
+            dim3 wgrid((unsigned)((qb1 - qb0 + 63) / 64), (unsigned)H);
+            route_topk_wg_kernel<8><<<wgrid, kWgThreads, smem, st>>>(node_q, node_k, ld, nb, nbp, H, G, k, qb0, qb1,
+                                                                     q16, qn, k16, kn, out, out_n);
+            we = cudaGetLastError();
+        }
+        cudaFreeAsync(k16, st);
+        cudaFreeAsync(kn, st);
+        FOLIO_CHECK_GENERIC(we == cudaSuccess, FOLIO_ERR_CUDA, "route top-k (warpgroup): %s", cudaGetErrorString(we));
+        return FOLIO_OK;
+    }
+#endif
     /* bf16 copies and norms of the queries and candidates (shared when
      * node_q == node_k, the weightless encoder) */
-    const bool same = node_q == node_k;
     __nv_bfloat16 *k16 = nullptr, *q16 = nullptr;
     float *kn = nullptr, *qn = nullptr;
     const size_t nrow = (size_t)nb * H;
@@ -1278,30 +1306,6 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
     const unsigned pg = (unsigned)((nrow + 7) / 8);
     route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
     if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
-#if defined(FOLIO_WGMMA)
-    /* the warpgroup kernel: sm_90a code, on a compute capability 9.0 GPU */
-    int dev = 0, cc_major = 0, cc_minor = 0, sms = 0;
-    const bool wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess &&
-                    cc_major == 9 && cc_minor == 0;
-    if (wg) {
-        const int64_t rows = qb1 - qb0;
-        cudaError_t we;
-        switch (route_wg_choose(rows, H, sms)) {
-        case 1: we = route_wg_launch<1>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
-        case 2: we = route_wg_launch<2>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
-        case 3: we = route_wg_launch<3>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
-        default: we = route_wg_launch<4>(rows, node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn, k16, kn, out, out_n, st); break;
-        }
-        if (we != cudaSuccess) {
-            cudaFreeAsync(k16, st);
-            cudaFreeAsync(kn, st);
-            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k (warpgroups): %s", cudaGetErrorString(we));
-        }
-    } else
-#endif
     if (variant == 0 && k <= 8) {
         dim3 mgrid((unsigned)((qb1 - qb0 + kMmaRows - 1) / kMmaRows), (unsigned)H);
         route_topk_mma_kernel<8><<<mgrid, kMmaThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
@@ -1781,9 +1785,8 @@ extern "C" folio_status_t folio_cuda_preload(void)
     if (e == cudaSuccess && cudaGetDevice(&pdev) == cudaSuccess &&
         cudaDeviceGetAttribute(&pmaj, cudaDevAttrComputeCapabilityMajor, pdev) == cudaSuccess &&
         cudaDeviceGetAttribute(&pmin, cudaDevAttrComputeCapabilityMinor, pdev) == cudaSuccess && pmaj == 9 && pmin == 0) {
-        const void *const wgk[] = {(const void *)route_topk_wg_kernel<8, 1>, (const void *)route_topk_wg_kernel<8, 2>,
-                                   (const void *)route_topk_wg_kernel<8, 3>, (const void *)route_topk_wg_kernel<8, 4>};
-        for (size_t i = 0; e == cudaSuccess && i < sizeof wgk / sizeof *wgk; i++) e = cudaFuncGetAttributes(&fa, wgk[i]);
+        e = cudaFuncGetAttributes(&fa, route_topk_wg_kernel<8>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, route_prep_swz_kernel);
     }
 #endif
     if (e == cudaSuccess) e = folio_cuda_preload_embed();

@@ -82,40 +82,7 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t
  * rows past the window are real tokens, masked like before).  It saves each
  * thread the address arithmetic, the four cp.async and the proxy fence of a
  * tile (the bulk copy writes through the async proxy that wgmma reads). */
-/* (sm_90a code only, like the wgmma bodies: a build for several
- * architectures compiles them empty elsewhere, where they never run) */
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
-#else
-    (void)bar; (void)count;
-#endif
-}
-/* makes the initialized barriers visible to the async proxy (TMA) */
-__device__ __forceinline__ void mbar_init_fence() { FOLIO_WG_ASM("fence.mbarrier_init.release.cluster;\n"); }
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-#else
-    (void)bar; (void)bytes;
-#endif
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    uint32_t done = 0;
-    do {
-        asm volatile("{\n.reg .pred P;\nmbarrier.try_wait.parity.shared::cta.b64 P, [%1], %2;\nselp.u32 %0, 1, 0, P;\n}\n"
-                     : "=r"(done)
-                     : "r"(bar), "r"(parity)
-                     : "memory");
-    } while (!done);
-#else
-    (void)bar; (void)parity;
-#endif
-}
+/* (mbarrier helpers: attn_cuda_internal.h) */
 __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap *tm, int c0, int c1, uint32_t bar)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)

@@ -7,6 +7,7 @@
  * Skips cleanly without a device. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,8 +187,8 @@ Test(cuda_select, topk_larger_than_blocks) { SKIP_WITHOUT_GPU(); check_pattern(7
  * that many candidates score exactly the same: ties go to the lower index),
  * for query ranges that start and end inside a 64-row tile, k of 1, 8, 13
  * and 32 (the three list sizes), and more candidates than one tile. */
-static void check_routing_vs_cpu(uint64_t seed, uint32_t nb, uint32_t G, uint32_t k, uint32_t qb0, uint32_t qb1,
-                                 uint32_t distinct)
+static void check_routing_q(uint64_t seed, uint32_t nb, uint32_t G, uint32_t k, uint32_t qb0, uint32_t qb1,
+                            uint32_t distinct, bool own_q)
 {
     uint64_t st = seed;
     folio_pattern_t p = folio_pattern_default();
@@ -207,13 +208,23 @@ static void check_routing_vs_cpu(uint64_t seed, uint32_t nb, uint32_t G, uint32_
     for (uint32_t b = 0; b < nb; b++)
         memcpy(nodes + (size_t)b * d, pool + (size_t)(folio_splitmix64(&st) % distinct) * d, d * 4);
     cr_assert_eq(folio_hier_build_upper(&h, d, nodes), FOLIO_OK);
+    /* own_q: queries from other summaries than the candidates (a layer
+     * with projections), drawn from the same pool so that ties stay */
+    float *qnodes = nodes;
+    if (own_q) {
+        qnodes = calloc((size_t)h.n_nodes * d, sizeof *qnodes);
+        for (uint32_t b = 0; b < nb; b++)
+            memcpy(qnodes + (size_t)b * d, pool + (size_t)(folio_splitmix64(&st) % distinct) * d, d * 4);
+        cr_assert_eq(folio_hier_build_upper(&h, d, qnodes), FOLIO_OK);
+    }
     const int s_max = (int)folio_pattern_summary_max(&p, n);
     const uint32_t nq = qb1 - qb0;
     int32_t *cs = malloc((size_t)nq * p.heads * s_max * 4), *cn = malloc((size_t)nq * p.heads * 4);
-    cr_assert_eq(folio_attn_select(&p, &h, nodes, nodes, qb0, qb1, cs, cn, s_max, 1), FOLIO_OK);
+    cr_assert_eq(folio_attn_select(&p, &h, qnodes, nodes, qb0, qb1, cs, cn, s_max, 1), FOLIO_OK);
     float *dN = dev_copy(nodes, (size_t)h.n_nodes * d * 4);
+    float *dQ = own_q ? dev_copy(qnodes, (size_t)h.n_nodes * d * 4) : dN;
     int32_t *dS = dev_copy(NULL, (size_t)nq * p.heads * s_max * 4), *dSN = dev_copy(NULL, (size_t)nq * p.heads * 4);
-    cr_assert_eq(folio_cuda_attn_select(&p, &h, dN, dN, d, qb0, qb1, dS, dSN, s_max, NULL), FOLIO_OK);
+    cr_assert_eq(folio_cuda_attn_select(&p, &h, dQ, dN, d, qb0, qb1, dS, dSN, s_max, NULL), FOLIO_OK);
     int32_t *gs = malloc((size_t)nq * p.heads * s_max * 4), *gn = malloc((size_t)nq * p.heads * 4);
     cr_assert_eq(folio_cuda_download(gs, dS, (size_t)nq * p.heads * s_max * 4), FOLIO_OK);
     cr_assert_eq(folio_cuda_download(gn, dSN, (size_t)nq * p.heads * 4), FOLIO_OK);
@@ -225,10 +236,20 @@ static void check_routing_vs_cpu(uint64_t seed, uint32_t nb, uint32_t G, uint32_
                          "nb=%u k=%u block %u head %u slot %d: device %d, cpu %d", nb, k, qb0 + r / p.heads,
                          r % p.heads, e, gs[(size_t)r * s_max + e], cs[(size_t)r * s_max + e]);
     }
+    if (own_q) {
+        folio_cuda_free((void **)&dQ);
+        free(qnodes);
+    }
     folio_cuda_free((void **)&dN);
     folio_cuda_free((void **)&dS);
     folio_cuda_free((void **)&dSN);
     free(pool); free(nodes); free(cs); free(cn); free(gs); free(gn);
+}
+
+static void check_routing_vs_cpu(uint64_t seed, uint32_t nb, uint32_t G, uint32_t k, uint32_t qb0, uint32_t qb1,
+                                 uint32_t distinct)
+{
+    check_routing_q(seed, nb, G, k, qb0, qb1, distinct, false);
 }
 
 Test(cuda_select, routing_equals_cpu_with_ties)
@@ -256,24 +277,18 @@ Test(cuda_select, routing_equals_cpu_many_ctas)
     check_routing_vs_cpu(20, 20000, 64, 8, 0, 20000, 20000);
 }
 
-/* The sm_90a kernel runs 1-4 warpgroups a CTA (chosen from the rows;
- * FOLIO_ROUTE_WG forces it): each count on ragged ranges whose last CTA is
- * partly or wholly past the rows, ties, and a long run.  (Criterion runs
- * each test in its own process: the variable stays here.) */
-static void routing_with_warpgroups(const char *wg)
+/* Query rows not on tile boundaries (the sm_90a kernel's candidates come
+ * in whole, padded 64-row tiles, its queries row by row): a range of 67
+ * rows in one mostly empty CTA, candidates ending inside a tile, and
+ * queries from other summaries than the candidates (separate bf16 copies). */
+Test(cuda_select, routing_ragged_and_own_queries)
 {
-    cr_assert_eq(setenv("FOLIO_ROUTE_WG", wg, 1), 0);
-    check_routing_vs_cpu(21, 3001, 64, 8, 100, 2900, 3001); /* distinct, ragged */
-    check_routing_vs_cpu(22, 700, 16, 8, 3, 70, 9);         /* 67 rows: one CTA, mostly empty */
-    check_routing_vs_cpu(23, 1500, 64, 8, 0, 1500, 5);      /* ties */
-    check_routing_vs_cpu(24, 5000, 32, 5, 17, 4999, 5000);  /* k = 5 < 8 */
-    check_routing_vs_cpu(25, 20000, 64, 8, 0, 20000, 20000);
-    unsetenv("FOLIO_ROUTE_WG");
+    SKIP_WITHOUT_GPU();
+    check_routing_vs_cpu(21, 700, 16, 8, 3, 70, 9);
+    check_routing_vs_cpu(22, 65, 8, 8, 0, 65, 65);
+    check_routing_q(23, 3001, 64, 8, 100, 2900, 3001, true);
+    check_routing_q(24, 1500, 64, 6, 7, 1499, 5, true); /* ties */
 }
-Test(cuda_select, routing_one_warpgroup)    { SKIP_WITHOUT_GPU(); routing_with_warpgroups("1"); }
-Test(cuda_select, routing_two_warpgroups)   { SKIP_WITHOUT_GPU(); routing_with_warpgroups("2"); }
-Test(cuda_select, routing_three_warpgroups) { SKIP_WITHOUT_GPU(); routing_with_warpgroups("3"); }
-Test(cuda_select, routing_four_warpgroups)  { SKIP_WITHOUT_GPU(); routing_with_warpgroups("4"); }
 
 Test(cuda_select, residual_rmsnorm)
 {
