@@ -819,7 +819,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
  * shared memory in the 128-byte swizzle (read by descriptor).
  *
  * Candidate tiles come by bulk copy (one thread, the TMA engine) into a
- * 4-stage ring of mbarriers: route_prep_swz_kernel stores the bf16 rows
+ * ring of mbarriers: route_prep_swz_kernel stores the bf16 rows
  * already swizzled, tile by tile, so a tile is one linear 8 KB copy that
  * lands in the layout the wgmma reads, and its 64 norms one 256-byte copy.
  * Each warp releases a stage (its own arrive on the stage's "empty"
@@ -831,7 +831,21 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
  * measured slower: 2.4 -> 3.1-3.7 ms at 1M tokens.  L2 was 28 % busy.) */
 #if defined(FOLIO_WGMMA)
 constexpr int kWgThreads = 128;
-constexpr int kWgStages = 4;
+/* Ring stages; a stage is refilled two tiles after its use (kWgLead tiles
+ * ahead), when every warp has long released it: thread 0's refill then
+ * never waits, and its warp -- whose wgmma the other three wait for --
+ * stays in step.  (Refilling the stage just released, one tile after its
+ * use, made warp 0 wait for the slowest warp each tile: 2.4 -> 3.0 ms at
+ * 1M tokens, ninth session.) */
+#ifndef FOLIO_ROUTE_WG_STAGES
+#define FOLIO_ROUTE_WG_STAGES 4
+#endif
+constexpr int kWgStages = FOLIO_ROUTE_WG_STAGES;
+#ifndef FOLIO_ROUTE_WG_LEAD
+#define FOLIO_ROUTE_WG_LEAD (kWgStages - 2)
+#endif
+constexpr int kWgLead = FOLIO_ROUTE_WG_LEAD;
+static_assert(kWgLead >= 1 && (kWgStages & (kWgStages - 1)) == 0, "4, 8, ... stages (the tile counter's / and % stay shifts)");
 
 struct RouteWgSmem {
     __nv_bfloat16 k[kWgStages][64 * 64]; /* candidate tiles (swizzled), each 1024-aligned */
@@ -866,9 +880,12 @@ __global__ void route_prep_swz_kernel(const float *node, int64_t ld, int64_t nb,
     if (lane == 0) norm[(int64_t)h * nbp + j] = sqrtf(ss);
 }
 
-/* CTAs an SM the registers must allow (3 at 136 registers; 4 caps them at 128) */
+/* CTAs an SM the registers must allow: 4 caps them at 128 (~100 bytes of
+ * spills) and beat 3 CTAs at 136 registers by 7-11 % at 1-2M tokens; left
+ * free, ptxas took 240+ registers (2 CTAs an SM: 25 % slower).  Ninth
+ * session, GPU_NOTES.md. */
 #ifndef FOLIO_ROUTE_WG_MIN_BLOCKS
-#define FOLIO_ROUTE_WG_MIN_BLOCKS 1
+#define FOLIO_ROUTE_WG_MIN_BLOCKS 4
 #endif
 template <int KMAX>
 __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_topk_wg_kernel(
@@ -928,17 +945,17 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
         if (g >= total) return;
         const int s = (int)(g % kWgStages);
         if (g >= kWgStages) mbar_wait(smem_u32(&sm.empty[s]), (uint32_t)((g / kWgStages - 1) & 1));
-        const int64_t j0 = (g % ntile) * 64;
+        const int64_t j0 = (g < ntile ? g : g - ntile) * 64;
         const uint32_t fb = smem_u32(&sm.full[s]);
         mbar_expect_tx(fb, 64 * 64 * 2 + 64 * 4);
         bulk_load(smem_u32(sm.k[s]), kh + j0 * 64, 64 * 64 * 2, fb);
         bulk_load(smem_u32(sm.n[s]), knh + j0, 64 * 4, fb);
     };
     if (t == 0)
-        for (int64_t g = 0; g < kWgStages - 1; g++) issue(g);
+        for (int64_t g = 0; g < kWgLead; g++) issue(g);
     /* tile g's scores (this thread's accumulators) and norms to scan(S, kv, j0) */
     auto consume = [&](int64_t g, auto &&scan) {
-        if (t == 0) issue(g + kWgStages - 1); /* into the stage tile g - 1 released */
+        if (t == 0) issue(g + kWgLead); /* into the stage of tile g - 2 */
         const int s = (int)(g % kWgStages);
         mbar_wait(smem_u32(&sm.full[s]), (uint32_t)((g / kWgStages) & 1));
         float S[8][4];
@@ -948,7 +965,7 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
         for (int nf = 0; nf < 8; nf++) kv[nf] = *reinterpret_cast<const float2 *>(&sm.n[s][nf * 8 + 2 * q4]);
         __syncwarp();
         if (lane == 0) mbar_arrive(smem_u32(&sm.empty[s]));
-        scan(S, kv, (int)((g % ntile) * 64));
+        scan(S, kv, (int)((g < ntile ? g : g - ntile) * 64));
     };
 
     /* Sweep 0: T (route_topk_mma_kernel's, two rows a thread). */

@@ -1,25 +1,28 @@
 #!/usr/bin/env bash
 # The routed top-k on the GPU host (2-GPU host, repository root, .gpu/ carried,
-# ~4 minutes, every line streamed).  A = default build, B = ALT flags (default
-# -DFOLIO_ROUTE_WG_MIN_BLOCKS=4: 4 CTAs an SM at 128 registers).
-# 1. device tests on A, test_cuda_select on B;
-# 2. route_ms of A and B at 1M-9.8M tokens;
+# ~4 minutes, every line streamed).  A = default build; B, C = the flags in
+# ALT_B, ALT_C (defaults: the ring refilled one tile after use; 3 CTAs an SM).
+# 1. device tests on A, test_cuda_select on B and C;
+# 2. route_ms of A, B and C at 1M-9.8M tokens;
 # 3. weak scaling 1 vs 2 GPUs with A (3 reps), rank-0 compute and exchange share;
 # 4. the FOLIO_PROFILE=2 timelines of weak-1 and weak-2 (A).
 set -uo pipefail
 . "$(dirname "$0")/gpu_env.sh"
-D=$PWD/.gpu/data; t0=$(date +%s); ALT=${ALT:--DFOLIO_ROUTE_WG_MIN_BLOCKS=4}
+D=$PWD/.gpu/data; t0=$(date +%s)
+ALT_B=${ALT_B:--DFOLIO_ROUTE_WG_LEAD=3}; ALT_C=${ALT_C:--DFOLIO_ROUTE_WG_MIN_BLOCKS=3}
 say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 conf() { cmake -S . -B "/tmp/fr$1" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON \
          -DFOLIO_DATA_DIR="$D" ${2:+"-DCMAKE_CUDA_FLAGS=$2"} > "/tmp/cr$1.log" 2>&1; }
-conf A; conf B "$ALT"
-( cmake --build /tmp/frA -j 20 > /tmp/brA.log 2>&1 || { echo "BUILD A FAILED"; grep -m10 -A3 error /tmp/brA.log; } ) &
-( cmake --build /tmp/frB -j 12 --target folio test_cuda_select > /tmp/brB.log 2>&1 || { echo "BUILD B FAILED"; grep -m10 -A3 error /tmp/brB.log; } ) &
+conf A; conf B "$ALT_B"; conf C "$ALT_C"
+( cmake --build /tmp/frA -j 16 > /tmp/brA.log 2>&1 || { echo "BUILD A FAILED"; grep -m10 -A3 error /tmp/brA.log; } ) &
+for v in B C; do
+  ( cmake --build /tmp/fr$v -j 8 --target folio test_cuda_select > /tmp/br$v.log 2>&1 || { echo "BUILD $v FAILED"; grep -m10 -A3 error /tmp/br$v.log; } ) &
+done
 wait; say built
 (cd /tmp/frA && timeout 150 ctest -R 'test_cuda|gpu_ingest' 2>&1 | grep -E "Test +#|tests passed|Failed")
-echo -n "B test_cuda_select: "; timeout 90 /tmp/frB/tests/test_cuda_select 2>&1 | grep -E "Synthesis|FAIL" | head -5
+for v in B C; do echo -n "$v test_cuda_select: "; timeout 90 /tmp/fr$v/tests/test_cuda_select 2>&1 | grep -E "Synthesis|FAIL" | head -5; done
 say "route_ms (routed top-k of one layer, H = 4)"
-for n in 1048576 2097152 4194304 9830400; do for v in A B; do
+for n in 1048576 2097152 4194304 9830400; do for v in A B C; do
     echo "$v n=$n: $(timeout 90 /tmp/fr$v/folio bench attn --backend cuda --n $n --reps 5 2>&1 |
                      grep -o '"select_ms":[0-9.]*\|"route_ms":[0-9.]*' | tr '\n' ' ')"
 done; done
