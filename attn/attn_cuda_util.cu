@@ -44,28 +44,6 @@ constexpr int kRouteThreads = 256;
 constexpr int kRT = 64;        /* query rows and candidates per tile */
 constexpr int kSStride = 68;   /* score tile row stride: conflict-free scans */
 
-/* As topk_insert, for candidates arriving in any order: an equal score
- * goes before the entries of higher index. */
-template <int KMAX>
-__device__ __forceinline__ void topk_insert_any(float (&bs)[KMAX], int32_t (&bi)[KMAX], float sc, int32_t j)
-{
-    if (bi[KMAX - 1] >= 0 && (sc < bs[KMAX - 1] || (sc == bs[KMAX - 1] && j > bi[KMAX - 1]))) return;
-    float cs = sc;
-    int32_t ci = j;
-    bool ins = false;
-#pragma unroll
-    for (int e = 0; e < KMAX; e++) {
-        const bool take = ins || bi[e] < 0 || cs > bs[e] || (cs == bs[e] && ci < bi[e]);
-        ins = take;
-        const float ts = bs[e];
-        const int32_t ti = bi[e];
-        bs[e] = take ? cs : ts;
-        bi[e] = take ? ci : ti;
-        cs = take ? ts : cs;
-        ci = take ? ti : ci;
-    }
-}
-
 template <int KMAX>
 __device__ __forceinline__ void topk_insert(float (&bs)[KMAX], int32_t (&bi)[KMAX], float sc, int32_t j)
 {
@@ -625,7 +603,7 @@ template <int WARPS> struct RouteQueues {
 
 /* Scores the queued candidates (all lanes) and inserts each into its
  * owner's list, in queue order. */
-template <int R, int KMAX, int WARPS, bool ANY = false>
+template <int R, int KMAX, int WARPS>
 __device__ __forceinline__ void route_flush(float (&bs)[R][KMAX], int32_t (&bi)[R][KMAX], RouteQueues<WARPS> &q,
                                             int (&qcount)[WARPS], int warp, int lane, int64_t rbase, const float *node_q,
                                             const float *node_k, int64_t ld, int h)
@@ -644,10 +622,7 @@ __device__ __forceinline__ void route_flush(float (&bs)[R][KMAX], int32_t (&bi)[
         const float sc = q.sc[warp][e];
         const int32_t j = q.j[warp][e];
         static_assert(R == 2 || R == 4, "2 or 4 rows a lane");
-        if constexpr (ANY && R == 2) { /* candidates in any order (the one-sweep kernel) */
-            if (m >> 5) topk_insert_any<KMAX>(bs[1], bi[1], sc, j);
-            else topk_insert_any<KMAX>(bs[0], bi[0], sc, j);
-        } else if constexpr (R == 4) {
+        if constexpr (R == 4) {
             switch (m >> 5) {
             case 0: topk_insert<KMAX>(bs[0], bi[0], sc, j); break;
             case 1: topk_insert<KMAX>(bs[1], bi[1], sc, j); break;
@@ -668,7 +643,7 @@ __device__ __forceinline__ void route_flush(float (&bs)[R][KMAX], int32_t (&bi)[
  * and the row's current k-th exact score go into the warp's queue
  * (flush(): scores and inserts them when it is full).  A row whose 16
  * bounds all miss costs one FMA and one max per score. */
-template <int R, int KMAX, int WARPS, bool QUAD = false, typename Score, typename Flush>
+template <int R, int KMAX, int WARPS, typename Score, typename Flush>
 __device__ __forceinline__ void route_offer_tile(const float (&bs)[R][KMAX], const int32_t (&bi)[R][KMAX],
                                                  const float (&qn)[R], const float (&T)[R], const int (&g0)[R], int G,
                                                  int nbi, int lane, const float2 (&kv)[8], int j0,
@@ -690,11 +665,7 @@ __device__ __forceinline__ void route_offer_tile(const float (&bs)[R][KMAX], con
 #pragma unroll
         for (int i = 0; i < 4; i++) mx[i] = fmaxf(mx[i], mx[i + 4]);
         const float m = fmaxf(fmaxf(mx[0], mx[2]), fmaxf(mx[1], mx[3]));
-        float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
-        if constexpr (QUAD) { /* the row has >= KMAX scores above each lane's last: the quad's largest bounds it */
-            lmin = fmaxf(lmin, __shfl_xor_sync(0xffffffffu, lmin, 1));
-            lmin = fmaxf(lmin, __shfl_xor_sync(0xffffffffu, lmin, 2));
-        }
+        const float lmin = bi[r][KMAX - 1] >= 0 ? bs[r][KMAX - 1] : -INFINITY;
         const bool trig = m >= T[r] && !(m < lmin);
         if (!__any_sync(0xffffffffu, trig)) continue;
         /* slots that may enter the list (its state as of now: the queue
@@ -916,10 +887,7 @@ __global__ void route_prep_swz_kernel(const float *node, int64_t ld, int64_t nb,
 #ifndef FOLIO_ROUTE_WG_MIN_BLOCKS
 #define FOLIO_ROUTE_WG_MIN_BLOCKS 4
 #endif
-/* Experimental: one sweep with a running cut instead of two (see below) */
-#ifndef FOLIO_ROUTE_ONE_SWEEP
-#define FOLIO_ROUTE_ONE_SWEEP 0
-#endif
+
 template <int KMAX>
 __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_topk_wg_kernel(
     const float *node_q, const float *node_k, int64_t ld, int64_t nb, int64_t nbp, int H, int G, int k, int64_t qb0,
@@ -971,22 +939,14 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
     __syncthreads();  /* ... every thread's; and the barriers are initialized */
     const uint64_t dq = gmma_desc(smem_u32(sm.qt), 16);
 
-    /* The ring runs over `total` tiles: 2 ntile (both sweeps) or ntile (one
-     * sweep); tile g is candidate tile (t0 + g) % ntile, in stage g % S, its
-     * (g / S)-th use: phase parity. */
-#if FOLIO_ROUTE_ONE_SWEEP
-    const int64_t total = ntile;
-    /* from the tile after the CTA's own, around: the nearest blocks (most
-     * alike, in text) fill the lists first and make the cut strict early */
-    int64_t t0 = (cta0 >> 6) + 1;
-    t0 = t0 >= ntile ? 0 : t0;
-#else
-    const int64_t total = 2 * ntile, t0 = 0;
-#endif
-    auto tile_of = [&](int64_t g) {
-        const int64_t tt = g + t0;
-        return tt >= ntile ? (tt >= 2 * ntile ? tt - 2 * ntile : tt - ntile) : tt;
-    };
+    /* The ring runs over 2 ntile tiles (both sweeps): tile g is candidate
+     * tile g % ntile, in stage g % S, its (g / S)-th use: phase parity.
+     * (One sweep with a running cut -- the quad's k-th exact scores, tiles
+     * from the CTA's neighbourhood around -- was measured 3.5x slower at 1M
+     * tokens: the loose early cut sends too many candidates to exact
+     * scoring.  Ninth session.) */
+    const int64_t total = 2 * ntile;
+    auto tile_of = [&](int64_t g) { return g < ntile ? g : g - ntile; };
     auto issue = [&](int64_t g) { /* thread 0 */
         if (g >= total) return;
         const int s = (int)(g % kWgStages);
@@ -1020,25 +980,6 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
     for (int r = 0; r < 2; r++)
 #pragma unroll
         for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
-#if FOLIO_ROUTE_ONE_SWEEP
-    /* One sweep: a candidate is scored exactly when its upper bound reaches
-     * the largest of the quad's current k-th exact scores (each lane's list
-     * holds KMAX real scores, so the row's k-th best is at least that);
-     * candidates arrive out of index order, so ties are settled by index in
-     * the insertion. */
-#pragma unroll
-    for (int r = 0; r < 2; r++) T[r] = live[r] ? -INFINITY : INFINITY;
-    if (lane == 0) sm.qcount[warp] = 0;
-    __syncwarp();
-    auto flush = [&]() {
-        route_flush<2, KMAX, 4, true>(bs, bi, sm.que, sm.qcount, warp, lane, rbase, node_q, node_k, ld, h);
-    };
-    for (int64_t g = 0; g < total; g++)
-        consume(g, [&](const float (&S)[8][4], const float2 (&kv)[8], int j0) {
-            route_offer_tile<2, KMAX, 4, true>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, sm.que, sm.qcount, warp,
-                                               [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
-        });
-#else
     /* Sweep 0: T (route_topk_mma_kernel's, two rows a thread). */
     {
         float bk[2][16];
@@ -1064,7 +1005,6 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
             route_offer_tile<2, KMAX>(bs, bi, qn, T, g0, G, nbi, lane, kv, j0, sm.que, sm.qcount, warp,
                                       [&](int r, int nf, int c) { return S[nf][2 * r + c]; }, flush);
         });
-#endif
     flush();
     route_rows_out<2, KMAX>(bs, bi, live, lane, rbase, qb0, H, h, k, out, out_n);
 }
