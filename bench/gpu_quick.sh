@@ -5,8 +5,8 @@
 # (kernel TFLOP/s and the routed top-k's route_ms), then one
 # document on 1 and 2 GPUs with FOLIO_PROFILE (weak scaling, rank-0 stages).  ~2 minutes.
 #   bash bench/gpu_quick.sh            ALT="-DFOLIO_ATTN_STAGES=3" bash bench/gpu_quick.sh
-#   ALT="-DFOLIO_EMBED_FAST=1" bash bench/gpu_quick.sh   (the embedding variant: test_cuda_embed
-#   on it, and the timeline's "embedded" step of both builds)
+#   ALT="-DFOLIO_ROUTE_WG_MIN_BLOCKS=3" bash bench/gpu_quick.sh   (a routing variant; for routing
+#   work bench/gpu_route.sh compares several builds at 1M-9.8M tokens)
 set -uo pipefail
 . "$(dirname "$0")/gpu_env.sh"
 D=$PWD/.gpu/data; t0=$(date +%s)
