@@ -404,7 +404,8 @@ __global__ void __launch_bounds__(kRouteThreads, 3) route_topk_tc_kernel(
 }
 
 /* ------------------------------------------------------------ routed top-k, mma.sync, scores in registers
- * The same exact selection again (in use for k <= 8), shaped after where
+ * The same exact selection again (in use for k <= 8 where the wgmma kernel
+ * below is not: builds without sm_90a code, GPUs other than 9.0), shaped after where
  * route_topk_tc_kernel spends its time: it was issue-bound on moving every
  * score through shared memory (store, barrier, reload) and on a per-element
  * insertion test.  Here a CTA of FOLIO_ROUTE_WARPS warps (2: 64 query rows)

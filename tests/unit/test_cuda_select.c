@@ -263,17 +263,17 @@ Test(cuda_select, routing_equals_cpu_with_ties)
     check_routing_vs_cpu(16, 129, 64, 8, 64, 129, 1);     /* every score equal */
 }
 
-/* The k <= 8 kernel takes 256 query rows per CTA and 64-candidate tiles
- * through a 3-stage ring: query ranges crossing and ending inside CTAs,
+/* The k <= 8 kernels take 64 query rows per CTA and 64-candidate tiles
+ * through a ring: query ranges crossing and ending inside CTAs,
  * k below the list size, ties spread over several CTAs, and a run long
  * enough (nb = 20,000) that the lists fill early and the rare paths of
  * both sweeps are what decides. */
 Test(cuda_select, routing_equals_cpu_many_ctas)
 {
     SKIP_WITHOUT_GPU();
-    check_routing_vs_cpu(17, 3001, 64, 8, 100, 2900, 3001); /* distinct, ragged, 11 CTAs */
+    check_routing_vs_cpu(17, 3001, 64, 8, 100, 2900, 3001); /* distinct, ragged, 44 CTAs */
     check_routing_vs_cpu(18, 5000, 32, 5, 17, 4999, 5000);  /* k = 5 < 8 */
-    check_routing_vs_cpu(19, 1500, 64, 8, 0, 1500, 5);      /* ties over 6 CTAs */
+    check_routing_vs_cpu(19, 1500, 64, 8, 0, 1500, 5);      /* ties over 24 CTAs */
     check_routing_vs_cpu(20, 20000, 64, 8, 0, 20000, 20000);
 }
 
