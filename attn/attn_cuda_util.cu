@@ -204,24 +204,37 @@ __global__ void __launch_bounds__(kRouteThreads) route_topk_kernel(const float *
 constexpr float kRouteEps = 0.0085f;
 constexpr int kBStride = 72; /* bf16 tile row stride (16-byte multiple, fewer conflicts) */
 
-/* bf16 copy (H, nb, 64) head-major, so a tile of 64 candidates is one
- * contiguous 8 KB run, and the fp32 norm (H, nb) of every row's head slice. */
-__global__ void route_prep_kernel(const float *node, int64_t ld, int64_t nb, int H, __nv_bfloat16 *nb16,
-                                  float *norm)
+/* bf16 copy (H, nbp, 64) head-major, so a tile of 64 candidates is one
+ * contiguous 8 KB run, and the fp32 norm (H, nbp) of every row's head
+ * slice; one warp a (row, head).  SWZ (the wgmma kernel's layout): each
+ * head padded to nbp (a multiple of 64) rows, zeros, and every 64-row tile
+ * stored in the 128-byte swizzle (16-byte chunk c of row r at r * 128 +
+ * ((c ^ (r & 7)) << 4) bytes), so that one linear copy of a tile lands in
+ * shared memory as the wgmma reads it.  Else nbp == nb, rows as they are. */
+template <bool SWZ>
+__global__ void route_prep_kernel(const float *node, int64_t ld, int64_t nb, int64_t nbp, int H,
+                                  __nv_bfloat16 *nb16, float *norm)
 {
     const int64_t i = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; /* (j, h) row */
     const int lane = threadIdx.x & 31;
-    if (i >= nb * H) return;
+    if (i >= nbp * H) return;
     const int64_t j = i / H;
     const int h = (int)(i % H);
-    const float a = node[j * ld + h * 64 + lane], b = node[j * ld + h * 64 + 32 + lane];
-    __nv_bfloat16 *dst = nb16 + ((int64_t)h * nb + j) * 64;
-    dst[lane] = __float2bfloat16_rn(a);
-    dst[32 + lane] = __float2bfloat16_rn(b);
+    const bool live = !SWZ || j < nb;
+    const float a = live ? node[j * ld + h * 64 + lane] : 0.f, b = live ? node[j * ld + h * 64 + 32 + lane] : 0.f;
+    __nv_bfloat16 *row = nb16 + ((int64_t)h * nbp + j) * 64;
+    if constexpr (SWZ) {
+        const int sw = (int)(j & 7), c0 = lane >> 3, e = lane & 7; /* chunks c0 and c0 + 4 */
+        row[((c0 ^ sw) << 3) + e] = __float2bfloat16_rn(a);
+        row[(((c0 + 4) ^ sw) << 3) + e] = __float2bfloat16_rn(b);
+    } else {
+        row[lane] = __float2bfloat16_rn(a);
+        row[32 + lane] = __float2bfloat16_rn(b);
+    }
     float ss = a * a + b * b;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (lane == 0) norm[(int64_t)h * nb + j] = sqrtf(ss);
+    if (lane == 0) norm[(int64_t)h * nbp + j] = sqrtf(ss);
 }
 
 /* Exact score: the fmaf chain over the 64 dimensions in order, from 0. */
@@ -820,7 +833,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
  * shared memory in the 128-byte swizzle (read by descriptor).
  *
  * Candidate tiles come by bulk copy (one thread, the TMA engine) into a
- * ring of mbarriers: route_prep_swz_kernel stores the bf16 rows
+ * ring of mbarriers: route_prep_kernel<true> stores the bf16 rows
  * already swizzled, tile by tile, so a tile is one linear 8 KB copy that
  * lands in the layout the wgmma reads, and its 64 norms one 256-byte copy.
  * Each warp releases a stage (its own arrive on the stage's "empty"
@@ -841,10 +854,7 @@ constexpr int kWgThreads = 128;
 #define FOLIO_ROUTE_WG_STAGES 4
 #endif
 constexpr int kWgStages = FOLIO_ROUTE_WG_STAGES;
-#ifndef FOLIO_ROUTE_WG_LEAD
-#define FOLIO_ROUTE_WG_LEAD (kWgStages - 2)
-#endif
-constexpr int kWgLead = FOLIO_ROUTE_WG_LEAD;
+constexpr int kWgLead = kWgStages - 2;
 static_assert(kWgLead >= 1 && (kWgStages & (kWgStages - 1)) == 0, "4, 8, ... stages (the tile counter's / and % stay shifts)");
 
 struct RouteWgSmem {
@@ -855,30 +865,6 @@ struct RouteWgSmem {
     RouteQueues<4> que;
     int qcount[4];
 };
-
-/* bf16 rows of (H, nbp, 64), head-major, each head padded to nbp (a
- * multiple of 64) rows, every 64-row tile stored in the 128-byte swizzle
- * (16-byte chunk c of row r at r * 128 + ((c ^ (r & 7)) << 4) bytes); the
- * fp32 norms (H, nbp); padding rows zero.  One warp a (row, head). */
-__global__ void route_prep_swz_kernel(const float *node, int64_t ld, int64_t nb, int64_t nbp, int H,
-                                      __nv_bfloat16 *nb16, float *norm)
-{
-    const int64_t i = blockIdx.x * (int64_t)(blockDim.x / 32) + threadIdx.x / 32; /* (j, h) row */
-    const int lane = threadIdx.x & 31;
-    if (i >= nbp * H) return;
-    const int64_t j = i / H;
-    const int h = (int)(i % H);
-    const bool live = j < nb;
-    const float a = live ? node[j * ld + h * 64 + lane] : 0.f, b = live ? node[j * ld + h * 64 + 32 + lane] : 0.f;
-    __nv_bfloat16 *row = nb16 + ((int64_t)h * nbp + j) * 64;
-    const int sw = (int)(j & 7), c0 = lane >> 3, e = lane & 7; /* chunks c0 and c0 + 4 */
-    row[((c0 ^ sw) << 3) + e] = __float2bfloat16_rn(a);
-    row[(((c0 + 4) ^ sw) << 3) + e] = __float2bfloat16_rn(b);
-    float ss = a * a + b * b;
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (lane == 0) norm[(int64_t)h * nbp + j] = sqrtf(ss);
-}
 
 /* CTAs an SM the registers must allow: 4 caps them at 128 (~100 bytes of
  * spills) and beat 3 CTAs at 136 registers by 7-11 % at 1-2M tokens; left
@@ -1270,79 +1256,71 @@ static folio_status_t route_launch(int variant, const float *node_q, const float
         FOLIO_CUDA_CHECK(cudaGetLastError());
         return FOLIO_OK;
     }
-    const bool same = node_q == node_k;
-#if defined(FOLIO_WGMMA)
     /* the warpgroup kernel: sm_90a code, on a compute capability 9.0 GPU */
+    bool wg = false;
+#if defined(FOLIO_WGMMA)
     int dev = 0, cc_major = 0, cc_minor = 0;
-    const bool wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
-                    cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess &&
-                    cc_major == 9 && cc_minor == 0;
-    if (wg) {
-        /* swizzled bf16 tiles and norms, each head padded to whole tiles
-         * (shared when node_q == node_k, the weightless encoder) */
-        const int64_t nbp = (nb + 63) / 64 * 64;
-        const size_t nrow = (size_t)nbp * H, sets = same ? 1 : 2;
-        __nv_bfloat16 *k16 = nullptr;
-        float *kn = nullptr;
-        FOLIO_CUDA_CHECK(cudaMallocAsync((void **)&k16, nrow * 64 * 2 * sets, st));
-        if (cudaMallocAsync((void **)&kn, nrow * 4 * sets, st) != cudaSuccess) {
-            cudaFreeAsync(k16, st);
-            FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k: out of device memory");
-        }
-        const __nv_bfloat16 *q16 = same ? k16 : k16 + nrow * 64;
-        const float *qn = same ? kn : kn + nrow;
-        const unsigned pg = (unsigned)((nrow + 7) / 8);
-        route_prep_swz_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, nbp, H, k16, kn);
-        if (!same) route_prep_swz_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, nbp, H, k16 + nrow * 64, kn + nrow);
-        const size_t smem = sizeof(RouteWgSmem) + 1024;
-        cudaError_t we = cudaFuncSetAttribute(route_topk_wg_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                              (int)smem);
-        if (we == cudaSuccess) {
-            dim3 wgrid((unsigned)((qb1 - qb0 + 63) / 64), (unsigned)H);
-            route_topk_wg_kernel<8><<<wgrid, kWgThreads, smem, st>>>(node_q, node_k, ld, nb, nbp, H, G, k, qb0, qb1,
-                                                                     q16, qn, k16, kn, out, out_n);
-            we = cudaGetLastError();
-        }
-        cudaFreeAsync(k16, st);
-        cudaFreeAsync(kn, st);
-        FOLIO_CHECK_GENERIC(we == cudaSuccess, FOLIO_ERR_CUDA, "route top-k (warpgroup): %s", cudaGetErrorString(we));
-        return FOLIO_OK;
-    }
+    wg = variant == 0 && k <= 8 && cudaGetDevice(&dev) == cudaSuccess &&
+         cudaDeviceGetAttribute(&cc_major, cudaDevAttrComputeCapabilityMajor, dev) == cudaSuccess &&
+         cudaDeviceGetAttribute(&cc_minor, cudaDevAttrComputeCapabilityMinor, dev) == cudaSuccess && cc_major == 9 &&
+         cc_minor == 0;
 #endif
     /* bf16 copies and norms of the queries and candidates (shared when
-     * node_q == node_k, the weightless encoder) */
-    __nv_bfloat16 *k16 = nullptr, *q16 = nullptr;
-    float *kn = nullptr, *qn = nullptr;
-    const size_t nrow = (size_t)nb * H;
+     * node_q == node_k, the weightless encoder); the warpgroup kernel's
+     * swizzled and padded to whole tiles */
+    const bool same = node_q == node_k;
+    const int64_t nbp = wg ? (nb + 63) / 64 * 64 : nb;
+    const size_t nrow = (size_t)nbp * H;
+    __nv_bfloat16 *k16 = nullptr;
+    float *kn = nullptr;
     FOLIO_CUDA_CHECK(cudaMallocAsync((void **)&k16, nrow * 64 * 2 * (same ? 1 : 2), st));
     if (cudaMallocAsync((void **)&kn, nrow * 4 * (same ? 1 : 2), st) != cudaSuccess) {
         cudaFreeAsync(k16, st);
         FOLIO_CHECK_GENERIC(false, FOLIO_ERR_CUDA, "route top-k: out of device memory");
     }
-    q16 = same ? k16 : k16 + nrow * 64;
-    qn = same ? kn : kn + nrow;
-    /* prefer shared memory over L1 so that 4 CTAs (36 KB each) fit an SM */
-    cudaFuncSetAttribute(route_topk_tc_kernel<8>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-    cudaFuncSetAttribute(route_topk_tc_kernel<16>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
-    cudaFuncSetAttribute(route_topk_tc_kernel<32>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+    __nv_bfloat16 *q16 = same ? k16 : k16 + nrow * 64;
+    float *qn = same ? kn : kn + nrow;
     const unsigned pg = (unsigned)((nrow + 7) / 8);
-    route_prep_kernel<<<pg, 256, 0, st>>>(node_k, ld, nb, H, k16, kn);
-    if (!same) route_prep_kernel<<<pg, 256, 0, st>>>(node_q, ld, nb, H, q16, qn);
-    if (variant == 0 && k <= 8) {
-        dim3 mgrid((unsigned)((qb1 - qb0 + kMmaRows - 1) / kMmaRows), (unsigned)H);
-        route_topk_mma_kernel<8><<<mgrid, kMmaThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
-                                                                  k16, kn, out, out_n);
-    } else if (k <= 8)
-        route_topk_tc_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
-                                                                k16, kn, out, out_n);
-    else if (k <= 16)
-        route_topk_tc_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
-                                                                 k16, kn, out, out_n);
-    else
-        route_topk_tc_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16, qn,
-                                                                 k16, kn, out, out_n);
-    const cudaError_t le = cudaGetLastError();
+    if (wg) {
+        route_prep_kernel<true><<<pg, 256, 0, st>>>(node_k, ld, nb, nbp, H, k16, kn);
+        if (!same) route_prep_kernel<true><<<pg, 256, 0, st>>>(node_q, ld, nb, nbp, H, q16, qn);
+    } else {
+        route_prep_kernel<false><<<pg, 256, 0, st>>>(node_k, ld, nb, nbp, H, k16, kn);
+        if (!same) route_prep_kernel<false><<<pg, 256, 0, st>>>(node_q, ld, nb, nbp, H, q16, qn);
+    }
+    cudaError_t le = cudaSuccess;
+#if defined(FOLIO_WGMMA)
+    if (wg) {
+        const size_t smem = sizeof(RouteWgSmem) + 1024;
+        le = cudaFuncSetAttribute(route_topk_wg_kernel<8>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (le == cudaSuccess) {
+            dim3 wgrid((unsigned)((qb1 - qb0 + 63) / 64), (unsigned)H);
+            route_topk_wg_kernel<8><<<wgrid, kWgThreads, smem, st>>>(node_q, node_k, ld, nb, nbp, H, G, k, qb0, qb1,
+                                                                     q16, qn, k16, kn, out, out_n);
+        }
+    } else
+#endif
+    {
+        /* prefer shared memory over L1 so that 4 CTAs (36 KB each) fit an SM */
+        cudaFuncSetAttribute(route_topk_tc_kernel<8>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        cudaFuncSetAttribute(route_topk_tc_kernel<16>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        cudaFuncSetAttribute(route_topk_tc_kernel<32>, cudaFuncAttributePreferredSharedMemoryCarveout, 100);
+        if (variant == 0 && k <= 8) {
+            dim3 mgrid((unsigned)((qb1 - qb0 + kMmaRows - 1) / kMmaRows), (unsigned)H);
+            route_topk_mma_kernel<8><<<mgrid, kMmaThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
+                                                                      qn, k16, kn, out, out_n);
+        } else if (k <= 8)
+            route_topk_tc_kernel<8><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
+                                                                    qn, k16, kn, out, out_n);
+        else if (k <= 16)
+            route_topk_tc_kernel<16><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
+                                                                     qn, k16, kn, out, out_n);
+        else
+            route_topk_tc_kernel<32><<<grid, kRouteThreads, 0, st>>>(node_q, node_k, ld, nb, H, G, k, qb0, qb1, q16,
+                                                                     qn, k16, kn, out, out_n);
+    }
+    const cudaError_t last = cudaGetLastError(); /* read (and cleared) in every case */
+    if (le == cudaSuccess) le = last;
     cudaFreeAsync(k16, st);
     cudaFreeAsync(kn, st);
     FOLIO_CHECK_GENERIC(le == cudaSuccess, FOLIO_ERR_CUDA, "route top-k: %s", cudaGetErrorString(le));
@@ -1796,7 +1774,7 @@ extern "C" folio_status_t folio_cuda_preload(void)
     cudaError_t e = cudaSuccess;
     const void *const kernels[] = {
         (const void *)block_means_kernel,        (const void *)hier_level_kernel,
-        (const void *)route_prep_kernel,         (const void *)route_topk_mma_kernel<8>,
+        (const void *)route_prep_kernel<false>,  (const void *)route_topk_mma_kernel<8>,
         (const void *)route_topk_tc_kernel<8>,   (const void *)route_topk_tc_kernel<16>,
         (const void *)route_topk_tc_kernel<32>,
         (const void *)assemble_sel_kernel,       (const void *)residual_l2norm_kernel,
@@ -1809,7 +1787,7 @@ extern "C" folio_status_t folio_cuda_preload(void)
         cudaDeviceGetAttribute(&pmaj, cudaDevAttrComputeCapabilityMajor, pdev) == cudaSuccess &&
         cudaDeviceGetAttribute(&pmin, cudaDevAttrComputeCapabilityMinor, pdev) == cudaSuccess && pmaj == 9 && pmin == 0) {
         e = cudaFuncGetAttributes(&fa, route_topk_wg_kernel<8>);
-        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, route_prep_swz_kernel);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, route_prep_kernel<true>);
     }
 #endif
     if (e == cudaSuccess) e = folio_cuda_preload_embed();

@@ -10,7 +10,7 @@
 set -uo pipefail
 . "$(dirname "$0")/gpu_env.sh"
 D=$PWD/.gpu/data; t0=$(date +%s)
-ALT_B=${ALT_B:--DFOLIO_ROUTE_WG_LEAD=3}; ALT_C=${ALT_C:--DFOLIO_ROUTE_WG_MIN_BLOCKS=3}; VARIANTS=${VARIANTS-B C}
+ALT_B=${ALT_B:--DFOLIO_ROUTE_WG_MIN_BLOCKS=3}; ALT_C=${ALT_C:--DFOLIO_ROUTE_WG_STAGES=8 -DFOLIO_ROUTE_WG_MIN_BLOCKS=2}; VARIANTS=${VARIANTS-B C}
 say() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 conf() { cmake -S . -B "/tmp/fr$1" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON \
          -DFOLIO_DATA_DIR="$D" ${2:+"-DCMAKE_CUDA_FLAGS=$2"} > "/tmp/cr$1.log" 2>&1; }
