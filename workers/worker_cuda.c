@@ -213,13 +213,19 @@ static bool stage_ready(folio_gpu_t *g)
     return g->stage != NULL;
 }
 
+/* Whether a copy of `bytes` goes through the pinned stage.  Small ones and
+ * those of thread workers (short documents, inside a parallel region) go
+ * direct: sixteen workers each pinning 32 MB would cost more. */
+static bool staged(folio_gpu_t *g, size_t bytes)
+{
+    return bytes >= STAGE_MIN && !omp_in_parallel() && stage_ready(g);
+}
+
 /* bytes from the device (after the stream's earlier work) into host dst;
  * returns when they are there. */
 static folio_status_t d2h(folio_gpu_t *g, void *dst, const void *src, size_t bytes)
 {
-    /* thread workers (short documents, inside a parallel region) copy
-     * direct: sixteen of them each pinning 32 MB would cost more */
-    if (bytes < STAGE_MIN || omp_in_parallel() || !stage_ready(g)) {
+    if (!staged(g, bytes)) {
         if (bytes) FOLIO_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, g->stream));
         FOLIO_CHECK_CUDA(cudaStreamSynchronize(g->stream));
         return FOLIO_OK;
@@ -248,7 +254,7 @@ static folio_status_t d2h(folio_gpu_t *g, void *dst, const void *src, size_t byt
  * document's text, spans and weights, before any kernel could start. */
 static folio_status_t h2d(folio_gpu_t *g, void *dst, const void *src, size_t bytes)
 {
-    if (bytes < STAGE_MIN || omp_in_parallel() || !stage_ready(g)) {
+    if (!staged(g, bytes)) {
         if (bytes) FOLIO_CHECK_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, g->stream));
         return FOLIO_OK;
     }
