@@ -206,10 +206,26 @@ typedef struct {
     int64_t item, status, d, nb, ns, nsec;
 } result_head_t;
 
-static size_t result_floats(const result_head_t *h)
+/* Where each table starts (in floats after the head), and the total: the
+ * one description of the layout that packing, preallocating and unpacking
+ * share. */
+typedef struct {
+    size_t sent, blocks, sections, doc, salience, total;
+} result_layout_t;
+
+static result_layout_t result_layout(const result_head_t *h)
 {
-    return (size_t)(h->ns * h->d + h->nb * h->d + h->nsec * h->d + h->d + h->ns);
+    result_layout_t l;
+    l.sent = 0;
+    l.blocks = l.sent + (size_t)(h->ns * h->d);
+    l.sections = l.blocks + (size_t)(h->nb * h->d);
+    l.doc = l.sections + (size_t)(h->nsec * h->d);
+    l.salience = l.doc + (size_t)h->d;
+    l.total = l.salience + (size_t)h->ns;
+    return l;
 }
+
+static size_t result_floats(const result_head_t *h) { return result_layout(h).total; }
 
 /* Packs results into one malloc'd buffer (the wire format rank 0 receives). */
 static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *doc,
@@ -231,12 +247,12 @@ static char *pack_result(int64_t item, folio_status_t est, const folio_doc_t *do
         /* a long document's tables are hundreds of MB of fresh pages: copied
          * by several threads (one thread, inside the short documents'
          * parallel region) */
-        size_t o = 0;
-        folio_memcpy_par(f + o, res->sent_vecs, (size_t)(h.ns * h.d) * 4, 0); o += (size_t)(h.ns * h.d);
-        folio_memcpy_par(f + o, res->block_vecs, (size_t)(h.nb * h.d) * 4, 0); o += (size_t)(h.nb * h.d);
-        folio_memcpy_par(f + o, res->section_vecs, (size_t)(h.nsec * h.d) * 4, 0); o += (size_t)(h.nsec * h.d);
-        memcpy(f + o, res->doc_vec, (size_t)h.d * 4); o += (size_t)h.d;
-        memcpy(f + o, res->salience, (size_t)h.ns * 4);
+        const result_layout_t l = result_layout(&h);
+        folio_memcpy_par(f + l.sent, res->sent_vecs, (l.blocks - l.sent) * 4, 0);
+        folio_memcpy_par(f + l.blocks, res->block_vecs, (l.sections - l.blocks) * 4, 0);
+        folio_memcpy_par(f + l.sections, res->section_vecs, (l.doc - l.sections) * 4, 0);
+        memcpy(f + l.doc, res->doc_vec, (l.salience - l.doc) * 4);
+        memcpy(f + l.salience, res->salience, (l.total - l.salience) * 4);
     }
     *bytes_out = bytes;
     return buf;
@@ -259,12 +275,12 @@ static char *result_alloc(const folio_worker_t *w, int64_t item, const folio_doc
     if (!buf) return NULL;
     memcpy(buf, &h, sizeof h);
     float *f = (float *)(buf + sizeof h);
-    size_t o = 0;
-    dest->sent = f + o; o += (size_t)(h.ns * h.d);
-    dest->blocks = f + o; o += (size_t)(h.nb * h.d);
-    dest->sections = f + o; o += (size_t)(h.nsec * h.d);
-    dest->doc = f + o; o += (size_t)h.d;
-    dest->salience = f + o;
+    const result_layout_t l = result_layout(&h);
+    dest->sent = f + l.sent;
+    dest->blocks = f + l.blocks;
+    dest->sections = f + l.sections;
+    dest->doc = f + l.doc;
+    dest->salience = f + l.salience;
     *bytes_out = bytes;
     return buf;
 }
@@ -303,15 +319,15 @@ static folio_status_t unpack_result(const char *buf, size_t bytes, int64_t n_ite
     memset(res, 0, sizeof *res);
     if (h->status != FOLIO_OK) return FOLIO_OK;
     const float *f = (const float *)(buf + sizeof *h);
-    size_t o = 0;
+    const result_layout_t l = result_layout(h);
     res->pattern = spec;
     res->d = (uint32_t)h->d;
     res->n_blocks = (uint32_t)h->nb;
-    res->sent_vecs = f + o; o += (size_t)(h->ns * h->d);
-    res->block_vecs = f + o; o += (size_t)(h->nb * h->d);
-    res->section_vecs = f + o; o += (size_t)(h->nsec * h->d);
-    res->doc_vec = f + o; o += (size_t)h->d;
-    res->salience = f + o;
+    res->sent_vecs = f + l.sent;
+    res->block_vecs = f + l.blocks;
+    res->section_vecs = f + l.sections;
+    res->doc_vec = f + l.doc;
+    res->salience = f + l.salience;
     return FOLIO_OK;
 }
 
