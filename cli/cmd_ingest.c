@@ -33,9 +33,9 @@ static const char *const INGEST_HELP =
     "                    the device at once (one CUDA stream each)\n"
     "  --writes W        how the store's single writer writes: map (default: pages\n"
     "                    written in place in the file's map, least memory) or buffer\n"
-    "                    (each commit's pages built in memory and written at commit:\n"
-    "                    commits ~40 % faster, rank 0 holds ~60 MB more; for\n"
-    "                    GPU ingest of a corpus, where the commit is the limit)\n"
+    "                    (each commit's pages built in memory and written at commit,\n"
+    "                    rank 0 holds ~60 MB more: commits were ~40 % faster on a\n"
+    "                    2-core VM, ~10 % slower on the 16-core GPU hosts measured)\n"
     "  --progress        progress line on stderr even when it is not a terminal\n"
     "  --quiet           no progress line and no per-document notes\n"
     "  -h, --help        this text\n"
@@ -134,7 +134,7 @@ int cmd_ingest(int argc, char **argv)
     if (rank == 0 && cfg.progress)
         fprintf(stderr,
                 "ranks %d: setup %.2fs, NCCL %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
-                "waited for %.2fs), rank-0 compute %.3fs, exchange %.3fs "
+                "waited for %.2fs; map grown %llu times, %llu txns rerun), finish %.2fs (sync, close), rank-0 compute %.3fs, exchange %.3fs "
                 "(%.1f%% of compute), rank 0's share %.1f%% of the tokens (gave %llu documents, %llu tokens, away), "
                 "rank 0 waited for results %.2fs, "
                 "other ranks idle %.2fs, "
@@ -142,7 +142,8 @@ int cmd_ingest(int argc, char **argv)
                 size, counts.setup_seconds, counts.nccl_seconds, counts.plan_seconds,
                 counts.plan_seconds > 0 ? (double)counts.bytes / 1e6 / counts.plan_seconds : 0.0,
                 counts.prepare_seconds, counts.prepare_wait_seconds,
-                counts.commit_seconds, counts.commit_wait_seconds, counts.compute_seconds, counts.exchange_seconds,
+                counts.commit_seconds, counts.commit_wait_seconds, (unsigned long long)counts.map_growths,
+                (unsigned long long)counts.txn_reruns, counts.finish_seconds, counts.compute_seconds, counts.exchange_seconds,
                 counts.compute_seconds > 0 ? 100.0 * counts.exchange_seconds / counts.compute_seconds : 0.0,
                 counts.tokens > 0 ? 100.0 * (double)counts.rank0_tokens / (double)counts.tokens : 0.0,
                 (unsigned long long)counts.donated_docs, (unsigned long long)counts.donated_tokens,

@@ -37,6 +37,10 @@ typedef struct {
                                 overlapped with the next round)             */
     double commit_wait_seconds; /* rank 0: the main thread waiting for the
                                 commit thread (what the overlap left)       */
+    uint64_t map_growths;    /* rank 0: the store's map grown, and write    */
+    uint64_t txn_reruns;     /* txns run again because it filled            */
+    double finish_seconds;   /* rank 0: after the last round: the store's
+                                sync to disk and close, the backend's end   */
     double compute_seconds;  /* rank 0: time in encodes (incl. exchange)   */
     double exchange_seconds; /* rank 0: time in halo/summary exchange      */
     double results_wait_seconds; /* rank 0: waiting for the other ranks'

@@ -438,6 +438,7 @@ void folio_store_close(folio_store_t **sp)
         *sp = NULL;
         return;
     }
+    store_prefault_destroy(&s->prefault); /* its own descriptor and maps */
     if (s->env && s->map_lost) {
         /* LMDB would munmap its stale map pointer (maybe memory in use
          * since): leak the environment instead */
@@ -511,6 +512,19 @@ static folio_status_t get_counters(folio_store_t *s, MDB_txn *txn, folio_store_c
 
 typedef folio_status_t (*txn_body_fn)(folio_store_t *s, MDB_txn *txn, void *ctx);
 
+/* The map size after growing cur by doubling (at most STORE_GROW_STEP_MAX
+ * at a time) until it holds at least want bytes; 0 past STORE_MAX_MAP. */
+static size_t grown_size(size_t cur, size_t want)
+{
+    size_t next = cur;
+    do {
+        size_t step = next < STORE_GROW_STEP_MAX ? next : STORE_GROW_STEP_MAX;
+        if (next + step > STORE_MAX_MAP || next + step < next) return 0;
+        next += step;
+    } while (next < want);
+    return next;
+}
+
 static folio_status_t grow_map(folio_store_t *s)
 {
     /* readers of dead processes pin old pages: free them while we are here */
@@ -518,27 +532,87 @@ static folio_status_t grow_map(folio_store_t *s)
     mdb_reader_check(s->env, &dead);
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
-    size_t cur = info.me_mapsize, next = cur + (cur < STORE_GROW_STEP_MAX ? cur : STORE_GROW_STEP_MAX);
+    size_t cur = info.me_mapsize, next = grown_size(cur, cur + 1);
     if (atomic_load(&s->open_readers) > 0) {
         folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map (%zu bytes) is full and cannot grow while a "
                   "reader of this process is open", s->path, cur);
         return FOLIO_ERR_MAP_FULL;
     }
-    if (next > STORE_MAX_MAP || next < cur) {
+    if (!next) {
         folio_log(FOLIO_LOG_ERROR, "store '%s': LMDB map full at %zu bytes (limit reached)", s->path, cur);
         return FOLIO_ERR_MAP_FULL;
     }
     FOLIO_TRY(store_map_resize(s, next));
+    s->map_growths++;
     folio_log(FOLIO_LOG_DEBUG, "store '%s': map grown to %zu bytes", s->path, next);
     return FOLIO_OK;
 }
 
+/* Grows the map before a write txn that may add up to need bytes of pages
+ * past the last one in use (room: need with slack, see run_write_txn).  A
+ * txn that fills the map is aborted and run again whole after each
+ * doubling: a 512-document round of ~90 MB on a new store (16 MiB map) ran
+ * four times.  Pages on LMDB's free list are not counted (they only make
+ * the room larger), and a short estimate falls back to run_write_txn's
+ * growth.  Nothing is done while a reader of this process is open (the map
+ * cannot move then; the txn may still fit).  *used: the bytes in use. */
+static folio_status_t ensure_room(folio_store_t *s, size_t room, size_t *used)
+{
+    MDB_envinfo ei;
+    MDB_stat es;
+    mdb_env_info(s->env, &ei);
+    mdb_env_stat(s->env, &es);
+    *used = (size_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    if (room == 0 || atomic_load(&s->open_readers) > 0 || ei.me_mapsize >= *used + room) return FOLIO_OK;
+    size_t next = grown_size(ei.me_mapsize, *used + room);
+    if (!next) return FOLIO_OK; /* past the limit: the txn says so if it does not fit */
+    FOLIO_TRY(store_map_resize(s, next));
+    s->map_growths++;
+    folio_log(FOLIO_LOG_DEBUG, "store '%s': map grown to %zu bytes ahead of a txn of ~%zu bytes", s->path, next,
+              room);
+    return FOLIO_OK;
+}
+
+/* Below this a txn's new pages are not worth the helpers' wake-up. */
+#define STORE_PREFAULT_MIN ((size_t)8 << 20)
+
+/* Has the helpers fault in [used, used + need) of data.mdb while the txn
+ * is built (prefault.c); started at the first large txn, a quarter of the
+ * cores (1-4) since they only run while a large txn does. */
+static void prefault_ahead(folio_store_t *s, size_t used, size_t need)
+{
+    if (!s->writemap || need < STORE_PREFAULT_MIN || s->prefault_off) return;
+    if (!s->prefault) {
+        int fd = -1;
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = cores >= 16 ? 4 : cores >= 4 ? (int)(cores / 4) : 1;
+        const char *e = getenv("FOLIO_PREFAULT_THREADS"); /* 0: none (to measure them) */
+        if (e && *e) n = atoi(e) < 0 ? 0 : atoi(e) > 16 ? 16 : atoi(e);
+        if (n == 0) {
+            s->prefault_off = true;
+            return;
+        }
+        if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || store_prefault_create(fd, n, &s->prefault) != FOLIO_OK) {
+            s->prefault_off = true;
+            return;
+        }
+    }
+    store_prefault_range(s->prefault, used, need);
+}
+
 /* Runs body in one write txn; on MDB_MAP_FULL (in the body or at commit)
- * aborts, grows the map and runs the whole body again. */
-static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ctx)
+ * aborts, grows the map and runs the whole body again.  need: an estimate
+ * of the bytes of pages the body adds (0: unknown): the map is grown first
+ * to hold it with a quarter more and up to 1 MiB (branch pages, copies of
+ * the pages the txn changes) and the helpers fault its pages in meanwhile. */
+static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ctx, size_t need)
 {
     FOLIO_CHECK_GENERIC(!s->readonly, FOLIO_ERR_ARG, "store '%s' is open read-only", s->path);
     FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
+    size_t used = 0;
+    size_t slack = need / 4 + (need < ((size_t)1 << 20) ? need : ((size_t)1 << 20));
+    FOLIO_TRY(ensure_room(s, need ? need + slack : 0, &used));
+    prefault_ahead(s, used, need);
     for (int resized = 0;;) {
         MDB_txn *txn = NULL;
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
@@ -553,6 +627,7 @@ static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ct
             mdb_txn_abort(txn);
             if (st == FOLIO_ERR_MAP_FULL && s->map_full) {
                 FOLIO_TRY(grow_map(s));
+                s->txn_reruns++;
                 continue;
             }
             return st;
@@ -560,6 +635,7 @@ static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ct
         rc = mdb_txn_commit(txn); /* frees txn in every case */
         if (rc == MDB_MAP_FULL) {
             FOLIO_TRY(grow_map(s));
+            s->txn_reruns++;
             continue;
         }
         FOLIO_CHECK_MDB(rc, "commit on store '%s'", s->path);
@@ -757,6 +833,8 @@ folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info)
     info->page_bytes = es.ms_psize;
     info->used_bytes = (uint64_t)(ei.me_last_pgno + 1) * es.ms_psize;
     if (s->readonly) info->map_bytes = recorded_map_size(s->path, es.ms_psize, info->used_bytes);
+    info->map_growths = s->map_growths;
+    info->txn_reruns = s->txn_reruns;
     return FOLIO_OK;
 }
 
@@ -1393,6 +1471,42 @@ static folio_status_t prepare_commit(const folio_doc_t *doc, const folio_doc_res
     return FOLIO_OK;
 }
 
+/* Bytes of pages one value of n bytes (key of k bytes) may take: LMDB puts
+ * a value larger than about half a page on overflow pages of its own; a
+ * small one shares leaf pages, counted twice for pages left half full by
+ * splits. */
+static size_t value_room(size_t n, size_t k)
+{
+    const size_t psize = 4096; /* LMDB's page: the OS page on Linux */
+    if (n + k + 8 > psize / 2) return (n + 16 + psize - 1) / psize * psize;
+    return 2 * (n + k + 8);
+}
+
+/* Upper estimate of the pages a prepared document's commit adds (for
+ * ensure_room): its values, its postings (dup entries of 8 bytes under an
+ * 8-byte term) and df entries, with the same slack for split pages. */
+static size_t commit_room(const commit_ctx_t *x)
+{
+    const folio_doc_t *doc = x->doc;
+    size_t id = strlen(doc->id), r = 0;
+    r += value_room(sizeof(folio_store_docrec_t) + id + (doc->title ? strlen(doc->title) : 0) + x->pattern_len + 3, 4);
+    r += value_room(doc->len + 1, 4);
+    r += value_room((size_t)doc->n_sents * sizeof(folio_sentence_t), 4);
+    r += value_room((size_t)doc->n_sections * sizeof(folio_section_t), 4);
+    r += value_room((size_t)x->m * 12, 4);
+    if (x->res) {
+        size_t d = x->d;
+        if (x->flags & FOLIO_STORE_HAS_SENT_VECS) r += value_room((size_t)doc->n_sents * d * 4, 4);
+        if (x->flags & FOLIO_STORE_HAS_BLOCK_VECS) r += value_room((size_t)x->n_blocks * d * 4, 4);
+        if (x->flags & FOLIO_STORE_HAS_SECTION_VECS) r += value_room((size_t)doc->n_sections * d * 4, 4);
+        if (x->flags & FOLIO_STORE_HAS_DOC_VEC) r += value_room(d * 4, 4);
+        if (x->flags & FOLIO_STORE_HAS_SALIENCE) r += value_room((size_t)doc->n_sents * 4, 4);
+    }
+    r += value_room(4, 16) + value_room(4, id); /* hash, done-marker */
+    r += (size_t)x->m * (2 * (8 + 8 + 8) + 2 * (8 + 4 + 8));
+    return r;
+}
+
 static void free_commit(commit_ctx_t *x)
 {
     free(x->terms);
@@ -1406,7 +1520,7 @@ folio_status_t folio_store_commit_doc(folio_store_t *s, const folio_doc_t *doc, 
     FOLIO_CHECK_GENERIC(s, FOLIO_ERR_ARG, "commit_doc: no store");
     commit_ctx_t x;
     folio_status_t st = prepare_commit(doc, res, &x);
-    if (st == FOLIO_OK) st = run_write_txn(s, commit_doc_body, &x);
+    if (st == FOLIO_OK) st = run_write_txn(s, commit_doc_body, &x, commit_room(&x));
     free_commit(&x);
     return st;
 }
@@ -1439,7 +1553,11 @@ folio_status_t folio_store_commit_docs(folio_store_t *s, const folio_doc_t *cons
     uint32_t prepared = 0;
     for (; prepared < n && st == FOLIO_OK; prepared++)
         st = prepare_commit(docs[prepared], res ? res[prepared] : NULL, &b.x[prepared]);
-    if (st == FOLIO_OK) st = run_write_txn(s, commit_batch_body, &b);
+    if (st == FOLIO_OK) {
+        size_t need = 0;
+        for (uint32_t i = 0; i < n; i++) need += commit_room(&b.x[i]);
+        st = run_write_txn(s, commit_batch_body, &b, need);
+    }
     for (uint32_t i = 0; i < prepared; i++) free_commit(&b.x[i]);
     free(b.x);
     free(b.pend.key);
@@ -1513,7 +1631,7 @@ folio_status_t folio_store_commit_duplicate(folio_store_t *s, const char *id, co
     FOLIO_TRY(check_id(dup_of, "commit_duplicate (dup_of)"));
     FOLIO_CHECK_GENERIC(!origin || strlen(origin) < (1u << 20), FOLIO_ERR_ARG, "commit_duplicate: origin too long");
     dup_ctx_t x = {id, dup_of, origin, hash};
-    return run_write_txn(s, commit_dup_body, &x);
+    return run_write_txn(s, commit_dup_body, &x, 0);
 }
 
 /* ------------------------------------------------------------ summaries */
@@ -1555,7 +1673,7 @@ folio_status_t folio_store_put_summary(folio_store_t *s, const char *id, const c
     folio_json_free(&j);
     FOLIO_CHECK_GENERIC(st == FOLIO_OK, FOLIO_ERR_PARSE, "put_summary '%s': summary is not JSON: %s", id, err);
     sum_ctx_t x = {id, json, len};
-    return run_write_txn(s, put_summary_body, &x);
+    return run_write_txn(s, put_summary_body, &x, 0);
 }
 
 /* ------------------------------------------------------------ results */
@@ -1651,5 +1769,5 @@ folio_status_t folio_store_put_results(folio_store_t *s, const char *id, const f
     if (res->salience) x.flags |= FOLIO_STORE_HAS_SALIENCE;
     FOLIO_CHECK_GENERIC(!(x.flags & ~(uint32_t)FOLIO_STORE_HAS_SALIENCE) || res->d > 0, FOLIO_ERR_ARG,
                         "put_results '%s': vectors given with width d = 0", id);
-    return run_write_txn(s, put_results_body, &x);
+    return run_write_txn(s, put_results_body, &x, 0);
 }

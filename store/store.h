@@ -264,6 +264,10 @@ typedef struct {
     uint64_t map_bytes;         /* current map size                          */
     uint64_t used_bytes;        /* pages in use * page size                  */
     uint32_t page_bytes;
+    /* this process's writer so far: how often the map grew, and how many
+     * write txns ran again from the start because the map filled (the
+     * batch commits size the map first, so this stays near 0) */
+    uint64_t map_growths, txn_reruns;
 } folio_store_info_t;
 
 folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info);
