@@ -438,7 +438,6 @@ void folio_store_close(folio_store_t **sp)
         *sp = NULL;
         return;
     }
-    store_prefault_destroy(&s->prefault); /* its own descriptor and maps */
     if (s->env && s->map_lost) {
         /* LMDB would munmap its stale map pointer (maybe memory in use
          * since): leak the environment instead */
@@ -573,38 +572,11 @@ static folio_status_t ensure_room(folio_store_t *s, size_t room, size_t *used)
     return FOLIO_OK;
 }
 
-/* Below this a txn's new pages are not worth the helpers' wake-up. */
-#define STORE_PREFAULT_MIN ((size_t)8 << 20)
-
-/* Has the helpers fault in [used, used + need) of data.mdb while the txn
- * is built (prefault.c); started at the first large txn, a quarter of the
- * cores (1-4) since they only run while a large txn does. */
-static void prefault_ahead(folio_store_t *s, size_t used, size_t need)
-{
-    if (!s->writemap || need < STORE_PREFAULT_MIN || s->prefault_off) return;
-    if (!s->prefault) {
-        int fd = -1;
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        int n = cores >= 16 ? 4 : cores >= 4 ? (int)(cores / 4) : 1;
-        const char *e = getenv("FOLIO_PREFAULT_THREADS"); /* 0: none (to measure them) */
-        if (e && *e) n = atoi(e) < 0 ? 0 : atoi(e) > 16 ? 16 : atoi(e);
-        if (n == 0) {
-            s->prefault_off = true;
-            return;
-        }
-        if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS || store_prefault_create(fd, n, &s->prefault) != FOLIO_OK) {
-            s->prefault_off = true;
-            return;
-        }
-    }
-    store_prefault_range(s->prefault, used, need);
-}
-
 /* Runs body in one write txn; on MDB_MAP_FULL (in the body or at commit)
  * aborts, grows the map and runs the whole body again.  need: an estimate
  * of the bytes of pages the body adds (0: unknown): the map is grown first
  * to hold it with a quarter more and up to 1 MiB (branch pages, copies of
- * the pages the txn changes) and the helpers fault its pages in meanwhile. */
+ * the pages the txn changes). */
 static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ctx, size_t need)
 {
     FOLIO_CHECK_GENERIC(!s->readonly, FOLIO_ERR_ARG, "store '%s' is open read-only", s->path);
@@ -612,7 +584,6 @@ static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ct
     size_t used = 0;
     size_t slack = need / 4 + (need < ((size_t)1 << 20) ? need : ((size_t)1 << 20));
     FOLIO_TRY(ensure_room(s, need ? need + slack : 0, &used));
-    prefault_ahead(s, used, need);
     for (int resized = 0;;) {
         MDB_txn *txn = NULL;
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);

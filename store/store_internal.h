@@ -14,21 +14,6 @@ enum {
     DB_POSTINGS, DB_DF, DB_DUPS, DB_COUNT
 };
 
-/* Helper threads that fault in the pages a large write txn will add
- * (prefault.c, writer with MDB_WRITEMAP). */
-typedef struct store_prefault store_prefault_t;
-/* Starts n_threads helpers on a dup of fd (data.mdb); FOLIO_ERR_NOMEM when
- * none could start. */
-folio_status_t store_prefault_create(int fd, int n_threads, store_prefault_t **out);
-/* Asks the helpers to populate [off, off + len) of the file, replacing the
- * request before; returns at once.  NULL-safe. */
-void store_prefault_range(store_prefault_t *p, size_t off, size_t len);
-/* Waits until the request is done (for tests); false when the kernel lacks
- * MADV_POPULATE_WRITE (the helpers stopped) or p is NULL. */
-bool store_prefault_wait(store_prefault_t *p);
-/* Stops (after the chunks in hand) and joins the helpers; NULL-safe, nulls *p. */
-void store_prefault_destroy(store_prefault_t **p);
-
 struct folio_store {
     MDB_env *env;
     char *path;
@@ -41,8 +26,6 @@ struct folio_store {
                                   allocated (store_map_resize)              */
     bool map_lost;             /* a remap failed: LMDB's map pointers are
                                   stale, no txn may start on env            */
-    store_prefault_t *prefault; /* made at the first large txn (writemap)   */
-    bool prefault_off;         /* helpers could not start: do not retry      */
     uint64_t map_growths;      /* this process's map growths (writer)        */
     uint64_t txn_reruns;       /* write txns run again after MDB_MAP_FULL    */
 };
