@@ -4,11 +4,11 @@
 # many short documents.  Builds this tree (tests on) and, when BASE_SRC names
 # another tree (e.g. a `git archive` of the commit before), that one too; runs
 # the device tests; then, interleaved REPS times on the dev data (1.09M
-# tokens): the base, this tree, and this tree without the prefault helpers
-# (FOLIO_PREFAULT_THREADS=0); the CPU backend on 16 cores for the ratio; and
-# the dev data x4 (4.4M tokens) base vs this tree.  One line per run: job
-# seconds and the rank-0 commit stages.  ~4 minutes on a 1x H200 host.
-#   BASE_SRC=.gpu/base REPS=3 bash bench/gpu_commit.sh
+# tokens): the base and this tree; the CPU backend on 16 cores for the
+# ratio (REPS times too); and the dev data x4 (4.4M tokens) base vs this
+# tree.  One line per run: job seconds and the rank-0 commit stages; then
+# the medians.  ~3 minutes on a 1x H200 host.
+#   BASE_SRC=.gpu/base REPS=5 bash bench/gpu_commit.sh
 set -uo pipefail
 . "$(dirname "$0")/gpu_env.sh"
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -40,14 +40,12 @@ run() { # label binary backend [env...] -- inputs...
         tee -a "$OUT/table.txt"
 }
 NEW=/tmp/fN/folio; OLD=/tmp/fO/folio
-echo "== dev data (1.09M tokens), 1 GPU: base / new / new without prefault helpers" | tee -a "$OUT/table.txt"
+echo "== dev data (1.09M tokens), 1 GPU: base / new, and the CPU backend on 16 cores" | tee -a "$OUT/table.txt"
 for r in $(seq 1 "$REPS"); do
     [ -x "$OLD" ] && run "base-r$r" "$OLD" cuda X=1 -- "$D"/*.jsonl
     run "new-r$r" "$NEW" cuda X=1 -- "$D"/*.jsonl
-    run "new-nopf-r$r" "$NEW" cuda FOLIO_PREFAULT_THREADS=0 -- "$D"/*.jsonl
+    run "cpu16-r$r" "$NEW" cpu X=1 -- "$D"/*.jsonl
 done
-echo "== dev data, CPU backend, 16 cores" | tee -a "$OUT/table.txt"
-for r in 1 2; do run "cpu16-r$r" "$NEW" cpu X=1 -- "$D"/*.jsonl; done
 C4=$W/dev4.jsonl; : > "$C4"
 for i in $(seq 1 4); do
     for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
@@ -55,8 +53,15 @@ for i in $(seq 1 4); do
     done
 done
 echo "== dev data x4 (4.4M tokens), 1 GPU: base / new" | tee -a "$OUT/table.txt"
-for r in 1 2; do
+for r in 1 2 3; do
     [ -x "$OLD" ] && run "x4-base-r$r" "$OLD" cuda X=1 -- "$C4"
     run "x4-new-r$r" "$NEW" cuda X=1 -- "$C4"
 done
+med() { grep -h "^$1-r" "$OUT/table.txt" | grep -o 'job [0-9.]*' | cut -d' ' -f2 | sort -g |
+        awk '{a[NR] = $1} END { if (NR) print a[int((NR + 1) / 2)] }'; }
+echo "== medians of job seconds" | tee -a "$OUT/table.txt"
+for l in base new cpu16 x4-base x4-new; do echo "$l $(med $l)"; done | tee -a "$OUT/table.txt"
+awk '$1 == "cpu16" { c = $2 } $1 == "base" { b = $2 } $1 == "new" { n = $2 }
+     END { if (c && n) printf "CPU 16 cores / 1 GPU: new %.1fx%s\n", c / n, b ? sprintf(", base %.1fx", c / b) : "" }' \
+    <(for l in base new cpu16; do echo "$l $(med $l)"; done) | tee -a "$OUT/table.txt"
 echo "total $(( $(date +%s) - t0 )) s"
