@@ -114,16 +114,24 @@ int cmd_ingest(int argc, char **argv)
     }
     if (optind >= argc) return usage_fail(cli_usage_error("ingest", "no INPUT given"));
 
+    /* The GPU's context is made while MPI starts and rank 0 plans
+     * (workers.h); the worker's first CUDA call waits for it if needed. */
+    folio_gpu_warmup_t *warm = NULL;
+    if (cfg.backend != FOLIO_BACKEND_CPU) folio_gpu_warmup_start(&warm);
     MPI_Comm comm;
     int rank, size;
     int early = cli_mpi_start("ingest", &argc, &argv, &comm, &rank, &size);
-    if (early) return usage_fail(early);
+    if (early) {
+        folio_gpu_warmup_end(&warm);
+        return usage_fail(early);
+    }
     if (quiet) folio_log_set_level(FOLIO_LOG_WARN);
     cfg.progress = progress < 0 ? isatty(STDERR_FILENO) : progress;
     cfg.comm = comm;
 
     folio_ingest_counts_t counts = {0};
     folio_status_t st = folio_ingest_run(&cfg, (const char *const *)argv + optind, argc - optind, &counts);
+    folio_gpu_warmup_end(&warm);
     int rc = FOLIO_EXIT_OK;
     if (st != FOLIO_OK) {
         if (rank == 0) folio_log(FOLIO_LOG_ERROR, "ingest failed: %s", folio_status_str(st));

@@ -27,6 +27,7 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 #include <omp.h>
+#include <pthread.h>
 
 #define FOLIO_CHECK_CUDA(call)                                                          \
     do {                                                                                \
@@ -711,7 +712,63 @@ void folio_nccl_destroy(void **c)
     *c = NULL;
 }
 
+/* The node-local rank the launcher gives this process, before MPI_Init. */
+static int launcher_local_rank(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v) > 0 ? atoi(v) : 0;
+    }
+    return 0;
+}
+
+struct folio_gpu_warmup {
+    pthread_t thread;
+    int local_rank;
+};
+
+static void *warmup_main(void *arg)
+{
+    folio_gpu_warmup_t *w = arg;
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess || n <= 0) {
+        cudaGetLastError();
+        return NULL;
+    }
+    /* a failure here is only a slower start: the worker checks again */
+    if (cudaSetDevice(w->local_rank % n) == cudaSuccess && cudaFree(0) == cudaSuccess &&
+        folio_cuda_device_code_ok(w->local_rank % n) == FOLIO_OK)
+        (void)folio_cuda_preload();
+    cudaGetLastError();
+    return NULL;
+}
+
+void folio_gpu_warmup_start(folio_gpu_warmup_t **out)
+{
+    *out = NULL;
+    folio_gpu_warmup_t *w = calloc(1, sizeof *w);
+    if (!w) return;
+    w->local_rank = launcher_local_rank();
+    if (pthread_create(&w->thread, NULL, warmup_main, w) != 0) {
+        free(w);
+        return;
+    }
+    *out = w;
+}
+
+void folio_gpu_warmup_end(folio_gpu_warmup_t **pw)
+{
+    if (!pw || !*pw) return;
+    pthread_join((*pw)->thread, NULL);
+    free(*pw);
+    *pw = NULL;
+}
+
 #else /* !FOLIO_HAVE_CUDA */
+
+void folio_gpu_warmup_start(folio_gpu_warmup_t **out) { *out = NULL; }
+void folio_gpu_warmup_end(folio_gpu_warmup_t **w) { if (w) *w = NULL; }
 
 struct folio_gpu { int unused; };
 

@@ -61,6 +61,19 @@ folio_status_t folio_worker_result_shape(const folio_worker_t *w, const folio_do
 folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, const float *weights,
                                    const folio_result_dest_t *dest, folio_doc_results_t *res);
 
+/* ------------------------------------------------------------ device warm-up
+ * Making a CUDA context and loading the kernels takes ~0.15-0.2 s on an
+ * H200; started on a thread of its own before MPI_Init, it overlaps MPI's
+ * start-up and the job's planning instead of delaying the first document.
+ * The device is the one the worker will take (node-local rank modulo the
+ * devices): the launcher's node-local rank (Open MPI, MPICH/Hydra or
+ * Slurm variables), 0 for a process started without one.  Without a CUDA
+ * build or device the thread ends at once; nothing fails.  end joins it
+ * (NULL-safe, nulls *w); the worker created afterwards finds the context. */
+typedef struct folio_gpu_warmup folio_gpu_warmup_t;
+void folio_gpu_warmup_start(folio_gpu_warmup_t **out); /* *out NULL when no thread was started */
+void folio_gpu_warmup_end(folio_gpu_warmup_t **w);
+
 /* ------------------------------------------------------------ exchange
  * What ranks sharing one document exchange every layer, behind one
  * interface so that the MPI path (CPU ranks) and the NCCL path (GPU ranks)
