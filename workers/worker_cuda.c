@@ -712,14 +712,20 @@ void folio_nccl_destroy(void **c)
     *c = NULL;
 }
 
-/* The node-local rank the launcher gives this process, before MPI_Init. */
+/* The node-local rank the launcher gives this process, before MPI_Init:
+ * 0 for a process no launcher started, -1 when a launcher did but does not
+ * say (a wrong guess would leave a context, hundreds of MB, on another
+ * rank's GPU). */
 static int launcher_local_rank(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
-    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
-        const char *v = getenv(vars[i]);
+    static const char *const local[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"};
+    static const char *const launched[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof local / sizeof *local; i++) {
+        const char *v = getenv(local[i]);
         if (v && *v) return atoi(v) > 0 ? atoi(v) : 0;
     }
+    for (size_t i = 0; i < sizeof launched / sizeof *launched; i++)
+        if (getenv(launched[i])) return -1;
     return 0;
 }
 
@@ -750,7 +756,7 @@ void folio_gpu_warmup_start(folio_gpu_warmup_t **out)
     folio_gpu_warmup_t *w = calloc(1, sizeof *w);
     if (!w) return;
     w->local_rank = launcher_local_rank();
-    if (pthread_create(&w->thread, NULL, warmup_main, w) != 0) {
+    if (w->local_rank < 0 || pthread_create(&w->thread, NULL, warmup_main, w) != 0) {
         free(w);
         return;
     }

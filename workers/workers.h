@@ -67,7 +67,8 @@ folio_status_t folio_worker_encode(folio_worker_t *w, const folio_doc_t *doc, co
  * start-up and the job's planning instead of delaying the first document.
  * The device is the one the worker will take (node-local rank modulo the
  * devices): the launcher's node-local rank (Open MPI, MPICH/Hydra or
- * Slurm variables), 0 for a process started without one.  Without a CUDA
+ * Slurm variables), 0 for a process started without a launcher, and no
+ * warm-up under a launcher that does not give it.  Without a CUDA
  * build or device the thread ends at once; nothing fails.  end joins it
  * (NULL-safe, nulls *w); the worker created afterwards finds the context. */
 typedef struct folio_gpu_warmup folio_gpu_warmup_t;
