@@ -512,6 +512,7 @@ static folio_status_t commit_job_run(void *vctx, void *vjob)
         }
         double tc = folio_now();
         folio_status_t bst = m ? folio_store_commit_docs(g->store, docs, rs, m) : FOLIO_OK;
+        if (bst == FOLIO_OK && m) folio_store_writeback(g->store); /* the final sync has less to do */
         cc->commit_seconds += folio_now() - tc;
         if (bst != FOLIO_OK && bst != FOLIO_ERR_ARG && bst != FOLIO_ERR_CORRUPT && bst != FOLIO_ERR_TOO_LARGE) {
             folio_log(FOLIO_LOG_ERROR, "commit of %u documents (%s ... %s) failed: %s; the store keeps "

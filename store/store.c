@@ -4,6 +4,7 @@
 #include "store_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,6 +426,8 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
     return FOLIO_OK;
 }
 
+static void flusher_stop(folio_store_t *s);
+
 void folio_store_close(folio_store_t **sp)
 {
     if (!sp || !*sp) return;
@@ -438,6 +441,7 @@ void folio_store_close(folio_store_t **sp)
         *sp = NULL;
         return;
     }
+    flusher_stop(s); /* it uses the environment's descriptor */
     if (s->env && s->map_lost) {
         /* LMDB would munmap its stale map pointer (maybe memory in use
          * since): leak the environment instead */
@@ -457,6 +461,66 @@ folio_status_t folio_store_sync(folio_store_t *s)
     FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
     FOLIO_CHECK_MDB(mdb_env_sync(s->env, 1), "sync store '%s'", s->path);
     return FOLIO_OK;
+}
+
+/* The writeback thread: each wake-up queues every dirty page of data.mdb
+ * (those written through the map included) for writing and goes back to
+ * sleep; the kernel writes them while the next commits are built.  Without
+ * it the job's final sync wrote a whole run's pages at the end (0.06 s of a
+ * 0.42 s GPU ingest of 1M tokens). */
+static void *flusher_main(void *arg)
+{
+    folio_store_t *s = arg;
+    int fd = -1;
+    if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS) fd = -1;
+    pthread_mutex_lock(&s->fl_mu);
+    for (;;) {
+        while (!s->fl_want && !s->fl_quit) pthread_cond_wait(&s->fl_cv, &s->fl_mu);
+        if (s->fl_quit) break;
+        s->fl_want = false;
+        pthread_mutex_unlock(&s->fl_mu);
+        /* errors (EIO, ...) surface at the real sync */
+        if (fd >= 0) (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        pthread_mutex_lock(&s->fl_mu);
+    }
+    pthread_mutex_unlock(&s->fl_mu);
+    return NULL;
+}
+
+void folio_store_writeback(folio_store_t *s)
+{
+    if (!s || s->readonly || s->map_lost || !s->env) return;
+    if (!s->flusher_on) {
+        if (pthread_mutex_init(&s->fl_mu, NULL) != 0) return;
+        if (pthread_cond_init(&s->fl_cv, NULL) != 0) {
+            pthread_mutex_destroy(&s->fl_mu);
+            return;
+        }
+        s->fl_want = s->fl_quit = false;
+        if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+            pthread_cond_destroy(&s->fl_cv);
+            pthread_mutex_destroy(&s->fl_mu);
+            return;
+        }
+        s->flusher_on = true;
+    }
+    pthread_mutex_lock(&s->fl_mu);
+    s->fl_want = true;
+    pthread_cond_signal(&s->fl_cv);
+    pthread_mutex_unlock(&s->fl_mu);
+}
+
+static void flusher_stop(folio_store_t *s)
+{
+    if (!s->flusher_on) return;
+    pthread_mutex_lock(&s->fl_mu);
+    s->fl_quit = true;
+    pthread_cond_signal(&s->fl_cv);
+    pthread_mutex_unlock(&s->fl_mu);
+    pthread_join(s->flusher, NULL);
+    pthread_cond_destroy(&s->fl_cv);
+    pthread_mutex_destroy(&s->fl_mu);
+    s->flusher_on = false;
 }
 
 MDB_env *folio_store_env(folio_store_t *s) { return s->env; }

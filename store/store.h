@@ -221,6 +221,11 @@ folio_status_t folio_store_open(const char *path, const folio_store_opts_t *opts
 void folio_store_close(folio_store_t **s);
 /* Flushes committed transactions to disk (mdb_env_sync). */
 folio_status_t folio_store_sync(folio_store_t *s);
+/* Has a thread of the store start writing the committed pages to disk and
+ * returns at once (a hint: durability still comes from folio_store_sync,
+ * which then has less left to write).  Calls while it writes coalesce.  A
+ * long job calls it after each commit.  No-op on a read-only store. */
+void folio_store_writeback(folio_store_t *s);
 /* The LMDB environment (for tests and tools; do not close it). */
 MDB_env *folio_store_env(folio_store_t *s);
 

@@ -7,6 +7,8 @@
 
 #include "store.h"
 
+#include <pthread.h>
+
 /* Named databases, in the order opened (see the schema in store.h). */
 enum {
     DB_META, DB_DONE, DB_HASHES, DB_DOCS, DB_TEXT, DB_SENTS, DB_SECTIONS, DB_TERMS,
@@ -26,6 +28,12 @@ struct folio_store {
                                   allocated (store_map_resize)              */
     bool map_lost;             /* a remap failed: LMDB's map pointers are
                                   stale, no txn may start on env            */
+    /* the writeback thread (folio_store_writeback): started at the first
+     * call, joined at close */
+    pthread_t flusher;
+    pthread_mutex_t fl_mu;
+    pthread_cond_t fl_cv;
+    bool flusher_on, fl_want, fl_quit;
     uint64_t map_growths;      /* this process's map growths (writer)        */
     uint64_t txn_reruns;       /* write txns run again after MDB_MAP_FULL    */
 };
