@@ -36,7 +36,7 @@ run() { # label binary backend [env...] -- inputs...
     cp "$W/err" "$OUT/$label.err"
     printf '%-22s wall %6.2fs job %s | %s\n' "$label" "$(awk -v a="$s" -v b="$e" 'BEGIN { print b - a }')" \
         "$(grep -o '"seconds":[0-9.]*' <<< "$line" | cut -d: -f2)" \
-        "$(grep '^ranks' "$W/err" | grep -o 'setup [0-9.]*s\|commit [^)]*)\|finish [0-9.]*s\|rank-0 compute [0-9.]*s' | tr '\n' ' ')" |
+        "$(grep '^ranks' "$W/err" | grep -o 'setup [0-9.]*s\|plan [0-9.]*s\|commit [^)]*)\|finish [0-9.]*s\|rank-0 compute [0-9.]*s' | tr '\n' ' ')" |
         tee -a "$OUT/table.txt"
 }
 NEW=/tmp/fN/folio; OLD=/tmp/fO/folio
