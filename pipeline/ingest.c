@@ -941,7 +941,7 @@ static void ingest_free(ingest_t *g)
 
 static void round_ctx_free(folio_round_ctx_t *rc)
 {
-    for (int t = 0; rc->thread_workers && t < rc->threads; t++) folio_worker_destroy(&rc->thread_workers[t]);
+    for (int t = 0; rc->thread_workers && t < rc->doc_threads; t++) folio_worker_destroy(&rc->thread_workers[t]);
     free(rc->thread_workers);
     rc->thread_workers = NULL;
     folio_worker_destroy(&rc->worker);
@@ -1049,19 +1049,20 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
     wc.backend = rc.gpu ? FOLIO_BACKEND_CUDA : FOLIO_BACKEND_CPU;
     wc.announce = false;
     wc.long_docs = false;
+    rc.doc_threads = rc.gpu && wc.threads > FOLIO_ROUND_GPU_STREAMS ? FOLIO_ROUND_GPU_STREAMS : wc.threads;
     if (st == FOLIO_OK) {
-        rc.thread_workers = calloc((size_t)wc.threads, sizeof *rc.thread_workers);
+        rc.thread_workers = calloc((size_t)rc.doc_threads, sizeof *rc.thread_workers);
         if (!rc.thread_workers) st = FOLIO_ERR_NOMEM;
     }
     ts3 = folio_now();
-    for (int t = 0; st == FOLIO_OK && t < wc.threads; t++) {
+    for (int t = 0; st == FOLIO_OK && t < rc.doc_threads; t++) {
         folio_worker_cfg_t one = wc;
         one.threads = 1;
         st = folio_worker_create(&one, &rc.thread_workers[t]);
     }
     if (getenv("FOLIO_PROFILE"))
         folio_log(FOLIO_LOG_INFO, "profile set-up: worker %.3fs, agreement %.3fs, %d thread workers %.3fs",
-                  ts1 - ts0, ts3 - ts1, wc.threads, folio_now() - ts3);
+                  ts1 - ts0, ts3 - ts1, rc.doc_threads, folio_now() - ts3);
     /* Rounds only if every rank is ready (else every rank returns here and
      * rank 0 must not start a round nobody follows). */
     int ready = st == FOLIO_OK, all_ready = 0;

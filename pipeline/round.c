@@ -653,7 +653,7 @@ static folio_status_t compute_whole(folio_round_ctx_t *rc, folio_round_item_t *i
         if (dn) st = donor_poll(dn, it, idx, &front, &back);
         if (st != FOLIO_OK || front >= back) break;
         int64_t i = idx[front];
-        if (rc->threads > 1 && it[i].doc.n_tokens < small) break;
+        if (rc->doc_threads > 1 && it[i].doc.n_tokens < small) break;
         front++;
         done += it[i].doc.n_tokens;
         packed[i] = encode_whole(rc->worker, it, i, true, &packed_sz[i]);
@@ -661,7 +661,7 @@ static folio_status_t compute_whole(folio_round_ctx_t *rc, folio_round_item_t *i
     }
     if (st == FOLIO_OK && front < back) {
         folio_status_t pst = FOLIO_OK;
-#pragma omp parallel num_threads(rc->threads) reduction(+ : done)
+#pragma omp parallel num_threads(rc->doc_threads) reduction(+ : done)
         {
             int tid = omp_get_thread_num();
             for (;;) {

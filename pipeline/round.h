@@ -24,6 +24,14 @@ typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *i
  * all of the rank's threads inside the document. */
 #define FOLIO_ROUND_SMALL_TOKENS 16384
 
+/* Short documents a GPU rank encodes at once, each on its own stream (at
+ * most; --threads if lower).  Measured on a 16-core H200 host, 1.09M tokens
+ * in 906 documents, rank-0 compute: 2 streams 0.21 s, 4 0.14, 6 0.13, 8
+ * 0.14-0.15, 12 0.16, 16 0.18-0.19, 32 0.22-0.24, 64 0.27: past ~6 the
+ * host threads contend (for the CUDA driver, and for the cores with the
+ * analysis of the next round) more than the device gains. */
+#define FOLIO_ROUND_GPU_STREAMS 6
+
 /* Rank 0 is packed as if this much faster than measured, on the CPU, where
  * it gives what is left of its share to ranks that finished theirs. */
 #define FOLIO_ROUND_RANK0_BIAS 1.1
@@ -31,8 +39,11 @@ typedef folio_status_t (*folio_round_commit_fn)(void *ctx, folio_round_item_t *i
 typedef struct {
     MPI_Comm comm;           /* all ranks of the job                         */
     int threads;             /* this rank's threads                          */
+    int doc_threads;         /* short documents encoded at once, one thread
+                                and one thread worker each: threads on the
+                                CPU, fewer on a GPU (FOLIO_ROUND_GPU_STREAMS) */
     folio_worker_t *worker;  /* threads-wide worker (split / long documents) */
-    folio_worker_t **thread_workers; /* (threads) one-thread CPU workers     */
+    folio_worker_t **thread_workers; /* (doc_threads) one-thread workers     */
     bool gpu;                /* the worker runs on a GPU (all ranks do)      */
     void *nccl;              /* NCCL communicator over comm (GPU, P > 1),
                                 made at the first split document: a corpus
