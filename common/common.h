@@ -135,6 +135,9 @@ long folio_peak_rss_kb(void);    /* peak resident set size of this process */
 /* Current anonymous resident memory (heap, stacks; not file-backed pages
  * such as an LMDB map, which the kernel can drop at will), -1 if unknown. */
 long folio_rss_anon_kb(void);
+/* Names the calling thread (as `top -H`, `ps -L`, perf and gdb show it; at
+ * most 15 bytes are kept): folio-commit, folio-feeder, ... */
+void folio_thread_name(const char *name);
 
 /* ------------------------------------------------------------------ JSON
  * A small DOM parser for JSONL inputs and evaluation data.  Strings are

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -15,6 +16,8 @@ double folio_now(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+
+void folio_thread_name(const char *name) { (void)prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 long folio_peak_rss_kb(void)
 {
@@ -104,6 +107,7 @@ struct folio_prefault {
 
 static void *prefault_run(void *arg)
 {
+    folio_thread_name("folio-prefault");
     const struct folio_prefault *f = arg;
     for (int r = 0; r < f->count; r++) {
         volatile char *p = f->p[r];

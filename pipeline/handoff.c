@@ -30,6 +30,7 @@ struct folio_handoff {
 
 static void *handoff_main(void *arg)
 {
+    folio_thread_name("folio-commit");
     folio_handoff_t *h = arg;
     pthread_mutex_lock(&h->mu);
     for (;;) {

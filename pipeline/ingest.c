@@ -766,6 +766,7 @@ static void feeder_publish(feeder_t *f, round_slot_t *sl)
 
 static void *feeder_run(void *v)
 {
+    folio_thread_name("folio-feeder");
     feeder_t *f = v;
     ingest_t *g = f->g;
     /* pass 1 */

@@ -473,6 +473,7 @@ folio_status_t folio_store_sync(folio_store_t *s)
  * 0.42 s GPU ingest of 1M tokens). */
 static void *flusher_main(void *arg)
 {
+    folio_thread_name("folio-writeback");
     folio_store_t *s = arg;
     int fd = -1;
     if (mdb_env_get_fd(s->env, &fd) != MDB_SUCCESS) fd = -1;

@@ -736,6 +736,7 @@ struct folio_gpu_warmup {
 
 static void *warmup_main(void *arg)
 {
+    folio_thread_name("folio-cuda-warm");
     folio_gpu_warmup_t *w = arg;
     int n = 0;
     if (cudaGetDeviceCount(&n) != cudaSuccess || n <= 0) {
