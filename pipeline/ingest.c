@@ -1105,6 +1105,12 @@ folio_status_t folio_ingest_run(const folio_ingest_cfg_t *cfg, const char *const
         if (folio_store_info(g.store, &si) == FOLIO_OK) {
             counts->map_growths = si.map_growths;
             counts->txn_reruns = si.txn_reruns;
+            if (rc.profile)
+                folio_log(FOLIO_LOG_INFO, "profile commit: prepare %.3fs, values %.3fs, postings+df %.3fs, "
+                          "LMDB commit %.3fs (the rest of the commit thread's %.3fs: the map's growth, the "
+                          "duplicates' records, waking the writeback)", si.commit_prepare_seconds,
+                          si.commit_values_seconds, si.commit_postings_seconds, si.commit_txn_seconds,
+                          counts->commit_seconds);
         }
         folio_status_t cst = folio_store_sync(g.store);
         if (st == FOLIO_OK) st = cst;

@@ -273,6 +273,10 @@ typedef struct {
      * write txns ran again from the start because the map filled (the
      * batch commits size the map first, so this stays near 0) */
     uint64_t map_growths, txn_reruns;
+    /* this process's batch commits (folio_store_commit_docs) so far, in
+     * seconds: preparing the documents (distinct terms), writing their
+     * values, the postings and df (sorted, one pass), LMDB's commit */
+    double commit_prepare_seconds, commit_values_seconds, commit_postings_seconds, commit_txn_seconds;
 } folio_store_info_t;
 
 folio_status_t folio_store_info(folio_store_t *s, folio_store_info_t *info);

@@ -34,6 +34,8 @@ struct folio_store {
     pthread_mutex_t fl_mu;
     pthread_cond_t fl_cv;
     bool flusher_on, fl_want, fl_quit;
+    /* seconds of this process's batch commits, by part (folio_store_info) */
+    double t_prepare, t_values, t_postings, t_txn_commit;
     uint64_t map_growths;      /* this process's map growths (writer)        */
     uint64_t txn_reruns;       /* write txns run again after MDB_MAP_FULL    */
 };
