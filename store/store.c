@@ -14,15 +14,15 @@
 
 #define STORE_MAGIC 0x464F4C49u
 #define STORE_ENDIAN_PROBE 0x0102030405060708ull
-/* The writer's map is reserved on disk (see store.h), so it starts small:
- * early growths are cheap (the round redone is small). */
+/* The writer's map is reserved on disk (see store.h), so it starts small: a
+ * batch commit grows it first to what the batch needs (ensure_room). */
 #define STORE_DEFAULT_MAP ((size_t)16 << 20)
-/* Threads that prepare a batch's documents (commit_docs): the writer's
- * helpers while the ranks compute the next round. */
-#define STORE_PREPARE_THREADS 4
 #define STORE_MIN_MAP ((size_t)64 << 10)
 #define STORE_GROW_STEP_MAX ((size_t)4 << 30) /* doubling, at most +4 GiB at a time */
 #define STORE_MAX_MAP ((size_t)1 << 44) /* 16 TiB: beyond this growth is a bug */
+/* Threads that prepare a batch's documents (commit_docs): the writer's
+ * helpers while the ranks compute the next round. */
+#define STORE_PREPARE_THREADS 4
 
 /* The stored layouts: a change here changes the on-disk format (bump
  * FOLIO_STORE_VERSION). */
