@@ -46,12 +46,7 @@ for r in $(seq 1 "$REPS"); do
     run "new-r$r" "$NEW" cuda X=1 -- "$D"/*.jsonl
     run "cpu16-r$r" "$NEW" cpu X=1 -- "$D"/*.jsonl
 done
-C4=$W/dev4.jsonl; : > "$C4"
-for i in $(seq 1 4); do
-    for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
-        sed -e "s/^{\"id\": *\"/{\"id\": \"r$i-/" -e "s/\"text\": *\"/\"text\": \"Copy $i. /" "$D/$src.jsonl" >> "$C4"
-    done
-done
+C4=$W/dev4.jsonl; dev_copies 4 "$C4"
 echo "== dev data x4 (4.4M tokens), 1 GPU: base / new" | tee -a "$OUT/table.txt"
 for r in 1 2 3; do
     [ -x "$OLD" ] && run "x4-base-r$r" "$OLD" cuda X=1 -- "$C4"

@@ -75,12 +75,7 @@ ingest gpu1-all "$W/g1.lmdb" 1 cuda 16 "$D"/*.jsonl
 # The same at corpus scale: the dev data 8 times under new ids (each copy's
 # texts prefixed by its number, so none is a duplicate), where the fixed
 # costs (CUDA context, MPI start) no longer dominate a 1-second job.
-C8=$W/dev8.jsonl; : > "$C8"
-for i in $(seq 1 8); do
-    for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
-        sed -e "s/^{\"id\": *\"/{\"id\": \"r$i-/" -e "s/\"text\": *\"/\"text\": \"Copy $i. /" "$D/$src.jsonl" >> "$C8"
-    done
-done
+C8=$W/dev8.jsonl; dev_copies 8 "$C8"
 ingest cpu16-dev8 "$W/c16x8.lmdb" 1 cpu 16 "$C8"
 ingest gpu1-dev8 "$W/g1x8.lmdb" 1 cuda 16 "$C8"
 rm -rf "$W/c16x8.lmdb" "$W/g1x8.lmdb"
@@ -130,12 +125,7 @@ done
 echo "== weak scaling over a corpus: dev data x4 per GPU (renamed copies)" | tee -a "$OUT/table.txt"
 for g in 1 2 4; do
     [ "$g" -le "$MAXG" ] || continue
-    CW=$W/corpus-w$g.jsonl; : > "$CW"
-    for i in $(seq 1 $((4 * g))); do
-        for src in pubmed-dev billsum-dev sciqa-dev spdx-licenses; do
-            sed -e "s/^{\"id\": *\"/{\"id\": \"w$i-/" -e "s/\"text\": *\"/\"text\": \"Copy $i. /" "$D/$src.jsonl" >> "$CW"
-        done
-    done
+    CW=$W/corpus-w$g.jsonl; dev_copies $((4 * g)) "$CW" w
     ingest "weakc-$g" "$W/wc$g.lmdb" "$g" cuda 16 "$CW"
     rm -rf "$W/wc$g.lmdb"
     # the same with the writer building commits in memory (the commit is the limit here)
