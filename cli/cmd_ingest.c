@@ -143,7 +143,7 @@ int cmd_ingest(int argc, char **argv)
     if (rank == 0 && cfg.progress)
         fprintf(stderr,
                 "ranks %d: setup %.2fs, NCCL %.2fs, plan %.2fs (%.1f MB/s), read+analyze %.2fs (waited for %.2fs), commit %.2fs (overlapped; "
-                "waited for %.2fs; map grown %llu times, %llu txns rerun), finish %.2fs (sync, close), rank-0 compute %.3fs, exchange %.3fs "
+                "waited for %.2fs; map grown %llu times, %llu txns rerun), finish %.2fs (sync, close, backend ended), rank-0 compute %.3fs, exchange %.3fs "
                 "(%.1f%% of compute), rank 0's share %.1f%% of the tokens (gave %llu documents, %llu tokens, away), "
                 "rank 0 waited for results %.2fs, "
                 "other ranks idle %.2fs, "

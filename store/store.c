@@ -615,23 +615,23 @@ static folio_status_t grow_map(folio_store_t *s)
     return FOLIO_OK;
 }
 
-/* Grows the map before a write txn that may add up to need bytes of pages
- * past the last one in use (room: need with slack, see run_write_txn).  A
- * txn that fills the map is aborted and run again whole after each
- * doubling: a 512-document round of ~90 MB on a new store (16 MiB map) ran
- * four times.  Pages on LMDB's free list are not counted (they only make
- * the room larger), and a short estimate falls back to run_write_txn's
- * growth.  Nothing is done while a reader of this process is open (the map
- * cannot move then; the txn may still fit).  *used: the bytes in use. */
-static folio_status_t ensure_room(folio_store_t *s, size_t room, size_t *used)
+/* Grows the map before a write txn that may add up to room bytes of pages
+ * past the last one in use.  A txn that fills the map is aborted and run
+ * again whole after each doubling: a 512-document round of ~90 MB on a new
+ * store (16 MiB map) ran four times.  Pages on LMDB's free list are not
+ * counted (they only make the room larger), and a short estimate falls back
+ * to run_write_txn's growth.  Nothing is done while a reader of this
+ * process is open (the map cannot move then; the txn may still fit). */
+static folio_status_t ensure_room(folio_store_t *s, size_t room)
 {
+    if (room == 0 || atomic_load(&s->open_readers) > 0) return FOLIO_OK;
     MDB_envinfo ei;
     MDB_stat es;
     mdb_env_info(s->env, &ei);
     mdb_env_stat(s->env, &es);
-    *used = (size_t)(ei.me_last_pgno + 1) * es.ms_psize;
-    if (room == 0 || atomic_load(&s->open_readers) > 0 || ei.me_mapsize >= *used + room) return FOLIO_OK;
-    size_t next = grown_size(ei.me_mapsize, *used + room);
+    const size_t used = (size_t)(ei.me_last_pgno + 1) * es.ms_psize;
+    if (ei.me_mapsize >= used + room) return FOLIO_OK;
+    size_t next = grown_size(ei.me_mapsize, used + room);
     if (!next) return FOLIO_OK; /* past the limit: the txn says so if it does not fit */
     FOLIO_TRY(store_map_resize(s, next));
     s->map_growths++;
@@ -649,9 +649,8 @@ static folio_status_t run_write_txn(folio_store_t *s, txn_body_fn body, void *ct
 {
     FOLIO_CHECK_GENERIC(!s->readonly, FOLIO_ERR_ARG, "store '%s' is open read-only", s->path);
     FOLIO_CHECK_GENERIC(!s->map_lost, FOLIO_ERR_STORE, "store '%s' is unusable after a failed remap", s->path);
-    size_t used = 0;
-    size_t slack = need / 4 + (need < ((size_t)1 << 20) ? need : ((size_t)1 << 20));
-    FOLIO_TRY(ensure_room(s, need ? need + slack : 0, &used));
+    const size_t slack = need / 4 + (need < ((size_t)1 << 20) ? need : ((size_t)1 << 20));
+    FOLIO_TRY(ensure_room(s, need ? need + slack : 0));
     for (int resized = 0;;) {
         MDB_txn *txn = NULL;
         int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
