@@ -335,22 +335,32 @@ __device__ __forceinline__ void mask_slots(float (&S)[8][4], int s_left, int tig
 /* The band mask in 32-bit arithmetic: key kj = t0 + col is attended by row
  * i = r0 (+ 8) iff |kj - i| <= W and kj < hi (kj >= lo holds for every
  * window tile).  dd = t0 - r0 and hl = hi - t0 come in as ints (the host
- * keeps W < 2^29, so |dd| <= 2W + 128 and every sum below fits);
- * kj - i + W = base + a compile-time offset per element, so an element
- * costs an add, an unsigned compare and a select (the band-edge tiles are 2
- * of 9 in `local`; four 64-bit compares an element cost 5-9 % before). */
+ * keeps W < 2^29, so every sum below fits).  With x = 8 j + (e & 1) the
+ * element's column less the thread's 2 tig (a compile-time constant), a
+ * row's valid x form one range [lo, hi] (lo from the band's lower edge, hi
+ * the smaller of its upper edge and the document end), so an element costs
+ * a compare with an immediate and a select per bound tested; LO / HI say
+ * which bounds can cut this tile (the first window tile only meets the
+ * lower edge, the last only the upper one when W >= 64).  Four 64-bit
+ * compares an element cost 5-9 % before the 32-bit form; the edge tiles'
+ * ~136 instructions a warp with both bounds and an add per element were ~9 %
+ * of the kernel's instructions in `local` (ncu source counters, H200). */
+template <bool LO, bool HI>
 __device__ __forceinline__ void mask_band(float (&S)[8][4], int dd, int hl, int W, int tig)
 {
-    const int base = dd + W + 2 * tig;
-    const int hlim = (hl < kTile ? hl : kTile) - 2 * tig;
-    const unsigned w2 = 2u * (unsigned)W;
+    const int lo0 = -W - dd - 2 * tig;      /* kj - i >= -W */
+    const int up0 = W - dd - 2 * tig;       /* kj - i <= W  */
+    const int he = hl - 2 * tig - 1;        /* kj < hi      */
+    const int lo[2] = {lo0, lo0 + 8}, hi[2] = {min(up0, he), min(up0 + 8, he)};
 #pragma unroll
     for (int j = 0; j < 8; j++) {
 #pragma unroll
         for (int e = 0; e < 4; e++) {
-            const int off = j * 8 + (e & 1) - ((e >> 1) ? 8 : 0);
-            const bool ok = (unsigned)(base + off) <= w2 && j * 8 + (e & 1) < hlim;
-            if (!ok) S[j][e] = -INFINITY;
+            const int x = j * 8 + (e & 1);
+            bool cut = false;
+            if (LO) cut |= x < lo[e >> 1];
+            if (HI) cut |= x > hi[e >> 1];
+            if (cut) S[j][e] = -INFINITY;
         }
     }
 }
@@ -369,10 +379,20 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
     /* Mask only where needed: band/document edges and the last summary tile. */
     if (t < r.n_w) {
         const int t0 = t * kTile; /* relative to lo, as every position here */
-        const bool full = t0 + kTile <= r.nrows && t0 >= r.qe - 1 - W && t0 + kTile - 1 <= r.qs + W;
-        if (!full)
+        /* no key of the tile below the last row's band / above the first
+         * row's band or past the document: uniform over the CTA */
+        const bool lo_in = t0 >= r.qe - 1 - W;
+        const bool hi_in = t0 + kTile <= r.nrows && t0 + kTile - 1 <= r.qs + W;
+        if (!lo_in && !hi_in) {
 #pragma unroll
-            for (int f = 0; f < MF; f++) mask_band(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
+            for (int f = 0; f < MF; f++) mask_band<true, true>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
+        } else if (!lo_in) {
+#pragma unroll
+            for (int f = 0; f < MF; f++) mask_band<true, false>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
+        } else if (!hi_in) {
+#pragma unroll
+            for (int f = 0; f < MF; f++) mask_band<false, true>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
+        }
     } else {
         const int s_left = s - (t - r.n_w) * kTile;
         if (s_left < kTile)
@@ -457,8 +477,11 @@ __device__ __forceinline__ bool softmax_no_max(const float (&S)[MF][8][4], float
 
 /* Online softmax (base 2) of one tile: the rows' new running max m, O
  * rescaled by 2^(m_old - m_new), P = 2^(S sl - m) (bf16, the A-operand layout
- * of the PV product) in pf, and the running sums l = l al + row sums of P. */
-template <int MF>
+ * of the PV product) in pf, and the running sums l = l al + row sums of P.
+ * FIRST: the first tile of the row (m = -inf, l = 0, O = 0), where the
+ * rescale is a no-op (al = 0: l = ps, O stays 0, the same bits) and is
+ * skipped -- 32 multiplies and two exponentials a thread. */
+template <int MF, bool FIRST = false>
 __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
                                                float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
 {
@@ -518,9 +541,9 @@ __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[
         float mu[2], al[2], ps[2] = {0.f, 0.f};
 #pragma unroll
         for (int r = 0; r < 2; r++) {
-            const float mn = fmaxf(m[f][r], mx[f][r] * sl);
+            const float mn = FIRST ? mx[f][r] * sl : fmaxf(m[f][r], mx[f][r] * sl);
             mu[r] = mn == -INFINITY ? 0.f : mn;
-            al[r] = exp2f(m[f][r] - mu[r]);
+            al[r] = FIRST ? 0.f : exp2f(m[f][r] - mu[r]);
             m[f][r] = mn;
         }
 #pragma unroll
@@ -533,6 +556,11 @@ __device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[
             ps[1] += p2 + p3;
             pf[f][j][0] = pack_bf16(p0, p1);
             pf[f][j][1] = pack_bf16(p2, p3);
+        }
+        if (FIRST) {
+            l[f][0] = ps[0];
+            l[f][1] = ps[1];
+            continue;
         }
         l[f][0] = l[f][0] * al[0] + ps[0];
         l[f][1] = l[f][1] * al[1] + ps[1];
@@ -756,7 +784,7 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
         uint32_t pf[MF][8][2];
 #if FOLIO_ATTN_SOFTMAX == 2
         if (t == 0) {
-            online_softmax<MF>(S, m, l, O, pf, sl);
+            online_softmax<MF, true>(S, m, l, O, pf, sl);
         } else if (!softmax_no_max<MF>(S, m, l, pf, sl)) {
             /* over the bound: S again, into a fresh array (the MMA operands
              * are read-write, so reusing S would keep it live through the
