@@ -177,7 +177,20 @@ struct RelPlan {
     int nrows;    /* hi                                            */
     int rw;       /* this thread's first row (fragment 0, row g)   */
     int n_w;      /* window tiles                                  */
+    int t_lo;     /* window tiles t < t_lo meet the band's lower edge (some key < qe - 1 - W) */
+    int t_hi;     /* tiles t >= t_hi its upper edge or the document end (a key > qs + W, or >= hi) */
 };
+
+/* The tile bounds of the masks, once per CTA (the per-tile test was ~10
+ * instructions a warp and tile): tile t (keys t0 = 64 t .. t0 + 63) needs
+ * the lower bound iff t0 < qe - 1 - W, the upper one iff t0 + 64 > nrows or
+ * t0 + 63 > qs + W. */
+__device__ __forceinline__ void rel_mask_bounds(RelPlan &r, int W)
+{
+    const int x = r.qe - 1 - W;
+    r.t_lo = x > 0 ? (x + kTile - 1) / kTile : 0;
+    r.t_hi = min(r.nrows / kTile, (r.qs + W + 1) / kTile);
+}
 
 __device__ __forceinline__ BlockPlan block_plan(const Params &p, int qb, int h)
 {
@@ -381,8 +394,8 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
         const int t0 = t * kTile; /* relative to lo, as every position here */
         /* no key of the tile below the last row's band / above the first
          * row's band or past the document: uniform over the CTA */
-        const bool lo_in = t0 >= r.qe - 1 - W;
-        const bool hi_in = t0 + kTile <= r.nrows && t0 + kTile - 1 <= r.qs + W;
+        const bool lo_in = t >= r.t_lo;
+        const bool hi_in = t < r.t_hi;
         if (!lo_in && !hi_in) {
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_band<true, true>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
@@ -737,14 +750,18 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
     rp.nrows = (int)(bp.hi - bp.lo);
     rp.rw = rp.qs + rwb;
     rp.n_w = n_w;
+    rel_mask_bounds(rp, p.W);
     const float sl = p.scale_log2;
 
     for (int t = 0; t < n_t; t++) {
         if (kStages == 2) {
             if (t + 1 < n_t) {
                 load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
-                cp_async_commit();
-                cp_async_wait<1>();
+                /* a TMA window tile is no cp.async group: waited on its mbarrier */
+                if (!(WG && p.tma) || t + 1 >= n_w) {
+                    cp_async_commit();
+                    cp_async_wait<1>();
+                }
             } else {
                 cp_async_wait<0>();
             }
