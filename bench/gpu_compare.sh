@@ -8,6 +8,10 @@
 #      dense SDPA, and prints one table (bench/flex_compare.py).
 # Logs and JSON go to $OUT (or ./gpu-out).  Usage:
 #   bash bench/gpu_compare.sh [--n LIST] [--patterns LIST] [--skip-tests] [--skip-flex] [--quick]
+# WARMUP_MS (default 50): ms each kernel runs before it is timed; 1500 times
+# every kernel in the card's steady, power-capped state (folio's kernel draws
+# the 700 W cap, FlexAttention's does not: with 50 ms folio's figures are its
+# first ~0.35 s, 3-6 % faster than sustained; see bench/GPU_NOTES.md).
 # Environment: DEBS (default .gpu/debs, unpacked with .gpu/unpack.sh when
 # LMDB/ZeroMQ/Criterion are missing), JOBS (default 16), ARCH (default 90a: the
 # wgmma kernel; 90 builds the mma.sync one).
@@ -128,6 +132,6 @@ fi
 
 # ---------------------------------------------------------------- 3. comparison
 timeout ${FLEX_TIMEOUT:-420} python3 bench/flex_compare.py --lib "$LIB" --n "$NS" --patterns "$PATTERNS" \
-    --json "$OUT/compare.jsonl" $SKIP_FLEX $ALT_ARG 2>&1 | grep -v -E '^\s*$|UserWarning|warnings.warn' | tee "$OUT/compare.log"
+    --json "$OUT/compare.jsonl" --warmup-ms "${WARMUP_MS:-50}" $SKIP_FLEX $ALT_ARG 2>&1 | grep -v -E '^\s*$|UserWarning|warnings.warn' | tee "$OUT/compare.log"
 [ ${PIPESTATUS[0]} = 0 ] || status=1
 exit $status
