@@ -378,6 +378,14 @@ __device__ __forceinline__ void mask_band(float (&S)[8][4], int dd, int hl, int 
     }
 }
 
+/* mask_band on each of this thread's row fragments of window tile t0. */
+template <bool LO, bool HI, int MF>
+__device__ __forceinline__ void mask_band_rows(float (&S)[MF][8][4], int t0, const RelPlan &r, int W, int tig)
+{
+#pragma unroll
+    for (int f = 0; f < MF; f++) mask_band<LO, HI>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
+}
+
 /* ------------------------------------------------------------ per-tile steps
  * Shared by the mma.sync kernel and the warpgroup kernel: the fragment
  * layout (rows rw + 16 f and rw + 16 f + 8, columns 8 j + 2 tig + {0, 1})
@@ -396,16 +404,9 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
          * row's band or past the document: uniform over the CTA */
         const bool lo_in = t >= r.t_lo;
         const bool hi_in = t < r.t_hi;
-        if (!lo_in && !hi_in) {
-#pragma unroll
-            for (int f = 0; f < MF; f++) mask_band<true, true>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
-        } else if (!lo_in) {
-#pragma unroll
-            for (int f = 0; f < MF; f++) mask_band<true, false>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
-        } else if (!hi_in) {
-#pragma unroll
-            for (int f = 0; f < MF; f++) mask_band<false, true>(S[f], t0 - (r.rw + 16 * f), r.nrows - t0, W, tig);
-        }
+        if (!lo_in && !hi_in) mask_band_rows<true, true>(S, t0, r, W, tig);
+        else if (!lo_in) mask_band_rows<true, false>(S, t0, r, W, tig);
+        else if (!hi_in) mask_band_rows<false, true>(S, t0, r, W, tig);
     } else {
         const int s_left = s - (t - r.n_w) * kTile;
         if (s_left < kTile)
