@@ -714,6 +714,16 @@ __device__ __forceinline__ void route_offer_tile(const float (&bs)[R][KMAX], con
     }
 }
 
+/* Every row's sorted (score, index) list empty. */
+template <int R, int KMAX>
+__device__ __forceinline__ void route_rows_clear(float (&bs)[R][KMAX], int32_t (&bi)[R][KMAX])
+{
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
+}
+
 /* The merged top-k of each row to out / out_n (quad lane 0 writes). */
 template <int R, int KMAX>
 __device__ __forceinline__ void route_rows_out(float (&bs)[R][KMAX], int32_t (&bi)[R][KMAX], const bool (&live)[R],
@@ -808,10 +818,7 @@ __global__ void __launch_bounds__(kMmaThreads, 1) route_topk_mma_kernel(
      * instead ran one lane's 64-term chain at a time and left the warp idle. */
     float bs[4][KMAX];
     int32_t bi[4][KMAX];
-#pragma unroll
-    for (int r = 0; r < 4; r++)
-#pragma unroll
-        for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
+    route_rows_clear<4, KMAX>(bs, bi);
     if (lane == 0) qcount[warp] = 0;
     __syncwarp();
     auto flush = [&]() { route_flush<4, KMAX>(bs, bi, que, qcount, warp, lane, rbase, node_q, node_k, ld, h); };
@@ -962,10 +969,7 @@ __global__ void __launch_bounds__(kWgThreads, FOLIO_ROUTE_WG_MIN_BLOCKS) route_t
 
     float bs[2][KMAX];
     int32_t bi[2][KMAX];
-#pragma unroll
-    for (int r = 0; r < 2; r++)
-#pragma unroll
-        for (int e = 0; e < KMAX; e++) { bs[r][e] = -INFINITY; bi[r][e] = -1; }
+    route_rows_clear<2, KMAX>(bs, bi);
     /* Sweep 0: T (route_topk_mma_kernel's, two rows a thread). */
     {
         float bk[2][16];
