@@ -173,7 +173,6 @@ struct BlockPlan {
  * the window below 2^29, so every one fits): the 64-bit BlockPlan then dies
  * after the set-up, which leaves registers to the tile loop. */
 struct RelPlan {
-    int qs, qe;   /* live queries                                  */
     int nrows;    /* hi                                            */
     int rw;       /* this thread's first row (fragment 0, row g)   */
     int n_w;      /* window tiles                                  */
@@ -181,15 +180,21 @@ struct RelPlan {
     int t_hi;     /* tiles t >= t_hi its upper edge or the document end (a key > qs + W, or >= hi) */
 };
 
-/* The tile bounds of the masks, once per CTA (the per-tile test was ~10
- * instructions a warp and tile): tile t (keys t0 = 64 t .. t0 + 63) needs
- * the lower bound iff t0 < qe - 1 - W, the upper one iff t0 + 64 > nrows or
- * t0 + 63 > qs + W. */
-__device__ __forceinline__ void rel_mask_bounds(RelPlan &r, int W)
+/* The plan from the live queries [qs, qe) and the window's end nrows (all
+ * relative to lo) and this thread's row rwb in the block.  The masks' tile
+ * bounds are found once per CTA (the per-tile test was ~10 instructions a
+ * warp and tile): tile t (keys t0 = 64 t .. t0 + 63) needs the lower bound
+ * iff t0 < qe - 1 - W, the upper one iff t0 + 64 > nrows or t0 + 63 > qs + W. */
+__device__ __forceinline__ RelPlan rel_plan(int qs, int qe, int nrows, int rwb, int n_w, int W)
 {
-    const int x = r.qe - 1 - W;
+    RelPlan r;
+    r.nrows = nrows;
+    r.rw = qs + rwb;
+    r.n_w = n_w;
+    const int x = qe - 1 - W;
     r.t_lo = x > 0 ? (x + kTile - 1) / kTile : 0;
-    r.t_hi = min(r.nrows / kTile, (r.qs + W + 1) / kTile);
+    r.t_hi = min(nrows / kTile, (qs + W + 1) / kTile);
+    return r;
 }
 
 __device__ __forceinline__ BlockPlan block_plan(const Params &p, int qb, int h)
@@ -745,13 +750,7 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
             qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
     };
     const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
-    RelPlan rp;
-    rp.qs = (int)(qs - bp.lo);
-    rp.qe = (int)(qe - bp.lo);
-    rp.nrows = (int)(bp.hi - bp.lo);
-    rp.rw = rp.qs + rwb;
-    rp.n_w = n_w;
-    rel_mask_bounds(rp, p.W);
+    const RelPlan rp = rel_plan((int)(qs - bp.lo), (int)(qe - bp.lo), (int)(bp.hi - bp.lo), rwb, n_w, p.W);
     const float sl = p.scale_log2;
 
     for (int t = 0; t < n_t; t++) {
