@@ -186,6 +186,9 @@ folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, c
  * memory on each call: for tests, references and small jobs.  a->threads is
  * ignored. */
 folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a);
+/* The same with the kernel's bf16 output (out_bf16 != 0: what the benchmarks
+ * and the bf16 path use), widened to fp32 into a->out on the host. */
+folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16);
 
 /* ------------------------------------------------------------ benchmark
  * Times the fused kernel alone on random bf16 inputs of n tokens, H heads of
@@ -271,6 +274,8 @@ static inline folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_ar
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
+{ (void)a; (void)out_bf16; return FOLIO_ERR_UNSUPPORTED; }
 typedef struct {
     double ms_median, ms_min, tflops_useful, pairs;
     double tflops_computed;

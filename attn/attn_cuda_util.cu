@@ -1486,6 +1486,11 @@ static folio_status_t upload_bf16(const float *src, size_t n, float *dTmp, uint1
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
 {
+    return folio_attn_sparse_fwd_cuda_host_out(a, 0);
+}
+
+extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
+{
     FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda host: NULL q/k/v/out");
     FOLIO_CHECK_GENERIC(a->B > 0 && a->H > 0 && a->d_h > 0 && a->q1 >= a->q0 && a->nx >= 0 && a->n_nodes >= 0,
                         FOLIO_ERR_ARG, "attn cuda host: bad shape (B=%d H=%d d_h=%d)", a->B, a->H, a->d_h);
@@ -1550,9 +1555,10 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_
         FOLIO_CUDA_CHECK(cudaMemcpy(dSel, a->sel, sm * 4, cudaMemcpyHostToDevice));
         FOLIO_CUDA_CHECK(cudaMemcpy(dSelN, a->sel_n, (size_t)nqb * a->H * 4, cudaMemcpyHostToDevice));
     }
+    const size_t ob = out_bf16 ? 2 : 4; /* bytes an output element */
     FOLIO_CUDA_CHECK(db.alloc(&dOut, (size_t)nq * d * 4));
     /* Poison the outputs so an unwritten element cannot pass as correct. */
-    FOLIO_CUDA_CHECK(cudaMemset(dOut, 0xff, (size_t)nq * d * 4));
+    FOLIO_CUDA_CHECK(cudaMemset(dOut, 0xff, (size_t)nq * d * ob));
     if (a->node_mass && a->s_max > 0) {
         FOLIO_CUDA_CHECK(db.alloc(&dMass, sm * 4));
         FOLIO_CUDA_CHECK(cudaMemset(dMass, 0xff, sm * 4));
@@ -1578,7 +1584,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_
     k.s_max = dSel ? a->s_max : 0;
     k.out = dOut;
     k.ld_out = d;
-    k.out_bf16 = 0;
+    k.out_bf16 = out_bf16 != 0;
     k.node_mass = dMass;
     k.H = a->H;
     k.d_h = a->d_h;
@@ -1587,7 +1593,15 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_
     k.scale = a->scale;
     FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
     FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
-    if (a->ld_out == d) {
+    if (out_bf16) { /* packed bf16 rows at the front of dOut: widen on the host */
+        std::vector<uint16_t> hb((size_t)(nq * d));
+        FOLIO_CUDA_CHECK(cudaMemcpy(hb.data(), dOut, hb.size() * 2, cudaMemcpyDeviceToHost));
+        for (int64_t r = 0; r < nq; r++)
+            for (int64_t c = 0; c < d; c++) {
+                const uint32_t u = (uint32_t)hb[(size_t)(r * d + c)] << 16;
+                memcpy(a->out + r * a->ld_out + c, &u, 4);
+            }
+    } else if (a->ld_out == d) {
         FOLIO_CUDA_CHECK(cudaMemcpy(a->out, dOut, (size_t)nq * d * 4, cudaMemcpyDeviceToHost));
     } else {
         for (int64_t r = 0; r < nq; r++)

@@ -1,5 +1,5 @@
 /* attn/attn_sparse.cu — fused block-sparse flash-style attention forward on
- * tensor cores (bf16 operands, fp32 accumulation and online softmax).
+ * tensor cores (bf16 operands, fp32 accumulation and softmax).
  * Semantics: attn/attn_cuda.h (same as the CPU kernel
  * folio_attn_sparse_fwd_cpu of attn/attn.h).  Two matrix paths share
  * everything else (tile plan, loads, masks, softmax steps, epilogue):
@@ -29,7 +29,11 @@
  *
  * node_mass (optional) needs each node's FINAL softmax weight, known only
  * after the last tile; a short second pass re-scores the summary tiles with
- * the final row max and sum (extra QK^T work of s/(window+s), no PV).
+ * the final reference and sum (extra QK^T work of s/(window+s), no PV).
+ *
+ * Softmax without a running maximum (see "softmax" below): P = 2^(S sl)
+ * with the rows' sums from the tensor cores, checked once at the end; the
+ * rare blocks that fail the check are redone by sparse_redo_kernel.
  */
 #include "attn_cuda_internal.h"
 
@@ -41,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 
@@ -60,19 +65,33 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi)
 /* wgmma helpers (descriptors, wgmma_ss, qk_tile_wg, swz): attn_cuda_internal.h,
  * shared with the routing kernels. */
 #if defined(FOLIO_WGMMA)
-/* d += A * B, A from registers (4 x bf16x2), B from shared memory read N-major. */
-__device__ __forceinline__ void wgmma_rs(float (&d)[8][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
-                                         uint64_t db)
+/* d += A * B for 72 columns: A from registers (4 x bf16x2), B from shared
+ * memory read N-major -- the 64 dimensions of the V tile, then (at the
+ * descriptor's leading byte offset, the next 64-column atom) 8 columns of the
+ * ones tile, so that d[8] accumulates the rows' sums of P on the tensor cores
+ * (see "Softmax" below). */
+#define FOLIO_WG_D36(d)                                                                                          \
+    FOLIO_WG_D32(d), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3])
+__device__ __forceinline__ void wgmma_rs72(float (&d)[9][4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                           uint64_t db)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " FOLIO_WG_DREGS
-                 ", {%32, %33, %34, %35}, %36, 1, 1, 1, 1;\n"
-                 : FOLIO_WG_D32(d)
+    asm volatile("wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+                 "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}"
+                 ", {%36, %37, %38, %39}, %40, 1, 1, 1, 1;\n"
+                 : FOLIO_WG_D36(d)
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "l"(db));
 #else
     (void)d; (void)a0; (void)a1; (void)a2; (void)a3; (void)db;
     __trap();
 #endif
+}
+__device__ __forceinline__ void wg_reg_fence72(float (&d)[9][4])
+{
+#pragma unroll
+    for (int j = 0; j < 9; j++)
+        asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
 }
 
 /* ---- TMA (sm_90): window tiles as one bulk tensor copy a tile, issued by
@@ -124,15 +143,29 @@ constexpr int kStages = FOLIO_ATTN_STAGES;
 static_assert(kStages == 2 || kStages == 3, "FOLIO_ATTN_STAGES is 2 or 3");
 
 /* 1024-byte aligned: a 128-byte swizzle atom (wgmma descriptors).  With
- * k == v (HAS_V false) the K tile serves as V and no V stages are held. */
-template <bool HAS_V> struct Smem {
+ * k == v (HAS_V false) the K tile serves as V and no V stages are held.
+ * ONES (warpgroup kernel): a tile of bf16 ones after the V stages, read as
+ * columns 64..71 of the PV product (the rows' sums of P); the descriptor's
+ * leading byte offset reaches it from any stage, so it must come last. */
+template <bool HAS_V, bool ONES> struct Smem {
     alignas(1024) unsigned char q[kTile * 128];
     alignas(1024) unsigned char k[kStages][kTile * 128];
     alignas(1024) unsigned char v[HAS_V ? kStages : 1][HAS_V ? kTile * 128 : 16];
+    alignas(1024) unsigned char ones[ONES ? kTile * 128 : 16];
     float red[4][kTile]; /* node_mass: per-warp column sums */
     alignas(8) uint64_t full[kStages]; /* TMA: a stage's window tile has landed */
     uint64_t qfull;                    /* TMA: the Q tile has landed             */
 };
+
+/* The warpgroup kernels' shared memory with the ones tile only where they
+ * can run (sm_90a code): elsewhere their bodies compile empty and would not
+ * fit the 48 KB of static shared memory with it and separate V stages. */
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+constexpr bool kOnesHere = true;
+#else
+constexpr bool kOnesHere = false;
+#endif
+template <bool KV_SAME, bool WG> using KernelSmem = Smem<!KV_SAME, WG && kOnesHere>;
 
 /* Kernel shapes: MF m16 row fragments per warp (MF = 1: 4 warps x 16 rows;
  * MF = 2: 2 warps x 32 rows, FlashAttention-2's layout, where each K/V
@@ -253,8 +286,8 @@ __device__ __forceinline__ void load_q_tile(const Params &p, unsigned char *dst,
 /* Issue the loads of key tile `t` of this CTA into buffer `buf`.  Tiles
  * [0, n_w) are window tiles starting at token lo (one TMA copy when TMA and
  * p.tma, else cp.async); the rest gather summary nodes (cp.async). */
-template <int MF, bool HAS_V, bool TMA = false>
-__device__ __forceinline__ void load_kv_tile(const Params &p, Smem<HAS_V> &sm, const LoadPlan &lp, int buf, int t,
+template <int MF, bool HAS_V, bool TMA = false, class SM>
+__device__ __forceinline__ void load_kv_tile(const Params &p, SM &sm, const LoadPlan &lp, int buf, int t,
                                              int n_w, const int32_t *sel, int s, int h, bool want_v)
 {
     want_v = want_v && HAS_V;
@@ -420,192 +453,99 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
     }
 }
 
-/* Softmax variants: 0 = online (running max and O rescale every tile);
- * 1 = lazy (the max is computed every tile, but the reference moves and O
- * is rescaled only when a row's max grows by > 2^FOLIO_ATTN_LAZY_LOG2);
- * 2 = no max while the sums stay bounded (softmax_no_max; the default: 96
- * registers with TMA loads, 5 CTAs per SM).  H200, 1M-token `local`, rows normalized like
- * the encoder's, `folio bench attn`, three interleaved rounds: 2 = 323-376
- * useful TFLOP/s, 1 = 304 (306 with a bound of 2^16: the rescale is not
- * what costs), 0 = ~290. */
-#ifndef FOLIO_ATTN_SOFTMAX
-#define FOLIO_ATTN_SOFTMAX 2
-#endif
-/* The lazy variant's bound (base 2) on how far a row's max may outgrow the
- * reference before O is rescaled.  Any bound keeps softmax exact; it must
- * only keep P = 2^(s - m_ref) and the fp32 sums finite (2^16 * keys is far
- * from 2^127).  Rows normalized to |x| = sqrt(d_h), as the encoder makes
- * them, score their own key ~8 (base 2) above the typical maximum of a
- * tile, right at a bound of 8. */
-#ifndef FOLIO_ATTN_LAZY_LOG2
-#define FOLIO_ATTN_LAZY_LOG2 8.f
-#endif
+/* ------------------------------------------------------------ softmax
+ * Softmax is exact for any per-row reference r (P = 2^(S sl - r), O and the
+ * sums scaled alike) as long as P and the sums stay finite and normal.  So
+ * the tile loop takes r = 0 first: no row max, no rescale, no per-tile test.
+ * folio's rows (Q = K, each head slice at norm sqrt(d_h)) score their own
+ * key highest, at beta sqrt(d_h) log2(e) (11.5 for beta = 1), so a row's sum
+ * lies within [1, 2^20], far from the limits of fp32 and bf16 (2^-126,
+ * 2^128).  The rows' sums come from the tensor cores (PV against a ones
+ * tile: O's 9th 8-column block), so a tile's softmax is an FMA, an
+ * exponential and half a pack an element: 80 instructions a warp, against
+ * 112 plus the reference's upkeep with a running reference.  After the last
+ * tile every live row is checked: sum within [2^-90, 2^120] (it bounds every
+ * P; 2^-90 keeps the largest terms 2^24 above the flush-to-zero limit) and O
+ * finite.  If a live row failed (CTA-wide: the warpgroup's MMAs are
+ * shared), the block writes nothing but a NaN into its first output element,
+ * and a second kernel (sparse_redo_kernel, launched after it on the same
+ * stream) finds the marked blocks and redoes them with a MAX pass (scores
+ * only: each row's true maximum M) and the same loop with r = M sl, where
+ * P <= 1 and the sum >= 1: nothing can overflow.  Extreme inputs take it
+ * (test_cuda_attn: extreme_scores_take_the_online_path).  In one kernel,
+ * any fallback -- an online softmax, the MAX pass and a second run of the
+ * PV loop (even at one call site, inside a retry loop), an out-of-line
+ * call -- cost the FAST loop: spills at 96 registers, wgmma serialized
+ * (C7510/C7511), or descriptors moved to uniform registers at every MMA
+ * (R2UR), 4 % of its time (H200, bench/GPU_NOTES.md twelfth session).
+ * Earlier softmax variants (online, lazy rescale, no max while per-tile
+ * sums stayed under 2^16 with a per-warp
+ * recompute): bench/GPU_NOTES.md. */
 
-/* FOLIO_ATTN_SOFTMAX == 2: no row maximum while it is not needed.  After
- * the first tile (online_softmax: every live row then has a finite m and
- * l >= 1, its maximum counting 2^0), P = 2^(S sl - m) is computed in place
- * with the reference m of the tiles so far, and only its sums are checked:
- * while every thread's partial row sum stays <= 2^16 so does every element
- * (all >= 0), so there is no overflow in the fp32 sums or in bf16, the
- * relative precision is the same, and softmax is exact for any reference.
- * It saves the per-tile row max (32 FMNMX, 4 shuffles a thread) and the O
- * rescale; the kernel is issue-bound.  Over the bound (rare: a Q = K row's
- * largest score is its own, a few tiles in, and for normalized rows exceeds
- * the first tile's maximum by far less than 16) it returns false with S
- * overwritten: the caller recomputes S and runs online_softmax.  The warp
- * decides together (the recompute is a warp-level product on both paths).
- * A row with no finite m (a dead row past the document fully masked so far)
- * takes 0 as its reference. */
+/* r = 0 for every row (FAST) */
+template <int MF> __device__ constexpr float kZeroRef[MF][2] = {};
+
+/* P = 2^(S sl - r) packed to bf16, the A-operand layout of the PV product. */
 template <int MF>
-__device__ __forceinline__ bool softmax_no_max(const float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
-                                               uint32_t (&pf)[MF][8][2], float sl)
+__device__ __forceinline__ void softmax_p(const float (&S)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl,
+                                          const float (&r)[MF][2])
 {
-    /* P is packed as it is made (as in online_softmax), so S dies element by
-     * element: packing after the vote kept S and P live together and cost
-     * the registers of the fifth CTA per SM. */
-    float ps[MF][2], mu[MF][2];
-    bool over = false;
 #pragma unroll
-    for (int f = 0; f < MF; f++) {
-        ps[f][0] = ps[f][1] = 0.f;
-        mu[f][0] = m[f][0] == -INFINITY ? 0.f : m[f][0];
-        mu[f][1] = m[f][1] == -INFINITY ? 0.f : m[f][1];
+    for (int f = 0; f < MF; f++)
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[f][0]));
-            const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[f][0]));
-            const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[f][1]));
-            const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[f][1]));
-            ps[f][0] += p0 + p1;
-            ps[f][1] += p2 + p3;
-            pf[f][j][0] = pack_bf16(p0, p1);
-            pf[f][j][1] = pack_bf16(p2, p3);
+            pf[f][j][0] = pack_bf16(exp2f(fmaf(S[f][j][0], sl, -r[f][0])), exp2f(fmaf(S[f][j][1], sl, -r[f][0])));
+            pf[f][j][1] = pack_bf16(exp2f(fmaf(S[f][j][2], sl, -r[f][1])), exp2f(fmaf(S[f][j][3], sl, -r[f][1])));
         }
-        over |= !(ps[f][0] <= 65536.f) || !(ps[f][1] <= 65536.f); /* NaN and inf count as over */
-    }
-    if (__any_sync(0xffffffffu, over)) return false;
-#pragma unroll
-    for (int f = 0; f < MF; f++) {
-        m[f][0] = mu[f][0];
-        m[f][1] = mu[f][1];
-        l[f][0] += ps[f][0];
-        l[f][1] += ps[f][1];
-    }
-    return true;
 }
 
-/* Online softmax (base 2) of one tile: the rows' new running max m, O
- * rescaled by 2^(m_old - m_new), P = 2^(S sl - m) (bf16, the A-operand layout
- * of the PV product) in pf, and the running sums l = l al + row sums of P.
- * FIRST: the first tile of the row (m = -inf, l = 0, O = 0), where the
- * rescale is a no-op (al = 0: l = ps, O stays 0, the same bits) and is
- * skipped -- 32 multiplies and two exponentials a thread. */
-template <int MF, bool FIRST = false>
-__device__ __forceinline__ void online_softmax(float (&S)[MF][8][4], float (&m)[MF][2], float (&l)[MF][2],
-                                               float (&O)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl)
+/* MAX: this thread's running maxima of its two rows per fragment (raw scores). */
+template <int MF>
+__device__ __forceinline__ void row_max(const float (&S)[MF][8][4], float (&mx)[MF][2])
 {
-    float mx[MF][2];
 #pragma unroll
-    for (int f = 0; f < MF; f++) {
-        mx[f][0] = mx[f][1] = -INFINITY;
+    for (int f = 0; f < MF; f++)
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             mx[f][0] = fmaxf(mx[f][0], fmaxf(S[f][j][0], S[f][j][1]));
             mx[f][1] = fmaxf(mx[f][1], fmaxf(S[f][j][2], S[f][j][3]));
         }
-    }
-#pragma unroll
-    for (int f = 0; f < MF; f++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 1));
-            mx[f][r] = fmaxf(mx[f][r], __shfl_xor_sync(0xffffffffu, mx[f][r], 2));
-        }
-#if FOLIO_ATTN_SOFTMAX == 1
-    /* Lazy rescaling: while no row's maximum has grown by more than
-     * kLazy (base 2) since the reference m in use, keep that m -- P stays
-     * below 2^kLazy, harmless in fp32 sums and bf16 -- and skip the
-     * rescale of O and l.  Softmax is exact for any reference; the warp
-     * decides together so that the skip is a uniform branch. */
-    constexpr float kLazy = FOLIO_ATTN_LAZY_LOG2;
-    bool grow = false;
-#pragma unroll
-    for (int f = 0; f < MF; f++)
-#pragma unroll
-        for (int r = 0; r < 2; r++) grow |= mx[f][r] * sl - m[f][r] > kLazy;
-    if (!__any_sync(0xffffffffu, grow)) {
-#pragma unroll
-        for (int f = 0; f < MF; f++) {
-            const float mu0 = m[f][0] == -INFINITY ? 0.f : m[f][0], mu1 = m[f][1] == -INFINITY ? 0.f : m[f][1];
-            float ps0 = 0.f, ps1 = 0.f;
-#pragma unroll
-            for (int j = 0; j < 8; j++) {
-                const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu0));
-                const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu0));
-                const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu1));
-                const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu1));
-                ps0 += p0 + p1;
-                ps1 += p2 + p3;
-                pf[f][j][0] = pack_bf16(p0, p1);
-                pf[f][j][1] = pack_bf16(p2, p3);
-            }
-            l[f][0] += ps0;
-            l[f][1] += ps1;
-        }
-        return;
-    }
-#endif
-#pragma unroll
-    for (int f = 0; f < MF; f++) {
-        float mu[2], al[2], ps[2] = {0.f, 0.f};
-#pragma unroll
-        for (int r = 0; r < 2; r++) {
-            const float mn = FIRST ? mx[f][r] * sl : fmaxf(m[f][r], mx[f][r] * sl);
-            mu[r] = mn == -INFINITY ? 0.f : mn;
-            al[r] = FIRST ? 0.f : exp2f(m[f][r] - mu[r]);
-            m[f][r] = mn;
-        }
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            const float p0 = exp2f(fmaf(S[f][j][0], sl, -mu[0]));
-            const float p1 = exp2f(fmaf(S[f][j][1], sl, -mu[0]));
-            const float p2 = exp2f(fmaf(S[f][j][2], sl, -mu[1]));
-            const float p3 = exp2f(fmaf(S[f][j][3], sl, -mu[1]));
-            ps[0] += p0 + p1;
-            ps[1] += p2 + p3;
-            pf[f][j][0] = pack_bf16(p0, p1);
-            pf[f][j][1] = pack_bf16(p2, p3);
-        }
-        if (FIRST) {
-            l[f][0] = ps[0];
-            l[f][1] = ps[1];
-            continue;
-        }
-        l[f][0] = l[f][0] * al[0] + ps[0];
-        l[f][1] = l[f][1] * al[1] + ps[1];
-#pragma unroll
-        for (int j = 0; j < 8; j++) {
-            O[f][j][0] *= al[0];
-            O[f][j][1] *= al[0];
-            O[f][j][2] *= al[1];
-            O[f][j][3] *= al[1];
-        }
-    }
 }
 
-/* Row sums across the quad, 1 / sum in inv, and the normalized rows of the
- * live queries written to p.out. */
+/* FAST's check of this thread's live rows (row rw + 16 f (+ 8) < qe): the
+ * sum (O's 9th block, every column the same) within [2^-90, 2^120] and the
+ * thread's O columns finite (their sum is, which NaN and inf would break);
+ * bit tests, so that no compiler flag can assume them away. */
+template <int MF>
+__device__ __forceinline__ bool rows_out_of_range(const float (&O)[MF][9][4], int64_t rw, int64_t qe)
+{
+    bool bad = false;
+#pragma unroll
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const uint32_t lb = __float_as_uint(O[f][8][2 * r]); /* >= 0: sign bit clear unless NaN games */
+            float acc = 0.f;
+#pragma unroll
+            for (int j = 0; j < 8; j++) acc += O[f][j][2 * r] + O[f][j][2 * r + 1];
+            const bool ok = lb >= 0x12800000u /* 2^-90 */ && lb <= 0x7b800000u /* 2^120 */ &&
+                            (__float_as_uint(acc) & 0x7f800000u) != 0x7f800000u;
+            bad |= rw + 16 * f + 8 * r < qe && !ok;
+        }
+    return bad;
+}
+
+/* 1 / row sum in inv (the sums are O's 9th block: every column of it holds
+ * its row's sum) and the normalized rows of the live queries written to p.out. */
 template <bool OUT_BF16, int MF>
-__device__ __forceinline__ void finish_rows(const Params &p, const float (&O)[MF][8][4], const float (&l)[MF][2],
-                                            float (&inv)[MF][2], int64_t rw, int64_t qe, int h, int tig)
+__device__ __forceinline__ void finish_rows(const Params &p, const float (&O)[MF][9][4], float (&inv)[MF][2],
+                                            int64_t rw, int64_t qe, int h, int tig)
 {
 #pragma unroll
     for (int f = 0; f < MF; f++)
 #pragma unroll
         for (int r = 0; r < 2; r++) {
-            float x = l[f][r];
-            x += __shfl_xor_sync(0xffffffffu, x, 1);
-            x += __shfl_xor_sync(0xffffffffu, x, 2);
+            const float x = O[f][8][2 * r];
             inv[f][r] = x > 0.f ? 1.f / x : 0.f;
         }
 
@@ -671,24 +611,25 @@ __device__ __forceinline__ void mass_columns(const float (&S)[MF][8][4], const f
 #ifndef FOLIO_ATTN_MIN_BLOCKS
 #define FOLIO_ATTN_MIN_BLOCKS 4 /* CTAs per SM the register budget is cut for (MF = 1) */
 #endif
-template <bool OUT_BF16, bool KV_SAME, int MF, bool WG>
 #ifndef FOLIO_ATTN_MIN_BLOCKS2
 #define FOLIO_ATTN_MIN_BLOCKS2 4 /* the same for MF = 2 */
 #endif
 #ifndef FOLIO_ATTN_WG_SIMPLE_MIN_BLOCKS
 #define FOLIO_ATTN_WG_SIMPLE_MIN_BLOCKS 5 /* the warpgroup kernel: 96 registers, 5 CTAs per SM (H200: fastest) */
 #endif
-__global__ void __launch_bounds__(Shape<MF>::kThr, WG ? FOLIO_ATTN_WG_SIMPLE_MIN_BLOCKS
-                                                      : (MF == 1 ? FOLIO_ATTN_MIN_BLOCKS : FOLIO_ATTN_MIN_BLOCKS2))
-sparse_fwd_kernel(const __grid_constant__ Params p)
+/* Query block qb of head h: FAST (REDO false; see "softmax"), which marks
+ * the block (a NaN in its first output) and writes nothing else when a live
+ * row fails its check, or the MAX and REF passes (REDO: the redo kernel's,
+ * with cp.async loads -- no mbarriers to carry from block to block). */
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG, bool REDO, class SM>
+__device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, int h)
 {
     using SH = Shape<MF>;
     static_assert(!WG || MF == 1, "the warpgroup path is 4 warps x 16 rows");
 #if !defined(FOLIO_WGMMA)
     static_assert(!WG, "wgmma needs an sm_90a build (FOLIO_WGMMA)");
 #endif
-    __shared__ Smem<!KV_SAME> sm;
-    const int qb = blockIdx.x, h = blockIdx.y;
+    constexpr bool TMA = WG && !REDO; /* window tiles and Q by TMA when p.tma */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int g = lane >> 2, tig = lane & 3;
 
@@ -697,12 +638,17 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
     const int n_w = bp.n_w, s = bp.s, n_s = bp.n_s, n_t = bp.n_w + bp.n_s;
     const int32_t *sel = bp.sel;
     const LoadPlan lp = load_plan<MF>(p, bp, tid, h);
-    /* ldmatrix row addresses of this lane (see qk_tile and the PV product) */
-    uint32_t koff[4], voff[4];
-    lane_offsets(koff, voff, lane);
 
 #if defined(FOLIO_WGMMA)
-    if (WG && p.tma) { /* the barriers, then Q by TMA too (rows past the queries: read, never written out) */
+    if (WG && kOnesHere) { /* the ones tile (bf16 1.0 everywhere: its swizzle does not matter), seen by the
+               * tensor cores after the proxy fence and the first barrier below or in the loop */
+        const uint32_t o = smem_u32(sm.ones) + tid * (kTile * 128 / SH::kThr);
+#pragma unroll
+        for (int k = 0; k < kTile * 128 / SH::kThr; k += 16)
+            asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(o + k), "r"(0x3F803F80u) : "memory");
+        wg_proxy_fence();
+    }
+    if (TMA && p.tma) { /* the barriers, then Q by TMA too (rows past the queries: read, never written out) */
         if (tid == 0) {
 #pragma unroll
             for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
@@ -718,33 +664,46 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
     } else
 #endif
         load_q_tile<MF>(p, sm.q, lp, qs, qe);
-    load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
-    cp_async_commit();
-    if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
-        if (n_t > 1) load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, 1, 1, n_w, sel, s, h, !KV_SAME);
+    /* the first tile(s) in flight (again for each later pass) */
+    auto first_loads = [&]() {
+        load_kv_tile<MF, !KV_SAME, TMA>(p, sm, lp, 0, 0, n_w, sel, s, h, !KV_SAME);
         cp_async_commit();
-    }
+        if (kStages == 3) { /* tile 1 in flight too; a group is committed even when empty */
+            if (n_t > 1) load_kv_tile<MF, !KV_SAME, TMA>(p, sm, lp, 1, 1, n_w, sel, s, h, !KV_SAME);
+            cp_async_commit();
+        }
+    };
+    first_loads();
 
-    uint32_t qf[MF][4][4];
-    float O[MF][8][4];
-    float m[MF][2], l[MF][2];
+    /* O: 64 output columns, then (block 8) the rows' softmax sums; m: the
+     * rows' reference r (base 2; see "softmax") */
+    float O[MF][9][4];
+    float m[MF][2];
+    auto clear_o = [&]() {
 #pragma unroll
-    for (int f = 0; f < MF; f++) {
+        for (int f = 0; f < MF; f++)
 #pragma unroll
-        for (int j = 0; j < 8; j++) O[f][j][0] = O[f][j][1] = O[f][j][2] = O[f][j][3] = 0.f;
-        m[f][0] = m[f][1] = -INFINITY;
-        l[f][0] = l[f][1] = 0.f;
-    }
+            for (int j = 0; j < 9; j++) O[f][j][0] = O[f][j][1] = O[f][j][2] = O[f][j][3] = 0.f;
+    };
+    clear_o();
     /* S = Q K^T of the key tile in stage kb, by the kernel's path.  The
      * descriptors of stage 0 are made once; a stage is 8 KB further (+512
-     * in the address field), a k-step of V two 8-row atoms (+128). */
+     * in the address field), a k-step of V two 8-row atoms (+128); the V
+     * descriptors' leading offset reaches the ones tile from each stage
+     * (a stage further: +512 in the address field, -512 in the offset's;
+     * no borrow, the offset stays >= 512). */
 #if defined(FOLIO_WGMMA)
     const uint64_t dq0 = gmma_desc(smem_u32(sm.q), 16), dk0 = gmma_desc(smem_u32(sm.k[0]), 16);
-    const uint64_t dv0 = gmma_desc(smem_u32(KV_SAME ? sm.k[0] : sm.v[0]), 1024);
+    const uint32_t v0 = smem_u32(KV_SAME ? sm.k[0] : sm.v[0]);
+    const uint64_t dv0 = gmma_desc(v0, smem_u32(sm.ones) - v0);
+    constexpr uint64_t dvs = (uint64_t)(kTile * 128 / 16) - ((uint64_t)(kTile * 128 / 16) << 16);
 #endif
-    auto scores = [&](float (&SS)[MF][8][4], int kb) {
+    /* S of the tile in stage kb: by the warpgroup (TC) or by mma.sync from
+     * this warp's Q fragments qf and ldmatrix offsets koff */
+    auto scores = [&](float (&SS)[MF][8][4], int kb, bool TC, const uint32_t (&qf)[MF][4][4],
+                      const uint32_t (&koff)[4]) {
 #if defined(FOLIO_WGMMA)
-        if (WG) qk_tile_wg(SS[0], dq0, dk0 + (uint64_t)(kb * (kTile * 128 / 16)));
+        if (TC) qk_tile_wg(SS[0], dq0, dk0 + (uint64_t)(kb * (kTile * 128 / 16)));
         else
 #endif
             qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
@@ -753,131 +712,166 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
     const RelPlan rp = rel_plan((int)(qs - bp.lo), (int)(qe - bp.lo), (int)(bp.hi - bp.lo), rwb, n_w, p.W);
     const float sl = p.scale_log2;
 
-    for (int t = 0; t < n_t; t++) {
-        if (kStages == 2) {
-            if (t + 1 < n_t) {
-                load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
-                /* a TMA window tile is no cp.async group: waited on its mbarrier */
-                if (!(WG && p.tma) || t + 1 >= n_w) {
-                    cp_async_commit();
-                    cp_async_wait<1>();
+    /* One pass over the tiles: with PV (MAX false) or scores only, for the
+     * rows' maxima in m (MAX: see "softmax"). */
+    auto tile_loop = [&](auto max_tag) {
+        constexpr bool MAX = decltype(max_tag)::value;
+        uint32_t qf[MF][4][4], koff[4], voff[4]; /* the mma.sync kernel's: Q fragments, ldmatrix offsets */
+        if (!WG) lane_offsets(koff, voff, lane);
+        for (int t = 0; t < n_t; t++) {
+            if (kStages == 2) {
+                if (t + 1 < n_t) {
+                    load_kv_tile<MF, !KV_SAME, TMA>(p, sm, lp, (t + 1) & 1, t + 1, n_w, sel, s, h, !KV_SAME);
+                    /* a TMA window tile is no cp.async group: waited on its mbarrier */
+                    if (!(TMA && p.tma) || t + 1 >= n_w) {
+                        cp_async_commit();
+                        cp_async_wait<1>();
+                    }
+                } else {
+                    cp_async_wait<0>();
                 }
             } else {
-                cp_async_wait<0>();
+                cp_async_wait<1>(); /* all but the newest group: tile t has landed */
             }
-        } else {
-            cp_async_wait<1>(); /* all but the newest group: tile t has landed */
-        }
-        /* A TMA tile: every thread waits for its bytes on the stage's
-         * mbarrier (the stage's k-th use completes phase k & 1), and no
-         * barrier is needed at 2 stages (the end of the previous tile had
-         * one; before tile 0, the mbarrier set-up had one); the Q tile comes
-         * the same way when p.tma (else by cp.async, like the gathered
-         * tiles: proxy fence and barrier). */
-        const bool tma_tile = WG && p.tma && t < n_w;
+            /* A TMA tile (FAST: one pass): every thread waits for its bytes
+             * on the stage's mbarrier (the stage's k-th use completes phase
+             * k & 1), and no barrier is needed at 2 stages (the end of the
+             * previous tile had one; before tile 0, the mbarrier set-up had
+             * one); the Q tile comes the same way when p.tma (else by
+             * cp.async, like the gathered tiles: proxy fence and barrier). */
+            const bool tma_tile = TMA && p.tma && t < n_w;
 #if defined(FOLIO_WGMMA)
-        if (tma_tile) {
-            if (t == 0) mbar_wait(smem_u32(&sm.qfull), 0u);
-            mbar_wait(smem_u32(&sm.full[t % kStages]), (uint32_t)(t / kStages) & 1u);
-        }
+            if (tma_tile) {
+                const int st = t % kStages;
+                if (t == 0) mbar_wait(smem_u32(&sm.qfull), 0u);
+                mbar_wait(smem_u32(&sm.full[st]), (uint32_t)(t / kStages) & 1u);
+            }
 #endif
-        if (!tma_tile || kStages == 3) {
+            if (!tma_tile || kStages == 3) {
 #if defined(FOLIO_WGMMA)
-            if (WG && !tma_tile) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
+                if (WG && !tma_tile) wg_proxy_fence(); /* cp.async wrote what the tensor cores read next */
 #endif
-            __syncthreads();
-        }
-        if (kStages == 3) { /* every warp is past tile t - 1: its stage takes tile t + 2 */
-            if (t + 2 < n_t) load_kv_tile<MF, !KV_SAME, WG>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
-            cp_async_commit();
-        }
-        if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
-        const int buf = kStages == 2 ? (t & 1) : t % kStages;
-        float S[MF][8][4];
-        scores(S, buf);
+                __syncthreads();
+            }
+            if (kStages == 3) { /* every warp is past tile t - 1: its stage takes tile t + 2 */
+                if (t + 2 < n_t)
+                    load_kv_tile<MF, !KV_SAME, TMA>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
+                cp_async_commit();
+            }
+            if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
+            const int buf = kStages == 2 ? (t & 1) : t % kStages;
+            float S[MF][8][4];
+            scores(S, buf, WG, qf, koff);
 
-        mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
+            mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
 
-        uint32_t pf[MF][8][2];
-#if FOLIO_ATTN_SOFTMAX == 2
-        if (t == 0) {
-            online_softmax<MF, true>(S, m, l, O, pf, sl);
-        } else if (!softmax_no_max<MF>(S, m, l, pf, sl)) {
-            /* over the bound: S again, into a fresh array (the MMA operands
-             * are read-write, so reusing S would keep it live through the
-             * fast path), and the usual online step */
-            float S2[MF][8][4];
+            if (MAX) {
+                row_max<MF>(S, m);
+                if (kStages == 2) __syncthreads(); /* as at the end of a PV tile below */
+                continue;
+            }
+            uint32_t pf[MF][8][2];
+            if (REDO) softmax_p<MF>(S, pf, sl, m);
+            else softmax_p<MF>(S, pf, sl, kZeroRef<MF>); /* r = 0: an FMA with 0, i.e. a multiply */
+
+            /* O += P [V | 1]: P from registers (C layout == A layout); V by
+             * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
+             * a tile (wgmma) or constant B fragments (mma.sync). */
+            const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[KV_SAME ? 0 : buf]);
 #if defined(FOLIO_WGMMA)
             if (WG) {
-                /* this warp's 16 rows by mma.sync (the same fragment layout):
-                 * a warp-level product, so the rare recompute needs no
-                 * warpgroup-wide vote -- the barrier that vote was, every
-                 * tile, cost more than the recompute saves */
-                uint32_t qw[MF][4][4], ko[4], vo[4]; /* made here: koff kept live would cost registers */
-                q_frags<MF>(qw, smem_u32(sm.q), warp, lane);
-                lane_offsets(ko, vo, lane);
-                qk_tile<MF>(S2, qw, smem_u32(sm.k[buf]), ko);
+                const uint64_t dv = dv0 + (uint64_t)buf * dvs;
+                wg_reg_fence72(O[0]);
+                wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
+                    wgmma_rs72(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
+                               dv + (uint64_t)(kk * (2048 / 16)));
+                wg_commit();
+                wg_wait0();
+                wg_reg_fence72(O[0]);
+                /* P is read asynchronously: keep its registers until the wait */
+#pragma unroll
+                for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
             } else
 #endif
-                scores(S2, buf);
-            mask_tile_if_needed<MF>(S2, t, rp, p.W, s, tig);
-            online_softmax<MF>(S2, m, l, O, pf, sl);
-        }
-#else
-        online_softmax<MF>(S, m, l, O, pf, sl);
-#endif
-
-        /* O += P V: P from registers (C layout == A layout), V via ldmatrix.trans. */
-        const uint32_t vbase = smem_u32(KV_SAME ? sm.k[buf] : sm.v[KV_SAME ? 0 : buf]);
-#if defined(FOLIO_WGMMA)
-        if (WG) {
-            const uint64_t dv = dv0 + (uint64_t)(buf * (kTile * 128 / 16));
-            wg_reg_fence(O[0]);
-            wg_fence();
 #pragma unroll
-            for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
-                wgmma_rs(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
-                         dv + (uint64_t)(kk * (2048 / 16)));
-            wg_commit();
-            wg_wait0();
-            wg_reg_fence(O[0]);
-            /* P is read asynchronously: keep its registers until the wait */
+            for (int kk = 0; kk < 4; kk++) { /* 16 keys */
 #pragma unroll
-            for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
-        } else
-#endif
+                for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
+                    uint32_t b0, b1, b2, b3;
+                    ldmatrix_x4_trans(b0, b1, b2, b3, vbase + voff[jp] + kk * 2048);
 #pragma unroll
-        for (int kk = 0; kk < 4; kk++) { /* 16 keys */
-#pragma unroll
-            for (int jp = 0; jp < 4; jp++) { /* pairs of 8-wide dim tiles */
-                uint32_t b0, b1, b2, b3;
-                ldmatrix_x4_trans(b0, b1, b2, b3, vbase + voff[jp] + kk * 2048);
-#pragma unroll
-                for (int f = 0; f < MF; f++) {
-                    mma_bf16(O[f][2 * jp], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
-                             pf[f][2 * kk + 1][1], b0, b1);
-                    mma_bf16(O[f][2 * jp + 1], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
-                             pf[f][2 * kk + 1][1], b2, b3);
+                    for (int f = 0; f < MF; f++) {
+                        mma_bf16(O[f][2 * jp], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
+                                 pf[f][2 * kk + 1][1], b0, b1);
+                        mma_bf16(O[f][2 * jp + 1], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0],
+                                 pf[f][2 * kk + 1][1], b2, b3);
+                    }
                 }
+#pragma unroll
+                for (int f = 0; f < MF; f++) /* the row sums: B = ones */
+                    mma_bf16(O[f][8], pf[f][2 * kk][0], pf[f][2 * kk][1], pf[f][2 * kk + 1][0], pf[f][2 * kk + 1][1],
+                             0x3F803F80u, 0x3F803F80u);
             }
+            if (kStages == 2) __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
         }
-        if (kStages == 2) __syncthreads(); /* buffer `buf` is refilled by the next iteration's prefetch */
-    }
-    if (kStages == 3) {
-        cp_async_wait<0>(); /* only empty groups can be pending; keep the count clean */
-        __syncthreads();    /* stage 0 is reused below while a warp may still read the last tile */
+        if (kStages == 3) {
+            cp_async_wait<0>(); /* only empty groups can be pending; keep the count clean */
+            __syncthreads();    /* stage 0 is reused below while a warp may still read the last tile */
+        }
+    };
+
+    /* absolute rows again, from the block index (not kept through the loops) */
+    auto live_rows = [&](int64_t &rw, int64_t &qe_a) {
+        const int64_t qs_a = p.q0 + (int64_t)qb * kTile;
+        qe_a = min(qs_a + kTile, p.q1);
+        rw = qs_a + rwb;
+    };
+    int64_t rw, qe_a;
+    if (!REDO) {
+        tile_loop(std::false_type{});
+        live_rows(rw, qe_a);
+        if (__syncthreads_or(rows_out_of_range<MF>(O, rw, qe_a))) { /* rare: mark the block for the redo kernel */
+            if (tid == 0) {
+                const int64_t at = (int64_t)qb * kTile * p.ld_out + (int64_t)h * kD;
+                if (OUT_BF16) ((uint16_t *)p.out)[at] = 0x7fc0u;
+                else ((uint32_t *)p.out)[at] = 0x7fc00000u;
+            }
+            return;
+        }
+#pragma unroll
+        for (int f = 0; f < MF; f++) m[f][0] = m[f][1] = 0.f; /* FAST's reference */
+    } else {
+#pragma unroll
+        for (int f = 0; f < MF; f++) m[f][0] = m[f][1] = -INFINITY;
+        tile_loop(std::true_type{});
+#pragma unroll
+        for (int f = 0; f < MF; f++)
+#pragma unroll
+            for (int r = 0; r < 2; r++) { /* the row's maximum over its quad, scaled; 0 for a row with none */
+                float x = fmaxf(m[f][r], __shfl_xor_sync(0xffffffffu, m[f][r], 1));
+                x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+                m[f][r] = x == -INFINITY ? 0.f : x * sl;
+            }
+        first_loads();
+        tile_loop(std::false_type{});
+        live_rows(rw, qe_a);
     }
 
     float inv[MF][2];
-    /* absolute rows again, from the block index (not kept through the loop) */
-    const int64_t qs_a = p.q0 + (int64_t)qb * kTile, qe_a = min(qs_a + kTile, p.q1), rw = qs_a + rwb;
-    finish_rows<OUT_BF16, MF>(p, O, l, inv, rw, qe_a, h, tig);
+    finish_rows<OUT_BF16, MF>(p, O, inv, rw, qe_a, h, tig);
 
     /* node_mass: re-score the summary tiles with the final max and sum. */
     if (p.node_mass && n_s > 0) {
         float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
+        uint32_t qf[MF][4][4], koff[4], voff[4];
+        if (!WG) {
+            lane_offsets(koff, voff, lane);
+            q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
+        }
         for (int ts = 0; ts < n_s; ts++) {
-            load_kv_tile<MF>(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
+            load_kv_tile<MF, !KV_SAME>(p, sm, lp, 0, n_w + ts, n_w, sel, s, h, false);
             cp_async_commit();
             cp_async_wait<0>();
 #if defined(FOLIO_WGMMA)
@@ -885,7 +879,7 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
 #endif
             __syncthreads();
             float S[MF][8][4];
-            scores(S, 0);
+            scores(S, 0, WG, qf, koff);
             const int s_left = s - ts * kTile;
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
@@ -899,6 +893,54 @@ sparse_fwd_kernel(const __grid_constant__ Params p)
             }
             __syncthreads();
         }
+    }
+}
+
+
+#define FOLIO_ATTN_BOUNDS(MF, WG) \
+    __launch_bounds__(Shape<MF>::kThr, WG ? FOLIO_ATTN_WG_SIMPLE_MIN_BLOCKS \
+                                          : (MF == 1 ? FOLIO_ATTN_MIN_BLOCKS : FOLIO_ATTN_MIN_BLOCKS2))
+
+/* One CTA a query block and head: FAST. */
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG>
+__global__ void FOLIO_ATTN_BOUNDS(MF, WG) sparse_fwd_kernel(const __grid_constant__ Params p)
+{
+    __shared__ KernelSmem<KV_SAME, WG> sm;
+    attend_block<OUT_BF16, KV_SAME, MF, WG, false>(p, sm, blockIdx.x, blockIdx.y);
+}
+
+/* After it, on the same stream: the blocks FAST marked (their first output
+ * element NaN: a block whose output is NaN anyway, from NaN inputs, comes
+ * out the same again), found by a grid-stride scan of one element a block
+ * and head (a thread each) and redone one by one by the CTA that found them.
+ * A few microseconds when there are none: one launch of a few CTAs an SM. */
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG>
+__global__ void __launch_bounds__(Shape<MF>::kThr, 2) /* registers to spare: its passes never spill */
+sparse_redo_kernel(const __grid_constant__ Params p, int nqb)
+{
+    __shared__ KernelSmem<KV_SAME, WG> sm;
+    __shared__ int found[Shape<MF>::kThr];
+    __shared__ int n_found;
+    const int64_t pairs = (int64_t)nqb * p.H;
+    for (int64_t base = (int64_t)blockIdx.x * Shape<MF>::kThr; base < pairs;
+         base += (int64_t)gridDim.x * Shape<MF>::kThr) {
+        if (threadIdx.x == 0) n_found = 0;
+        __syncthreads();
+        const int64_t i = base + threadIdx.x;
+        if (i < pairs) {
+            const int64_t at = (i / p.H) * kTile * p.ld_out + (i % p.H) * kD;
+            const bool nan = OUT_BF16 ? (((const uint16_t *)p.out)[at] & 0x7fffu) > 0x7f80u
+                                      : (((const uint32_t *)p.out)[at] & 0x7fffffffu) > 0x7f800000u;
+            if (nan) found[atomicAdd(&n_found, 1)] = (int)(i - base);
+        }
+        __syncthreads();
+        const int n = n_found;
+        for (int k = 0; k < n; k++) {
+            const int64_t j = base + found[k];
+            attend_block<OUT_BF16, KV_SAME, MF, WG, true>(p, sm, (int)(j / p.H), (int)(j % p.H));
+            __syncthreads(); /* the tiles are reused */
+        }
+        __syncthreads(); /* every thread has read n_found before it is reset */
     }
 }
 
@@ -1012,12 +1054,16 @@ cudaError_t folio_cuda_preload_sparse(void)
     if (use_wgmma()) {
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, true, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, 1, true>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, true, 1, true>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, false, 1, true>);
         return e;
     }
 #endif
     constexpr int MF = FOLIO_ATTN_MF;
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, true, MF, false>);
     if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, MF, false>);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, true, MF, false>);
+    if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, false, MF, false>);
     return e;
 }
 
@@ -1103,6 +1149,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     kv_same = false; /* bench baseline */
 #endif
     void (*kern)(const Params) = nullptr;
+    void (*redo)(const Params, int) = nullptr; /* the blocks FAST could not trust (see "softmax") */
     int threads = 0;
     /* wgmma exists in sm_90a code only: a build for several architectures
      * (e.g. "80;90a") must not pick that kernel on another GPU */
@@ -1114,16 +1161,24 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
          * tile's S issued before this tile's softmax, 3-4 CTAs per SM by its
          * registers) measured slower on an H200 and was removed (0009543 has
          * it; bench/GPU_NOTES.md). */
-        if (a->out_bf16)
+        if (a->out_bf16) {
             kern = kv_same ? sparse_fwd_kernel<true, true, 1, true> : sparse_fwd_kernel<true, false, 1, true>;
-        else kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
+            redo = kv_same ? sparse_redo_kernel<true, true, 1, true> : sparse_redo_kernel<true, false, 1, true>;
+        } else {
+            kern = kv_same ? sparse_fwd_kernel<false, true, 1, true> : sparse_fwd_kernel<false, false, 1, true>;
+            redo = kv_same ? sparse_redo_kernel<false, true, 1, true> : sparse_redo_kernel<false, false, 1, true>;
+        }
         threads = Shape<1>::kThr;
 #endif
     } else {
         constexpr int MF = FOLIO_ATTN_MF;
-        if (a->out_bf16)
+        if (a->out_bf16) {
             kern = kv_same ? sparse_fwd_kernel<true, true, MF, false> : sparse_fwd_kernel<true, false, MF, false>;
-        else kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
+            redo = kv_same ? sparse_redo_kernel<true, true, MF, false> : sparse_redo_kernel<true, false, MF, false>;
+        } else {
+            kern = kv_same ? sparse_fwd_kernel<false, true, MF, false> : sparse_fwd_kernel<false, false, MF, false>;
+            redo = kv_same ? sparse_redo_kernel<false, true, MF, false> : sparse_redo_kernel<false, false, MF, false>;
+        }
         threads = Shape<MF>::kThr;
     }
     p.tma = 0;
@@ -1139,6 +1194,13 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
 #endif
     FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     kern<<<grid, threads, 0, st>>>(p);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    /* the redo scan: a thread a block and head, at most two CTAs an SM */
+    int dev = 0, sms = 0;
+    FOLIO_CUDA_CHECK(cudaGetDevice(&dev));
+    FOLIO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int64_t scan = (nqb * a->H + threads - 1) / threads;
+    redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)std::max(sms, 1)), threads, 0, st>>>(p, (int)nqb);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

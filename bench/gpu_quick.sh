@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick device check (GPU host, repository root, .gpu/ carried): builds the default
-# kernel and one variant (ALT, default -DFOLIO_ATTN_SOFTMAX=1, the lazy rescale), runs the device tests
+# kernel and one variant (ALT, default -DFOLIO_ATTN_STAGES=3), runs the device tests
 # (default) and test_cuda_attn, test_cuda_select, test_cuda_embed (variant), times both with `folio bench attn`
 # (kernel TFLOP/s and the routed top-k's route_ms), then one
 # document on 1 and 2 GPUs with FOLIO_PROFILE (weak scaling, rank-0 stages).  ~2 minutes.
@@ -11,13 +11,13 @@ set -uo pipefail
 . "$(dirname "$0")/gpu_env.sh"
 D=$PWD/.gpu/data; t0=$(date +%s)
 cmake -S . -B /tmp/fA -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON -DFOLIO_DATA_DIR=$D > /tmp/cA.log 2>&1
-cmake -S . -B /tmp/fB -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON -DFOLIO_DATA_DIR=$D "-DCMAKE_CUDA_FLAGS=${ALT:--DFOLIO_ATTN_SOFTMAX=1}" > /tmp/cB.log 2>&1
+cmake -S . -B /tmp/fB -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DFOLIO_TESTS=ON -DFOLIO_DATA_DIR=$D "-DCMAKE_CUDA_FLAGS=${ALT:--DFOLIO_ATTN_STAGES=3}" > /tmp/cB.log 2>&1
 ( cmake --build /tmp/fA -j 20 > /tmp/bA.log 2>&1 || { echo BUILD A FAILED; grep -m5 error /tmp/bA.log; } ) &
 ( cmake --build /tmp/fB -j 12 --target folio test_cuda_attn test_cuda_select test_cuda_embed > /tmp/bB.log 2>&1 || { echo BUILD B FAILED; grep -m5 error /tmp/bB.log; } ) &
 wait; echo "built $(( $(date +%s) - t0 )) s"
 echo "== device tests (default = lazy)"; (cd /tmp/fA && timeout 90 ctest -R 'cuda|gpu' 2>&1 | grep -E "Test +#|tests passed|Failed")
 for t in test_cuda_attn test_cuda_select test_cuda_embed; do
-  echo -n "variant (${ALT:--DFOLIO_ATTN_SOFTMAX=1}) $t: "; timeout 60 /tmp/fB/tests/$t 2>&1 | grep Synthesis
+  echo -n "variant (${ALT:--DFOLIO_ATTN_STAGES=3}) $t: "; timeout 60 /tmp/fB/tests/$t 2>&1 | grep Synthesis
 done
 echo "== bench (useful TFLOP/s)"
 for pat in "local,window=256,heads=16,layers=1" "hier+topk,heads=16,layers=1"; do for n in 65536 1048576; do

@@ -139,9 +139,11 @@ static void rand_sel(uint64_t *st, int64_t nqb, int H, int s_max, int64_t n_node
     }
 }
 
-/* One case: document of n tokens, queries [q0, q1), halo-exact X range. */
-static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
-                     int64_t n_nodes, float amp, int separate_kv)
+/* One case: document of n tokens, queries [q0, q1), halo-exact X range;
+ * the kernel's output in fp32, or in bf16 (out_bf16) widened on the host;
+ * the tokens of the document's middle third scaled by mid (1: none). */
+static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
+                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid)
 {
     uint64_t st = seed;
     const int d_h = 64, B = 64;
@@ -150,6 +152,9 @@ static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, in
     const int64_t x1 = q1 + W < n ? q1 + W : n;
     const int64_t nx = x1 - x0, nq = q1 - q0, nqb = (nq + B - 1) / B;
     float *X = rand_mat(&st, (size_t)nx, (size_t)d, amp);
+    for (int64_t r = 0; r < nx; r++)
+        if (3 * (x0 + r) >= n && 3 * (x0 + r) < 2 * n)
+            for (int64_t c = 0; c < d; c++) X[r * d + c] *= mid;
     float *V = separate_kv ? rand_mat(&st, (size_t)nx, (size_t)d, 1.0f) : X;
     float *N = rand_mat(&st, (size_t)(n_nodes ? n_nodes : 1), (size_t)d, amp);
     int32_t *sel = calloc((size_t)(nqb * H * (s_max ? s_max : 1)), 4);
@@ -180,7 +185,7 @@ static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, in
     a.B = B;
     a.W = W;
     a.scale = 1.0f / 8.0f;
-    folio_status_t rc = folio_attn_sparse_fwd_cuda_host(&a);
+    folio_status_t rc = folio_attn_sparse_fwd_cuda_host_out(&a, out_bf16);
     cr_assert_eq(rc, FOLIO_OK, "cuda kernel failed: %s", folio_status_str(rc));
 
     double *ref = malloc((size_t)(nq * d) * sizeof(double));
@@ -213,6 +218,12 @@ static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, in
     }
     free(X); free(N); free(Xr); free(Nr);
     free(sel); free(sel_n); free(out); free(mass); free(ref); free(rmass);
+}
+
+static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
+                     int64_t n_nodes, float amp, int separate_kv)
+{
+    run_case_out(seed, n, q0, q1, H, W, s_max, n_nodes, amp, separate_kv, 0, 1.0f);
 }
 
 /* ------------------------------------------------------------ sparse kernel */
@@ -253,6 +264,13 @@ Test(cuda_attn, extreme_scores_take_the_online_path)
      * kernel must notice and redo the block (or rescale as it goes) */
     run_case(31, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0);
     run_case(32, 300, 0, 300, 1, 40, 0, 0, 8.0f, 1);
+    /* the same with bf16 output (the kernel marks a block to redo in its
+     * output's bf16 bits); then a document whose middle third is extreme
+     * (x 8) and the rest ordinary, in both output types: only the marked
+     * blocks are redone, the others must stand as written */
+    run_case_out(33, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0, 1, 1.0f);
+    run_case_out(34, 4097, 0, 4097, 3, 100, 90, 200, 1.0f, 0, 0, 8.0f);
+    run_case_out(35, 4097, 0, 4097, 3, 100, 90, 200, 1.0f, 0, 1, 8.0f);
 }
 
 Test(cuda_attn, query_subranges_with_halo)
