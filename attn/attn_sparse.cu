@@ -479,8 +479,7 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * (C7510/C7511), or descriptors moved to uniform registers at every MMA
  * (R2UR), 4 % of its time (H200, bench/GPU_NOTES.md twelfth session).
  * Earlier softmax variants (online, lazy rescale, no max while per-tile
- * sums stayed under 2^16 with a per-warp
- * recompute): bench/GPU_NOTES.md. */
+ * sums stayed under 2^16 with a per-warp recompute): bench/GPU_NOTES.md. */
 
 /* r = 0 for every row (FAST) */
 template <int MF> __device__ constexpr float kZeroRef[MF][2] = {};
@@ -679,13 +678,10 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
      * rows' reference r (base 2; see "softmax") */
     float O[MF][9][4];
     float m[MF][2];
-    auto clear_o = [&]() {
 #pragma unroll
-        for (int f = 0; f < MF; f++)
+    for (int f = 0; f < MF; f++)
 #pragma unroll
-            for (int j = 0; j < 9; j++) O[f][j][0] = O[f][j][1] = O[f][j][2] = O[f][j][3] = 0.f;
-    };
-    clear_o();
+        for (int j = 0; j < 9; j++) O[f][j][0] = O[f][j][1] = O[f][j][2] = O[f][j][3] = 0.f;
     /* S = Q K^T of the key tile in stage kb, by the kernel's path.  The
      * descriptors of stage 0 are made once; a stage is 8 KB further (+512
      * in the address field), a k-step of V two 8-row atoms (+128); the V
@@ -698,12 +694,11 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
     const uint64_t dv0 = gmma_desc(v0, smem_u32(sm.ones) - v0);
     constexpr uint64_t dvs = (uint64_t)(kTile * 128 / 16) - ((uint64_t)(kTile * 128 / 16) << 16);
 #endif
-    /* S of the tile in stage kb: by the warpgroup (TC) or by mma.sync from
-     * this warp's Q fragments qf and ldmatrix offsets koff */
-    auto scores = [&](float (&SS)[MF][8][4], int kb, bool TC, const uint32_t (&qf)[MF][4][4],
-                      const uint32_t (&koff)[4]) {
+    /* S of the tile in stage kb: by the warpgroup, or by mma.sync from this
+     * warp's Q fragments qf and ldmatrix offsets koff */
+    auto scores = [&](float (&SS)[MF][8][4], int kb, const uint32_t (&qf)[MF][4][4], const uint32_t (&koff)[4]) {
 #if defined(FOLIO_WGMMA)
-        if (TC) qk_tile_wg(SS[0], dq0, dk0 + (uint64_t)(kb * (kTile * 128 / 16)));
+        if (WG) qk_tile_wg(SS[0], dq0, dk0 + (uint64_t)(kb * (kTile * 128 / 16)));
         else
 #endif
             qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
@@ -761,7 +756,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
             const int buf = kStages == 2 ? (t & 1) : t % kStages;
             float S[MF][8][4];
-            scores(S, buf, WG, qf, koff);
+            scores(S, buf, qf, koff);
 
             mask_tile_if_needed<MF>(S, t, rp, p.W, s, tig);
 
@@ -862,7 +857,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
     float inv[MF][2];
     finish_rows<OUT_BF16, MF>(p, O, inv, rw, qe_a, h, tig);
 
-    /* node_mass: re-score the summary tiles with the final max and sum. */
+    /* node_mass: re-score the summary tiles with the final reference and sum. */
     if (p.node_mass && n_s > 0) {
         float *nm = p.node_mass + ((int64_t)qb * p.H + h) * p.s_max;
         uint32_t qf[MF][4][4], koff[4], voff[4];
@@ -879,7 +874,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
 #endif
             __syncthreads();
             float S[MF][8][4];
-            scores(S, 0, WG, qf, koff);
+            scores(S, 0, qf, koff);
             const int s_left = s - ts * kTile;
 #pragma unroll
             for (int f = 0; f < MF; f++) mask_slots(S[f], s_left, tig);
