@@ -95,7 +95,11 @@ folio_status_t folio_cuda_sync(void);
 
 /* The fused block-sparse flash-style forward (see the top of this file).
  * Validates the arguments (clear message, FOLIO_ERR_ARG / _UNSUPPORTED) and
- * launches; returns FOLIO_ERR_CUDA if the launch fails. */
+ * launches on a->stream, asynchronously: the attention kernel, then a short
+ * second kernel that redoes the rare query blocks whose softmax needed a
+ * reference (extreme scores; attn/attn_sparse.cu, "softmax") -- both in
+ * stream order, so a->out is complete when the stream is.  Returns
+ * FOLIO_ERR_CUDA if a launch fails. */
 folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_t *a);
 
 /* Pure bf16 conversion helpers on the device: n floats <-> bf16. */
