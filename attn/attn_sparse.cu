@@ -481,21 +481,21 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * Earlier softmax variants (online, lazy rescale, no max while per-tile
  * sums stayed under 2^16 with a per-warp recompute): bench/GPU_NOTES.md. */
 
-/* r = 0 for every row (FAST) */
-template <int MF> __device__ constexpr float kZeroRef[MF][2] = {};
-
-/* P = 2^(S sl - r) packed to bf16, the A-operand layout of the PV product. */
-template <int MF>
+/* P = 2^(S sl - r) packed to bf16, the A-operand layout of the PV product;
+ * r = 0 (FAST: the FMA folds to a multiply, r is not read) unless REF. */
+template <int MF, bool REF>
 __device__ __forceinline__ void softmax_p(const float (&S)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl,
                                           const float (&r)[MF][2])
 {
 #pragma unroll
-    for (int f = 0; f < MF; f++)
+    for (int f = 0; f < MF; f++) {
+        const float r0 = REF ? r[f][0] : 0.f, r1 = REF ? r[f][1] : 0.f;
 #pragma unroll
         for (int j = 0; j < 8; j++) {
-            pf[f][j][0] = pack_bf16(exp2f(fmaf(S[f][j][0], sl, -r[f][0])), exp2f(fmaf(S[f][j][1], sl, -r[f][0])));
-            pf[f][j][1] = pack_bf16(exp2f(fmaf(S[f][j][2], sl, -r[f][1])), exp2f(fmaf(S[f][j][3], sl, -r[f][1])));
+            pf[f][j][0] = pack_bf16(exp2f(fmaf(S[f][j][0], sl, -r0)), exp2f(fmaf(S[f][j][1], sl, -r0)));
+            pf[f][j][1] = pack_bf16(exp2f(fmaf(S[f][j][2], sl, -r1)), exp2f(fmaf(S[f][j][3], sl, -r1)));
         }
+    }
 }
 
 /* MAX: this thread's running maxima of its two rows per fragment (raw scores). */
@@ -766,8 +766,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
                 continue;
             }
             uint32_t pf[MF][8][2];
-            if (REDO) softmax_p<MF>(S, pf, sl, m);
-            else softmax_p<MF>(S, pf, sl, kZeroRef<MF>); /* r = 0: an FMA with 0, i.e. a multiply */
+            softmax_p<MF, REDO>(S, pf, sl, m); /* FAST: r = 0 (m is set only after its loop) */
 
             /* O += P [V | 1]: P from registers (C layout == A layout); V by
              * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
