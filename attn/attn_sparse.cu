@@ -939,6 +939,153 @@ sparse_redo_kernel(const __grid_constant__ Params p, int nqb)
 }
 
 
+/* ------------------------------------------------------------ sliding window
+ * The window-only pattern (`local`) with Q = K = V, W a multiple of 64 in
+ * [64, 64 kRing / 2]: every window tile lies on the document's 64-token grid,
+ * and query block j (grid tile jb) attends tiles jb - w .. jb + w (w = W / 64,
+ * clipped to the document), its neighbour jb + 1 the same tiles shifted by
+ * one.  So a CTA walks a run of consecutive query blocks of a head with the
+ * window's tiles kept in a ring of kRing stages (tile u in stage u % kRing):
+ * a block loads ONE new tile (jb + w, into the stage of jb - w, issued once
+ * the block has finished jb - w: 2w - 1 tiles before it is needed) instead
+ * of all 2w + 1, and its Q tile is ring tile jb (no Q load).  The kernel that
+ * loads every tile of every block reads each window tile from L2 9 times at
+ * W = 256 (~19 GB a call at n = 1M); an experiment that skipped 7 of 9 of
+ * those loads ran ~6 % faster (bench/GPU_NOTES.md, eleventh session, e1).
+ * The grid is persistent (the device's resident CTAs, each a contiguous
+ * range of (head, block) items; a change of head refills the ring), the
+ * ring costs the occupancy (3 CTAs an SM instead of 5: 74 KB of shared
+ * memory each), and only one barrier a block remains (before the stage of
+ * tile jb - w is refilled).  Per tile the steps are FAST's (scores, band
+ * mask at the two edge tiles, P = 2^(S sl), O += P [V | 1]); a block that
+ * fails the end check is marked for sparse_redo_kernel exactly as FAST's. */
+#ifndef FOLIO_ATTN_SLIDE
+#define FOLIO_ATTN_SLIDE 0
+#endif
+#if defined(FOLIO_WGMMA)
+constexpr int kRing = 8;                    /* stages: W up to 64 kRing / 2 = 256 */
+constexpr uint32_t kTileBytes = kTile * 128; /* a swizzled 64 x 64 bf16 tile     */
+/* dynamic shared memory: 1 KB of alignment slack, the ring, the ones tile, the stages' mbarriers */
+constexpr size_t kSlideSmem = 1024 + (size_t)(kRing + 1) * kTileBytes + 8 * kRing;
+
+template <bool OUT_BF16>
+__global__ void __launch_bounds__(128, 3) sparse_slide_kernel(const __grid_constant__ Params p, int nqb, int64_t items)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    extern __shared__ unsigned char slide_smem[];
+    const uint32_t ring = (smem_u32(slide_smem) + 1023u) & ~1023u; /* 128-byte swizzle atoms: 1 KB aligned */
+    const uint32_t ones = ring + kRing * kTileBytes, bars = ones + kTileBytes;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, tig = lane & 3;
+    const int rwb = warp * 16 + g; /* this thread's first row in a block */
+
+#pragma unroll
+    for (uint32_t k = 0; k < kTileBytes / 128; k += 16) /* bf16 1.0: see Smem's ONES */
+        asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(ones + tid * (kTileBytes / 128) + k),
+                     "r"(0x3F803F80u)
+                     : "memory");
+    wg_proxy_fence();
+    if (tid == 0) {
+#pragma unroll
+        for (int k = 0; k < kRing; k++) mbar_init(bars + 8 * k, 1);
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    const int w = p.W / kTile;                                 /* window in tiles (host: 1 <= w <= kRing / 2) */
+    const int64_t nt = (p.n_doc + kTile - 1) / kTile;          /* the document's grid tiles */
+    const uint64_t d0 = gmma_desc(ring, 16);                   /* K-major: stage k at +512 k */
+    const uint64_t dv0 = gmma_desc(ring, kRing * kTileBytes);  /* V of stage 0, ones at the leading offset */
+    constexpr uint64_t dstep = kTileBytes / 16, dvs = dstep - (dstep << 16);
+    const float sl = p.scale_log2;
+    const float kNoRef[1][2] = {}; /* FAST: r = 0 (not read) */
+
+    uint32_t phase = 0; /* bit k: the parity of stage k's next completion */
+    int cur_h = -1;
+    int64_t loaded = 0, ready = 0; /* grid tiles [.., loaded) issued, [.., ready) landed, since the last refill */
+    const int64_t i0 = (int64_t)blockIdx.x * items / gridDim.x, i1 = (int64_t)(blockIdx.x + 1) * items / gridDim.x;
+    for (int64_t it = i0; it < i1; it++) {
+        const int h = (int)(it / nqb);
+        const int64_t qs = p.q0 + (it % nqb) * kTile, qe = min(qs + kTile, p.q1);
+        const int64_t jb = qs / kTile;
+        const int64_t a = max((int64_t)0, jb - w), b = min(nt - 1, jb + w);
+        if (h != cur_h) { /* a new head: the ring's tiles are another head's (all landed, all read) */
+            cur_h = h;
+            loaded = ready = a;
+        }
+        /* issue what fits now: stages whose tiles lie before a (every warp
+         * left them at the previous block's closing barrier) */
+        auto issue = [&](int64_t u) {
+            if (tid == 0) {
+                const uint32_t bar = bars + 8 * (uint32_t)(u % kRing);
+                mbar_expect_tx(bar, kTileBytes);
+                tma_load_2d(ring + (uint32_t)(u % kRing) * kTileBytes, &p.tm_k, h * kD, (int)(u * kTile - p.x0), bar);
+            }
+        };
+        for (; loaded <= b && loaded < a + kRing; loaded++) issue(loaded);
+        auto wait_upto = [&](int64_t u) { /* tiles [ready, u] landed */
+            for (; ready <= u; ready++) {
+                const int st = (int)(ready % kRing);
+                mbar_wait(bars + 8 * st, (phase >> st) & 1u);
+                phase ^= 1u << st;
+            }
+        };
+        wait_upto(jb); /* Q = ring tile jb */
+        const uint64_t dq = d0 + (uint64_t)(jb % kRing) * dstep;
+
+        /* positions relative to qs (ints: |u - jb| <= w) */
+        const int ql = (int)(qe - qs), hrel = (int)(min(p.n_doc, qe + p.W) - qs);
+        float O[1][9][4];
+#pragma unroll
+        for (int j = 0; j < 9; j++) O[0][j][0] = O[0][j][1] = O[0][j][2] = O[0][j][3] = 0.f;
+        for (int64_t u = a; u <= b; u++) {
+            wait_upto(u);
+            const int st = (int)(u % kRing);
+            float S[1][8][4];
+            qk_tile_wg(S[0], dq, d0 + (uint64_t)st * dstep);
+            const int t0 = (int)(u - jb) * kTile;
+            const bool lo_cut = t0 < ql - 1 - p.W, hi_cut = t0 + kTile - 1 > p.W || t0 + kTile > hrel;
+            if (lo_cut && hi_cut) mask_band<true, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
+            else if (lo_cut) mask_band<true, false>(S[0], t0 - rwb, hrel - t0, p.W, tig);
+            else if (hi_cut) mask_band<false, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
+            uint32_t pf[1][8][2];
+            softmax_p<1, false>(S, pf, sl, kNoRef);
+            const uint64_t dv = dv0 + (uint64_t)st * dvs;
+            wg_reg_fence72(O[0]);
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < 4; kk++)
+                wgmma_rs72(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
+                           dv + (uint64_t)(kk * (2048 / 16)));
+            wg_commit();
+            wg_wait0();
+            wg_reg_fence72(O[0]);
+#pragma unroll
+            for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
+            if (loaded <= b && loaded - kRing <= u) { /* tile u's stage takes tile u + kRing of this block */
+                __syncthreads();                       /* every warp has read tile u */
+                issue(loaded++);
+            }
+        }
+        const int64_t rw = qs + rwb;
+        if (__syncthreads_or(rows_out_of_range<1>(O, rw, qe))) { /* rare: mark the block for the redo kernel */
+            if (tid == 0) {
+                const int64_t at = (qs - p.q0) * p.ld_out + (int64_t)h * kD;
+                if (OUT_BF16) ((uint16_t *)p.out)[at] = 0x7fc0u;
+                else ((uint32_t *)p.out)[at] = 0x7fc00000u;
+            }
+            continue;
+        }
+        float inv[1][2];
+        finish_rows<OUT_BF16, 1>(p, O, inv, rw, qe, h, tig);
+    }
+#else
+    (void)p; (void)nqb; (void)items;
+    __trap();
+#endif
+}
+#endif
+
 /* ------------------------------------------------------------ small kernels */
 
 __global__ void f32_to_bf16_kernel(const float *src, __nv_bfloat16 *dst, int64_t n)
@@ -1050,6 +1197,7 @@ cudaError_t folio_cuda_preload_sparse(void)
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, true, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, false, 1, true>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_slide_kernel<false>);
         return e;
     }
 #endif
@@ -1186,15 +1334,36 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
                 (a->q == a->k ? (p.tm_q = p.tm_k, true) : tensor_map_2d(enc, &p.tm_q, a->q, cols, a->nx, a->ld));
     }
 #endif
-    FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-    kern<<<grid, threads, 0, st>>>(p);
-    FOLIO_CUDA_CHECK(cudaGetLastError());
-    /* the redo scan: a thread a block and head, at most two CTAs an SM */
     int dev = 0, sms = 0;
     FOLIO_CUDA_CHECK(cudaGetDevice(&dev));
     FOLIO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    sms = std::max(sms, 1);
+    bool slid = false;
+#if defined(FOLIO_WGMMA)
+    /* the window-only pattern on the sliding ring (see sparse_slide_kernel):
+     * Q = K = V by TMA, the window a multiple of the block that fits the ring */
+    if (FOLIO_ATTN_SLIDE && wg && p.tma && kv_same && a->q == a->k && a->s_max == 0 && a->W == p.W &&
+        p.W >= kTile && p.W % kTile == 0 && p.W / kTile <= kRing / 2) {
+        void (*sk)(const Params, int, int64_t) = a->out_bf16 ? sparse_slide_kernel<true> : sparse_slide_kernel<false>;
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSlideSmem));
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        int occ = 0;
+        FOLIO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, sk, 128, kSlideSmem));
+        const int64_t items = nqb * a->H;
+        int64_t ctas = std::min(items, (int64_t)sms * std::max(occ, 1));
+        if (a->max_ctas > 0) ctas = std::min(ctas, (int64_t)a->max_ctas);
+        sk<<<(unsigned)ctas, 128, kSlideSmem, st>>>(p, (int)nqb, items);
+        slid = true;
+    }
+#endif
+    if (!slid) {
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        kern<<<grid, threads, 0, st>>>(p);
+    }
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    /* the redo scan: a thread a block and head, at most two CTAs an SM */
     const int64_t scan = (nqb * a->H + threads - 1) / threads;
-    redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)std::max(sms, 1)), threads, 0, st>>>(p, (int)nqb);
+    redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)sms), threads, 0, st>>>(p, (int)nqb);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }
