@@ -93,6 +93,30 @@ __device__ __forceinline__ void wg_reg_fence72(float (&d)[9][4])
     for (int j = 0; j < 9; j++)
         asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
 }
+/* The two products of a tile issued without their waits (the pipelined
+ * sliding kernel: S of tile u and PV of tile u - 1 in flight together). */
+__device__ __forceinline__ void qk_issue_wg(float (&S)[8][4], uint64_t dq, uint64_t dk)
+{
+    wg_reg_fence(S);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) wgmma_ss(S, dq + 2 * kk, dk + 2 * kk, kk > 0);
+    wg_commit();
+}
+__device__ __forceinline__ void pv_issue_wg(float (&O)[9][4], const uint32_t (&pf)[8][2], uint64_t dv)
+{ /* (O's register fence is the caller's, before the S product issued with it) */
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
+        wgmma_rs72(O, pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0], pf[2 * kk + 1][1], dv + (uint64_t)(kk * (2048 / 16)));
+    wg_commit();
+}
+template <int N> __device__ __forceinline__ void wg_wait()
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
+#endif
+}
 
 /* ---- TMA (sm_90): window tiles as one bulk tensor copy a tile, issued by
  * one thread and completed on a per-stage mbarrier.  The tensor map's
@@ -962,13 +986,16 @@ sparse_redo_kernel(const __grid_constant__ Params p, int nqb)
 #ifndef FOLIO_ATTN_SLIDE
 #define FOLIO_ATTN_SLIDE 0
 #endif
+#ifndef FOLIO_ATTN_SLIDE_PIPE
+#define FOLIO_ATTN_SLIDE_PIPE 0 /* the pipelined tile loop (PIPE) */
+#endif
 #if defined(FOLIO_WGMMA)
 constexpr int kRing = 8;                    /* stages: W up to 64 kRing / 2 = 256 */
 constexpr uint32_t kTileBytes = kTile * 128; /* a swizzled 64 x 64 bf16 tile     */
 /* dynamic shared memory: 1 KB of alignment slack, the ring, the ones tile, the stages' mbarriers */
 constexpr size_t kSlideSmem = 1024 + (size_t)(kRing + 1) * kTileBytes + 8 * kRing;
 
-template <bool OUT_BF16>
+template <bool OUT_BF16, bool PIPE>
 __global__ void __launch_bounds__(128, 3) sparse_slide_kernel(const __grid_constant__ Params p, int nqb, int64_t items)
 {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -1038,18 +1065,72 @@ __global__ void __launch_bounds__(128, 3) sparse_slide_kernel(const __grid_const
         float O[1][9][4];
 #pragma unroll
         for (int j = 0; j < 9; j++) O[0][j][0] = O[0][j][1] = O[0][j][2] = O[0][j][3] = 0.f;
-        for (int64_t u = a; u <= b; u++) {
-            wait_upto(u);
-            const int st = (int)(u % kRing);
-            float S[1][8][4];
-            qk_tile_wg(S[0], dq, d0 + (uint64_t)st * dstep);
+        /* tile u's band mask (the block's two edge tiles) and P */
+        auto mask_softmax = [&](float (&S)[1][8][4], int64_t u, uint32_t (&pf)[1][8][2]) {
             const int t0 = (int)(u - jb) * kTile;
             const bool lo_cut = t0 < ql - 1 - p.W, hi_cut = t0 + kTile - 1 > p.W || t0 + kTile > hrel;
             if (lo_cut && hi_cut) mask_band<true, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
             else if (lo_cut) mask_band<true, false>(S[0], t0 - rwb, hrel - t0, p.W, tig);
             else if (hi_cut) mask_band<false, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
-            uint32_t pf[1][8][2];
             softmax_p<1, false>(S, pf, sl, kNoRef);
+        };
+        auto dk_of = [&](int64_t u) { return d0 + (uint64_t)(u % kRing) * dstep; };
+        auto dv_of = [&](int64_t u) { return dv0 + (uint64_t)(u % kRing) * dvs; };
+        if (PIPE) {
+            /* S of tile u issued with PV of tile u - 1; u's softmax runs while
+             * that PV is on the tensor cores (FlashAttention-3's overlap inside
+             * the warpgroup).  P of consecutive tiles in two register sets
+             * that swap roles (the loop unrolled by two): with one set copied
+             * each tile ptxas gave both the same registers and serialized
+             * every wgmma (C7513, twelfth session's wip/pipe). */
+            uint32_t pa[1][8][2], pb[1][8][2];
+            {
+                wait_upto(a);
+                float S[1][8][4];
+                qk_tile_wg(S[0], dq, dk_of(a));
+                mask_softmax(S, a, pa);
+            }
+            auto step = [&](int64_t u, uint32_t (&prev)[1][8][2], uint32_t (&next)[1][8][2]) {
+                wait_upto(u);
+                float S[1][8][4];
+                wg_reg_fence72(O[0]);
+                qk_issue_wg(S[0], dq, dk_of(u));
+                pv_issue_wg(O[0], prev[0], dv_of(u - 1));
+                wg_wait<1>(); /* S of tile u; the PV may still run */
+                wg_reg_fence(S[0]);
+                mask_softmax(S, u, next);
+                wg_wait<0>(); /* PV of tile u - 1: prev and tile u - 1 are free */
+                wg_reg_fence72(O[0]);
+#pragma unroll
+                for (int j = 0; j < 8; j++) asm volatile("" : "+r"(prev[0][j][0]), "+r"(prev[0][j][1])::"memory");
+                if (loaded <= b && loaded - kRing <= u - 1) { /* tile u - 1's stage takes a tile of this block */
+                    __syncthreads();
+                    issue(loaded++);
+                }
+            };
+            int64_t u = a + 1;
+            for (; u + 1 <= b; u += 2) {
+                step(u, pa, pb);
+                step(u + 1, pb, pa);
+            }
+            const bool last_in_b = u <= b; /* one tile left: P of tile b ends in pb */
+            if (last_in_b) step(u, pa, pb);
+            wg_reg_fence72(O[0]);
+            if (last_in_b) pv_issue_wg(O[0], pb[0], dv_of(b));
+            else pv_issue_wg(O[0], pa[0], dv_of(b));
+            wg_wait<0>();
+            wg_reg_fence72(O[0]);
+#pragma unroll
+            for (int j = 0; j < 8; j++)
+                asm volatile("" : "+r"(pa[0][j][0]), "+r"(pa[0][j][1]), "+r"(pb[0][j][0]), "+r"(pb[0][j][1])::"memory");
+        } else
+        for (int64_t u = a; u <= b; u++) {
+            wait_upto(u);
+            const int st = (int)(u % kRing);
+            float S[1][8][4];
+            qk_tile_wg(S[0], dq, d0 + (uint64_t)st * dstep);
+            uint32_t pf[1][8][2];
+            mask_softmax(S, u, pf);
             const uint64_t dv = dv0 + (uint64_t)st * dvs;
             wg_reg_fence72(O[0]);
             wg_fence();
@@ -1197,7 +1278,7 @@ cudaError_t folio_cuda_preload_sparse(void)
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, true, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, false, 1, true>);
-        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_slide_kernel<false>);
+        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_slide_kernel<false, FOLIO_ATTN_SLIDE_PIPE>);
         return e;
     }
 #endif
@@ -1344,7 +1425,9 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
      * Q = K = V by TMA, the window a multiple of the block that fits the ring */
     if (FOLIO_ATTN_SLIDE && wg && p.tma && kv_same && a->q == a->k && a->s_max == 0 && a->W == p.W &&
         p.W >= kTile && p.W % kTile == 0 && p.W / kTile <= kRing / 2) {
-        void (*sk)(const Params, int, int64_t) = a->out_bf16 ? sparse_slide_kernel<true> : sparse_slide_kernel<false>;
+        constexpr bool kPipe = FOLIO_ATTN_SLIDE_PIPE;
+        void (*sk)(const Params, int, int64_t) =
+            a->out_bf16 ? sparse_slide_kernel<true, kPipe> : sparse_slide_kernel<false, kPipe>;
         FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSlideSmem));
         FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
         int occ = 0;
