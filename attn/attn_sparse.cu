@@ -117,6 +117,31 @@ template <int N> __device__ __forceinline__ void wg_wait()
     asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
 #endif
 }
+/* d += A B for 72 columns with both operands from shared memory read
+ * transposed (M-major A, N-major B): the walking kernel's O += P^T [V | 1],
+ * P^T the previous block's stored P tile (see sparse_walk_kernel). */
+__device__ __forceinline__ void wgmma_ss72t(float (&d)[9][4], uint64_t da, uint64_t db)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 "
+                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
+                 "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}"
+                 ", %36, %37, 1, 1, 1, 1, 1;\n"
+                 : FOLIO_WG_D36(d)
+                 : "l"(da), "l"(db));
+#else
+    (void)d; (void)da; (void)db;
+    __trap();
+#endif
+}
+__device__ __forceinline__ void mbar_inval(uint32_t bar)
+{
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
+#else
+    (void)bar;
+#endif
+}
 
 /* ---- TMA (sm_90): window tiles as one bulk tensor copy a tile, issued by
  * one thread and completed on a per-stage mbarrier.  The tensor map's
@@ -644,9 +669,19 @@ __device__ __forceinline__ void mass_columns(const float (&S)[MF][8][4], const f
  * the block (a NaN in its first output) and writes nothing else when a live
  * row fails its check, or the MAX and REF passes (REDO: the redo kernel's,
  * with cp.async loads -- no mbarriers to carry from block to block). */
-template <bool OUT_BF16, bool KV_SAME, int MF, bool WG, bool REDO, class SM>
-__device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, int h)
+/* The walking kernel's hand-over between consecutive query blocks of a head
+ * (see sparse_walk_kernel); unused elsewhere. */
+struct WalkIo {
+    bool again;      /* not the CTA's first block: its mbarriers are re-armed */
+    bool have_prev;  /* pslot holds P of (block qb - 1, key tile qb): use its transpose */
+    bool store_next; /* store P of (block qb, key tile qb + 1) into pslot for block qb + 1 */
+    uint32_t pslot;  /* shared address of the 8 KB P tile */
+};
+
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG, bool REDO, class SM, bool WALK = false>
+__device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, int h, const WalkIo &io = WalkIo{})
 {
+    static_assert(!WALK || (WG && KV_SAME && !REDO), "the walk is FAST's, on the warpgroup path with K = V");
     using SH = Shape<MF>;
     static_assert(!WG || MF == 1, "the warpgroup path is 4 warps x 16 rows");
 #if !defined(FOLIO_WGMMA)
@@ -673,6 +708,11 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
     }
     if (TMA && p.tma) { /* the barriers, then Q by TMA too (rows past the queries: read, never written out) */
         if (tid == 0) {
+            if (WALK && io.again) { /* every wait of the previous block is done (its closing barriers) */
+#pragma unroll
+                for (int b = 0; b < kStages; b++) mbar_inval(smem_u32(&sm.full[b]));
+                mbar_inval(smem_u32(&sm.qfull));
+            }
 #pragma unroll
             for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
             mbar_init(smem_u32(&sm.qfull), 1);
@@ -728,6 +768,15 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
     };
     const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
+    /* the walk: window tile t_use (keys of block qb - 1) from the stored P,
+     * tile t_store's P (keys of block qb + 1) stored (W % 64 == 0: window
+     * tiles lie on the block grid) */
+    int t_use = -1, t_store = -1;
+    if (WALK) {
+        const int lo_b = (int)((qs - bp.lo) / kTile); /* window tiles before the block's own */
+        if (io.have_prev) t_use = lo_b - 1;
+        if (io.store_next) t_store = lo_b + 1;
+    }
     const RelPlan rp = rel_plan((int)(qs - bp.lo), (int)(qe - bp.lo), (int)(bp.hi - bp.lo), rwb, n_w, p.W);
     const float sl = p.scale_log2;
 
@@ -779,6 +828,21 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             }
             if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
             const int buf = kStages == 2 ? (t & 1) : t % kStages;
+#if defined(FOLIO_WGMMA)
+            if (WALK && t == t_use) { /* O += P^T [V | 1], P of (block qb - 1, these keys) = this tile's P
+                                       * transposed: Q = K and P = 2^(S sl) with no per-row reference */
+                const uint64_t dv = dv0 + (uint64_t)buf * dvs, dp = gmma_desc(io.pslot, 1024);
+                wg_reg_fence72(O[0]);
+                wg_fence();
+#pragma unroll
+                for (int kk = 0; kk < 4; kk++) wgmma_ss72t(O[0], dp + (uint64_t)(kk * (2048 / 16)), dv + (uint64_t)(kk * (2048 / 16)));
+                wg_commit();
+                wg_wait0();
+                wg_reg_fence72(O[0]);
+                if (kStages == 2) __syncthreads();
+                continue;
+            }
+#endif
             float S[MF][8][4];
             scores(S, buf, qf, koff);
 
@@ -791,6 +855,17 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             }
             uint32_t pf[MF][8][2];
             softmax_p<MF, REDO>(S, pf, sl, m); /* FAST: r = 0 (m is set only after its loop) */
+            if (WALK && t == t_store) { /* for block qb + 1 (swizzled like a K tile: rows = this block's queries) */
+#pragma unroll
+                for (int j = 0; j < 8; j++) {
+                    const uint32_t a0 = io.pslot + swz(rwb, j) + 4 * tig;
+                    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(pf[0][j][0]) : "memory");
+                    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(pf[0][j][1]) : "memory");
+                }
+#if defined(FOLIO_WGMMA)
+                wg_proxy_fence(); /* read by the tensor cores after the next block's first barrier */
+#endif
+            }
 
             /* O += P [V | 1]: P from registers (C layout == A layout); V by
              * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
@@ -926,6 +1001,37 @@ __global__ void FOLIO_ATTN_BOUNDS(MF, WG) sparse_fwd_kernel(const __grid_constan
     __shared__ KernelSmem<KV_SAME, WG> sm;
     attend_block<OUT_BF16, KV_SAME, MF, WG, false>(p, sm, blockIdx.x, blockIdx.y);
 }
+
+#if defined(FOLIO_WGMMA)
+/* ------------------------------------------------------------ walking
+ * With Q = K (folio's encoder) and P = 2^(S sl) without a per-row
+ * reference, the probabilities are symmetric: P of (query block j, key
+ * tile j + 1) is the transpose of P of (query block j + 1, key tile j).  A
+ * CTA that walks kWalk consecutive query blocks of a head computes that tile
+ * once: block j stores its P (8 KB of shared memory next to FAST's 35 KB:
+ * 5 CTAs an SM still fit) and block j + 1 runs O += P^T [V | 1] from it, with
+ * no scores, mask or exponentials -- one tile of the nine at W = 256 (band
+ * symmetric, so are the masks).  Short walks keep what the resident CTAs
+ * touch at once near each other in L2 (the grid stays block-fast). */
+#ifndef FOLIO_ATTN_WALK
+#define FOLIO_ATTN_WALK 0 /* query blocks a CTA walks (0: no walking kernel) */
+#endif
+template <bool OUT_BF16>
+__global__ void FOLIO_ATTN_BOUNDS(1, true) sparse_walk_kernel(const __grid_constant__ Params p, int nqb, int walk)
+{
+    struct WalkSmem {
+        KernelSmem<true, true> s;
+        alignas(1024) unsigned char pt[kOnesHere ? kTile * 128 : 16];
+    };
+    __shared__ WalkSmem sm;
+    const int h = blockIdx.y, qb0 = blockIdx.x * walk, qb1 = min(qb0 + walk, nqb);
+    for (int qb = qb0; qb < qb1; qb++) {
+        const WalkIo io{qb > qb0, qb > qb0, qb + 1 < qb1, smem_u32(sm.pt)};
+        attend_block<OUT_BF16, true, 1, true, false, KernelSmem<true, true>, true>(p, sm.s, qb, h, io);
+        __syncthreads(); /* the stored P and the stages are the next block's */
+    }
+}
+#endif
 
 /* After it, on the same stream: the blocks FAST marked (their first output
  * element NaN: a block whose output is NaN anyway, from NaN inputs, comes
@@ -1436,6 +1542,17 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
         int64_t ctas = std::min(items, (int64_t)sms * std::max(occ, 1));
         if (a->max_ctas > 0) ctas = std::min(ctas, (int64_t)a->max_ctas);
         sk<<<(unsigned)ctas, 128, kSlideSmem, st>>>(p, (int)nqb, items);
+        slid = true;
+    }
+#endif
+#if defined(FOLIO_WGMMA)
+    /* the walking kernel (see sparse_walk_kernel): Q = K = V, window tiles on the block grid */
+    if (!slid && FOLIO_ATTN_WALK > 1 && wg && kv_same && a->q == a->k && a->W == p.W && p.W >= kTile &&
+        p.W % kTile == 0 && nqb > 1) {
+        void (*wk)(const Params, int, int) = a->out_bf16 ? sparse_walk_kernel<true> : sparse_walk_kernel<false>;
+        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(wk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+        const int walk = FOLIO_ATTN_WALK > 1 ? FOLIO_ATTN_WALK : 2; /* (the test above: > 1) */
+        wk<<<dim3((unsigned)((nqb + walk - 1) / walk), (unsigned)a->H), threads, 0, st>>>(p, (int)nqb, walk);
         slid = true;
     }
 #endif
