@@ -1026,7 +1026,11 @@ __global__ void FOLIO_ATTN_BOUNDS(1, true) sparse_walk_kernel(const __grid_const
     __shared__ WalkSmem sm;
     const int h = blockIdx.y, qb0 = blockIdx.x * walk, qb1 = min(qb0 + walk, nqb);
     for (int qb = qb0; qb < qb1; qb++) {
+#ifdef FOLIO_ATTN_WALK_NOREUSE /* diagnostic: the walk without the shared tile */
+        const WalkIo io{qb > qb0, false, false, smem_u32(sm.pt)};
+#else
         const WalkIo io{qb > qb0, qb > qb0, qb + 1 < qb1, smem_u32(sm.pt)};
+#endif
         attend_block<OUT_BF16, true, 1, true, false, KernelSmem<true, true>, true>(p, sm.s, qb, h, io);
         __syncthreads(); /* the stored P and the stages are the next block's */
     }
