@@ -56,9 +56,6 @@ typedef struct {
     int H, d_h, B, W;
     float scale;
     void *stream;                /* cudaStream_t, NULL = default stream */
-    int max_ctas;                /* 0: the persistent grid of the sliding-window kernel
-                                    fills the device; > 0 caps it (tests: long runs of
-                                    blocks a CTA, head changes inside a run) */
 } folio_attn_cuda_args_t;
 
 #ifdef FOLIO_HAVE_CUDA
@@ -194,9 +191,8 @@ folio_status_t folio_cuda_embed(const char *text, uint64_t len, uint64_t base, c
  * ignored. */
 folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a);
 /* The same with the kernel's bf16 output (out_bf16 != 0: what the benchmarks
- * and the bf16 path use), widened to fp32 into a->out on the host; max_ctas
- * as in folio_attn_cuda_args_t (0: the device's fill). */
-folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16, int max_ctas);
+ * and the bf16 path use), widened to fp32 into a->out on the host. */
+folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16);
 
 /* ------------------------------------------------------------ benchmark
  * Times the fused kernel alone on random bf16 inputs of n tokens, H heads of
@@ -282,8 +278,8 @@ static inline folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_ar
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
-static inline folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16, int max_ctas)
-{ (void)a; (void)out_bf16; (void)max_ctas; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
+{ (void)a; (void)out_bf16; return FOLIO_ERR_UNSUPPORTED; }
 typedef struct {
     double ms_median, ms_min, tflops_useful, pairs;
     double tflops_computed;

@@ -1486,11 +1486,10 @@ static folio_status_t upload_bf16(const float *src, size_t n, float *dTmp, uint1
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a)
 {
-    return folio_attn_sparse_fwd_cuda_host_out(a, 0, 0);
+    return folio_attn_sparse_fwd_cuda_host_out(a, 0);
 }
 
-extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16,
-                                                              int max_ctas)
+extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
 {
     FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda host: NULL q/k/v/out");
     FOLIO_CHECK_GENERIC(a->B > 0 && a->H > 0 && a->d_h > 0 && a->q1 >= a->q0 && a->nx >= 0 && a->n_nodes >= 0,
@@ -1592,7 +1591,6 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_a
     k.B = a->B;
     k.W = a->W;
     k.scale = a->scale;
-    k.max_ctas = max_ctas;
     FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
     FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
     if (out_bf16) { /* packed bf16 rows at the front of dOut: widen on the host */

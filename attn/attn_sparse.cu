@@ -93,55 +93,6 @@ __device__ __forceinline__ void wg_reg_fence72(float (&d)[9][4])
     for (int j = 0; j < 9; j++)
         asm volatile("" : "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])::"memory");
 }
-/* The two products of a tile issued without their waits (the pipelined
- * sliding kernel: S of tile u and PV of tile u - 1 in flight together). */
-__device__ __forceinline__ void qk_issue_wg(float (&S)[8][4], uint64_t dq, uint64_t dk)
-{
-    wg_reg_fence(S);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) wgmma_ss(S, dq + 2 * kk, dk + 2 * kk, kk > 0);
-    wg_commit();
-}
-__device__ __forceinline__ void pv_issue_wg(float (&O)[9][4], const uint32_t (&pf)[8][2], uint64_t dv)
-{ /* (O's register fence is the caller's, before the S product issued with it) */
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < 4; kk++) /* 16 keys = two 8-row atoms */
-        wgmma_rs72(O, pf[2 * kk][0], pf[2 * kk][1], pf[2 * kk + 1][0], pf[2 * kk + 1][1], dv + (uint64_t)(kk * (2048 / 16)));
-    wg_commit();
-}
-template <int N> __device__ __forceinline__ void wg_wait()
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
-}
-/* d += A B for 72 columns with both operands from shared memory read
- * transposed (M-major A, N-major B): the walking kernel's O += P^T [V | 1],
- * P^T the previous block's stored P tile (see sparse_walk_kernel). */
-__device__ __forceinline__ void wgmma_ss72t(float (&d)[9][4], uint64_t da, uint64_t db)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("wgmma.mma_async.sync.aligned.m64n72k16.f32.bf16.bf16 "
-                 "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, "
-                 "%21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35}"
-                 ", %36, %37, 1, 1, 1, 1, 1;\n"
-                 : FOLIO_WG_D36(d)
-                 : "l"(da), "l"(db));
-#else
-    (void)d; (void)da; (void)db;
-    __trap();
-#endif
-}
-__device__ __forceinline__ void mbar_inval(uint32_t bar)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    asm volatile("mbarrier.inval.shared::cta.b64 [%0];\n" ::"r"(bar) : "memory");
-#else
-    (void)bar;
-#endif
-}
 
 /* ---- TMA (sm_90): window tiles as one bulk tensor copy a tile, issued by
  * one thread and completed on a per-stage mbarrier.  The tensor map's
@@ -669,19 +620,9 @@ __device__ __forceinline__ void mass_columns(const float (&S)[MF][8][4], const f
  * the block (a NaN in its first output) and writes nothing else when a live
  * row fails its check, or the MAX and REF passes (REDO: the redo kernel's,
  * with cp.async loads -- no mbarriers to carry from block to block). */
-/* The walking kernel's hand-over between consecutive query blocks of a head
- * (see sparse_walk_kernel); unused elsewhere. */
-struct WalkIo {
-    bool again;      /* not the CTA's first block: its mbarriers are re-armed */
-    bool have_prev;  /* pslot holds P of (block qb - 1, key tile qb): use its transpose */
-    bool store_next; /* store P of (block qb, key tile qb + 1) into pslot for block qb + 1 */
-    uint32_t pslot;  /* shared address of the 8 KB P tile */
-};
-
-template <bool OUT_BF16, bool KV_SAME, int MF, bool WG, bool REDO, class SM, bool WALK = false>
-__device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, int h, const WalkIo &io = WalkIo{})
+template <bool OUT_BF16, bool KV_SAME, int MF, bool WG, bool REDO, class SM>
+__device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, int h)
 {
-    static_assert(!WALK || (WG && KV_SAME && !REDO), "the walk is FAST's, on the warpgroup path with K = V");
     using SH = Shape<MF>;
     static_assert(!WG || MF == 1, "the warpgroup path is 4 warps x 16 rows");
 #if !defined(FOLIO_WGMMA)
@@ -708,11 +649,6 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
     }
     if (TMA && p.tma) { /* the barriers, then Q by TMA too (rows past the queries: read, never written out) */
         if (tid == 0) {
-            if (WALK && io.again) { /* every wait of the previous block is done (its closing barriers) */
-#pragma unroll
-                for (int b = 0; b < kStages; b++) mbar_inval(smem_u32(&sm.full[b]));
-                mbar_inval(smem_u32(&sm.qfull));
-            }
 #pragma unroll
             for (int b = 0; b < kStages; b++) mbar_init(smem_u32(&sm.full[b]), 1);
             mbar_init(smem_u32(&sm.qfull), 1);
@@ -768,15 +704,6 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             qk_tile<MF>(SS, qf, smem_u32(sm.k[kb]), koff);
     };
     const int rwb = warp * 16 * MF + g; /* row of fragment f within the block: rwb + 16 f (+ 8) */
-    /* the walk: window tile t_use (keys of block qb - 1) from the stored P,
-     * tile t_store's P (keys of block qb + 1) stored (W % 64 == 0: window
-     * tiles lie on the block grid) */
-    int t_use = -1, t_store = -1;
-    if (WALK) {
-        const int lo_b = (int)((qs - bp.lo) / kTile); /* window tiles before the block's own */
-        if (io.have_prev) t_use = lo_b - 1;
-        if (io.store_next) t_store = lo_b + 1;
-    }
     const RelPlan rp = rel_plan((int)(qs - bp.lo), (int)(qe - bp.lo), (int)(bp.hi - bp.lo), rwb, n_w, p.W);
     const float sl = p.scale_log2;
 
@@ -828,21 +755,6 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             }
             if (!WG && t == 0) q_frags<MF>(qf, smem_u32(sm.q), warp, lane);
             const int buf = kStages == 2 ? (t & 1) : t % kStages;
-#if defined(FOLIO_WGMMA)
-            if (WALK && t == t_use) { /* O += P^T [V | 1], P of (block qb - 1, these keys) = this tile's P
-                                       * transposed: Q = K and P = 2^(S sl) with no per-row reference */
-                const uint64_t dv = dv0 + (uint64_t)buf * dvs, dp = gmma_desc(io.pslot, 1024);
-                wg_reg_fence72(O[0]);
-                wg_fence();
-#pragma unroll
-                for (int kk = 0; kk < 4; kk++) wgmma_ss72t(O[0], dp + (uint64_t)(kk * (2048 / 16)), dv + (uint64_t)(kk * (2048 / 16)));
-                wg_commit();
-                wg_wait0();
-                wg_reg_fence72(O[0]);
-                if (kStages == 2) __syncthreads();
-                continue;
-            }
-#endif
             float S[MF][8][4];
             scores(S, buf, qf, koff);
 
@@ -855,17 +767,6 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             }
             uint32_t pf[MF][8][2];
             softmax_p<MF, REDO>(S, pf, sl, m); /* FAST: r = 0 (m is set only after its loop) */
-            if (WALK && t == t_store) { /* for block qb + 1 (swizzled like a K tile: rows = this block's queries) */
-#pragma unroll
-                for (int j = 0; j < 8; j++) {
-                    const uint32_t a0 = io.pslot + swz(rwb, j) + 4 * tig;
-                    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0), "r"(pf[0][j][0]) : "memory");
-                    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(a0 + 8 * 128), "r"(pf[0][j][1]) : "memory");
-                }
-#if defined(FOLIO_WGMMA)
-                wg_proxy_fence(); /* read by the tensor cores after the next block's first barrier */
-#endif
-            }
 
             /* O += P [V | 1]: P from registers (C layout == A layout); V by
              * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
@@ -1002,41 +903,6 @@ __global__ void FOLIO_ATTN_BOUNDS(MF, WG) sparse_fwd_kernel(const __grid_constan
     attend_block<OUT_BF16, KV_SAME, MF, WG, false>(p, sm, blockIdx.x, blockIdx.y);
 }
 
-#if defined(FOLIO_WGMMA)
-/* ------------------------------------------------------------ walking
- * With Q = K (folio's encoder) and P = 2^(S sl) without a per-row
- * reference, the probabilities are symmetric: P of (query block j, key
- * tile j + 1) is the transpose of P of (query block j + 1, key tile j).  A
- * CTA that walks kWalk consecutive query blocks of a head computes that tile
- * once: block j stores its P (8 KB of shared memory next to FAST's 35 KB:
- * 5 CTAs an SM still fit) and block j + 1 runs O += P^T [V | 1] from it, with
- * no scores, mask or exponentials -- one tile of the nine at W = 256 (band
- * symmetric, so are the masks).  Short walks keep what the resident CTAs
- * touch at once near each other in L2 (the grid stays block-fast). */
-#ifndef FOLIO_ATTN_WALK
-#define FOLIO_ATTN_WALK 0 /* query blocks a CTA walks (0: no walking kernel) */
-#endif
-template <bool OUT_BF16>
-__global__ void FOLIO_ATTN_BOUNDS(1, true) sparse_walk_kernel(const __grid_constant__ Params p, int nqb, int walk)
-{
-    struct WalkSmem {
-        KernelSmem<true, true> s;
-        alignas(1024) unsigned char pt[kOnesHere ? kTile * 128 : 16];
-    };
-    __shared__ WalkSmem sm;
-    const int h = blockIdx.y, qb0 = blockIdx.x * walk, qb1 = min(qb0 + walk, nqb);
-    for (int qb = qb0; qb < qb1; qb++) {
-#ifdef FOLIO_ATTN_WALK_NOREUSE /* diagnostic: the walk without the shared tile */
-        const WalkIo io{qb > qb0, false, false, smem_u32(sm.pt)};
-#else
-        const WalkIo io{qb > qb0, qb > qb0, qb + 1 < qb1, smem_u32(sm.pt)};
-#endif
-        attend_block<OUT_BF16, true, 1, true, false, KernelSmem<true, true>, true>(p, sm.s, qb, h, io);
-        __syncthreads(); /* the stored P and the stages are the next block's */
-    }
-}
-#endif
-
 /* After it, on the same stream: the blocks FAST marked (their first output
  * element NaN: a block whose output is NaN anyway, from NaN inputs, comes
  * out the same again), found by a grid-stride scan of one element a block
@@ -1072,210 +938,6 @@ sparse_redo_kernel(const __grid_constant__ Params p, int nqb)
     }
 }
 
-
-/* ------------------------------------------------------------ sliding window
- * The window-only pattern (`local`) with Q = K = V, W a multiple of 64 in
- * [64, 64 kRing / 2]: every window tile lies on the document's 64-token grid,
- * and query block j (grid tile jb) attends tiles jb - w .. jb + w (w = W / 64,
- * clipped to the document), its neighbour jb + 1 the same tiles shifted by
- * one.  So a CTA walks a run of consecutive query blocks of a head with the
- * window's tiles kept in a ring of kRing stages (tile u in stage u % kRing):
- * a block loads ONE new tile (jb + w, into the stage of jb - w, issued once
- * the block has finished jb - w: 2w - 1 tiles before it is needed) instead
- * of all 2w + 1, and its Q tile is ring tile jb (no Q load).  The kernel that
- * loads every tile of every block reads each window tile from L2 9 times at
- * W = 256 (~19 GB a call at n = 1M); an experiment that skipped 7 of 9 of
- * those loads ran ~6 % faster (bench/GPU_NOTES.md, eleventh session, e1).
- * The grid is persistent (the device's resident CTAs, each a contiguous
- * range of (head, block) items; a change of head refills the ring), the
- * ring costs the occupancy (3 CTAs an SM instead of 5: 74 KB of shared
- * memory each), and only one barrier a block remains (before the stage of
- * tile jb - w is refilled).  Per tile the steps are FAST's (scores, band
- * mask at the two edge tiles, P = 2^(S sl), O += P [V | 1]); a block that
- * fails the end check is marked for sparse_redo_kernel exactly as FAST's. */
-#ifndef FOLIO_ATTN_SLIDE
-#define FOLIO_ATTN_SLIDE 0
-#endif
-#ifndef FOLIO_ATTN_SLIDE_PIPE
-#define FOLIO_ATTN_SLIDE_PIPE 0 /* the pipelined tile loop (PIPE) */
-#endif
-#if defined(FOLIO_WGMMA)
-constexpr int kRing = 8;                    /* stages: W up to 64 kRing / 2 = 256 */
-constexpr uint32_t kTileBytes = kTile * 128; /* a swizzled 64 x 64 bf16 tile     */
-/* dynamic shared memory: 1 KB of alignment slack, the ring, the ones tile, the stages' mbarriers */
-constexpr size_t kSlideSmem = 1024 + (size_t)(kRing + 1) * kTileBytes + 8 * kRing;
-
-template <bool OUT_BF16, bool PIPE>
-__global__ void __launch_bounds__(128, 3) sparse_slide_kernel(const __grid_constant__ Params p, int nqb, int64_t items)
-{
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-    extern __shared__ unsigned char slide_smem[];
-    const uint32_t ring = (smem_u32(slide_smem) + 1023u) & ~1023u; /* 128-byte swizzle atoms: 1 KB aligned */
-    const uint32_t ones = ring + kRing * kTileBytes, bars = ones + kTileBytes;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-    const int g = lane >> 2, tig = lane & 3;
-    const int rwb = warp * 16 + g; /* this thread's first row in a block */
-
-#pragma unroll
-    for (uint32_t k = 0; k < kTileBytes / 128; k += 16) /* bf16 1.0: see Smem's ONES */
-        asm volatile("st.shared.v4.b32 [%0], {%1, %1, %1, %1};\n" ::"r"(ones + tid * (kTileBytes / 128) + k),
-                     "r"(0x3F803F80u)
-                     : "memory");
-    wg_proxy_fence();
-    if (tid == 0) {
-#pragma unroll
-        for (int k = 0; k < kRing; k++) mbar_init(bars + 8 * k, 1);
-        mbar_init_fence();
-    }
-    __syncthreads();
-
-    const int w = p.W / kTile;                                 /* window in tiles (host: 1 <= w <= kRing / 2) */
-    const int64_t nt = (p.n_doc + kTile - 1) / kTile;          /* the document's grid tiles */
-    const uint64_t d0 = gmma_desc(ring, 16);                   /* K-major: stage k at +512 k */
-    const uint64_t dv0 = gmma_desc(ring, kRing * kTileBytes);  /* V of stage 0, ones at the leading offset */
-    constexpr uint64_t dstep = kTileBytes / 16, dvs = dstep - (dstep << 16);
-    const float sl = p.scale_log2;
-    const float kNoRef[1][2] = {}; /* FAST: r = 0 (not read) */
-
-    uint32_t phase = 0; /* bit k: the parity of stage k's next completion */
-    int cur_h = -1;
-    int64_t loaded = 0, ready = 0; /* grid tiles [.., loaded) issued, [.., ready) landed, since the last refill */
-    const int64_t i0 = (int64_t)blockIdx.x * items / gridDim.x, i1 = (int64_t)(blockIdx.x + 1) * items / gridDim.x;
-    for (int64_t it = i0; it < i1; it++) {
-        const int h = (int)(it / nqb);
-        const int64_t qs = p.q0 + (it % nqb) * kTile, qe = min(qs + kTile, p.q1);
-        const int64_t jb = qs / kTile;
-        const int64_t a = max((int64_t)0, jb - w), b = min(nt - 1, jb + w);
-        if (h != cur_h) { /* a new head: the ring's tiles are another head's (all landed, all read) */
-            cur_h = h;
-            loaded = ready = a;
-        }
-        /* issue what fits now: stages whose tiles lie before a (every warp
-         * left them at the previous block's closing barrier) */
-        auto issue = [&](int64_t u) {
-            if (tid == 0) {
-                const uint32_t bar = bars + 8 * (uint32_t)(u % kRing);
-                mbar_expect_tx(bar, kTileBytes);
-                tma_load_2d(ring + (uint32_t)(u % kRing) * kTileBytes, &p.tm_k, h * kD, (int)(u * kTile - p.x0), bar);
-            }
-        };
-        for (; loaded <= b && loaded < a + kRing; loaded++) issue(loaded);
-        auto wait_upto = [&](int64_t u) { /* tiles [ready, u] landed */
-            for (; ready <= u; ready++) {
-                const int st = (int)(ready % kRing);
-                mbar_wait(bars + 8 * st, (phase >> st) & 1u);
-                phase ^= 1u << st;
-            }
-        };
-        wait_upto(jb); /* Q = ring tile jb */
-        const uint64_t dq = d0 + (uint64_t)(jb % kRing) * dstep;
-
-        /* positions relative to qs (ints: |u - jb| <= w) */
-        const int ql = (int)(qe - qs), hrel = (int)(min(p.n_doc, qe + p.W) - qs);
-        float O[1][9][4];
-#pragma unroll
-        for (int j = 0; j < 9; j++) O[0][j][0] = O[0][j][1] = O[0][j][2] = O[0][j][3] = 0.f;
-        /* tile u's band mask (the block's two edge tiles) and P */
-        auto mask_softmax = [&](float (&S)[1][8][4], int64_t u, uint32_t (&pf)[1][8][2]) {
-            const int t0 = (int)(u - jb) * kTile;
-            const bool lo_cut = t0 < ql - 1 - p.W, hi_cut = t0 + kTile - 1 > p.W || t0 + kTile > hrel;
-            if (lo_cut && hi_cut) mask_band<true, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
-            else if (lo_cut) mask_band<true, false>(S[0], t0 - rwb, hrel - t0, p.W, tig);
-            else if (hi_cut) mask_band<false, true>(S[0], t0 - rwb, hrel - t0, p.W, tig);
-            softmax_p<1, false>(S, pf, sl, kNoRef);
-        };
-        auto dk_of = [&](int64_t u) { return d0 + (uint64_t)(u % kRing) * dstep; };
-        auto dv_of = [&](int64_t u) { return dv0 + (uint64_t)(u % kRing) * dvs; };
-        if (PIPE) {
-            /* S of tile u issued with PV of tile u - 1; u's softmax runs while
-             * that PV is on the tensor cores (FlashAttention-3's overlap inside
-             * the warpgroup).  P of consecutive tiles in two register sets
-             * that swap roles (the loop unrolled by two): with one set copied
-             * each tile ptxas gave both the same registers and serialized
-             * every wgmma (C7513, twelfth session's wip/pipe). */
-            uint32_t pa[1][8][2], pb[1][8][2];
-            {
-                wait_upto(a);
-                float S[1][8][4];
-                qk_tile_wg(S[0], dq, dk_of(a));
-                mask_softmax(S, a, pa);
-            }
-            auto step = [&](int64_t u, uint32_t (&prev)[1][8][2], uint32_t (&next)[1][8][2]) {
-                wait_upto(u);
-                float S[1][8][4];
-                wg_reg_fence72(O[0]);
-                qk_issue_wg(S[0], dq, dk_of(u));
-                pv_issue_wg(O[0], prev[0], dv_of(u - 1));
-                wg_wait<1>(); /* S of tile u; the PV may still run */
-                wg_reg_fence(S[0]);
-                mask_softmax(S, u, next);
-                wg_wait<0>(); /* PV of tile u - 1: prev and tile u - 1 are free */
-                wg_reg_fence72(O[0]);
-#pragma unroll
-                for (int j = 0; j < 8; j++) asm volatile("" : "+r"(prev[0][j][0]), "+r"(prev[0][j][1])::"memory");
-                if (loaded <= b && loaded - kRing <= u - 1) { /* tile u - 1's stage takes a tile of this block */
-                    __syncthreads();
-                    issue(loaded++);
-                }
-            };
-            int64_t u = a + 1;
-            for (; u + 1 <= b; u += 2) {
-                step(u, pa, pb);
-                step(u + 1, pb, pa);
-            }
-            const bool last_in_b = u <= b; /* one tile left: P of tile b ends in pb */
-            if (last_in_b) step(u, pa, pb);
-            wg_reg_fence72(O[0]);
-            if (last_in_b) pv_issue_wg(O[0], pb[0], dv_of(b));
-            else pv_issue_wg(O[0], pa[0], dv_of(b));
-            wg_wait<0>();
-            wg_reg_fence72(O[0]);
-#pragma unroll
-            for (int j = 0; j < 8; j++)
-                asm volatile("" : "+r"(pa[0][j][0]), "+r"(pa[0][j][1]), "+r"(pb[0][j][0]), "+r"(pb[0][j][1])::"memory");
-        } else
-        for (int64_t u = a; u <= b; u++) {
-            wait_upto(u);
-            const int st = (int)(u % kRing);
-            float S[1][8][4];
-            qk_tile_wg(S[0], dq, d0 + (uint64_t)st * dstep);
-            uint32_t pf[1][8][2];
-            mask_softmax(S, u, pf);
-            const uint64_t dv = dv0 + (uint64_t)st * dvs;
-            wg_reg_fence72(O[0]);
-            wg_fence();
-#pragma unroll
-            for (int kk = 0; kk < 4; kk++)
-                wgmma_rs72(O[0], pf[0][2 * kk][0], pf[0][2 * kk][1], pf[0][2 * kk + 1][0], pf[0][2 * kk + 1][1],
-                           dv + (uint64_t)(kk * (2048 / 16)));
-            wg_commit();
-            wg_wait0();
-            wg_reg_fence72(O[0]);
-#pragma unroll
-            for (int j = 0; j < 8; j++) asm volatile("" : "+r"(pf[0][j][0]), "+r"(pf[0][j][1])::"memory");
-            if (loaded <= b && loaded - kRing <= u) { /* tile u's stage takes tile u + kRing of this block */
-                __syncthreads();                       /* every warp has read tile u */
-                issue(loaded++);
-            }
-        }
-        const int64_t rw = qs + rwb;
-        if (__syncthreads_or(rows_out_of_range<1>(O, rw, qe))) { /* rare: mark the block for the redo kernel */
-            if (tid == 0) {
-                const int64_t at = (qs - p.q0) * p.ld_out + (int64_t)h * kD;
-                if (OUT_BF16) ((uint16_t *)p.out)[at] = 0x7fc0u;
-                else ((uint32_t *)p.out)[at] = 0x7fc00000u;
-            }
-            continue;
-        }
-        float inv[1][2];
-        finish_rows<OUT_BF16, 1>(p, O, inv, rw, qe, h, tig);
-    }
-#else
-    (void)p; (void)nqb; (void)items;
-    __trap();
-#endif
-}
-#endif
 
 /* ------------------------------------------------------------ small kernels */
 
@@ -1388,7 +1050,6 @@ cudaError_t folio_cuda_preload_sparse(void)
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_fwd_kernel<false, false, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, true, 1, true>);
         if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_redo_kernel<false, false, 1, true>);
-        if (e == cudaSuccess) e = cudaFuncGetAttributes(&fa, sparse_slide_kernel<false, FOLIO_ATTN_SLIDE_PIPE>);
         return e;
     }
 #endif
@@ -1525,49 +1186,15 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
                 (a->q == a->k ? (p.tm_q = p.tm_k, true) : tensor_map_2d(enc, &p.tm_q, a->q, cols, a->nx, a->ld));
     }
 #endif
+    FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
+    kern<<<grid, threads, 0, st>>>(p);
+    FOLIO_CUDA_CHECK(cudaGetLastError());
+    /* the redo scan: a thread a block and head, at most two CTAs an SM */
     int dev = 0, sms = 0;
     FOLIO_CUDA_CHECK(cudaGetDevice(&dev));
     FOLIO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    sms = std::max(sms, 1);
-    bool slid = false;
-#if defined(FOLIO_WGMMA)
-    /* the window-only pattern on the sliding ring (see sparse_slide_kernel):
-     * Q = K = V by TMA, the window a multiple of the block that fits the ring */
-    if (FOLIO_ATTN_SLIDE && wg && p.tma && kv_same && a->q == a->k && a->s_max == 0 && a->W == p.W &&
-        p.W >= kTile && p.W % kTile == 0 && p.W / kTile <= kRing / 2) {
-        constexpr bool kPipe = FOLIO_ATTN_SLIDE_PIPE;
-        void (*sk)(const Params, int, int64_t) =
-            a->out_bf16 ? sparse_slide_kernel<true, kPipe> : sparse_slide_kernel<false, kPipe>;
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)kSlideSmem));
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(sk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-        int occ = 0;
-        FOLIO_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&occ, sk, 128, kSlideSmem));
-        const int64_t items = nqb * a->H;
-        int64_t ctas = std::min(items, (int64_t)sms * std::max(occ, 1));
-        if (a->max_ctas > 0) ctas = std::min(ctas, (int64_t)a->max_ctas);
-        sk<<<(unsigned)ctas, 128, kSlideSmem, st>>>(p, (int)nqb, items);
-        slid = true;
-    }
-#endif
-#if defined(FOLIO_WGMMA)
-    /* the walking kernel (see sparse_walk_kernel): Q = K = V, window tiles on the block grid */
-    if (!slid && FOLIO_ATTN_WALK > 1 && wg && kv_same && a->q == a->k && a->W == p.W && p.W >= kTile &&
-        p.W % kTile == 0 && nqb > 1) {
-        void (*wk)(const Params, int, int) = a->out_bf16 ? sparse_walk_kernel<true> : sparse_walk_kernel<false>;
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(wk, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-        const int walk = FOLIO_ATTN_WALK > 1 ? FOLIO_ATTN_WALK : 2; /* (the test above: > 1) */
-        wk<<<dim3((unsigned)((nqb + walk - 1) / walk), (unsigned)a->H), threads, 0, st>>>(p, (int)nqb, walk);
-        slid = true;
-    }
-#endif
-    if (!slid) {
-        FOLIO_CUDA_CHECK(cudaFuncSetAttribute(kern, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
-        kern<<<grid, threads, 0, st>>>(p);
-    }
-    FOLIO_CUDA_CHECK(cudaGetLastError());
-    /* the redo scan: a thread a block and head, at most two CTAs an SM */
     const int64_t scan = (nqb * a->H + threads - 1) / threads;
-    redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)sms), threads, 0, st>>>(p, (int)nqb);
+    redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)std::max(sms, 1)), threads, 0, st>>>(p, (int)nqb);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;
 }

@@ -58,8 +58,7 @@ class Args(C.Structure):
                 ("ld_nodes", C.c_int64), ("n_nodes", C.c_int64), ("sel", C.c_void_p),
                 ("sel_n", C.c_void_p), ("s_max", C.c_int), ("out", C.c_void_p), ("ld_out", C.c_int64),
                 ("out_bf16", C.c_int), ("node_mass", C.c_void_p), ("H", C.c_int), ("d_h", C.c_int),
-                ("B", C.c_int), ("W", C.c_int), ("scale", C.c_float), ("stream", C.c_void_p),
-                ("max_ctas", C.c_int)]
+                ("B", C.c_int), ("W", C.c_int), ("scale", C.c_float), ("stream", C.c_void_p)]
 
 
 KIND = {"local": 0, "longt5": 1, "hier": 2, "hier+topk": 3, "dense": 4}

@@ -142,8 +142,8 @@ static void rand_sel(uint64_t *st, int64_t nqb, int H, int s_max, int64_t n_node
 /* One case: document of n tokens, queries [q0, q1), halo-exact X range;
  * the kernel's output in fp32, or in bf16 (out_bf16) widened on the host;
  * the tokens of the document's middle third scaled by mid (1: none). */
-static void run_case_cap(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
-                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid, int max_ctas)
+static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
+                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid)
 {
     uint64_t st = seed;
     const int d_h = 64, B = 64;
@@ -185,7 +185,7 @@ static void run_case_cap(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H
     a.B = B;
     a.W = W;
     a.scale = 1.0f / 8.0f;
-    folio_status_t rc = folio_attn_sparse_fwd_cuda_host_out(&a, out_bf16, max_ctas);
+    folio_status_t rc = folio_attn_sparse_fwd_cuda_host_out(&a, out_bf16);
     cr_assert_eq(rc, FOLIO_OK, "cuda kernel failed: %s", folio_status_str(rc));
 
     double *ref = malloc((size_t)(nq * d) * sizeof(double));
@@ -218,12 +218,6 @@ static void run_case_cap(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H
     }
     free(X); free(N); free(Xr); free(Nr);
     free(sel); free(sel_n); free(out); free(mass); free(ref); free(rmass);
-}
-
-static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
-                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid)
-{
-    run_case_cap(seed, n, q0, q1, H, W, s_max, n_nodes, amp, separate_kv, out_bf16, mid, 0);
 }
 
 static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
@@ -342,29 +336,26 @@ static char *read_first_text(const char *path, int skip, size_t *len)
     return out;
 }
 
-/* The window-only pattern with Q = K = V and W a multiple of 64 runs on the
- * sliding ring (sparse_slide_kernel): a CTA walks a run of consecutive query
- * blocks.  Few CTAs make the runs long and put head changes inside them;
- * query subranges (the halo starts mid-document), partial last blocks,
- * documents shorter than the ring, the redo of marked blocks (an extreme
- * middle third), both output types; and the same inputs on the device's
- * full grid. */
-Test(cuda_attn, sliding_window_runs)
+/* Windows that are whole multiples of the block (the tiles then lie on the
+ * block grid: every window tile is some query block's own), over documents
+ * of many blocks and several heads: query subranges whose halo starts
+ * mid-document, partial last blocks, a window longer than the document,
+ * marked blocks redone (an extreme middle third), sharp scores, both output
+ * types. */
+Test(cuda_attn, block_multiple_windows_long_documents)
 {
     SKIP_WITHOUT_GPU();
     const int Ws[] = {64, 128, 192, 256};
-    const int caps[] = {1, 3, 7, 0};
-    for (int i = 0; i < 4; i++)
-        for (int c = 0; c < 4; c++) {
-            const uint64_t seed = 500 + 10 * i + c;
-            run_case_cap(seed, 3001, 0, 3001, 3, Ws[i], 0, 0, 1.0f, 0, c & 1, 1.0f, caps[c]);
-            run_case_cap(seed, 4000, 1280, 3333, 2, Ws[i], 0, 0, 1.0f, 0, 0, 1.0f, caps[c]);
-        }
-    run_case_cap(540, 700, 0, 700, 2, 256, 0, 0, 1.0f, 0, 1, 1.0f, 2);     /* 11 blocks, ring of 8 */
-    run_case_cap(541, 300, 0, 300, 2, 256, 0, 0, 1.0f, 0, 0, 1.0f, 1);     /* W > n: the other kernel */
-    run_case_cap(542, 5000, 0, 5000, 3, 256, 0, 0, 1.0f, 0, 1, 8.0f, 5);   /* marked blocks, redone */
-    run_case_cap(543, 5000, 0, 5000, 3, 256, 0, 0, 1.0f, 0, 0, 8.0f, 0);
-    run_case_cap(544, 5000, 0, 5000, 2, 256, 0, 0, 3.0f, 0, 1, 1.0f, 4);   /* sharp scores */
+    for (int i = 0; i < 4; i++) {
+        const uint64_t seed = 500 + 10 * i;
+        run_case_out(seed, 3001, 0, 3001, 3, Ws[i], 0, 0, 1.0f, 0, i & 1, 1.0f);
+        run_case_out(seed + 1, 4000, 1280, 3333, 2, Ws[i], 0, 0, 1.0f, 0, 0, 1.0f);
+    }
+    run_case_out(540, 700, 0, 700, 2, 256, 0, 0, 1.0f, 0, 1, 1.0f);
+    run_case_out(541, 300, 0, 300, 2, 256, 0, 0, 1.0f, 0, 0, 1.0f);   /* W > n */
+    run_case_out(542, 5000, 0, 5000, 3, 256, 0, 0, 1.0f, 0, 1, 8.0f); /* marked blocks, redone */
+    run_case_out(543, 5000, 0, 5000, 3, 256, 0, 0, 1.0f, 0, 0, 8.0f);
+    run_case_out(544, 5000, 0, 5000, 2, 256, 0, 0, 3.0f, 0, 1, 1.0f); /* sharp scores */
 }
 
 static void real_doc_case(const char *file, int skip, uint32_t G, uint32_t W, int local)
@@ -380,7 +371,7 @@ static void real_doc_case(const char *file, int skip, uint32_t G, uint32_t W, in
     folio_pattern_t p = folio_pattern_default();
     p.group = G;
     p.window = W;
-    if (local) p.kind = FOLIO_PATTERN_LOCAL; /* window only: the sliding ring when W % 64 == 0 */
+    if (local) p.kind = FOLIO_PATTERN_LOCAL; /* window only: no summary keys */
     const uint32_t d = folio_pattern_dim(&p);
     float *X = malloc((size_t)n * d * 4);
     cr_assert_eq(folio_embed(text, toks, NULL, n, d, 42, X), FOLIO_OK);
@@ -476,6 +467,6 @@ Test(cuda_attn, real_documents_vs_cpu_kernel)
     real_doc_case("pubmed-dev.jsonl", 3, 8, 256, 0);  /* 3 levels */
     real_doc_case("billsum-dev.jsonl", 1, 8, 100, 0);
     real_doc_case("sciqa-dev.jsonl", 0, 16, 256, 0);
-    real_doc_case("pubmed-dev.jsonl", 0, 64, 256, 1); /* local: the sliding ring */
+    real_doc_case("pubmed-dev.jsonl", 0, 64, 256, 1); /* local */
     real_doc_case("billsum-dev.jsonl", 1, 8, 128, 1);
 }
