@@ -30,17 +30,8 @@ if [ "$TESTS" = 1 ]; then
   ( cmake --build "$B/build" -j 14 --target test_cuda_attn test_cuda_select > "$OUT/ab_build.log" 2>&1 ||
       { echo "variant tests: BUILD FAILED"; grep -m5 -i error "$OUT/ab_build.log"; } ) &
 fi
-NVFLAGS="-O3 --use_fast_math -std=c++17 -gencode arch=compute_90a,code=sm_90a -Xcompiler -fPIC -I. -DFOLIO_HAVE_CUDA=1 -lineinfo -DFOLIO_WGMMA=1"
-for f in common/*.c attn/pattern.c; do gcc -std=gnu11 -O2 -fPIC -I. -c "$f" -o "$B/so/$(basename "$f" .c).o" & done
-for f in attn/attn_cuda_util.cu attn/attn_cuda_embed.cu; do nvcc $NVFLAGS -c "$f" -o "$B/so/$(basename "$f" .cu).cu.o" & done
-nvcc $NVFLAGS -c attn/attn_sparse.cu -o "$B/main.o" &
-if [ -n "$ALT_SRC" ]; then cp "$ALT_SRC" attn/zz_ab_alt.cu; nvcc $NVFLAGS $ALT -c attn/zz_ab_alt.cu -o "$B/alt.o" &
-else nvcc $NVFLAGS $ALT --resource-usage -c attn/attn_sparse.cu -o "$B/alt.o" 2> "$OUT/ab_alt_resources.txt" & fi
-wait; rm -f attn/zz_ab_alt.cu
-for v in main alt; do
-  nvcc $NVFLAGS -shared "$B"/so/*.o "$B/$v.o" -o "$B/lib_$v.so" || echo "link $v failed"
-  cuobjdump -sass "$B/$v.o" > "$OUT/$v.sass" 2>/dev/null
-done
+attn_libs "$B" main - - alt "${ALT:--}" "${ALT_SRC:--}" # (its wait includes the tests' build above)
+cp "$B/alt.resources.txt" "$OUT/ab_alt_resources.txt"; cp "$B"/main.sass "$B"/alt.sass "$OUT/" 2>/dev/null
 grep -E "C75|spill" "$OUT/ab_alt_resources.txt" 2>/dev/null | sed 's/in the function.*//' | sort | uniq -c
 echo "built $(( $(date +%s) - t0 )) s"
 if [ "$TESTS" = 1 ]; then

@@ -24,3 +24,37 @@ dev_copies() {
         done
     done
 }
+# attn_libs DIR NAME FLAGS SRC [NAME FLAGS SRC]...: ctypes libraries of the attention code
+# for bench/flex_compare.py, DIR/lib_NAME.so for each triple: the shared objects (common/,
+# attn/pattern.c, the other .cu files) built once, attn_sparse.cu -- or SRC in its place
+# ("-": the tree's own) -- once per triple with the extra FLAGS ("-": none); sm_90a, the
+# warpgroup kernel.  ptxas's report of each goes to DIR/NAME.resources.txt, its SASS
+# (where cuobjdump exists) to DIR/NAME.sass.
+attn_libs() {
+    local dir=$1 nv f name flags src
+    shift
+    nv="-O3 --use_fast_math -std=c++17 -gencode arch=compute_90a,code=sm_90a -Xcompiler -fPIC -I. -DFOLIO_HAVE_CUDA=1 -lineinfo -DFOLIO_WGMMA=1"
+    mkdir -p "$dir/so"
+    for f in common/*.c attn/pattern.c; do gcc -std=gnu11 -O2 -fPIC -I. -c "$f" -o "$dir/so/$(basename "$f" .c).o" & done
+    for f in attn/attn_cuda_util.cu attn/attn_cuda_embed.cu; do nvcc $nv -c "$f" -o "$dir/so/$(basename "$f" .cu).cu.o" & done
+    while [ $# -ge 3 ]; do
+        name=$1 flags=$2 src=$3
+        shift 3
+        [ "$flags" = - ] && flags=""
+        if [ "$src" != - ]; then
+            cp "$src" "attn/zz_lib_$name.cu" # compiled from attn/ for its includes
+            src="attn/zz_lib_$name.cu"
+        else
+            src=attn/attn_sparse.cu
+        fi
+        ( nvcc $nv $flags --resource-usage -c "$src" -o "$dir/$name.o" 2> "$dir/$name.resources.txt"
+          [ "$src" = attn/attn_sparse.cu ] || rm -f "$src" ) &
+    done
+    wait
+    for f in "$dir"/*.o; do
+        name=$(basename "$f" .o)
+        nvcc $nv -shared "$dir"/so/*.o "$f" -o "$dir/lib_$name.so" || echo "attn_libs: link of $name failed" >&2
+        if command -v cuobjdump > /dev/null; then cuobjdump -sass "$f" > "$dir/$name.sass" 2>/dev/null; fi
+    done
+    return 0
+}
