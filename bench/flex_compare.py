@@ -28,7 +28,9 @@ import ctypes as C
 import json
 import math
 import os
+import subprocess
 import sys
+import threading
 import time
 
 import torch
@@ -59,6 +61,57 @@ class Args(C.Structure):
                 ("sel_n", C.c_void_p), ("s_max", C.c_int), ("out", C.c_void_p), ("ld_out", C.c_int64),
                 ("out_bf16", C.c_int), ("node_mass", C.c_void_p), ("H", C.c_int), ("d_h", C.c_int),
                 ("B", C.c_int), ("W", C.c_int), ("scale", C.c_float), ("stream", C.c_void_p)]
+
+
+class Smi:
+    """The card's SM clock (MHz) and board power (W), sampled every 50 ms by
+    nvidia-smi in the background, so that each timing says at what clock and
+    power it ran: folio's kernel meets the 700 W cap and slows down, and
+    which protocol (--warmup-ms) a figure used moves it by 6-8 %
+    (bench/GPU_NOTES.md, thirteenth session).  No nvidia-smi, or output it
+    cannot read: the figures are nan and nothing else changes."""
+
+    def __init__(self, cmd=None, bus=None):
+        self.samples = []  # (time.time(), MHz, W)
+        self.p = None
+        try:
+            if cmd is None:
+                cmd = ["nvidia-smi", "--query-gpu=clocks.sm,power.draw", "--format=csv,noheader,nounits", "-lms", "50"]
+                if bus:
+                    cmd += ["-i", bus]
+            self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            threading.Thread(target=self._read, daemon=True).start()
+        except OSError:
+            self.p = None
+
+    def _read(self):
+        for line in self.p.stdout:
+            try:
+                mhz, w = (float(x) for x in line.strip().split(",")[:2])
+            except ValueError:
+                continue
+            self.samples.append((time.time(), mhz, w))
+
+    def window(self, t0, t1):
+        """Mean clock and power of the samples taken in [t0, t1]."""
+        s = [x for x in list(self.samples) if t0 <= x[0] <= t1]
+        if not s:
+            return float("nan"), float("nan")
+        return sum(x[1] for x in s) / len(s), sum(x[2] for x in s) / len(s)
+
+    def close(self):
+        if self.p:
+            self.p.terminate()
+
+
+def pci_bus():
+    """The current device for nvidia-smi -i: its PCI address (CUDA_VISIBLE_DEVICES
+    renumbers devices, nvidia-smi does not); None when neither can be told."""
+    try:
+        pr = torch.cuda.get_device_properties(torch.cuda.current_device())
+        return f"{pr.pci_domain_id:08x}:{pr.pci_bus_id:02x}:{pr.pci_device_id:02x}.0"
+    except (AttributeError, RuntimeError):  # an older torch: the index, when nothing renumbers
+        return None if os.environ.get("CUDA_VISIBLE_DEVICES") else str(torch.cuda.current_device())
 
 
 KIND = {"local": 0, "longt5": 1, "hier": 2, "hier+topk": 3, "dense": 4}
@@ -319,6 +372,14 @@ def main():
     # slower than the same kernel timed first (bench/GPU_NOTES.md, eleventh
     # session).  --warmup-ms 1500 times every kernel in that steady state.
     bench = lambda f: triton.testing.do_bench(f, warmup=args.warmup_ms, rep=300, return_mode="median")
+    smi = None  # (started below, after --profile-only: nothing polls the card under ncu)
+
+    def bench_clk(f):
+        """bench(f), and the card's mean clock and power over its timed 300 ms"""
+        ms = bench(f)
+        t1 = time.time()
+        mhz, w = smi.window(t1 - 0.3, t1)
+        return ms, mhz, w
 
     if args.profile_only:
         for n in [int(x) for x in args.n.split(",")]:
@@ -330,6 +391,7 @@ def main():
                 torch.cuda.synchronize()
         return
 
+    smi = Smi(bus=pci_bus())
     # dense SDPA: the card's ceiling
     ns = args.sdpa_n
     q = torch.randn(1, H, ns, dh, device="cuda", dtype=torch.bfloat16)
@@ -365,7 +427,7 @@ def main():
             run_main = lambda: lib.folio_attn_sparse_fwd_cuda(pa)
             check(run_main(), "folio kernel")
             torch.cuda.synchronize()
-            ms_f = bench(run_main)
+            ms_f, clk_f, pw_f = bench_clk(run_main)
             # ingest configuration: fp32 output + node_mass
             out32 = torch.empty(n, H * dh, device="cuda", dtype=torch.float32)
             nm = torch.empty(max(1, inp["sel"].shape[0] * H * max(s_max, 1)), device="cuda") if s_max else None
@@ -401,7 +463,8 @@ def main():
             row = dict(kind="folio", pattern=pattern, n=n, heads=H, head_dim=dh, window=W, s_max=s_max,
                        keys_per_query=pairs / (n * H), ms=ms_f, tflops=flop / (ms_f * 1e-3) / 1e12,
                        ms_fp32_nodemass=ms_f32, select_ms=inp["select_ms"], err_vs_cpu_ref=err_ref,
-                       err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev, **alt)
+                       err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev, clk_mhz=clk_f,
+                       power_w=pw_f, **alt)
 
             if not args.no_flex:
                 try:
@@ -429,11 +492,11 @@ def main():
                         bm, mask_src = bm_c, "create_block_mask(_compile=True)"
                     fo = flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh))
                     torch.cuda.synchronize()
-                    ms_x = bench(lambda: flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh)))
+                    ms_x, clk_x, pw_x = bench_clk(lambda: flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh)))
                     fo = fo.transpose(1, 2).reshape(n, H * dh)
                     row.update(flex_ms=ms_x, flex_tflops=flop / (ms_x * 1e-3) / 1e12, flex_mask=mask_src,
                                flex_mask_seconds=cbm_s, err_vs_flex=rel(out.float(), fo.float()),
-                               speedup_vs_flex=ms_x / ms_f)
+                               speedup_vs_flex=ms_x / ms_f, flex_clk_mhz=clk_x, flex_power_w=pw_x)
                     del qf, kvf, fo, bm, bm_a
                 except Exception as ex:  # keep folio's row; say why flex is missing
                     row["flex_error"] = f"{type(ex).__name__}: {str(ex)[:300]}"
@@ -448,7 +511,8 @@ def main():
     print()
     print(f"# {dev}: dense SDPA n={ns}: {sdpa_tf:.0f} TFLOP/s")
     hdr = f"{'pattern':10} {'n':>8} {'H':>3} {'d_h':>3} {'keys/q':>7} {'folio ms':>9} {'TFLOP/s':>8} " \
-          f"{'flex ms':>8} {'flex TF':>8} {'x flex':>7} {'/SDPA':>6} {'err cpu':>8} {'err flex':>8} {'ms fp32+mass':>12} {'alt ms':>7} {'main2 ms':>8}"
+          f"{'flex ms':>8} {'flex TF':>8} {'x flex':>7} {'/SDPA':>6} {'err cpu':>8} {'err flex':>8} {'ms fp32+mass':>12} {'alt ms':>7} {'main2 ms':>8}" \
+          f" {'MHz':>5} {'W':>4} {'flex MHz':>8} {'flex W':>6}"
     print(hdr)
     for r in rows:
         if r["kind"] != "folio":
@@ -457,7 +521,10 @@ def main():
               f"{r['ms']:>9.3f} {r['tflops']:>8.1f} {r.get('flex_ms', float('nan')):>8.3f} "
               f"{r.get('flex_tflops', float('nan')):>8.1f} {r.get('speedup_vs_flex', float('nan')):>7.2f} "
               f"{r['frac_of_sdpa']:>6.2f} {r['err_vs_cpu_ref']:>8.1e} {r.get('err_vs_flex', float('nan')):>8.1e} "
-              f"{r['ms_fp32_nodemass']:>12.3f} {r.get('alt_ms', float('nan')):>7.3f} {r.get('main2_ms', float('nan')):>8.3f}")
+              f"{r['ms_fp32_nodemass']:>12.3f} {r.get('alt_ms', float('nan')):>7.3f} {r.get('main2_ms', float('nan')):>8.3f}"
+              f" {r.get('clk_mhz', float('nan')):>5.0f} {r.get('power_w', float('nan')):>4.0f}"
+              f" {r.get('flex_clk_mhz', float('nan')):>8.0f} {r.get('flex_power_w', float('nan')):>6.0f}")
+    smi.close()
     if jf:
         jf.close()
 
