@@ -337,8 +337,10 @@ def main():
     ap.add_argument("--lib-alt", default=None,
                     help="a variant build of the library: its kernel is timed too, in both orders (alt, main, alt) "
                          "after the main kernel's first timing; compare alt ms with main2 ms")
-    ap.add_argument("--warmup-ms", type=int, default=50,
-                    help="ms each kernel runs before its timing (default 50; 1500 = the card's steady, power-capped state)")
+    ap.add_argument("--warmup-ms", default="50",
+                    help="ms each kernel runs before its timing (default 50; 1500 = the card's steady, power-capped "
+                         "state); two values (50,1500): folio's and FlexAttention's kernels are timed after each, "
+                         "one right after the other, and the table gives both ratios")
     ap.add_argument("--cbm-max", type=int, default=65536,
                     help="largest n for create_block_mask(_compile=True) on per-head (hier+topk) masks; "
                          "local masks always use it")
@@ -371,12 +373,15 @@ def main():
     # with the default 50 ms a kernel timed right after others reads 3-6 %
     # slower than the same kernel timed first (bench/GPU_NOTES.md, eleventh
     # session).  --warmup-ms 1500 times every kernel in that steady state.
-    bench = lambda f: triton.testing.do_bench(f, warmup=args.warmup_ms, rep=300, return_mode="median")
+    wms = [int(x) for x in str(args.warmup_ms).split(",")]
+    if not 1 <= len(wms) <= 2 or min(wms) < 0:
+        sys.exit("--warmup-ms: one or two non-negative numbers of ms")
+    bench = lambda f, w=wms[0]: triton.testing.do_bench(f, warmup=w, rep=300, return_mode="median")
     smi = None  # (started below, after --profile-only: nothing polls the card under ncu)
 
-    def bench_clk(f):
+    def bench_clk(f, w=wms[0]):
         """bench(f), and the card's mean clock and power over its timed 300 ms"""
-        ms = bench(f)
+        ms = bench(f, w)
         t1 = time.time()
         mhz, w = smi.window(t1 - 0.3, t1)
         return ms, mhz, w
@@ -428,6 +433,10 @@ def main():
             check(run_main(), "folio kernel")
             torch.cuda.synchronize()
             ms_f, clk_f, pw_f = bench_clk(run_main)
+            steady = {}
+            if len(wms) > 1:  # the second protocol, right after the first
+                ms_s, clk_s, pw_s = bench_clk(run_main, wms[1])
+                steady = dict(ms_2=ms_s, clk_mhz_2=clk_s, power_w_2=pw_s)
             # ingest configuration: fp32 output + node_mass
             out32 = torch.empty(n, H * dh, device="cuda", dtype=torch.float32)
             nm = torch.empty(max(1, inp["sel"].shape[0] * H * max(s_max, 1)), device="cuda") if s_max else None
@@ -464,7 +473,7 @@ def main():
                        keys_per_query=pairs / (n * H), ms=ms_f, tflops=flop / (ms_f * 1e-3) / 1e12,
                        ms_fp32_nodemass=ms_f32, select_ms=inp["select_ms"], err_vs_cpu_ref=err_ref,
                        err_vs_cpu_ref_fp32out=err_ref32, sdpa_tflops=sdpa_tf, device=dev, clk_mhz=clk_f,
-                       power_w=pw_f, **alt)
+                       power_w=pw_f, warmup_ms=wms, **steady, **alt)
 
             if not args.no_flex:
                 try:
@@ -492,7 +501,12 @@ def main():
                         bm, mask_src = bm_c, "create_block_mask(_compile=True)"
                     fo = flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh))
                     torch.cuda.synchronize()
-                    ms_x, clk_x, pw_x = bench_clk(lambda: flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh)))
+                    run_flex = lambda: flex_c(qf, kvf, kvf, block_mask=bm, scale=1.0 / math.sqrt(dh))
+                    ms_x, clk_x, pw_x = bench_clk(run_flex)
+                    if len(wms) > 1:
+                        ms_xs, clk_xs, pw_xs = bench_clk(run_flex, wms[1])
+                        row.update(flex_ms_2=ms_xs, flex_clk_mhz_2=clk_xs, flex_power_w_2=pw_xs,
+                                   speedup_vs_flex_2=ms_xs / row["ms_2"])
                     fo = fo.transpose(1, 2).reshape(n, H * dh)
                     row.update(flex_ms=ms_x, flex_tflops=flop / (ms_x * 1e-3) / 1e12, flex_mask=mask_src,
                                flex_mask_seconds=cbm_s, err_vs_flex=rel(out.float(), fo.float()),
@@ -524,6 +538,18 @@ def main():
               f"{r['ms_fp32_nodemass']:>12.3f} {r.get('alt_ms', float('nan')):>7.3f} {r.get('main2_ms', float('nan')):>8.3f}"
               f" {r.get('clk_mhz', float('nan')):>5.0f} {r.get('power_w', float('nan')):>4.0f}"
               f" {r.get('flex_clk_mhz', float('nan')):>8.0f} {r.get('flex_power_w', float('nan')):>6.0f}")
+    if len(wms) > 1:  # the same kernels after the second warm-up
+        print()
+        print(f"# after {wms[1]} ms warm-ups (the rows above: {wms[0]} ms)")
+        print(f"{'pattern':10} {'n':>8} {'folio ms':>9} {'TFLOP/s':>8} {'flex ms':>8} {'x flex':>7} "
+              f"{'MHz':>5} {'W':>4} {'flex MHz':>8} {'flex W':>6}")
+        for r in rows:
+            if r["kind"] != "folio" or "ms_2" not in r:
+                continue
+            print(f"{r['pattern']:10} {r['n']:>8} {r['ms_2']:>9.3f} {r['tflops'] * r['ms'] / r['ms_2']:>8.1f} "
+                  f"{r.get('flex_ms_2', float('nan')):>8.3f} {r.get('speedup_vs_flex_2', float('nan')):>7.2f} "
+                  f"{r.get('clk_mhz_2', float('nan')):>5.0f} {r.get('power_w_2', float('nan')):>4.0f} "
+                  f"{r.get('flex_clk_mhz_2', float('nan')):>8.0f} {r.get('flex_power_w_2', float('nan')):>6.0f}")
     smi.close()
     if jf:
         jf.close()

@@ -11,7 +11,9 @@
 # WARMUP_MS (default 50): ms each kernel runs before it is timed; 1500 times
 # every kernel in the card's steady, power-capped state (folio's kernel draws
 # the 700 W cap, FlexAttention's does not: with 50 ms folio's figures are its
-# first ~0.35 s, 3-6 % faster than sustained; see bench/GPU_NOTES.md).
+# first ~0.35 s, 3-6 % faster than sustained; see bench/GPU_NOTES.md);
+# WARMUP_MS=50,1500 times each kernel after both, one right after the other,
+# and prints a second table for the second.
 # Environment: DEBS (default .gpu/debs, unpacked with .gpu/unpack.sh when
 # LMDB/ZeroMQ/Criterion are missing), JOBS (default 16), ARCH (default 90a: the
 # wgmma kernel; 90 builds the mma.sync one).
