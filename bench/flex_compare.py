@@ -383,8 +383,8 @@ def main():
         """bench(f), and the card's mean clock and power over its timed 300 ms"""
         ms = bench(f, w)
         t1 = time.time()
-        mhz, w = smi.window(t1 - 0.3, t1)
-        return ms, mhz, w
+        mhz, watts = smi.window(t1 - 0.3, t1)
+        return ms, mhz, watts
 
     if args.profile_only:
         for n in [int(x) for x in args.n.split(",")]:
