@@ -76,7 +76,14 @@ class Smi:
         self.p = None
         try:
             if cmd is None:
-                cmd = ["nvidia-smi", "--query-gpu=clocks.sm,power.draw", "--format=csv,noheader,nounits", "-lms", "50"]
+                # power.draw is a one-second mean on recent drivers: a 300 ms timing after an idle
+                # gap reads low (the twelfth..fourteenth sessions' 50 ms rows).  The instant
+                # reading where the driver has it.
+                w = "power.draw.instant"
+                if subprocess.run(["nvidia-smi", f"--query-gpu={w}", "--format=csv,noheader"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+                    w = "power.draw"
+                cmd = ["nvidia-smi", f"--query-gpu=clocks.sm,{w}", "--format=csv,noheader,nounits", "-lms", "50"]
                 if bus:
                     cmd += ["-i", bus]
             self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -39,14 +39,15 @@ pipes = sorted(((num(v), k) for k, v in m.items()
                 if k.startswith("sm__inst_executed_pipe_") and k.endswith(".avg.pct_of_peak_sustained_active") and num(v)),
                reverse=True)[:10]
 for v, k in pipes: print(f"  pipe {k[len('sm__inst_executed_pipe_'):k.index('.')]:<24} {v:6.1f} % of peak")
-for k in ("sm__pipe_tensor_op_gmma_cycles_active.avg.pct_of_peak_sustained_active",
+for k in ("sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active",
           "sm__pipe_shared_cycles_active.avg.pct_of_peak_sustained_active",
           "smsp__issue_active.avg.pct_of_peak_sustained_active"):
     if k in m: print(f"  {k:<72} {m[k]}")
 stalls = sorted(((num(v), k) for k, v in m.items()
-                 if k.startswith("smsp__average_warp_latency_issue_stalled_") and k.endswith(".ratio") and num(v)),
-                reverse=True)[:8]
-for v, k in stalls: print(f"  stall {k[len('smsp__average_warp_latency_issue_stalled_'):-len('.ratio')]:<24} {v:7.2f}")
+                 if k.startswith("smsp__average_warps_issue_stalled_") and k.endswith("_per_issue_active.ratio") and num(v)),
+                reverse=True)[:10]
+# warps stalled for that reason per issued instruction (their sum: a warp's cycles per instruction)
+for v, k in stalls: print(f"  stall {k[len('smsp__average_warps_issue_stalled_'):-len('_per_issue_active.ratio')]:<24} {v:7.2f}")
 PY
 done
 echo "total $(( $(date +%s) - t0 )) s"
