@@ -56,6 +56,13 @@ typedef struct {
     int H, d_h, B, W;
     float scale;
     void *stream;                /* cudaStream_t, NULL = default stream */
+    float row_norm_max;          /* optional: a bound on the L2 norm of every head slice of
+                                    q, k and the nodes (0 = unknown).  With R^2 scale log2(e)
+                                    <= 90 (e.g. rows normalized to sqrt(d_h), as every layer
+                                    after the first) the kernel's softmax needs no per-row
+                                    reference; without it (q = k) each row takes its own
+                                    key's score as the reference, so rows of any norm (the
+                                    first layer's IDF-weighted embeddings) need no redo */
 } folio_attn_cuda_args_t;
 
 #ifdef FOLIO_HAVE_CUDA
@@ -193,6 +200,8 @@ folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a);
 /* The same with the kernel's bf16 output (out_bf16 != 0: what the benchmarks
  * and the bf16 path use), widened to fp32 into a->out on the host. */
 folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16);
+/* ... and with the kernel's row_norm_max (0: unknown; see folio_attn_cuda_args_t) */
+folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16, float row_norm_max);
 
 /* ------------------------------------------------------------ benchmark
  * Times the fused kernel alone on random bf16 inputs of n tokens, H heads of
@@ -280,6 +289,9 @@ static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_ar
 { (void)a; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
 { (void)a; (void)out_bf16; return FOLIO_ERR_UNSUPPORTED; }
+static inline folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16,
+                                                                float row_norm_max)
+{ (void)a; (void)out_bf16; (void)row_norm_max; return FOLIO_ERR_UNSUPPORTED; }
 typedef struct {
     double ms_median, ms_min, tflops_useful, pairs;
     double tflops_computed;

@@ -1491,6 +1491,12 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
 {
+    return folio_attn_sparse_fwd_cuda_host_rn(a, out_bf16, 0.f);
+}
+
+extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16,
+                                                             float row_norm_max)
+{
     FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda host: NULL q/k/v/out");
     FOLIO_CHECK_GENERIC(a->B > 0 && a->H > 0 && a->d_h > 0 && a->q1 >= a->q0 && a->nx >= 0 && a->n_nodes >= 0,
                         FOLIO_ERR_ARG, "attn cuda host: bad shape (B=%d H=%d d_h=%d)", a->B, a->H, a->d_h);
@@ -1591,6 +1597,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_a
     k.B = a->B;
     k.W = a->W;
     k.scale = a->scale;
+    k.row_norm_max = row_norm_max;
     FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
     FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
     if (out_bf16) { /* packed bf16 rows at the front of dOut: widen on the host */
@@ -1670,6 +1677,7 @@ extern "C" folio_status_t folio_attn_bench_cuda(int64_t n, int H, int d_h, int W
     k.B = 64;
     k.W = W;
     k.scale = 1.f / sqrtf((float)d_h);
+    k.row_norm_max = 1.01f * sqrtf((float)d_h); /* the rows were normalized per head above */
 
     for (int i = 0; i < 3; i++) FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
     FOLIO_CUDA_CHECK(cudaDeviceSynchronize());

@@ -128,6 +128,7 @@ struct Params {
     float *node_mass;
     int H, W;
     float scale_log2; /* scale * log2(e): softmax in base 2 */
+    int ref_self;     /* FAST's reference: each row's score against its own key (q = k), else 0 */
     int tma;          /* Q and window tiles by TMA (tm_q, tm_k, tm_v valid; warpgroup kernel only) */
     CUtensorMap tm_q, tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
 };
@@ -498,6 +499,41 @@ __device__ __forceinline__ void softmax_p(const float (&S)[MF][8][4], uint32_t (
     }
 }
 
+/* FAST's per-row reference when p.ref_self: the row's score against its own
+ * key (q = k), |q|^2 sl, from the Q tile in shared memory (a quad's four
+ * threads take 16 of the 64 dims each; rows rwb + 16 f (+ 8) as in S).
+ * Within a few units of the row's true maximum for real rows of any norm,
+ * so P stays far inside fp32 and bf16 where r = 0 would overflow (scores
+ * of rows at norm 8w reach 8 w^2; IDF weights w of 3 or more do). */
+template <int MF>
+__device__ __forceinline__ void self_reference(float (&m)[MF][2], uint32_t qbase, int rwb, int tig, float sl)
+{
+#pragma unroll
+    for (int f = 0; f < MF; f++)
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            const int row = rwb + 16 * f + 8 * r;
+            float acc = 0.f;
+#pragma unroll
+            for (int c = 2 * tig; c < 2 * tig + 2; c++) {
+                uint32_t w[4];
+                asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+                             : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3])
+                             : "r"(qbase + swz(row, c))
+                             : "memory");
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const float lo = __uint_as_float(w[k] << 16), hi = __uint_as_float(w[k] & 0xffff0000u);
+                    acc = fmaf(lo, lo, acc);
+                    acc = fmaf(hi, hi, acc);
+                }
+            }
+            acc += __shfl_xor_sync(0xffffffffu, acc, 1);
+            acc += __shfl_xor_sync(0xffffffffu, acc, 2);
+            m[f][r] = acc * sl;
+        }
+}
+
 /* MAX: this thread's running maxima of its two rows per fragment (raw scores). */
 template <int MF>
 __device__ __forceinline__ void row_max(const float (&S)[MF][8][4], float (&mx)[MF][2])
@@ -748,6 +784,8 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
 #endif
                 __syncthreads();
             }
+            /* Q has landed (its mbarrier, or the first group and the barrier above) */
+            if (!REDO && !MAX && t == 0 && p.ref_self) self_reference<MF>(m, smem_u32(sm.q), rwb, tig, sl);
             if (kStages == 3) { /* every warp is past tile t - 1: its stage takes tile t + 2 */
                 if (t + 2 < n_t)
                     load_kv_tile<MF, !KV_SAME, TMA>(p, sm, lp, (t + 2) % kStages, t + 2, n_w, sel, s, h, !KV_SAME);
@@ -766,7 +804,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
                 continue;
             }
             uint32_t pf[MF][8][2];
-            softmax_p<MF, REDO>(S, pf, sl, m); /* FAST: r = 0 (m is set only after its loop) */
+            softmax_p<MF, true>(S, pf, sl, m); /* FAST: m = 0, or each row's self score (p.ref_self) */
 
             /* O += P [V | 1]: P from registers (C layout == A layout); V by
              * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
@@ -824,6 +862,8 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
     };
     int64_t rw, qe_a;
     if (!REDO) {
+#pragma unroll
+        for (int f = 0; f < MF; f++) m[f][0] = m[f][1] = 0.f; /* FAST's reference, unless p.ref_self */
         tile_loop(std::false_type{});
         live_rows(rw, qe_a);
         if (__syncthreads_or(rows_out_of_range<MF>(O, rw, qe_a))) { /* rare: mark the block for the redo kernel */
@@ -834,8 +874,6 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
             }
             return;
         }
-#pragma unroll
-        for (int f = 0; f < MF; f++) m[f][0] = m[f][1] = 0.f; /* FAST's reference */
     } else {
 #pragma unroll
         for (int f = 0; f < MF; f++) m[f][0] = m[f][1] = -INFINITY;
@@ -1131,6 +1169,14 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     p.H = a->H;
     p.W = (int)w_eff;
     p.scale_log2 = a->scale * 1.4426950408889634f;
+    /* r = 0 is safe when no score can pass R^2 (every P and sum within
+     * 2^-90 .. 2^120, see "softmax"); otherwise, with q = k, the row's own
+     * score: without it the first layer's rows (norm sqrt(d) x IDF weight)
+     * overflowed P in most blocks, and the redo kernel took twice FAST's time
+     * over a GPU ingest (bench/GPU_NOTES.md, fourteenth session) */
+    const float rn = a->row_norm_max;
+    const bool bounded = rn > 0.f && isfinite(rn) && rn * rn * p.scale_log2 <= 90.f;
+    p.ref_self = !bounded && a->q == a->k;
 
     const int64_t nqb = (a->q1 - a->q0 + kTile - 1) / kTile;
     FOLIO_CHECK_GENERIC(nqb <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "attn cuda: too many query blocks");
@@ -1194,6 +1240,11 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     FOLIO_CUDA_CHECK(cudaGetDevice(&dev));
     FOLIO_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
     const int64_t scan = (nqb * a->H + threads - 1) / threads;
+    /* the forward kernel's shared-memory carveout: a kernel that asks for
+     * another one cannot share an SM with the forward CTAs of the other
+     * streams' documents until they drain (an ingest runs many short
+     * documents on several streams) */
+    FOLIO_CUDA_CHECK(cudaFuncSetAttribute(redo, cudaFuncAttributePreferredSharedMemoryCarveout, 100));
     redo<<<(unsigned)std::min<int64_t>(scan, 2 * (int64_t)std::max(sms, 1)), threads, 0, st>>>(p, (int)nqb);
     FOLIO_CUDA_CHECK(cudaGetLastError());
     return FOLIO_OK;

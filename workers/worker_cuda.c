@@ -18,6 +18,7 @@
  */
 #include "workers_internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -444,6 +445,10 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
         a.B = (int)p->block;
         a.W = (int)(p->window < sp->n ? p->window : sp->n);
         a.scale = folio_pattern_scale(p);
+        /* after the first layer every head slice is at norm sqrt(d_h) (residual_l2norm), the nodes
+         * (means of such rows) at most that: the kernel's softmax needs no per-row reference;
+         * the first layer's rows are embeddings at norm sqrt(d) x IDF weight */
+        a.row_norm_max = l > 0 ? 1.01f * sqrtf((float)p->head_dim) : 0.f;
         a.stream = g->stream;
         FOLIO_TRY(folio_attn_sparse_fwd_cuda(&a));
         FOLIO_TRY(folio_cuda_residual_l2norm(g->X + sp->hl * d, g->out, (int64_t)len, (int)H, (int)p->head_dim,

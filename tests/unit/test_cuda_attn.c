@@ -141,9 +141,13 @@ static void rand_sel(uint64_t *st, int64_t nqb, int H, int s_max, int64_t n_node
 
 /* One case: document of n tokens, queries [q0, q1), halo-exact X range;
  * the kernel's output in fp32, or in bf16 (out_bf16) widened on the host;
- * the tokens of the document's middle third scaled by mid (1: none). */
-static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
-                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid)
+ * the tokens of the document's middle third scaled by mid (1: none); with
+ * wmax > 0 every token scaled by its own weight in [0.3, wmax] (rows of many
+ * norms, like the first layer's IDF-weighted embeddings); rnm: the kernel's
+ * row_norm_max (0: unknown, each row its own reference; a bound: r = 0). */
+static void run_case_full(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
+                          int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid, float wmax,
+                          float rnm)
 {
     uint64_t st = seed;
     const int d_h = 64, B = 64;
@@ -155,6 +159,11 @@ static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H
     for (int64_t r = 0; r < nx; r++)
         if (3 * (x0 + r) >= n && 3 * (x0 + r) < 2 * n)
             for (int64_t c = 0; c < d; c++) X[r * d + c] *= mid;
+    if (wmax > 0)
+        for (int64_t r = 0; r < nx; r++) {
+            const float w = 0.3f + (wmax - 0.3f) * (float)(folio_splitmix64(&st) >> 40) / (float)(1 << 24);
+            for (int64_t c = 0; c < d; c++) X[r * d + c] *= w;
+        }
     float *V = separate_kv ? rand_mat(&st, (size_t)nx, (size_t)d, 1.0f) : X;
     float *N = rand_mat(&st, (size_t)(n_nodes ? n_nodes : 1), (size_t)d, amp);
     int32_t *sel = calloc((size_t)(nqb * H * (s_max ? s_max : 1)), 4);
@@ -185,7 +194,7 @@ static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H
     a.B = B;
     a.W = W;
     a.scale = 1.0f / 8.0f;
-    folio_status_t rc = folio_attn_sparse_fwd_cuda_host_out(&a, out_bf16);
+    folio_status_t rc = folio_attn_sparse_fwd_cuda_host_rn(&a, out_bf16, rnm);
     cr_assert_eq(rc, FOLIO_OK, "cuda kernel failed: %s", folio_status_str(rc));
 
     double *ref = malloc((size_t)(nq * d) * sizeof(double));
@@ -218,6 +227,12 @@ static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H
     }
     free(X); free(N); free(Xr); free(Nr);
     free(sel); free(sel_n); free(out); free(mass); free(ref); free(rmass);
+}
+
+static void run_case_out(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
+                         int64_t n_nodes, float amp, int separate_kv, int out_bf16, float mid)
+{
+    run_case_full(seed, n, q0, q1, H, W, s_max, n_nodes, amp, separate_kv, out_bf16, mid, 0.f, 0.f);
 }
 
 static void run_case(uint64_t seed, int64_t n, int64_t q0, int64_t q1, int H, int W, int s_max,
@@ -261,9 +276,15 @@ Test(cuda_attn, extreme_scores_take_the_online_path)
     SKIP_WITHOUT_GPU();
     /* |x| ~ 4.6 sqrt(d_h): a row's own score is ~2^170 times its first
      * tile's maximum in base 2 -- P overflows without a running max, so the
-     * kernel must notice and redo the block (or rescale as it goes) */
+     * kernel must notice and redo the block (or rescale as it goes).  With
+     * the row norms unknown each row is its own reference and no block
+     * needs the redo; with a (wrong) bound on them the kernel takes r = 0,
+     * overflows, and the redo must give the same results. */
     run_case(31, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0);
     run_case(32, 300, 0, 300, 1, 40, 0, 0, 8.0f, 1);
+    run_case_full(36, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0, 0, 1.0f, 0.f, 8.0f);
+    run_case_full(37, 300, 0, 300, 1, 40, 0, 0, 8.0f, 1, 1, 1.0f, 0.f, 8.0f);
+    run_case_full(38, 4097, 0, 4097, 3, 100, 90, 200, 1.0f, 0, 1, 8.0f, 0.f, 8.0f);
     /* the same with bf16 output (the kernel marks a block to redo in its
      * output's bf16 bits); then a document whose middle third is extreme
      * (x 8) and the rest ordinary, in both output types: only the marked
@@ -271,6 +292,22 @@ Test(cuda_attn, extreme_scores_take_the_online_path)
     run_case_out(33, 1000, 0, 1000, 2, 256, 70, 100, 8.0f, 0, 1, 1.0f);
     run_case_out(34, 4097, 0, 4097, 3, 100, 90, 200, 1.0f, 0, 0, 8.0f);
     run_case_out(35, 4097, 0, 4097, 3, 100, 90, 200, 1.0f, 0, 1, 8.0f);
+}
+
+Test(cuda_attn, rows_of_many_norms_and_bounded_rows)
+{
+    SKIP_WITHOUT_GPU();
+    /* tokens weighted 0.3 .. 12 (the first layer's embeddings: norm sqrt(d)
+     * x IDF weight), each row its own reference: windows, summaries, a
+     * subrange, both outputs */
+    run_case_full(41, 3001, 0, 3001, 4, 256, 86, 120, 1.0f, 0, 0, 1.0f, 12.f, 0.f);
+    run_case_full(42, 3001, 0, 3001, 4, 256, 86, 120, 1.0f, 0, 1, 1.0f, 12.f, 0.f);
+    run_case_full(43, 2000, 640, 1280, 2, 128, 40, 60, 1.0f, 1, 0, 1.0f, 6.f, 0.f);
+    run_case_full(44, 700, 0, 700, 2, 700, 0, 0, 1.0f, 0, 0, 1.0f, 12.f, 0.f);
+    /* rows within a true bound (uniform entries of amp 1: head norm <= 8):
+     * r = 0 with no reference at all */
+    run_case_full(45, 3001, 0, 3001, 4, 256, 86, 120, 1.0f, 0, 0, 1.0f, 0.f, 8.0f);
+    run_case_full(46, 1009, 0, 1009, 2, 63, 0, 0, 1.0f, 0, 1, 1.0f, 0.f, 8.0f);
 }
 
 Test(cuda_attn, query_subranges_with_halo)
