@@ -457,11 +457,15 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
 /* ------------------------------------------------------------ softmax
  * Softmax is exact for any per-row reference r (P = 2^(S sl - r), O and the
  * sums scaled alike) as long as P and the sums stay finite and normal.  So
- * the tile loop takes r = 0 first: no row max, no rescale, no per-tile test.
- * folio's rows (Q = K, each head slice at norm sqrt(d_h)) score their own
- * key highest, at beta sqrt(d_h) log2(e) (11.5 for beta = 1), so a row's sum
- * lies within [1, 2^20], far from the limits of fp32 and bf16 (2^-126,
- * 2^128).  The rows' sums come from the tensor cores (PV against a ones
+ * the tile loop takes a reference fixed before it: no row max, no rescale,
+ * no per-tile test.  With the caller's bound on the row norms (row_norm_max:
+ * every layer after the first, whose rows are at norm sqrt(d_h)) r = 0:
+ * those rows score their own key highest, at beta sqrt(d_h) log2(e) (11.5
+ * for beta = 1), so a row's sum lies within [1, 2^20], far from the limits
+ * of fp32 and bf16 (2^-126, 2^128).  Without it (the first layer: norm
+ * sqrt(d) x IDF weight, own scores of 8 w^2 and more) each row's own score
+ * (q = k: self_reference), so the own key adds exactly 1 to the sum and the
+ * others stay near it; r = 0 there overflowed most blocks.  The rows' sums come from the tensor cores (PV against a ones
  * tile: O's 9th 8-column block), so a tile's softmax is an FMA, an
  * exponential and half a pack an element: 80 instructions a warp, against
  * 112 plus the reference's upkeep with a running reference.  After the last
