@@ -63,6 +63,9 @@ typedef struct {
                                     reference; without it (q = k) each row takes its own
                                     key's score as the reference, so rows of any norm (the
                                     first layer's IDF-weighted embeddings) need no redo */
+    int *n_redone;               /* optional device counter: the call adds the number of
+                                    (query block, head) pairs that failed the softmax check
+                                    and were redone (0 when the reference was right) */
 } folio_attn_cuda_args_t;
 
 #ifdef FOLIO_HAVE_CUDA
@@ -200,8 +203,10 @@ folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_t *a);
 /* The same with the kernel's bf16 output (out_bf16 != 0: what the benchmarks
  * and the bf16 path use), widened to fp32 into a->out on the host. */
 folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16);
-/* ... and with the kernel's row_norm_max (0: unknown; see folio_attn_cuda_args_t) */
-folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16, float row_norm_max);
+/* ... and with the kernel's row_norm_max (0: unknown; see folio_attn_cuda_args_t);
+ * redone (optional): the number of blocks x heads the kernel had to redo */
+folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16, float row_norm_max,
+                                                  int *redone);
 
 /* ------------------------------------------------------------ benchmark
  * Times the fused kernel alone on random bf16 inputs of n tokens, H heads of
@@ -290,8 +295,8 @@ static inline folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_ar
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
 { (void)a; (void)out_bf16; return FOLIO_ERR_UNSUPPORTED; }
 static inline folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16,
-                                                                float row_norm_max)
-{ (void)a; (void)out_bf16; (void)row_norm_max; return FOLIO_ERR_UNSUPPORTED; }
+                                                                float row_norm_max, int *redone)
+{ (void)a; (void)out_bf16; (void)row_norm_max; (void)redone; return FOLIO_ERR_UNSUPPORTED; }
 typedef struct {
     double ms_median, ms_min, tflops_useful, pairs;
     double tflops_computed;

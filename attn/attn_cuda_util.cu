@@ -1491,11 +1491,11 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host(const folio_attn_args_
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_out(const folio_attn_args_t *a, int out_bf16)
 {
-    return folio_attn_sparse_fwd_cuda_host_rn(a, out_bf16, 0.f);
+    return folio_attn_sparse_fwd_cuda_host_rn(a, out_bf16, 0.f, NULL);
 }
 
 extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_args_t *a, int out_bf16,
-                                                             float row_norm_max)
+                                                             float row_norm_max, int *redone)
 {
     FOLIO_CHECK_GENERIC(a && a->q && a->k && a->v && a->out, FOLIO_ERR_ARG, "attn cuda host: NULL q/k/v/out");
     FOLIO_CHECK_GENERIC(a->B > 0 && a->H > 0 && a->d_h > 0 && a->q1 >= a->q0 && a->nx >= 0 && a->n_nodes >= 0,
@@ -1569,6 +1569,11 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_ar
         FOLIO_CUDA_CHECK(db.alloc(&dMass, sm * 4));
         FOLIO_CUDA_CHECK(cudaMemset(dMass, 0xff, sm * 4));
     }
+    int *dRedone = nullptr;
+    if (redone) {
+        FOLIO_CUDA_CHECK(db.alloc(&dRedone, sizeof(int)));
+        FOLIO_CUDA_CHECK(cudaMemset(dRedone, 0, sizeof(int)));
+    }
 
     folio_attn_cuda_args_t k;
     memset(&k, 0, sizeof k);
@@ -1598,8 +1603,10 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda_host_rn(const folio_attn_ar
     k.W = a->W;
     k.scale = a->scale;
     k.row_norm_max = row_norm_max;
+    k.n_redone = dRedone;
     FOLIO_TRY(folio_attn_sparse_fwd_cuda(&k));
     FOLIO_CUDA_CHECK(cudaDeviceSynchronize());
+    if (redone) FOLIO_CUDA_CHECK(cudaMemcpy(redone, dRedone, sizeof(int), cudaMemcpyDeviceToHost));
     if (out_bf16) { /* packed bf16 rows at the front of dOut: widen on the host */
         std::vector<uint16_t> hb((size_t)(nq * d));
         FOLIO_CUDA_CHECK(cudaMemcpy(hb.data(), dOut, hb.size() * 2, cudaMemcpyDeviceToHost));

@@ -129,6 +129,7 @@ struct Params {
     int H, W;
     float scale_log2; /* scale * log2(e): softmax in base 2 */
     int ref_self;     /* FAST's reference: each row's score against its own key (q = k), else 0 */
+    int *n_redone;    /* optional: + 1 for every block and head FAST marks for the redo */
     int tma;          /* Q and window tiles by TMA (tm_q, tm_k, tm_v valid; warpgroup kernel only) */
     CUtensorMap tm_q, tm_k, tm_v; /* (64-byte aligned by its type) X rows [x0, x0 + nx) x H*64 columns, 64 x 64 boxes */
 };
@@ -477,7 +478,7 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * stream) finds the marked blocks and redoes them with a MAX pass (scores
  * only: each row's true maximum M) and the same loop with r = M sl, where
  * P <= 1 and the sum >= 1: nothing can overflow.  Extreme inputs take it
- * (test_cuda_attn: extreme_scores_take_the_online_path).  In one kernel,
+ * (test_cuda_attn: extreme_scores_own_reference_or_redo, with a wrong bound).  In one kernel,
  * any fallback -- an online softmax, the MAX pass and a second run of the
  * PV loop (even at one call site, inside a retry loop), an out-of-line
  * call -- cost the FAST loop: spills at 96 registers, wgmma serialized
@@ -872,6 +873,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
         live_rows(rw, qe_a);
         if (__syncthreads_or(rows_out_of_range<MF>(O, rw, qe_a))) { /* rare: mark the block for the redo kernel */
             if (tid == 0) {
+                if (p.n_redone) atomicAdd(p.n_redone, 1);
                 const int64_t at = (int64_t)qb * kTile * p.ld_out + (int64_t)h * kD;
                 if (OUT_BF16) ((uint16_t *)p.out)[at] = 0x7fc0u;
                 else ((uint32_t *)p.out)[at] = 0x7fc00000u;
@@ -1181,6 +1183,7 @@ extern "C" folio_status_t folio_attn_sparse_fwd_cuda(const folio_attn_cuda_args_
     const float rn = a->row_norm_max;
     const bool bounded = rn > 0.f && isfinite(rn) && rn * rn * p.scale_log2 <= 90.f;
     p.ref_self = !bounded && a->q == a->k;
+    p.n_redone = a->n_redone;
 
     const int64_t nqb = (a->q1 - a->q0 + kTile - 1) / kTile;
     FOLIO_CHECK_GENERIC(nqb <= 0x7fffffff, FOLIO_ERR_TOO_LARGE, "attn cuda: too many query blocks");

@@ -61,7 +61,7 @@ class Args(C.Structure):
                 ("sel_n", C.c_void_p), ("s_max", C.c_int), ("out", C.c_void_p), ("ld_out", C.c_int64),
                 ("out_bf16", C.c_int), ("node_mass", C.c_void_p), ("H", C.c_int), ("d_h", C.c_int),
                 ("B", C.c_int), ("W", C.c_int), ("scale", C.c_float), ("stream", C.c_void_p),
-                ("row_norm_max", C.c_float)]
+                ("row_norm_max", C.c_float), ("n_redone", C.c_void_p)]
 
 
 class Smi:
