@@ -464,9 +464,10 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * those rows score their own key highest, at beta sqrt(d_h) log2(e) (11.5
  * for beta = 1), so a row's sum lies within [1, 2^20], far from the limits
  * of fp32 and bf16 (2^-126, 2^128).  Without it (the first layer: norm
- * sqrt(d) x IDF weight, own scores of 8 w^2 and more) each row's own score
- * (q = k: self_reference), so the own key adds exactly 1 to the sum and the
- * others stay near it; r = 0 there overflowed most blocks.  The rows' sums come from the tensor cores (PV against a ones
+ * sqrt(d) x IDF weight, own scores of 8 w^2 and more) r is each row's own
+ * score (q = k: self_reference), so the own key adds exactly 1 to the sum
+ * and the others stay near it; r = 0 there overflowed most blocks.  The
+ * rows' sums come from the tensor cores (PV against a ones
  * tile: O's 9th 8-column block), so a tile's softmax is an FMA, an
  * exponential and half a pack an element: 80 instructions a warp, against
  * 112 plus the reference's upkeep with a running reference.  After the last
@@ -487,15 +488,15 @@ __device__ __forceinline__ void mask_tile_if_needed(float (&S)[MF][8][4], int t,
  * Earlier softmax variants (online, lazy rescale, no max while per-tile
  * sums stayed under 2^16 with a per-warp recompute): bench/GPU_NOTES.md. */
 
-/* P = 2^(S sl - r) packed to bf16, the A-operand layout of the PV product;
- * r = 0 (FAST: the FMA folds to a multiply, r is not read) unless REF. */
-template <int MF, bool REF>
+/* P = 2^(S sl - r) packed to bf16, the A-operand layout of the PV product
+ * (one FMA an element whether r is 0 or not: a multiply costs the same). */
+template <int MF>
 __device__ __forceinline__ void softmax_p(const float (&S)[MF][8][4], uint32_t (&pf)[MF][8][2], float sl,
                                           const float (&r)[MF][2])
 {
 #pragma unroll
     for (int f = 0; f < MF; f++) {
-        const float r0 = REF ? r[f][0] : 0.f, r1 = REF ? r[f][1] : 0.f;
+        const float r0 = r[f][0], r1 = r[f][1];
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             pf[f][j][0] = pack_bf16(exp2f(fmaf(S[f][j][0], sl, -r0)), exp2f(fmaf(S[f][j][1], sl, -r0)));
@@ -809,7 +810,7 @@ __device__ __forceinline__ void attend_block(const Params &p, SM &sm, int qb, in
                 continue;
             }
             uint32_t pf[MF][8][2];
-            softmax_p<MF, true>(S, pf, sl, m); /* FAST: m = 0, or each row's self score (p.ref_self) */
+            softmax_p<MF>(S, pf, sl, m); /* FAST: m = 0, or each row's self score (p.ref_self) */
 
             /* O += P [V | 1]: P from registers (C layout == A layout); V by
              * descriptor (wgmma) or ldmatrix.trans (mma.sync), the ones as
