@@ -70,6 +70,9 @@ struct folio_gpu {
     bool stage_failed;               /* no pinned memory: plain copies        */
     int stage_next;                  /* the half h2d fills next               */
     uint32_t *fbe; size_t fbe_cap;   /* begin/end of the finished ranges      */
+    int *redone;                     /* device: blocks x heads the attention kernel had to
+                                        recompute (its slow path), told at the end: a
+                                        wrong softmax reference shows only as time */
     uint32_t *h_items; size_t h_items_cap;
     /* geometry of the resident document (folio_gpu_pool_ranges) */
     uint64_t t0, t1, hl;
@@ -149,6 +152,12 @@ folio_status_t folio_gpu_create(int device, const folio_pattern_t *p, bool stagi
         free(g);
         return st;
     }
+    if (cudaMalloc((void **)&g->redone, sizeof(int)) != cudaSuccess ||
+        cudaMemset(g->redone, 0, sizeof(int)) != cudaSuccess) { /* a count only: go on without it */
+        cudaGetLastError();
+        cudaFree(g->redone);
+        g->redone = NULL;
+    }
     /* events belong to the current device: made after cudaSetDevice */
     const char *prof = getenv("FOLIO_PROFILE");
     g->trace = prof && atoi(prof) >= 2;
@@ -169,6 +178,12 @@ void folio_gpu_destroy(folio_gpu_t **pg)
 {
     if (!pg || !*pg) return;
     folio_gpu_t *g = *pg;
+    int redone = 0;
+    if (g->redone && cudaMemcpy(&redone, g->redone, sizeof redone, cudaMemcpyDeviceToHost) == cudaSuccess &&
+        redone > 0)
+        folio_log(FOLIO_LOG_INFO, "GPU %d: %d query blocks x heads failed the attention kernel's softmax "
+                  "check and were recomputed (its slow path)", g->device, redone);
+    cudaFree(g->redone);
     cudaFree(g->X); cudaFree(g->Xb); cudaFree(g->out); cudaFree(g->nodes); cudaFree(g->nodesb);
     cudaFree(g->sel); cudaFree(g->seln); cudaFree(g->mass); cudaFree(g->nmass);
     cudaFree(g->text); cudaFree(g->spans); cudaFree(g->w); cudaFree(g->items); cudaFree(g->acc);
@@ -450,6 +465,7 @@ static folio_status_t encode_on_device(folio_gpu_t *g, folio_exchange_t *x, cons
          * the first layer's rows are embeddings at norm sqrt(d) x IDF weight */
         a.row_norm_max = l > 0 ? 1.01f * sqrtf((float)p->head_dim) : 0.f;
         a.stream = g->stream;
+        a.n_redone = g->redone;
         FOLIO_TRY(folio_attn_sparse_fwd_cuda(&a));
         FOLIO_TRY(folio_cuda_residual_l2norm(g->X + sp->hl * d, g->out, (int64_t)len, (int)H, (int)p->head_dim,
                                              g->stream));
