@@ -601,6 +601,118 @@ Test(attn_kernel, sparse_equals_dense_masked_real_docs, .timeout = 300)
     }
 }
 
+/* Term hash of a token: lowercased ASCII bytes (a stand-in for the stem). */
+static uint64_t term_hash(const char *text, folio_span_t sp)
+{
+    char buf[64];
+    const uint32_t len = sp.end - sp.start, m = len < sizeof buf ? len : (uint32_t)sizeof buf;
+    for (uint32_t i = 0; i < m; i++) {
+        const char c = text[sp.start + i];
+        buf[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    }
+    return folio_hash64(buf, m, 7);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The CUDA kernel's softmax (attn/attn_sparse.cu, "softmax") takes each
+ * first-layer row's own score as its reference when the rows' norms are not
+ * bounded: exact for any reference, but fast only while every P = 2^((s -
+ * s_own) scale log2 e) and every row sum stay inside [2^-90, 2^120]; a block
+ * outside is recomputed by a kernel twice as slow (with r = 0 instead, most
+ * first-layer blocks were: a GPU ingest took twice its time, fourteenth
+ * session).  The premise, checked here where CI runs: real documents
+ * embedded with IDF weights as an ingest embeds them (the first layer of the
+ * default pattern: every window key and every summary node) never score a
+ * key more than 2^40 above the row's own score. */
+Test(attn_embed, first_layer_scores_stay_near_each_rows_own, .timeout = 120)
+{
+    const char *files[] = {"pubmed-dev.jsonl", "billsum-dev.jsonl", "sciqa-dev.jsonl"};
+    const int n_docs[] = {48, 48, 20}; /* the corpus for the document frequencies (sciqa-dev has 22) */
+    const folio_pattern_t p = folio_pattern_default();
+    const uint32_t H = p.heads, dh = p.head_dim, d = folio_pattern_dim(&p), W = p.window;
+    const double sl = (double)folio_pattern_scale(&p) * 1.4426950408889634;
+    for (int fi = 0; fi < 3; fi++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s", FOLIO_DATA_DIR, files[fi]);
+        /* document frequencies over the file's first ND documents */
+        const int ND = n_docs[fi];
+        uint64_t *all = NULL;
+        size_t n_all = 0, cap_all = 0;
+        char *texts[48];
+        folio_span_t *toks[48];
+        uint32_t nts[48];
+        for (int di = 0; di < ND; di++) {
+            size_t len;
+            texts[di] = read_first_doc_text(path, di, &len);
+            cr_assert_eq(folio_tokenize(texts[di], len, &toks[di], &nts[di]), FOLIO_OK);
+            uint64_t *hs = malloc(sizeof *hs * (nts[di] + 1));
+            for (uint32_t i = 0; i < nts[di]; i++) hs[i] = term_hash(texts[di], toks[di][i]);
+            qsort(hs, nts[di], sizeof *hs, cmp_u64);
+            for (uint32_t i = 0; i < nts[di]; i++) {
+                if (i > 0 && hs[i] == hs[i - 1]) continue;
+                if (n_all == cap_all) all = realloc(all, sizeof *all * (cap_all = cap_all ? 2 * cap_all : 4096));
+                all[n_all++] = hs[i];
+            }
+            free(hs);
+        }
+        qsort(all, n_all, sizeof *all, cmp_u64);
+        double worst = -1e300, own_max = 0;
+        for (int di = 0; di < 3; di++) { /* three documents of each file */
+            const uint32_t n = nts[di] < 4096 ? nts[di] : 4096;
+            float *w = malloc(sizeof *w * n);
+            for (uint32_t i = 0; i < n; i++) {
+                const uint64_t key = term_hash(texts[di], toks[di][i]);
+                size_t lo = 0, hi = n_all; /* first >= key, then the run's length */
+                while (lo < hi) {
+                    const size_t mid = (lo + hi) / 2;
+                    if (all[mid] < key) lo = mid + 1;
+                    else hi = mid;
+                }
+                size_t e = lo;
+                while (e < n_all && all[e] == key) e++;
+                w[i] = folio_idf(ND, e - lo);
+            }
+            float *X = malloc(sizeof *X * n * d);
+            cr_assert_eq(folio_embed(texts[di], toks[di], w, n, d, FOLIO_EMBED_SEED, X), FOLIO_OK);
+            folio_hier_t h;
+            cr_assert_eq(folio_hier_init(&h, n, p.block, p.group), FOLIO_OK);
+            float *nodes = malloc(sizeof *nodes * h.n_nodes * d);
+            cr_assert_eq(folio_attn_block_sums(X, 0, n, n, p.block, d, nodes), FOLIO_OK);
+            cr_assert_eq(folio_hier_build_upper(&h, d, nodes), FOLIO_OK);
+            for (uint32_t hh = 0; hh < H; hh++)
+                for (uint32_t i = 0; i < n; i++) {
+                    const float *q = X + (size_t)i * d + hh * dh;
+                    double own = 0;
+                    for (uint32_t c = 0; c < dh; c++) own += (double)q[c] * q[c];
+                    own *= sl;
+                    if (own > own_max) own_max = own;
+                    const uint32_t j0 = i > W ? i - W : 0, j1 = i + W + 1 < n ? i + W + 1 : n;
+                    for (uint64_t j = 0; j < (j1 - j0) + h.n_nodes; j++) {
+                        const float *k = j < j1 - j0 ? X + (size_t)(j0 + j) * d + hh * dh
+                                                      : nodes + (size_t)(j - (j1 - j0)) * d + hh * dh;
+                        double s = 0;
+                        for (uint32_t c = 0; c < dh; c++) s += (double)q[c] * k[c];
+                        if (s * sl - own > worst) worst = s * sl - own;
+                    }
+                }
+            free(w); free(X); free(nodes);
+        }
+        cr_log_info("%s: largest score above the row's own: 2^%.1f; largest own score 2^%.1f (r = 0's P)", files[fi],
+                    worst, own_max);
+        cr_assert(worst <= 40.0, "%s: a key scores 2^%.1f above its row's own score", files[fi], worst);
+        for (int di = 0; di < ND; di++) {
+            free(texts[di]);
+            free(toks[di]);
+        }
+        free(all);
+    }
+}
+
 Test(attn_embed, deterministic_and_case_folded)
 {
     const char *text = "The the THE cat Cats";
