@@ -601,18 +601,6 @@ Test(attn_kernel, sparse_equals_dense_masked_real_docs, .timeout = 300)
     }
 }
 
-/* Term hash of a token: lowercased ASCII bytes (a stand-in for the stem). */
-static uint64_t term_hash(const char *text, folio_span_t sp)
-{
-    char buf[64];
-    const uint32_t len = sp.end - sp.start, m = len < sizeof buf ? len : (uint32_t)sizeof buf;
-    for (uint32_t i = 0; i < m; i++) {
-        const char c = text[sp.start + i];
-        buf[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
-    }
-    return folio_hash64(buf, m, 7);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     const uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -639,19 +627,33 @@ Test(attn_embed, first_layer_scores_stay_near_each_rows_own, .timeout = 120)
     for (int fi = 0; fi < 3; fi++) {
         char path[512];
         snprintf(path, sizeof path, "%s/%s", FOLIO_DATA_DIR, files[fi]);
-        /* document frequencies over the file's first ND documents */
+        /* document frequencies over the file's first ND documents, keyed by
+         * stem as an ingest keys them */
         const int ND = n_docs[fi];
         uint64_t *all = NULL;
         size_t n_all = 0, cap_all = 0;
         char *texts[48];
         folio_span_t *toks[48];
         uint32_t nts[48];
+        FILE *f = fopen(path, "r");
+        cr_assert(f, "cannot open %s", path);
+        char *line = NULL;
+        size_t cap = 0;
         for (int di = 0; di < ND; di++) {
+            const ssize_t r = getline(&line, &cap, f);
+            cr_assert_gt(r, 0, "%s: no document %d", path, di);
+            folio_json_t *v;
+            char err[128];
+            cr_assert_eq(folio_json_parse(line, (size_t)r, &v, err, sizeof err), FOLIO_OK, "%s", err);
             size_t len;
-            texts[di] = read_first_doc_text(path, di, &len);
+            const char *t = folio_json_get_str(v, "text", &len);
+            cr_assert(t);
+            texts[di] = malloc(len + 1);
+            memcpy(texts[di], t, len + 1);
+            folio_json_free(&v);
             cr_assert_eq(folio_tokenize(texts[di], len, &toks[di], &nts[di]), FOLIO_OK);
             uint64_t *hs = malloc(sizeof *hs * (nts[di] + 1));
-            for (uint32_t i = 0; i < nts[di]; i++) hs[i] = term_hash(texts[di], toks[di][i]);
+            for (uint32_t i = 0; i < nts[di]; i++) hs[i] = folio_stem_hash(texts[di], toks[di][i]);
             qsort(hs, nts[di], sizeof *hs, cmp_u64);
             for (uint32_t i = 0; i < nts[di]; i++) {
                 if (i > 0 && hs[i] == hs[i - 1]) continue;
@@ -660,13 +662,15 @@ Test(attn_embed, first_layer_scores_stay_near_each_rows_own, .timeout = 120)
             }
             free(hs);
         }
+        free(line);
+        fclose(f);
         qsort(all, n_all, sizeof *all, cmp_u64);
         double worst = -1e300, own_max = 0;
         for (int di = 0; di < 3; di++) { /* three documents of each file */
             const uint32_t n = nts[di] < 4096 ? nts[di] : 4096;
             float *w = malloc(sizeof *w * n);
             for (uint32_t i = 0; i < n; i++) {
-                const uint64_t key = term_hash(texts[di], toks[di][i]);
+                const uint64_t key = folio_stem_hash(texts[di], toks[di][i]);
                 size_t lo = 0, hi = n_all; /* first >= key, then the run's length */
                 while (lo < hi) {
                     const size_t mid = (lo + hi) / 2;
